@@ -1,0 +1,64 @@
+"""The log's leaf: an envelope together with the time the log integrated it.
+
+The leaf commits to both, so an inclusion proof also proves "the log held this act at
+time T" and nobody can later claim an earlier time. Format (docs/adr/0001-log-format.md)::
+
+    cbmnet/log-entry/v1\\n
+    time <unix milliseconds, decimal>\\n
+    <the envelope's canonical JSON bytes>
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cbmnet.errors import FormatError
+from cbmnet.ledger.merkle import leaf_hash
+
+ENTRY_HEADER = b"cbmnet/log-entry/v1\n"
+MAX_TIME_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    integrated_ms: int
+    envelope: bytes
+
+    def encode(self) -> bytes:
+        return encode_entry(self.integrated_ms, self.envelope)
+
+    def leaf_hash(self) -> bytes:
+        return leaf_hash(self.encode())
+
+    @property
+    def integrated_at(self) -> str:
+        return format_time_ms(self.integrated_ms)
+
+
+def encode_entry(integrated_ms: int, envelope: bytes) -> bytes:
+    if not 0 <= integrated_ms <= MAX_TIME_MS:
+        raise FormatError(f"log entry: integration time {integrated_ms} ms is out of range")
+    return ENTRY_HEADER + b"time %d\n" % integrated_ms + envelope
+
+
+def decode_entry(data: bytes) -> LogEntry:
+    if not data.startswith(ENTRY_HEADER):
+        raise FormatError("log entry: does not start with cbmnet/log-entry/v1")
+    rest = data[len(ENTRY_HEADER) :]
+    line, sep, envelope = rest.partition(b"\n")
+    if not sep or not line.startswith(b"time "):
+        raise FormatError("log entry: missing time line")
+    digits = line[5:]
+    if not digits.isdigit() or (len(digits) > 1 and digits.startswith(b"0")) or len(digits) > 15:
+        raise FormatError("log entry: time is not a decimal without leading zeros")
+    ms = int(digits)
+    if ms > MAX_TIME_MS:
+        raise FormatError("log entry: time out of range")
+    return LogEntry(ms, envelope)
+
+
+def format_time_ms(ms: int) -> str:
+    """RFC 3339 UTC with milliseconds, the form events-v1 uses."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

@@ -1,0 +1,136 @@
+"""Offline proofs (c2sp.org/tlog-proof@v1) and witness requests (c2sp.org/tlog-witness).
+
+cbmnet puts the whole log entry (time and envelope, see ``entry``) in the proof's
+``extra`` line. The spec calls extra data unauthenticated; here it is authenticated by
+the proof itself, because its leaf hash is what the inclusion proof must lead from.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cbmnet.errors import FormatError
+from cbmnet.ledger.entry import LogEntry, decode_entry
+from cbmnet.ledger.merkle import HASH_SIZE, leaf_hash, verify_inclusion
+from cbmnet.ledger.policy import AgreedCheckpoint, Policy, verify_checkpoint
+
+PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+MAX_PROOF_HASHES = 63
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(s: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(s.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as e:
+        raise FormatError(f"{what}: not standard base64") from e
+
+
+def _hashes(lines: Sequence[str], what: str) -> list[bytes]:
+    if len(lines) > MAX_PROOF_HASHES:
+        raise FormatError(f"{what}: more than {MAX_PROOF_HASHES} proof hashes")
+    out = []
+    for i, line in enumerate(lines):
+        h = _unb64(line, f"{what}: proof hash {i}")
+        if len(h) != HASH_SIZE:
+            raise FormatError(f"{what}: proof hash {i} is not 32 bytes")
+        out.append(h)
+    return out
+
+
+@dataclass(frozen=True)
+class ProofBundle:
+    index: int
+    proof: list[bytes]
+    checkpoint: str
+    """The signed checkpoint note, verbatim, with any cosignatures."""
+    extra: bytes | None = None
+
+
+def format_proof(bundle: ProofBundle) -> str:
+    lines = [PROOF_HEADER]
+    if bundle.extra is not None:
+        lines.append("extra " + _b64(bundle.extra))
+    lines.append(f"index {bundle.index}")
+    lines.extend(_b64(h) for h in bundle.proof)
+    return "\n".join(lines) + "\n\n" + bundle.checkpoint
+
+
+def parse_proof(text: str) -> ProofBundle:
+    head, sep, checkpoint = text.partition("\n\n")
+    if not sep or not checkpoint:
+        raise FormatError("tlog-proof: no blank line before the checkpoint")
+    lines = head.split("\n")
+    if lines[0] != PROOF_HEADER:
+        raise FormatError(f"tlog-proof: first line must be {PROOF_HEADER}")
+    rest = lines[1:]
+    extra = None
+    if rest and rest[0].startswith("extra "):
+        extra = _unb64(rest[0][6:], "tlog-proof: extra")
+        rest = rest[1:]
+    if not rest or not rest[0].startswith("index "):
+        raise FormatError("tlog-proof: missing index line")
+    idx_s = rest[0][6:]
+    if not idx_s.isascii() or not idx_s.isdigit() or (idx_s != "0" and idx_s[0] == "0"):
+        raise FormatError(f"tlog-proof: index {idx_s!r} is not a decimal without leading zeros")
+    if len(idx_s) > 19:
+        raise FormatError("tlog-proof: index out of range")
+    return ProofBundle(int(idx_s), _hashes(rest[1:], "tlog-proof"), checkpoint, extra)
+
+
+@dataclass(frozen=True)
+class VerifiedEntry:
+    index: int
+    entry: LogEntry
+    agreed: AgreedCheckpoint
+
+
+def verify_entry_proof(text: str, policy: Policy) -> VerifiedEntry:
+    """Verify a cbmnet proof bundle offline: checkpoint under the policy, then inclusion.
+
+    Returns the logged entry (time and envelope); checking the envelope's signature
+    against its author's key is the caller's step (the log commits to bytes, not authors).
+    """
+    bundle = parse_proof(text)
+    if bundle.extra is None:
+        raise FormatError("tlog-proof: no extra line; a cbmnet proof carries its entry there")
+    entry = decode_entry(bundle.extra)
+    agreed = verify_checkpoint(bundle.checkpoint, policy)
+    cp = agreed.checkpoint
+    verify_inclusion(leaf_hash(bundle.extra), bundle.index, cp.size, bundle.proof, cp.root_hash)
+    return VerifiedEntry(bundle.index, entry, agreed)
+
+
+@dataclass(frozen=True)
+class AddCheckpoint:
+    """A tlog-witness add-checkpoint request body."""
+
+    old_size: int
+    proof: list[bytes]
+    checkpoint: str
+
+
+def format_add_checkpoint(req: AddCheckpoint) -> str:
+    lines = [f"old {req.old_size}", *(_b64(h) for h in req.proof)]
+    return "\n".join(lines) + "\n\n" + req.checkpoint
+
+
+def parse_add_checkpoint(text: str) -> AddCheckpoint:
+    head, sep, checkpoint = text.partition("\n\n")
+    if not sep or not checkpoint:
+        raise FormatError("add-checkpoint: no blank line before the checkpoint")
+    lines = head.split("\n")
+    if not lines[0].startswith("old "):
+        raise FormatError("add-checkpoint: first line must be 'old <size>'")
+    old_s = lines[0][4:]
+    if not old_s.isascii() or not old_s.isdigit() or (old_s != "0" and old_s[0] == "0"):
+        raise FormatError(f"add-checkpoint: old size {old_s!r} is not a decimal")
+    if len(old_s) > 19:
+        raise FormatError("add-checkpoint: old size out of range")
+    return AddCheckpoint(int(old_s), _hashes(lines[1:], "add-checkpoint"), checkpoint)

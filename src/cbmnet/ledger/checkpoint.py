@@ -30,9 +30,7 @@ def _valid_line(line: str) -> bool:
     return bool(line) and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in line)
 
 
-def format_checkpoint(
-    origin: str, size: int, root_hash: bytes, extensions: Sequence[str] = ()
-) -> str:
+def format_checkpoint(origin: str, size: int, root_hash: bytes, extensions: Sequence[str] = ()) -> str:
     """The checkpoint body text, ending in a newline."""
     if not _valid_line(origin) or origin != origin.strip():
         raise FormatError(f"checkpoint: invalid origin {origin!r}")
@@ -73,4 +71,3 @@ def parse_checkpoint(text: str) -> Checkpoint:
         if not _valid_line(line):
             raise FormatError("checkpoint: empty or invalid extension line")
     return Checkpoint(origin, int(size_s), root, list(ext))
-

@@ -61,9 +61,7 @@ def _dump(payload_type: str, payload: bytes, sigs: Sequence[Signature]) -> bytes
     doc = {
         "payload": base64.b64encode(payload).decode(),
         "payloadType": payload_type,
-        "signatures": [
-            {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()} for s in sigs
-        ],
+        "signatures": [{"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()} for s in sigs],
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -186,9 +184,7 @@ def verify(envelope: bytes | str, public_keys: Sequence[bytes]) -> Envelope:
     return verify_threshold(envelope, public_keys, 1)
 
 
-def verify_threshold(
-    envelope: bytes | str, public_keys: Sequence[bytes], threshold: int
-) -> Envelope:
+def verify_threshold(envelope: bytes | str, public_keys: Sequence[bytes], threshold: int) -> Envelope:
     """Succeeds when at least ``threshold`` distinct given keys each verify a signature.
 
     For acts several parties must make together ("k of these n"); each key counts once,
@@ -201,7 +197,5 @@ def verify_threshold(
     if len(good) < threshold:
         if threshold == 1:
             raise VerificationError("DSSE envelope: no signature verifies under the given keys")
-        raise VerificationError(
-            f"DSSE envelope: {len(good)} of the required {threshold} keys signed"
-        )
+        raise VerificationError(f"DSSE envelope: {len(good)} of the required {threshold} keys signed")
     return Envelope(env.payload_type, env.payload, env.signatures, good)

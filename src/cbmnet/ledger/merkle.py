@@ -134,9 +134,7 @@ def fold_range(hashes: Sequence[bytes]) -> bytes:
     return acc
 
 
-def _proof_from_leaves(
-    leaves: Sequence[bytes], ranges: Sequence[tuple[int, int]]
-) -> list[bytes]:
+def _proof_from_leaves(leaves: Sequence[bytes], ranges: Sequence[tuple[int, int]]) -> list[bytes]:
     return [_hash_leaves(leaves[lo:hi]) for lo, hi in ranges]
 
 
@@ -165,6 +163,31 @@ def proof_from_subtrees(
         level, idx = missing[0]
         raise VerificationError(f"tree node level {level} index {idx} is missing from the store")
     return [fold_range([got[n] for n in p]) for p in parts]
+
+
+# ---- the right edge of a growing tree ---------------------------------------------------
+
+Node = tuple[int, int, bytes]
+"""``(level, index, hash)`` of a complete aligned subtree."""
+
+
+def extend_frontier(frontier: list[Node], index: int, leaf: bytes, created: list[Node]) -> None:
+    """Append leaf ``index`` to the tree's right edge; record every subtree it completes.
+
+    ``frontier`` holds the complete subtrees of ``split_range(0, size)``, left to right.
+    """
+    node: Node = (0, index, leaf)
+    created.append(node)
+    while frontier and frontier[-1][0] == node[0]:
+        level, left_idx, left = frontier.pop()
+        node = (level + 1, left_idx >> 1, node_hash(left, node[2]))
+        created.append(node)
+    frontier.append(node)
+
+
+def frontier_root(frontier: Sequence[Node]) -> bytes:
+    """The root of the tree whose right edge is ``frontier``."""
+    return fold_range([h for _, _, h in frontier]) if frontier else EMPTY_ROOT
 
 
 # ---- verification (RFC 9162 §2.1.3.2 and §2.1.4.2) ---------------------------------------

@@ -1,0 +1,72 @@
+"""PostgreSQL backend (psycopg 3): writers serialise on the ``log_state`` row lock.
+
+Several hub processes may share one database: each append locks ``log_state`` with
+``SELECT ... FOR UPDATE``, reloads the tree's right edge if another process moved it,
+and commits; PostgreSQL's commit is durable (synchronous_commit on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from cbmnet.errors import StoreError
+from cbmnet.store.sql import Store
+
+
+class PostgresStore(Store):
+    blob_type = "BYTEA"
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        try:
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as e:
+            raise StoreError(f"cannot connect to PostgreSQL store: {e}") from e
+        self._tx: Any = None
+        super().__init__()
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            cur = self._conn.execute(self._sql(sql), params, prepare=False)
+            return cur.fetchall() if cur.description else []
+        except psycopg.errors.IntegrityError:
+            raise
+        except psycopg.Error as e:
+            raise StoreError(f"PostgreSQL store: {e}") from e
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(self._sql(sql), rows)
+        except psycopg.errors.IntegrityError:
+            raise
+        except psycopg.Error as e:
+            raise StoreError(f"PostgreSQL store: {e}") from e
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        try:
+            with self._conn.transaction():
+                yield
+        except psycopg.errors.IntegrityError:
+            raise
+        except psycopg.Error as e:
+            raise StoreError(f"PostgreSQL store: {e}") from e
+
+    def _lock_log_sql(self) -> str:
+        return "SELECT size, last_ms FROM log_state WHERE id = 1 FOR UPDATE"
+
+    def close(self) -> None:
+        self._conn.close()

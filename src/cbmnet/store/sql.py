@@ -1,0 +1,338 @@
+"""The SQL both backends share.
+
+Tables (schema version 1):
+
+* ``log_meta``: key/value facts about the log (origin, its verifier key, schema version);
+* ``log_state``: one row, the tree size and the last integration time; writers lock it;
+* ``log_entries``: ``idx``, integration time (ms), the statement digest (SHA-256 of the
+  DSSE PAE, unique: the same act is never logged twice) and the canonical envelope;
+* ``log_nodes``: hashes of every complete aligned subtree, ``(level, idx)``; level 0 holds
+  the leaf hashes. Any proof needs O(log n) of them, read in one query;
+* ``log_checkpoints`` / ``log_cosignatures``: the signed checkpoints and what witnesses
+  added to them;
+* ``witness_state``: for a witness, the latest checkpoint it cosigned per origin.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from cbmnet.errors import StoreError
+
+SCHEMA_VERSION = 1
+MAX_NODES_PER_QUERY = 400
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    seq: int
+    size: int
+    root_hash: bytes
+    note: str
+    """The log-signed note, without cosignatures."""
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class StoredCosignature:
+    checkpoint_seq: int
+    witness_vkey: str
+    line: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    idx: int
+    integrated_ms: int
+    envelope: bytes
+
+
+@dataclass(frozen=True)
+class WitnessRecord:
+    origin: str
+    size: int
+    root_hash: bytes
+    note: str
+
+
+def _ddl(blob: str) -> list[str]:
+    return [
+        "CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS log_state (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " size BIGINT NOT NULL, last_ms BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS log_entries (idx BIGINT PRIMARY KEY,"
+        f" integrated_ms BIGINT NOT NULL, statement {blob} NOT NULL UNIQUE,"
+        f" envelope {blob} NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS log_nodes (level INTEGER NOT NULL, idx BIGINT NOT NULL,"
+        f" hash {blob} NOT NULL, PRIMARY KEY (level, idx))",
+        "CREATE TABLE IF NOT EXISTS log_checkpoints (seq BIGINT PRIMARY KEY,"
+        f" size BIGINT NOT NULL UNIQUE, root {blob} NOT NULL, note TEXT NOT NULL,"
+        " created_ms BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS log_cosignatures (checkpoint_seq BIGINT NOT NULL,"
+        " witness_vkey TEXT NOT NULL, line TEXT NOT NULL, timestamp BIGINT NOT NULL,"
+        " PRIMARY KEY (checkpoint_seq, witness_vkey))",
+        "CREATE TABLE IF NOT EXISTS witness_state (origin TEXT PRIMARY KEY,"
+        f" size BIGINT NOT NULL, root {blob} NOT NULL, note TEXT NOT NULL)",
+    ]
+
+
+class Store(ABC):
+    """A log's (and a witness's) durable state. Thread-safe: one connection, one lock."""
+
+    blob_type = "BLOB"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._in_tx = False
+        self._migrate()
+
+    # ---- backend hooks ------------------------------------------------------------------
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; return its rows (empty for writes)."""
+
+    @abstractmethod
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction, committed durably on normal exit."""
+
+    @abstractmethod
+    def _lock_log_sql(self) -> str:
+        """The statement that reads the log state and holds it until commit."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def url(self) -> str: ...
+
+    # ---- schema -----------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            for stmt in _ddl(self.blob_type):
+                self._execute(stmt)
+            rows = self._execute("SELECT value FROM log_meta WHERE key = 'schema_version'")
+            if not rows:
+                self._execute(
+                    "INSERT INTO log_meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                self._execute("INSERT INTO log_state (id, size, last_ms) VALUES (1, 0, 0)")
+            elif rows[0][0] != str(SCHEMA_VERSION):
+                raise StoreError(
+                    f"store {self.url}: schema version {rows[0][0]}, this cbmnet reads {SCHEMA_VERSION}"
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes of one logical step, atomically; nested uses join the outer one."""
+        with self._lock:
+            if self._in_tx:
+                yield
+                return
+            self._in_tx = True
+            try:
+                with self._transaction():
+                    yield
+            finally:
+                self._in_tx = False
+
+    # ---- meta ---------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._execute("SELECT value FROM log_meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._execute("DELETE FROM log_meta WHERE key = ?", (key,))
+            self._execute("INSERT INTO log_meta (key, value) VALUES (?, ?)", (key, value))
+
+    # ---- log state ----------------------------------------------------------------------
+
+    def lock_log(self) -> tuple[int, int]:
+        """Inside a transaction: take the writer's lock; returns (size, last_ms)."""
+        if not self._in_tx:
+            raise RuntimeError("lock_log outside a transaction")
+        rows = self._execute(self._lock_log_sql())
+        return int(rows[0][0]), int(rows[0][1])
+
+    def log_state(self) -> tuple[int, int]:
+        rows = self._execute("SELECT size, last_ms FROM log_state WHERE id = 1")
+        return int(rows[0][0]), int(rows[0][1])
+
+    def set_log_state(self, size: int, last_ms: int) -> None:
+        self._execute("UPDATE log_state SET size = ?, last_ms = ? WHERE id = 1", (size, last_ms))
+
+    # ---- entries and nodes --------------------------------------------------------------
+
+    def insert_entries(self, rows: Sequence[tuple[int, int, bytes, bytes]]) -> None:
+        """Rows of (idx, integrated_ms, statement digest, envelope)."""
+        self._executemany(
+            "INSERT INTO log_entries (idx, integrated_ms, statement, envelope) VALUES (?, ?, ?, ?)",
+            rows,
+        )
+
+    def insert_nodes(self, rows: Sequence[tuple[int, int, bytes]]) -> None:
+        self._executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
+
+    def find_statements(self, digests: Sequence[bytes]) -> dict[bytes, int]:
+        out: dict[bytes, int] = {}
+        for i in range(0, len(digests), MAX_NODES_PER_QUERY):
+            chunk = digests[i : i + MAX_NODES_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            for idx, st in self._execute(
+                f"SELECT idx, statement FROM log_entries WHERE statement IN ({marks})", chunk
+            ):
+                out[bytes(st)] = int(idx)
+        return out
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        out: dict[tuple[int, int], bytes] = {}
+        for i in range(0, len(keys), MAX_NODES_PER_QUERY):
+            chunk = keys[i : i + MAX_NODES_PER_QUERY]
+            values = ",".join(["(?, ?)"] * len(chunk))
+            params = [v for k in chunk for v in k]
+            for level, idx, h in self._execute(
+                f"SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES {values})",
+                params,
+            ):
+                out[(int(level), int(idx))] = bytes(h)
+        return out
+
+    def nodes_at_level(self, level: int, lo: int, hi: int) -> dict[int, bytes]:
+        """Stored hashes at ``level`` with ``lo <= idx < hi``."""
+        rows = self._execute(
+            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx >= ? AND idx < ?",
+            (level, lo, hi),
+        )
+        return {int(i): bytes(h) for i, h in rows}
+
+    def node_counts(self) -> list[tuple[int, int, int, int]]:
+        """Per level: (level, count, min idx, max idx)."""
+        rows = self._execute(
+            "SELECT level, COUNT(*), MIN(idx), MAX(idx) FROM log_nodes GROUP BY level ORDER BY level"
+        )
+        return [(int(a), int(b), int(c), int(d)) for a, b, c, d in rows]
+
+    def entry_counts(self) -> tuple[int, int, int]:
+        """(count, min idx, max idx); min and max are -1 when empty."""
+        rows = self._execute("SELECT COUNT(*), MIN(idx), MAX(idx) FROM log_entries")
+        n, lo, hi = rows[0]
+        return int(n), -1 if lo is None else int(lo), -1 if hi is None else int(hi)
+
+    def get_entry(self, idx: int) -> StoredEntry | None:
+        rows = self._execute(
+            "SELECT idx, integrated_ms, envelope FROM log_entries WHERE idx = ?", (idx,)
+        )
+        return StoredEntry(int(rows[0][0]), int(rows[0][1]), bytes(rows[0][2])) if rows else None
+
+    def iter_entries(self, start: int = 0, chunk: int = 5000) -> Iterator[StoredEntry]:
+        """Entries in index order from ``start``, read in chunks (bounded memory)."""
+        last = start - 1
+        while True:
+            rows = self._execute(
+                "SELECT idx, integrated_ms, envelope FROM log_entries WHERE idx > ?"
+                " ORDER BY idx LIMIT ?",
+                (last, chunk),
+            )
+            if not rows:
+                return
+            for idx, ms, env in rows:
+                yield StoredEntry(int(idx), int(ms), bytes(env))
+            last = int(rows[-1][0])
+
+    # ---- checkpoints and cosignatures ---------------------------------------------------
+
+    def _checkpoint(self, row: tuple[Any, ...]) -> StoredCheckpoint:
+        return StoredCheckpoint(int(row[0]), int(row[1]), bytes(row[2]), str(row[3]), int(row[4]))
+
+    _CP_COLS = "seq, size, root, note, created_ms"
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        rows = self._execute(f"SELECT {self._CP_COLS} FROM log_checkpoints ORDER BY seq DESC LIMIT 1")
+        return self._checkpoint(rows[0]) if rows else None
+
+    def checkpoint_covering(self, idx: int) -> StoredCheckpoint | None:
+        """The latest checkpoint whose tree contains leaf ``idx``."""
+        rows = self._execute(
+            f"SELECT {self._CP_COLS} FROM log_checkpoints WHERE size > ? ORDER BY seq DESC LIMIT 1",
+            (idx,),
+        )
+        return self._checkpoint(rows[0]) if rows else None
+
+    def checkpoint_by_size(self, size: int) -> StoredCheckpoint | None:
+        rows = self._execute(f"SELECT {self._CP_COLS} FROM log_checkpoints WHERE size = ?", (size,))
+        return self._checkpoint(rows[0]) if rows else None
+
+    def all_checkpoints(self) -> list[StoredCheckpoint]:
+        rows = self._execute(f"SELECT {self._CP_COLS} FROM log_checkpoints ORDER BY seq")
+        return [self._checkpoint(r) for r in rows]
+
+    def insert_checkpoint(self, cp: StoredCheckpoint) -> None:
+        self._execute(
+            "INSERT INTO log_checkpoints (seq, size, root, note, created_ms) VALUES (?, ?, ?, ?, ?)",
+            (cp.seq, cp.size, cp.root_hash, cp.note, cp.created_ms),
+        )
+
+    def put_cosignature(self, cs: StoredCosignature) -> None:
+        """Keep a witness's newest cosignature of a checkpoint (one per witness key)."""
+        with self.transaction():
+            self._execute(
+                "DELETE FROM log_cosignatures WHERE checkpoint_seq = ? AND witness_vkey = ?",
+                (cs.checkpoint_seq, cs.witness_vkey),
+            )
+            self._execute(
+                "INSERT INTO log_cosignatures (checkpoint_seq, witness_vkey, line, timestamp)"
+                " VALUES (?, ?, ?, ?)",
+                (cs.checkpoint_seq, cs.witness_vkey, cs.line, cs.timestamp),
+            )
+
+    def cosignatures(self, seq: int | None = None) -> list[StoredCosignature]:
+        where, params = ("WHERE checkpoint_seq = ?", (seq,)) if seq is not None else ("", ())
+        rows = self._execute(
+            "SELECT checkpoint_seq, witness_vkey, line, timestamp FROM log_cosignatures "
+            f"{where} ORDER BY checkpoint_seq, witness_vkey",
+            params,
+        )
+        return [StoredCosignature(int(a), str(b), str(c), int(d)) for a, b, c, d in rows]
+
+    # ---- witness state ------------------------------------------------------------------
+
+    def witness_latest(self, origin: str) -> WitnessRecord | None:
+        rows = self._execute(
+            "SELECT origin, size, root, note FROM witness_state WHERE origin = ?", (origin,)
+        )
+        if not rows:
+            return None
+        o, s, r, n = rows[0]
+        return WitnessRecord(str(o), int(s), bytes(r), str(n))
+
+    def witness_replace(self, expected: int | None, record: WitnessRecord) -> bool:
+        """Compare-and-swap: store ``record`` only if the held size is still ``expected``."""
+        with self.transaction():
+            if expected is None:
+                rows = self._execute(
+                    "INSERT INTO witness_state (origin, size, root, note) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (origin) DO NOTHING RETURNING origin",
+                    (record.origin, record.size, record.root_hash, record.note),
+                )
+                return bool(rows)
+            rows = self._execute(
+                "UPDATE witness_state SET size = ?, root = ?, note = ? WHERE origin = ? AND size = ?"
+                " RETURNING origin",
+                (record.size, record.root_hash, record.note, record.origin, expected),
+            )
+            return bool(rows)

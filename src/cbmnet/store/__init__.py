@@ -7,12 +7,14 @@ placeholders, blob types and how a writer takes the log's lock.
 
 from __future__ import annotations
 
+import os
+
 from cbmnet.errors import StoreError
 from cbmnet.store.sql import Store
 
 
-def open_store(url: str) -> Store:
-    """Open (and create or migrate) the store at ``url``."""
+def open_store(url: str, *, create: bool = False) -> Store:
+    """Open the store at ``url``; a missing SQLite file is made only with ``create``."""
     if url.startswith(("postgresql://", "postgres://")):
         from cbmnet.store.postgres import PostgresStore
 
@@ -30,6 +32,8 @@ def open_store(url: str) -> Store:
         path = url
     if not path:
         raise StoreError("store URL names no SQLite file")
+    if not create and not os.path.exists(path):
+        raise StoreError(f"no store at {path!r} (run 'cbmnet log init' first?)")
     from cbmnet.store.sqlite import SqliteStore
 
     return SqliteStore(path)

@@ -1,0 +1,305 @@
+"""The ``cbmnet`` command: thin verbs over the ledger, the log and the witness.
+
+Exit codes, mapped here and only here from the error tree: 0 ok, 1 a check failed
+(``VerificationError``, ``ConflictError``), 2 bad input (everything else a user can
+cause). No traceback reaches the user for an error of theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cbmnet.errors import CbmnetError, FormatError
+from cbmnet.ledger import dsse
+from cbmnet.ledger.entry import format_time_ms
+from cbmnet.ledger.note import generate_key, new_verifier, parse_signer_key
+from cbmnet.ledger.policy import parse_policy, single_log_policy
+from cbmnet.ledger.tlogproof import format_add_checkpoint, format_proof, verify_entry_proof
+from cbmnet.log.audit import audit_log
+from cbmnet.log.service import TransparencyLog
+from cbmnet.log.witness import Witness
+from cbmnet.store import open_store
+
+app = typer.Typer(
+    help="cbmnet: signed, logged confidence-building measures.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Party, log and witness keys.", no_args_is_help=True)
+envelope_app = typer.Typer(help="DSSE envelopes: sign and check acts.", no_args_is_help=True)
+log_app = typer.Typer(help="Run a transparency log by hand.", no_args_is_help=True)
+witness_app = typer.Typer(help="Run a witness by hand.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(envelope_app, name="envelope")
+app.add_typer(log_app, name="log")
+app.add_typer(witness_app, name="witness")
+
+DEFAULT_DB = "sqlite:///data/cbmnet.db"
+DbOpt = Annotated[
+    str, typer.Option("--db", envvar="CBMNET_DB", help="sqlite:///PATH or postgresql://...")
+]
+KeyOpt = Annotated[Path, typer.Option("--key", help="File holding a PRIVATE+KEY+... signer key.")]
+
+MAX_INPUT_BYTES = 16 << 20
+
+
+def _read_text(path: str) -> str:
+    return _read_bytes(path).decode("utf-8", errors="strict")
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_INPUT_BYTES + 1)
+    except OSError as e:
+        raise FormatError(f"{path}: {e.strerror}") from e
+    if len(data) > MAX_INPUT_BYTES:
+        raise FormatError(f"{path}: larger than {MAX_INPUT_BYTES} bytes")
+    return data
+
+
+def _skey(path: Path) -> str:
+    text = _read_text(str(path)).strip()
+    parse_signer_key(text)
+    return text
+
+
+def _vkey(value: str) -> str:
+    """A verifier key given inline or as a file holding it."""
+    text = _read_text(value).strip() if os.path.isfile(value) else value.strip()
+    new_verifier(text)
+    return text
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+# ---- keys -------------------------------------------------------------------------------
+
+
+@keys_app.command("generate")
+def keys_generate(
+    name: Annotated[str, typer.Option(help="Key name, e.g. an origin like 'hub.example/log'.")],
+    out: Annotated[Path, typer.Option(help="Folder for the key files.")] = Path("."),
+) -> None:
+    """Make an Ed25519 key: NAME.key (private, owner-only), NAME.vkey, NAME.cosigner.vkey."""
+    skey, vkey = generate_key(name)
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / _safe_name(name)
+    key_path = Path(str(base) + ".key")
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as e:
+        raise FormatError(f"{key_path} exists; not overwriting a private key") from e
+    with os.fdopen(fd, "w") as f:
+        f.write(skey + "\n")
+    cosigner_vkey = parse_signer_key(skey).cosigner_verifier_key
+    Path(str(base) + ".vkey").write_text(vkey + "\n")
+    Path(str(base) + ".cosigner.vkey").write_text(cosigner_vkey + "\n")
+    typer.echo(f"private key:         {key_path}")
+    typer.echo(f"verifier key:        {vkey}")
+    typer.echo(f"cosigner (witness):  {cosigner_vkey}")
+
+
+# ---- envelopes --------------------------------------------------------------------------
+
+
+@envelope_app.command("sign")
+def envelope_sign(
+    key: KeyOpt,
+    payload_type: Annotated[str, typer.Option("--type", help="DSSE payloadType.")],
+    payload: Annotated[str, typer.Argument(help="Payload file, or - for stdin.")] = "-",
+) -> None:
+    """Sign a payload into a DSSE envelope (JSON on stdout)."""
+    typer.echo(dsse.sign(payload_type, _read_bytes(payload), [_skey(key)]).decode())
+
+
+@envelope_app.command("verify")
+def envelope_verify(
+    vkey: Annotated[list[str], typer.Option("--vkey", help="Author verifier key (repeatable).")],
+    envelope: Annotated[str, typer.Argument(help="Envelope file, or -.")] = "-",
+) -> None:
+    """Check an envelope's signature; prints its payload type and size."""
+    keys = [new_verifier(_vkey(v)).public_key for v in vkey]
+    env = dsse.verify(_read_bytes(envelope), keys)
+    typer.echo(f"ok: {env.payload_type}, {len(env.payload)} bytes")
+
+
+# ---- log --------------------------------------------------------------------------------
+
+
+def _open_log(db: str, key: Path | None = None) -> TransparencyLog:
+    return TransparencyLog(open_store(db), signer_key=_skey(key) if key else None)
+
+
+@log_app.command("init")
+def log_init(key: KeyOpt, db: DbOpt = DEFAULT_DB) -> None:
+    """Create a log in the store; its origin is the key's name."""
+    log = TransparencyLog.create(open_store(db, create=True), _skey(key))
+    typer.echo(f"log {log.origin} in {log.store.url}\nverifier key: {log.vkey}")
+
+
+@log_app.command("append")
+def log_append(
+    author: Annotated[
+        list[str], typer.Option("--author", help="Verifier key allowed to author (repeatable).")
+    ],
+    envelopes: Annotated[list[str], typer.Argument(help="Envelope files, or - for stdin.")],
+    db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Verify envelopes and log them in one durable commit; prints one JSON receipt each."""
+    keys = [new_verifier(_vkey(a)).public_key for a in author]
+    data = [_read_bytes(p) for p in envelopes]
+    for path, r in zip(envelopes, _open_log(db).append_batch(data, keys), strict=True):
+        typer.echo(
+            json.dumps(
+                {
+                    "file": path,
+                    "index": r.index,
+                    "integrated_at": format_time_ms(r.integrated_ms),
+                    "duplicate": r.duplicate,
+                }
+            )
+        )
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(key: KeyOpt, db: DbOpt = DEFAULT_DB) -> None:
+    """Sign a checkpoint of the current tree (if it grew) and print it with cosignatures."""
+    log = _open_log(db, key)
+    typer.echo(log.signed_checkpoint(log.checkpoint()), nl=False)
+
+
+@log_app.command("proof")
+def log_proof(
+    index: int,
+    db: DbOpt = DEFAULT_DB,
+    out: Annotated[Path | None, typer.Option(help="Write the .tlog-proof here.")] = None,
+) -> None:
+    """Export entry INDEX as an offline c2sp.org/tlog-proof@v1 bundle."""
+    text = format_proof(_open_log(db).proof_bundle(index))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}")
+
+
+@log_app.command("verify-proof")
+def log_verify_proof(
+    proof: Annotated[str, typer.Argument(help="A .tlog-proof file, or -.")],
+    vkey: Annotated[str | None, typer.Option("--vkey", help="The log's verifier key.")] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="A c2sp.org/tlog-policy file (log and witness quorum).")
+    ] = None,
+    author: Annotated[
+        list[str] | None, typer.Option("--author", help="Check the envelope's author too.")
+    ] = None,
+) -> None:
+    """Verify a proof bundle offline: log signature, witness quorum, inclusion, author."""
+    if policy is not None:
+        pol = parse_policy(_read_text(str(policy)))
+    elif vkey is not None:
+        pol = single_log_policy(_vkey(vkey))
+    else:
+        raise FormatError("give the log's --vkey or a --policy")
+    got = verify_entry_proof(_read_text(proof), pol)
+    cp = got.agreed.checkpoint
+    env = dsse.parse(got.entry.envelope)
+    if author:
+        env = dsse.verify(got.entry.envelope, [new_verifier(_vkey(a)).public_key for a in author])
+    typer.echo(f"ok: entry {got.index} of {cp.origin} (tree size {cp.size})")
+    typer.echo(f"integrated at {got.entry.integrated_at}")
+    typer.echo(f"payload type {env.payload_type}, {len(env.payload)} bytes")
+    if got.agreed.cosigned_by:
+        typer.echo("cosigned by " + ", ".join(sorted(got.agreed.cosigned_by)))
+
+
+@log_app.command("witness-request")
+def log_witness_request(
+    old: Annotated[int, typer.Option(help="Size the witness last cosigned (0 if never).")],
+    db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Print the tlog-witness add-checkpoint body for the latest checkpoint."""
+    typer.echo(format_add_checkpoint(_open_log(db).witness_request(old)), nl=False)
+
+
+@log_app.command("add-cosignature")
+def log_add_cosignature(
+    witness: Annotated[list[str], typer.Option("--witness", help="Witness cosigner vkey.")],
+    lines: Annotated[str, typer.Argument(help="File with the witness's cosignature lines, or -.")],
+    size: Annotated[int | None, typer.Option(help="Checkpoint size (default: latest).")] = None,
+    db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Attach a witness's cosignature to a stored checkpoint, after verifying it."""
+    log = _open_log(db)
+    at = log.latest_checkpoint().size if size is None else size
+    n = log.add_cosignatures(at, _read_text(lines), [_vkey(w) for w in witness])
+    typer.echo(f"added {n} cosignature(s) to the checkpoint of size {at}")
+
+
+@log_app.command("audit")
+def log_audit(
+    db: DbOpt = DEFAULT_DB,
+    vkey: Annotated[str | None, typer.Option("--vkey", help="Pin the log's key.")] = None,
+) -> None:
+    """Recompute every leaf, node and root; check every checkpoint and cosignature."""
+    r = audit_log(open_store(db), _vkey(vkey) if vkey else None)
+    typer.echo(
+        f"ok: {r.size} entries, {r.checkpoints} checkpoints, {r.cosignatures} cosignatures; "
+        f"root {r.root_hash.hex()}"
+    )
+
+
+@log_app.command("info")
+def log_info(db: DbOpt = DEFAULT_DB) -> None:
+    """Show the log's origin, key, size and latest checkpoint."""
+    log = _open_log(db)
+    typer.echo(f"origin:       {log.origin}\nverifier key: {log.vkey}\nsize:         {log.size()}")
+    cp = log.store.latest_checkpoint()
+    if cp is not None:
+        typer.echo("latest checkpoint:\n" + log.signed_checkpoint(cp), nl=False)
+
+
+# ---- witness ----------------------------------------------------------------------------
+
+
+@witness_app.command("cosign")
+def witness_cosign(
+    key: KeyOpt,
+    log: Annotated[list[str], typer.Option("--log", help="Verifier key of a log followed.")],
+    request: Annotated[str, typer.Argument(help="add-checkpoint request body file, or -.")] = "-",
+    state: Annotated[
+        str, typer.Option(envvar="CBMNET_WITNESS_DB", help="The witness's own store URL.")
+    ] = "sqlite:///data/witness.db",
+) -> None:
+    """Check an add-checkpoint request against held state and print the cosignature line."""
+    w = Witness(open_store(state, create=True), _skey(key), [_vkey(v) for v in log])
+    typer.echo(w.add_checkpoint(_read_text(request)), nl=False)
+
+
+def main() -> None:
+    """Entry point: run the app; map the error tree to exit codes."""
+    try:
+        app()
+    except CbmnetError as e:
+        typer.echo(f"error: {e.diagnostics()}", err=True)
+        sys.exit(e.exit_code)
+    except UnicodeDecodeError as e:
+        typer.echo(f"error: input is not valid UTF-8 ({e.reason} at byte {e.start})", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""DSSE: the spec's PAE vector, round trips, thresholds, base64 variants, bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cbmnet.errors import FormatError, VerificationError
+from cbmnet.ledger import dsse
+from cbmnet.ledger.note import generate_key, parse_signer_key
+
+PT = "application/vnd.cbmnet.test+json"
+
+
+def _pub(skey: str) -> bytes:
+    return parse_signer_key(skey).public_key
+
+
+def test_pae_vector_from_the_spec() -> None:
+    # secure-systems-lab/dsse protocol.md test vector.
+    assert (
+        dsse.pae("http://example.com/HelloWorld", b"hello world")
+        == b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    )
+
+
+def test_pae_counts_bytes_not_characters() -> None:
+    assert dsse.pae("t\u00e9", "\u00e9".encode()) == b"DSSEv1 3 t\xc3\xa9 2 \xc3\xa9"
+
+
+@given(st.binary(max_size=300), st.text(min_size=1, max_size=40))
+def test_round_trip(payload: bytes, ptype: str) -> None:
+    skey, _ = generate_key("a")
+    env = dsse.verify(dsse.sign(ptype, payload, [skey]), [_pub(skey)])
+    assert (env.payload_type, env.payload) == (ptype, payload)
+    assert env.verified_keys == (_pub(skey),)
+
+
+def test_keyid_is_only_a_hint() -> None:
+    skey, _ = generate_key("a")
+    doc = json.loads(dsse.sign(PT, b"x", [skey]))
+    doc["signatures"][0]["keyid"] = "somebody-else"
+    dsse.verify(json.dumps(doc), [_pub(skey)])
+
+
+def test_wrong_key_and_tampered_payload_rejected() -> None:
+    a, _ = generate_key("a")
+    b, _ = generate_key("b")
+    raw = dsse.sign(PT, b"payload", [a])
+    with pytest.raises(VerificationError):
+        dsse.verify(raw, [_pub(b)])
+    doc = json.loads(raw)
+    doc["payload"] = base64.b64encode(b"payloaD").decode()
+    with pytest.raises(VerificationError):
+        dsse.verify(json.dumps(doc), [_pub(a)])
+    doc = json.loads(raw)
+    doc["payloadType"] = PT + "x"
+    with pytest.raises(VerificationError):
+        dsse.verify(json.dumps(doc), [_pub(a)])
+
+
+def test_url_safe_and_unpadded_base64_accepted() -> None:
+    skey, _ = generate_key("a")
+    payload = bytes(range(250, 256)) * 3  # encodes with + and /
+    doc = json.loads(dsse.sign(PT, payload, [skey]))
+    for field in ("payload",):
+        doc[field] = doc[field].replace("+", "-").replace("/", "_").rstrip("=")
+    s = doc["signatures"][0]
+    s["sig"] = s["sig"].replace("+", "-").replace("/", "_").rstrip("=")
+    assert dsse.verify(json.dumps(doc), [_pub(skey)]).payload == payload
+
+
+def test_threshold_counts_distinct_keys() -> None:
+    keys = [generate_key(f"p{i}")[0] for i in range(3)]
+    pubs = [_pub(k) for k in keys]
+    two = dsse.sign(PT, b"joint act", keys[:2])
+    assert len(dsse.verify_threshold(two, pubs, 2).verified_keys) == 2
+    with pytest.raises(VerificationError, match="2 of the required 3"):
+        dsse.verify_threshold(two, pubs, 3)
+    # The same key signing twice counts once.
+    twice = dsse.sign(PT, b"joint act", [keys[0], keys[0]])
+    with pytest.raises(VerificationError):
+        dsse.verify_threshold(twice, pubs, 2)
+    # Listing a key twice in the trusted set does not count twice either.
+    with pytest.raises(VerificationError):
+        dsse.verify_threshold(dsse.sign(PT, b"x", keys[:1]), [pubs[0], pubs[0]], 2)
+
+
+def test_signing_key_forms() -> None:
+    priv = Ed25519PrivateKey.generate()
+    seed = priv.private_bytes_raw()
+    pub = priv.public_key().public_bytes_raw()
+    for k in (priv, seed):
+        dsse.verify(dsse.sign(PT, b"x", [k]), [pub])
+    with pytest.raises(FormatError):
+        dsse.sign(PT, b"x", [b"short"])
+
+
+def test_canonical_form_and_statement_digest() -> None:
+    skey, _ = generate_key("a")
+    raw = dsse.sign(PT, b"x", [skey])
+    spaced = json.dumps(json.loads(raw), indent=2)
+    e1, e2 = dsse.parse(raw), dsse.parse(spaced)
+    assert e1.canonical() == e2.canonical() == raw
+    assert e1.statement_digest() == e2.statement_digest()
+
+
+@pytest.mark.parametrize(
+    ("doc", "msg"),
+    [
+        ("[]", "JSON object"),
+        ("{", "not JSON"),
+        ('{"payload": "", "payloadType": "t"}', "signatures"),
+        ('{"payload": "", "payloadType": "t", "signatures": []}', "non-empty"),
+        ('{"payload": 1, "payloadType": "t", "signatures": [{"sig": ""}]}', "base64"),
+        ('{"payload": "", "payloadType": 5, "signatures": [{"sig": ""}]}', "payloadType"),
+        ('{"payload": "", "payloadType": "", "signatures": [{"sig": ""}]}', "payloadType"),
+        ('{"payload": "a+b_", "payloadType": "t", "signatures": [{"sig": ""}]}', "mixes"),
+        ('{"payload": "", "payloadType": "t", "signatures": [{"keyid": "k"}]}', "sig"),
+        ('{"payload": "", "payloadType": "t", "signatures": ["x"]}', "sig"),
+    ],
+)
+def test_malformed_envelopes(doc: str, msg: str) -> None:
+    with pytest.raises(FormatError, match=msg):
+        dsse.verify(doc, [bytes(32)])
+
+
+def test_size_and_count_limits() -> None:
+    with pytest.raises(FormatError, match="larger than"):
+        dsse.parse(b" " * (dsse.MAX_ENVELOPE_BYTES + 1))
+    sig = {"sig": "AA=="}
+    doc = {"payload": "", "payloadType": "t", "signatures": [sig] * (dsse.MAX_SIGNATURES + 1)}
+    with pytest.raises(FormatError, match="more than"):
+        dsse.parse(json.dumps(doc))
+    with pytest.raises(FormatError):
+        dsse.verify('{"payload": "", "payloadType": "t", "signatures": [{"sig": ""}]}', [b"x"])
+
+
+def test_deep_nesting_is_a_format_error() -> None:
+    with pytest.raises(FormatError):
+        dsse.parse("[" * 100_000 + "]" * 100_000)
+
+
+@given(st.binary(max_size=200))
+def test_parse_never_crashes(data: bytes) -> None:
+    try:
+        dsse.parse(data)
+    except FormatError:
+        pass

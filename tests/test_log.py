@@ -216,7 +216,7 @@ def test_witness_rejects_unknown_and_badly_signed(
 ) -> None:
     wurl = f"sqlite:///{tmp_path_factory.mktemp('w') / 'witness.db'}"
     skey, _ = generate_key("w")
-    other_s, other_v = generate_key("other.example/log")
+    _other_s, other_v = generate_key("other.example/log")
     witness = Witness(open_store(wurl, create=True), skey, [other_v])
     tlog.checkpoint()
     with pytest.raises(UnknownLogError):
@@ -230,7 +230,7 @@ def test_add_cosignature_refuses_bad_lines(
     tlog: TransparencyLog, author_key: Key, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     wurl = f"sqlite:///{tmp_path_factory.mktemp('w') / 'witness.db'}"
-    witness, cvkey = _witness(wurl, tlog)
+    witness, _cvkey = _witness(wurl, tlog)
     cp = tlog.checkpoint()
     lines = witness.add_checkpoint(format_add_checkpoint(tlog.witness_request(0)))
     _, stranger = _witness(wurl, tlog, "stranger")

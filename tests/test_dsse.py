@@ -151,3 +151,13 @@ def test_deep_nesting_is_a_format_error() -> None:
 def test_parse_never_crashes(data: bytes) -> None:
     with contextlib.suppress(FormatError):
         dsse.parse(data)
+
+
+@given(st.text(min_size=1, max_size=30), st.binary(max_size=50), st.text(max_size=20))
+def test_canonical_form_is_sorted_compact_json(ptype: str, payload: bytes, keyid: str) -> None:
+    env = dsse.Envelope(ptype, payload, (dsse.Signature(keyid, b"\x01" * 64),))
+    doc = json.loads(env.canonical())
+    assert env.canonical() == json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+    assert base64.b64decode(doc["payload"]) == payload and doc["payloadType"] == ptype

@@ -2,8 +2,11 @@
 
 Each case builds the same small log (20 entries, checkpoints at sizes 5, 12 and 16, each
 cosigned by a witness, 4 entries not yet checkpointed), checks that the audit passes,
-applies one kind of tampering with raw SQL on a separate connection and then runs the
-real CLI in a subprocess: it must exit 1 and its error must name what was altered.
+applies one kind of tampering with raw SQL on a separate connection (a second store
+object, through its ``_execute``) and then runs the real CLI in a subprocess: it must exit
+1, without a traceback, and its error must name what was altered.
+
+Kinds the audit cannot detect are ``xfail(strict=True)`` with the reason.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import hashlib
 import itertools
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from cbmnet.ledger.entry import encode_entry
 from cbmnet.ledger.merkle import leaf_hash
 from cbmnet.ledger.note import generate_key, new_signer, parse_signer_key, sign_note
 from cbmnet.ledger.tlogproof import format_add_checkpoint
+from cbmnet.log.audit import audit_log
 from cbmnet.log.service import TransparencyLog
 from cbmnet.log.witness import Witness
 from cbmnet.store import open_store
@@ -150,12 +154,6 @@ def envelope_replaced(st: Store, b: Built) -> None:
     _set_envelope(st, 7, _envelope(b, 1000))
 
 
-def envelope_reserialised(st: Store, b: Built) -> None:
-    """Entry 7: the same signed act in other JSON bytes (the leaf commits to the bytes)."""
-    _, _, env = _entry(st, 7)
-    _set_envelope(st, 7, env.replace(b",", b", "))
-
-
 def envelope_garbled(st: Store, b: Built) -> None:
     """Entry 7: bytes that are not an envelope at all."""
     _, _, env = _entry(st, 7)
@@ -252,10 +250,6 @@ def interior_node_changed(st: Store, b: Built) -> None:
     _set_node(st, 2, 1, OTHER_HASH)
 
 
-def top_node_changed(st: Store, b: Built) -> None:
-    _set_node(st, 4, 0, OTHER_HASH)
-
-
 def leaf_deleted(st: Store, b: Built) -> None:
     st._execute("DELETE FROM log_nodes WHERE level = 0 AND idx = 5")
 
@@ -269,11 +263,6 @@ def node_added_past_edge(st: Store, b: Built) -> None:
     st._execute("INSERT INTO log_nodes (level, idx, hash) VALUES (1, 10, ?)", (OTHER_HASH,))
 
 
-def node_added_above_top(st: Store, b: Built) -> None:
-    """A level-5 node: a tree of 20 leaves has none (it would cover 32)."""
-    st._execute("INSERT INTO log_nodes (level, idx, hash) VALUES (5, 0, ?)", (OTHER_HASH,))
-
-
 def checkpoint_root_line_changed(st: Store, b: Built) -> None:
     note = _note(st, 1)
     lines = note.split("\n")
@@ -284,10 +273,6 @@ def checkpoint_root_line_changed(st: Store, b: Built) -> None:
 
 def checkpoint_stored_root_changed(st: Store, b: Built) -> None:
     st._execute("UPDATE log_checkpoints SET root = ? WHERE seq = 1", (OTHER_HASH,))
-
-
-def checkpoint_stored_size_changed(st: Store, b: Built) -> None:
-    st._execute("UPDATE log_checkpoints SET size = 13 WHERE seq = 1")
 
 
 def checkpoint_deleted_middle(st: Store, b: Built) -> None:
@@ -360,7 +345,6 @@ UNDETECTED = {
 
 CASES: dict[str, Case] = {
     "envelope_replaced": Case(envelope_replaced, ("entry 7:", "leaf hash does not match")),
-    "envelope_reserialised": Case(envelope_reserialised, ("entry 7:", "leaf hash does not match")),
     "envelope_garbled": Case(envelope_garbled, ("entry 7:", "DSSE envelope")),
     "time_backdated": Case(time_backdated, ("entry 7:", "earlier than entry 6's")),
     "time_after_next": Case(time_after_next, ("entry 8:", "earlier than entry 7's")),
@@ -381,19 +365,14 @@ CASES: dict[str, Case] = {
     "statement_digest_changed": Case(statement_digest_changed, ("entry 7",)),
     "leaf_changed": Case(leaf_changed, ("entry 7:", "leaf hash does not match")),
     "interior_node_changed": Case(interior_node_changed, ("tree node level 2 index 1:", "differs")),
-    "top_node_changed": Case(top_node_changed, ("tree node level 4 index 0:", "differs")),
     "leaf_deleted": Case(leaf_deleted, ("entry 5:", "leaf hash is missing")),
     "interior_node_deleted": Case(interior_node_deleted, ("tree node level 1 index 3 is missing",)),
     "node_added_past_edge": Case(node_added_past_edge, ("tree nodes at level 1: 11 stored",)),
-    "node_added_above_top": Case(node_added_above_top, ("tree nodes at level 5: 1 stored",)),
     "checkpoint_root_line_changed": Case(
         checkpoint_root_line_changed, ("checkpoint #1 (size 12)", "invalid signature")
     ),
     "checkpoint_stored_root_changed": Case(
         checkpoint_stored_root_changed, ("checkpoint #1 (size 12)", "differs from its stored")
-    ),
-    "checkpoint_stored_size_changed": Case(
-        checkpoint_stored_size_changed, ("checkpoint #1 (size 13)", "differs from its stored")
     ),
     "checkpoint_deleted_middle": Case(checkpoint_deleted_middle, ("checkpoint #1 is missing",)),
     "checkpoint_notes_swapped": Case(
@@ -412,12 +391,30 @@ CASES: dict[str, Case] = {
 }
 
 
-def _params() -> Iterator[object]:
+def _params() -> list[object]:
+    out: list[object] = []
     for name in CASES:
         marks = []
         if name in UNDETECTED:
             marks.append(pytest.mark.xfail(strict=True, reason=UNDETECTED[name]))
-        yield pytest.param(name, id=name, marks=marks)
+        out.append(pytest.param(name, id=name, marks=marks))
+    return out
+
+
+CLEAN_OK = (
+    f"ok: {SIZE} entries, {len(CHECKPOINT_SIZES)} checkpoints, "
+    f"{len(CHECKPOINT_SIZES)} cosignatures; root "
+)
+
+
+def test_cli_audit_passes_untampered_log(store_url: str, tmp_path: Path) -> None:
+    """The CLI's clean path, unpinned and pinned: exit 0 and the summary line."""
+    b = build_log(store_url, f"sqlite:///{tmp_path / 'witness.db'}")
+    for vkey in (None, b.log_vkey):
+        r = run_audit(b.url, vkey)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == CLEAN_OK + b.root.hex() + "\n", r.stdout
+        assert r.stderr == ""
 
 
 @pytest.mark.parametrize("case", _params())
@@ -426,15 +423,18 @@ def test_audit_detects_tampering(case: str, store_url: str, tmp_path: Path) -> N
     b = build_log(store_url, f"sqlite:///{tmp_path / 'witness.db'}")
     vkey = b.log_vkey if c.pinned else None
 
-    before = run_audit(b.url, vkey)
-    assert before.returncode == 0, before.stderr
-    assert before.stdout.startswith(
-        f"ok: {SIZE} entries, {len(CHECKPOINT_SIZES)} checkpoints, "
-        f"{len(CHECKPOINT_SIZES)} cosignatures; root {b.root.hex()}"
-    ), before.stdout
-
     st = open_store(b.url)
     try:
+        # Before: the very function ``cbmnet log audit`` runs passes on this log (the CLI's
+        # own clean run is test_cli_audit_passes_untampered_log; one subprocess per case
+        # keeps this file quick).
+        report = audit_log(st, vkey)
+        assert (report.size, report.checkpoints, report.cosignatures, report.root_hash) == (
+            SIZE,
+            len(CHECKPOINT_SIZES),
+            len(CHECKPOINT_SIZES),
+            b.root,
+        )
         c.tamper(st, b)
     finally:
         st.close()

@@ -8,6 +8,7 @@ commit, so a failed transaction leaves nothing half-applied.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ class TransparencyLog:
             self._signer = signer
         self._frontier: list[Node] = []
         self._frontier_size = -1
+        # Appends and checkpoint signing touch the in-memory right edge: one at a time.
+        self._write_lock = threading.Lock()
 
     @classmethod
     def create(
@@ -141,37 +144,38 @@ class TransparencyLog:
     def append_verified(self, envelopes: Sequence[dsse.Envelope]) -> list[Receipt]:
         """Log envelopes whose signatures the caller has checked."""
         store = self.store
-        with store.transaction():
-            size, last_ms = store.lock_log()
-            self._sync_frontier(size)
-            digests = [e.statement_digest() for e in envelopes]
-            known = store.find_statements(list(dict.fromkeys(digests)))
-            ms = max(self._clock(), last_ms)
-            frontier = list(self._frontier)
-            rows: list[tuple[int, int, bytes, bytes]] = []
-            created: list[Node] = []
-            placed: dict[bytes, int] = {}
-            out: list[Receipt] = []
-            for env, d in zip(envelopes, digests, strict=True):
-                if d in known:
-                    old = store.get_entry(known[d])
-                    out.append(Receipt(known[d], old.integrated_ms if old else ms, True))
-                elif d in placed:
-                    out.append(Receipt(placed[d], ms, True))
-                else:
-                    idx = size + len(rows)
-                    canon = env.canonical()
-                    rows.append((idx, ms, d, canon))
-                    placed[d] = idx
-                    extend_frontier(frontier, idx, leaf_hash(encode_entry(ms, canon)), created)
-                    out.append(Receipt(idx, ms))
-            if rows:
-                store.insert_entries(rows)
-                store.insert_nodes(created)
-                store.set_log_state(size + len(rows), ms)
-        if rows:
-            self._frontier = frontier
-            self._frontier_size = size + len(rows)
+        with self._write_lock:
+            with store.transaction():
+                size, last_ms = store.lock_log()
+                self._sync_frontier(size)
+                digests = [e.statement_digest() for e in envelopes]
+                known = store.find_statements(list(dict.fromkeys(digests)))
+                ms = max(self._clock(), last_ms)
+                frontier = list(self._frontier)
+                rows: list[tuple[int, int, bytes, bytes]] = []
+                created: list[Node] = []
+                placed: dict[bytes, int] = {}
+                out: list[Receipt] = []
+                for env, d in zip(envelopes, digests, strict=True):
+                    if d in known:
+                        old = store.get_entry(known[d])
+                        out.append(Receipt(known[d], old.integrated_ms if old else ms, True))
+                    elif d in placed:
+                        out.append(Receipt(placed[d], ms, True))
+                    else:
+                        idx = size + len(rows)
+                        canon = env.canonical()
+                        rows.append((idx, ms, d, canon))
+                        placed[d] = idx
+                        leaf = leaf_hash(encode_entry(ms, canon))
+                        extend_frontier(frontier, idx, leaf, created)
+                        out.append(Receipt(idx, ms))
+                if rows:
+                    store.insert_entries(rows)
+                    store.insert_nodes(created)
+                    store.set_log_state(size + len(rows), ms)
+            # Committed: only now does the in-memory right edge move.
+            self._frontier, self._frontier_size = frontier, size + len(rows)
         return out
 
     # ---- reading ------------------------------------------------------------------------
@@ -231,7 +235,7 @@ class TransparencyLog:
         if self._signer is None:
             raise FormatError("signing a checkpoint needs the log's signer key")
         store = self.store
-        with store.transaction():
+        with self._write_lock, store.transaction():
             size, _ = store.lock_log()
             self._sync_frontier(size)
             root = frontier_root(self._frontier)

@@ -25,7 +25,7 @@ from typing import Any
 from cbmnet.errors import StoreError
 
 SCHEMA_VERSION = 1
-MAX_NODES_PER_QUERY = 400
+MAX_NODES_PER_QUERY = 200
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,8 @@ class Store(ABC):
     blob_type = "BLOB"
 
     def __init__(self) -> None:
+        # One connection per store object; every statement takes this lock, and a
+        # transaction holds it throughout, so no thread reads another's uncommitted rows.
         self._lock = threading.RLock()
         self._in_tx = False
         self._migrate()
@@ -203,11 +205,12 @@ class Store(ABC):
         out: dict[tuple[int, int], bytes] = {}
         for i in range(0, len(keys), MAX_NODES_PER_QUERY):
             chunk = keys[i : i + MAX_NODES_PER_QUERY]
-            values = ",".join(["(?, ?)"] * len(chunk))
+            # An OR of point lookups: both engines answer it from the primary key, where
+            # SQLite scans the table for a row-value IN (VALUES ...).
+            where = " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
             params = [v for k in chunk for v in k]
             for level, idx, h in self._execute(
-                f"SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES {values})",
-                params,
+                f"SELECT level, idx, hash FROM log_nodes WHERE {where}", params
             ):
                 out[(int(level), int(idx))] = bytes(h)
         return out

@@ -37,6 +37,10 @@ class SqliteStore(Store):
         return f"sqlite:///{self._path}"
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:  # another thread's open transaction must not be seen or joined
+            return self._execute_locked(sql, params)
+
+    def _execute_locked(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.IntegrityError:
@@ -45,6 +49,10 @@ class SqliteStore(Store):
             raise StoreError(f"SQLite store {self._path!r}: {e}") from e
 
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._lock:
+            self._executemany_locked(sql, rows)
+
+    def _executemany_locked(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             self._conn.executemany(sql, rows)
         except sqlite3.IntegrityError:

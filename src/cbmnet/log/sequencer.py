@@ -1,0 +1,91 @@
+"""Group commit: many submitters, one writer thread, one durable commit per group.
+
+Submitters verify signatures in their own threads (the expensive, parallel part), then
+hand verified envelopes to the sequencer and wait for their receipts. The writer thread
+takes everything queued so far (up to ``max_group`` envelopes) and appends it in one
+transaction, so a durable commit's cost is shared by the group, and verification of the
+next acts overlaps the commit of the previous ones. A receipt is only handed back after
+its group committed; if the commit fails, every submitter of that group gets the error
+and nothing of the group is in the log.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+from cbmnet.errors import CbmnetError, StoreError
+from cbmnet.ledger import dsse
+from cbmnet.log.service import Receipt, TransparencyLog
+
+_Item = tuple[Sequence[dsse.Envelope], "Future[list[Receipt]]"]
+
+
+class Sequencer:
+    def __init__(self, log: TransparencyLog, *, max_group: int = 2000) -> None:
+        self.log = log
+        self.max_group = max_group
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="cbmnet-sequencer", daemon=True)
+        self._thread.start()
+
+    def submit(self, envelopes: Sequence[dsse.Envelope]) -> Future[list[Receipt]]:
+        """Queue verified envelopes; the future resolves once they are durable."""
+        if self._closed:
+            raise StoreError("the sequencer is closed")
+        fut: Future[list[Receipt]] = Future()
+        self._queue.put((envelopes, fut))
+        return fut
+
+    def append(self, envelope: bytes | str, authors: Sequence[bytes]) -> Receipt:
+        """Verify here, then wait for the group commit."""
+        return self.submit([dsse.verify(envelope, authors)]).result()[0]
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+
+    def __enter__(self) -> Sequencer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            count = len(first[0])
+            while count < self.max_group:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+                count += len(nxt[0])
+            self._commit(group)
+
+    def _commit(self, group: list[_Item]) -> None:
+        envelopes = [e for envs, _ in group for e in envs]
+        try:
+            receipts = self.log.append_verified(envelopes)
+        except (CbmnetError, Exception) as e:  # every submitter must hear of it
+            for _, fut in group:
+                fut.set_exception(e)
+            return
+        at = 0
+        for envs, fut in group:
+            fut.set_result(receipts[at : at + len(envs)])
+            at += len(envs)

@@ -25,7 +25,7 @@ import pytest
 
 from cbmnet.ledger import dsse
 from cbmnet.ledger.checkpoint import format_checkpoint
-from cbmnet.ledger.entry import encode_entry
+from cbmnet.ledger.entry import MAX_TIME_MS, encode_entry
 from cbmnet.ledger.merkle import leaf_hash
 from cbmnet.ledger.note import generate_key, new_signer, parse_signer_key, sign_note
 from cbmnet.ledger.tlogproof import format_add_checkpoint
@@ -178,6 +178,11 @@ def time_shifted_in_order(st: Store, b: Built) -> None:
     _set_time(st, 7, ms7 + 1)
 
 
+def time_beyond_year_9999(st: Store, b: Built) -> None:
+    """Entry 7 claims a time after 9999-12-31 (in order, but no leaf can encode it)."""
+    _set_time(st, 7, MAX_TIME_MS + 1)
+
+
 def entry_deleted(st: Store, b: Built) -> None:
     st._execute("DELETE FROM log_entries WHERE idx = 7")
 
@@ -229,6 +234,26 @@ def entry_appended_behind_size_bumped_with_leaf(st: Store, b: Built) -> None:
     _append_behind(st, b, bump=True, leaf=True)
 
 
+def entry_inserted_before_log(st: Store, b: Built) -> None:
+    """A copy of entry 0 at index -1: a row outside the tree, before its first leaf."""
+    ms, _, env = _entry(st, 0)
+    st._execute(
+        "INSERT INTO log_entries (idx, integrated_ms, statement, envelope) VALUES (-1, ?, ?, ?)",
+        (ms, OTHER_HASH, env),
+    )
+
+
+def envelope_stored_as_text(st: Store, b: Built) -> None:
+    """SQLite keeps any type in any column: entry 7's envelope becomes a TEXT value."""
+    if b.url.startswith("postgres"):
+        pytest.skip("SQLite only: PostgreSQL's BYTEA column refuses a text value")
+    st._execute("UPDATE log_entries SET envelope = CAST(envelope AS TEXT) WHERE idx = 7")
+
+
+def log_state_deleted(st: Store, b: Built) -> None:
+    st._execute("DELETE FROM log_state")
+
+
 def tree_size_shrunk(st: Store, b: Built) -> None:
     """log_state claims 18 entries: 18 and 19 now lie outside the tree."""
     st._execute("UPDATE log_state SET size = 18 WHERE id = 1")
@@ -261,6 +286,10 @@ def interior_node_deleted(st: Store, b: Built) -> None:
 def node_added_past_edge(st: Store, b: Built) -> None:
     """A level-1 node over leaves 20 and 21, which do not exist."""
     st._execute("INSERT INTO log_nodes (level, idx, hash) VALUES (1, 10, ?)", (OTHER_HASH,))
+
+
+def node_added_at_negative_level(st: Store, b: Built) -> None:
+    st._execute("INSERT INTO log_nodes (level, idx, hash) VALUES (-1, 0, ?)", (OTHER_HASH,))
 
 
 def checkpoint_root_line_changed(st: Store, b: Built) -> None:
@@ -331,6 +360,26 @@ class Case:
 
 
 UNDETECTED = {
+    "time_beyond_year_9999": (
+        "BUG: audit_log calls encode_entry (src/cbmnet/log/audit.py:103) outside its error "
+        "handling; the FormatError escapes: exit 2, no 'audit:', no entry named"
+    ),
+    "entry_inserted_before_log": (
+        "BUG: audit_log reads entries with iter_entries(0) (audit.py:86), i.e. 'idx > -1' "
+        "(sql.py:247): a row at a negative index is never seen and the audit passes"
+    ),
+    "envelope_stored_as_text": (
+        "BUG: Store.iter_entries does bytes(env) on a SQLite TEXT value (sql.py:257): "
+        "TypeError traceback instead of an audit failure"
+    ),
+    "log_state_deleted": (
+        "BUG: Store.log_state indexes rows[0] of an empty result (sql.py:176): IndexError "
+        "traceback instead of an audit failure"
+    ),
+    "node_added_at_negative_level": (
+        "BUG: audit_log computes size >> level for every stored level (audit.py:117); a "
+        "negative level raises ValueError: traceback instead of an audit failure"
+    ),
     "entry_appended_behind_size_bumped_with_leaf": (
         "an entry, its leaf and a bumped tree size written behind the log's back look exactly "
         "like a legitimate append not yet covered by a checkpoint: the audit cannot tell them "
@@ -349,6 +398,7 @@ CASES: dict[str, Case] = {
     "time_backdated": Case(time_backdated, ("entry 7:", "earlier than entry 6's")),
     "time_after_next": Case(time_after_next, ("entry 8:", "earlier than entry 7's")),
     "time_shifted_in_order": Case(time_shifted_in_order, ("entry 7:", "leaf hash does not match")),
+    "time_beyond_year_9999": Case(time_beyond_year_9999, ("audit: entry 7:",)),
     "entry_deleted": Case(entry_deleted, ("entry 7 is missing",)),
     "last_entry_deleted": Case(last_entry_deleted, (f"entry {SIZE - 1} is missing",)),
     "envelopes_swapped": Case(envelopes_swapped, ("entry 7:", "leaf hash does not match")),
@@ -361,6 +411,9 @@ CASES: dict[str, Case] = {
     "entry_appended_behind_size_bumped_with_leaf": Case(
         entry_appended_behind_size_bumped_with_leaf, (f"entry {SIZE}",)
     ),
+    "entry_inserted_before_log": Case(entry_inserted_before_log, ("entry -1",)),
+    "envelope_stored_as_text": Case(envelope_stored_as_text, ("entry 7",)),
+    "log_state_deleted": Case(log_state_deleted, ("log_state",)),
     "tree_size_shrunk": Case(tree_size_shrunk, ("entry 18 lies beyond the tree size 18",)),
     "statement_digest_changed": Case(statement_digest_changed, ("entry 7",)),
     "leaf_changed": Case(leaf_changed, ("entry 7:", "leaf hash does not match")),
@@ -368,6 +421,7 @@ CASES: dict[str, Case] = {
     "leaf_deleted": Case(leaf_deleted, ("entry 5:", "leaf hash is missing")),
     "interior_node_deleted": Case(interior_node_deleted, ("tree node level 1 index 3 is missing",)),
     "node_added_past_edge": Case(node_added_past_edge, ("tree nodes at level 1: 11 stored",)),
+    "node_added_at_negative_level": Case(node_added_at_negative_level, ("level -1",)),
     "checkpoint_root_line_changed": Case(
         checkpoint_root_line_changed, ("checkpoint #1 (size 12)", "invalid signature")
     ),

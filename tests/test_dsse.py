@@ -157,7 +157,8 @@ def test_parse_never_crashes(data: bytes) -> None:
 def test_canonical_form_is_sorted_compact_json(ptype: str, payload: bytes, keyid: str) -> None:
     env = dsse.Envelope(ptype, payload, (dsse.Signature(keyid, b"\x01" * 64),))
     doc = json.loads(env.canonical())
-    assert env.canonical() == json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    assert (
+        env.canonical()
+        == json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
     assert base64.b64decode(doc["payload"]) == payload and doc["payloadType"] == ptype

@@ -55,9 +55,8 @@ def test_concurrent_submitters(tlog: TransparencyLog) -> None:
 def test_bad_envelope_is_refused_before_the_queue(tlog: TransparencyLog) -> None:
     a, _ = generate_key("a")
     b, _ = generate_key("b")
-    with Sequencer(tlog) as seq:
-        with pytest.raises(VerificationError):
-            seq.append(dsse.sign(PT, b"x", [b]), [parse_signer_key(a).public_key])
+    with Sequencer(tlog) as seq, pytest.raises(VerificationError):
+        seq.append(dsse.sign(PT, b"x", [b]), [parse_signer_key(a).public_key])
     assert tlog.size() == 0
     with pytest.raises(StoreError, match="closed"):
         seq.submit([])

@@ -33,6 +33,10 @@ class VerificationError(CbmnetError):
     http_status = 422
 
 
+class IntegrityError(VerificationError):
+    """The store holds rows the log could not have written: altered behind its back."""
+
+
 class PolicyError(VerificationError):
     """A checkpoint is validly signed but lacks the witness quorum a policy requires."""
 

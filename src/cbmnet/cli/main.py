@@ -260,6 +260,8 @@ def log_audit(
         f"ok: {r.size} entries, {r.checkpoints} checkpoints, {r.cosignatures} cosignatures; "
         f"root {r.root_hash.hex()}"
     )
+    if r.uncovered:
+        typer.echo(f"note: the last {r.uncovered} entries are not yet covered by a signed checkpoint")
 
 
 @log_app.command("info")

@@ -37,13 +37,16 @@ class AuditReport:
     checkpoints: int
     cosignatures: int
     root_hash: bytes
+    uncovered: int = 0
+    """Entries after the latest signed checkpoint: the audit can vouch for their hashes but
+    not that the log did not add them behind its own back; a checkpoint will."""
 
 
 def _fail(msg: str) -> VerificationError:
     return VerificationError(f"audit: {msg}")
 
 
-def _check_nodes(store: Store, computed: list[Node]) -> None:
+def _check_nodes(store: Store, computed: list[Node], bad_statement: int | None) -> None:
     by_level: dict[int, list[Node]] = {}
     for n in computed:
         by_level.setdefault(n[0], []).append(n)
@@ -62,10 +65,24 @@ def _check_nodes(store: Store, computed: list[Node]) -> None:
                     f"tree node level {level} index {idx}: stored hash differs from the "
                     "hash recomputed from the entries"
                 )
+    if bad_statement is not None:
+        raise _fail(
+            f"entry {bad_statement}: its stored statement digest is not its envelope's "
+            "(it would make the log refuse another act as a duplicate)"
+        )
 
 
 def audit_log(store: Store, log_vkey: str | None = None) -> AuditReport:
     """Raise ``VerificationError`` naming the first entry, node or checkpoint that fails."""
+    try:
+        return _audit(store, log_vkey)
+    except VerificationError as e:
+        if str(e).startswith("audit: "):
+            raise
+        raise _fail(str(e)) from e
+
+
+def _audit(store: Store, log_vkey: str | None) -> AuditReport:
     stored_vkey = store.get_meta("log_vkey")
     origin = store.get_meta("origin")
     if stored_vkey is None or origin is None:
@@ -73,8 +90,16 @@ def audit_log(store: Store, log_vkey: str | None = None) -> AuditReport:
     if log_vkey is not None and log_vkey.strip() != stored_vkey:
         raise _fail(f"the store names log key {stored_vkey}, not the pinned {log_vkey.strip()}")
     vkey = log_vkey.strip() if log_vkey else stored_vkey
-    verifier = new_verifier(vkey)
+    try:
+        verifier = new_verifier(vkey)
+    except CbmnetError as err:
+        raise _fail(f"the log's key: {err}") from err
+    if verifier.name != origin:
+        raise _fail(f"the log's key is named {verifier.name!r}, its origin is {origin!r}")
     size, last_ms = store.log_state()
+    count, lowest, _ = store.entry_counts()
+    if count and lowest < 0:
+        raise _fail(f"entry {lowest} lies outside the tree (a negative index)")
     checkpoints = store.all_checkpoints()
     roots_wanted = {cp.size for cp in checkpoints}
     roots: dict[int, bytes] = {0: EMPTY_ROOT}
@@ -83,49 +108,55 @@ def audit_log(store: Store, log_vkey: str | None = None) -> AuditReport:
     computed: list[Node] = []
     expected = 0
     prev_ms = 0
-    for e in store.iter_entries(0, CHUNK):
-        if e.idx != expected:
-            if expected >= size:
+    bad_statement: int | None = None
+    for e in store.iter_entries(chunk=CHUNK):
+        if e.idx != expected or expected >= size:
+            if e.idx >= size:
                 raise _fail(f"entry {e.idx} lies beyond the tree size {size} (added behind the log)")
             raise _fail(f"entry {expected} is missing")
-        if expected >= size:
-            raise _fail(f"entry {e.idx} lies beyond the tree size {size} (added behind the log)")
-        if e.integrated_ms < prev_ms:
+        try:
+            data = encode_entry(e.integrated_ms, e.envelope)
+            statement = dsse.parse(e.envelope).statement_digest()
+        except CbmnetError as err:
+            raise _fail(f"entry {e.idx}: {err}") from err
+        if e.idx and e.integrated_ms < prev_ms:
             raise _fail(
                 f"entry {e.idx}: integration time {e.integrated_ms} is earlier than entry "
                 f"{e.idx - 1}'s {prev_ms} (backdated or reordered)"
             )
-        try:
-            dsse.parse(e.envelope)
-        except CbmnetError as err:
-            raise _fail(f"entry {e.idx}: {err}") from err
+        if statement != e.statement and bad_statement is None:
+            bad_statement = e.idx  # reported after the leaf check, which says more
         prev_ms = e.integrated_ms
-        extend_frontier(frontier, e.idx, leaf_hash(encode_entry(e.integrated_ms, e.envelope)), computed)
+        extend_frontier(frontier, e.idx, leaf_hash(data), computed)
         expected += 1
         if expected in roots_wanted:
             roots[expected] = frontier_root(frontier)
         if len(computed) >= CHUNK:
-            _check_nodes(store, computed)
+            _check_nodes(store, computed, bad_statement)
             computed = []
     if computed:
-        _check_nodes(store, computed)
+        _check_nodes(store, computed, bad_statement)
     if expected < size:
         raise _fail(f"entry {expected} is missing (tree size {size})")
-    if size and last_ms < prev_ms:
-        raise _fail(f"the log's last time {last_ms} is before entry {size - 1}'s")
-    for level, count, lo, hi in store.node_counts():
+    if last_ms != prev_ms:
+        raise _fail(
+            f"the log's last integration time {last_ms} is not entry {size - 1}'s {prev_ms}"
+            if size
+            else f"the empty log's last integration time is {last_ms}, not 0"
+        )
+    for level, n, lo, hi in store.node_counts():
+        if not 0 <= level < 64:
+            raise _fail(f"tree nodes at level {level} lie outside any tree")
         want = size >> level
-        if count != want or (count and (lo != 0 or hi != want - 1)):
-            raise _fail(
-                f"tree nodes at level {level}: {count} stored, the tree of size {size} has {want}"
-            )
+        if n != want or (n and (lo != 0 or hi != want - 1)):
+            raise _fail(f"tree nodes at level {level}: {n} stored, the tree of size {size} has {want}")
 
     cosigs = store.cosignatures()
     prev = None
-    for n, cp in enumerate(checkpoints):
+    for n_cp, cp in enumerate(checkpoints):
         name = f"checkpoint #{cp.seq} (size {cp.size})"
-        if cp.seq != n:
-            raise _fail(f"checkpoint #{n} is missing")
+        if cp.seq != n_cp:
+            raise _fail(f"checkpoint #{n_cp} is missing")
         try:
             note = open_note(cp.note, [verifier])
             body = parse_checkpoint(note.text)
@@ -158,5 +189,6 @@ def audit_log(store: Store, log_vkey: str | None = None) -> AuditReport:
             raise _fail(f"cosignature on checkpoint #{signed.seq}: {err}") from err
         if note.signatures[0].timestamp != cs.timestamp:
             raise _fail(f"cosignature on checkpoint #{signed.seq}: stored time is not the signed one")
-    root = roots.get(size) or frontier_root(frontier)
-    return AuditReport(size, len(checkpoints), len(cosigs), root)
+    root = frontier_root(frontier)
+    covered = prev.size if prev is not None else 0
+    return AuditReport(size, len(checkpoints), len(cosigs), root, size - covered)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from cbmnet.errors import StoreError
+from cbmnet.errors import IntegrityError, StoreError
 
 SCHEMA_VERSION = 1
 MAX_NODES_PER_QUERY = 200
@@ -51,6 +51,29 @@ class StoredEntry:
     idx: int
     integrated_ms: int
     envelope: bytes
+    statement: bytes = b""
+
+
+def _b(value: Any, what: str) -> bytes:
+    """A stored blob, or an IntegrityError: SQLite will keep any type in any column."""
+    if isinstance(value, bytes | memoryview | bytearray):
+        return bytes(value)
+    raise IntegrityError(f"{what}: stored value is not bytes (altered behind the log)")
+
+
+def _i(value: Any, what: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise IntegrityError(f"{what}: stored value is not an integer (altered behind the log)")
+
+
+def _s(value: Any, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise IntegrityError(f"{what}: stored value is not text (altered behind the log)")
+
+
+MIN_INDEX = -(1 << 63)
 
 
 @dataclass(frozen=True)
@@ -155,7 +178,7 @@ class Store(ABC):
 
     def get_meta(self, key: str) -> str | None:
         rows = self._execute("SELECT value FROM log_meta WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
+        return _s(rows[0][0], f"log meta {key}") if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction():
@@ -169,11 +192,15 @@ class Store(ABC):
         if not self._in_tx:
             raise RuntimeError("lock_log outside a transaction")
         rows = self._execute(self._lock_log_sql())
-        return int(rows[0][0]), int(rows[0][1])
+        if not rows:
+            raise IntegrityError("the log state row is missing")
+        return _i(rows[0][0], "log state size"), _i(rows[0][1], "log state time")
 
     def log_state(self) -> tuple[int, int]:
         rows = self._execute("SELECT size, last_ms FROM log_state WHERE id = 1")
-        return int(rows[0][0]), int(rows[0][1])
+        if not rows:
+            raise IntegrityError("the log state row is missing")
+        return _i(rows[0][0], "log state size"), _i(rows[0][1], "log state time")
 
     def set_log_state(self, size: int, last_ms: int) -> None:
         self._execute("UPDATE log_state SET size = ?, last_ms = ? WHERE id = 1", (size, last_ms))
@@ -198,7 +225,7 @@ class Store(ABC):
             for idx, st in self._execute(
                 f"SELECT idx, statement FROM log_entries WHERE statement IN ({marks})", chunk
             ):
-                out[bytes(st)] = int(idx)
+                out[_b(st, f"entry {idx} statement")] = _i(idx, "entry index")
         return out
 
     def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -212,7 +239,8 @@ class Store(ABC):
             for level, idx, h in self._execute(
                 f"SELECT level, idx, hash FROM log_nodes WHERE {where}", params
             ):
-                out[(int(level), int(idx))] = bytes(h)
+                key = (_i(level, "node level"), _i(idx, "node index"))
+                out[key] = _b(h, f"tree node level {level} index {idx}")
         return out
 
     def nodes_at_level(self, level: int, lo: int, hi: int) -> dict[int, bytes]:
@@ -221,46 +249,70 @@ class Store(ABC):
             "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx >= ? AND idx < ?",
             (level, lo, hi),
         )
-        return {int(i): bytes(h) for i, h in rows}
+        return {_i(i, "node index"): _b(h, f"tree node level {level} index {i}") for i, h in rows}
 
     def node_counts(self) -> list[tuple[int, int, int, int]]:
         """Per level: (level, count, min idx, max idx)."""
         rows = self._execute(
             "SELECT level, COUNT(*), MIN(idx), MAX(idx) FROM log_nodes GROUP BY level ORDER BY level"
         )
-        return [(int(a), int(b), int(c), int(d)) for a, b, c, d in rows]
+        return [
+            (_i(a, "node level"), _i(b, "node count"), _i(c, "node index"), _i(d, "node index"))
+            for a, b, c, d in rows
+        ]
 
     def entry_counts(self) -> tuple[int, int, int]:
         """(count, min idx, max idx); min and max are -1 when empty."""
         rows = self._execute("SELECT COUNT(*), MIN(idx), MAX(idx) FROM log_entries")
         n, lo, hi = rows[0]
-        return int(n), -1 if lo is None else int(lo), -1 if hi is None else int(hi)
+        if n == 0:
+            return 0, -1, -1
+        return _i(n, "entry count"), _i(lo, "entry index"), _i(hi, "entry index")
 
     def get_entry(self, idx: int) -> StoredEntry | None:
         rows = self._execute(
             "SELECT idx, integrated_ms, envelope FROM log_entries WHERE idx = ?", (idx,)
         )
-        return StoredEntry(int(rows[0][0]), int(rows[0][1]), bytes(rows[0][2])) if rows else None
+        return self._entry(rows[0]) if rows else None
 
-    def iter_entries(self, start: int = 0, chunk: int = 5000) -> Iterator[StoredEntry]:
-        """Entries in index order from ``start``, read in chunks (bounded memory)."""
-        last = start - 1
+    @staticmethod
+    def _entry(row: tuple[Any, ...]) -> StoredEntry:
+        idx = _i(row[0], "entry index")
+        statement = _b(row[3], f"entry {idx} statement") if len(row) > 3 else b""
+        return StoredEntry(
+            idx,
+            _i(row[1], f"entry {idx} integration time"),
+            _b(row[2], f"entry {idx} envelope"),
+            statement,
+        )
+
+    def iter_entries(self, after: int = MIN_INDEX, chunk: int = 5000) -> Iterator[StoredEntry]:
+        """Every entry with index > ``after``, in index order, read in chunks."""
+        last = after
         while True:
             rows = self._execute(
-                "SELECT idx, integrated_ms, envelope FROM log_entries WHERE idx > ?"
+                "SELECT idx, integrated_ms, envelope, statement FROM log_entries WHERE idx > ?"
                 " ORDER BY idx LIMIT ?",
                 (last, chunk),
             )
             if not rows:
                 return
-            for idx, ms, env in rows:
-                yield StoredEntry(int(idx), int(ms), bytes(env))
-            last = int(rows[-1][0])
+            for row in rows:
+                yield self._entry(row)
+            last = _i(rows[-1][0], "entry index")
 
     # ---- checkpoints and cosignatures ---------------------------------------------------
 
     def _checkpoint(self, row: tuple[Any, ...]) -> StoredCheckpoint:
-        return StoredCheckpoint(int(row[0]), int(row[1]), bytes(row[2]), str(row[3]), int(row[4]))
+        seq = _i(row[0], "checkpoint number")
+        what = f"checkpoint #{seq}"
+        return StoredCheckpoint(
+            seq,
+            _i(row[1], f"{what} size"),
+            _b(row[2], f"{what} root"),
+            _s(row[3], f"{what} note"),
+            _i(row[4], f"{what} time"),
+        )
 
     _CP_COLS = "seq, size, root, note, created_ms"
 
@@ -310,7 +362,15 @@ class Store(ABC):
             f"{where} ORDER BY checkpoint_seq, witness_vkey",
             params,
         )
-        return [StoredCosignature(int(a), str(b), str(c), int(d)) for a, b, c, d in rows]
+        return [
+            StoredCosignature(
+                _i(a, "cosignature checkpoint"),
+                _s(b, "cosignature key"),
+                _s(c, "cosignature line"),
+                _i(d, "cosignature time"),
+            )
+            for a, b, c, d in rows
+        ]
 
     # ---- witness state ------------------------------------------------------------------
 
@@ -321,7 +381,9 @@ class Store(ABC):
         if not rows:
             return None
         o, s, r, n = rows[0]
-        return WitnessRecord(str(o), int(s), bytes(r), str(n))
+        return WitnessRecord(
+            _s(o, "witness origin"), _i(s, "witness size"), _b(r, "witness root"), _s(n, "witness note")
+        )
 
     def witness_replace(self, expected: int | None, record: WitnessRecord) -> bool:
         """Compare-and-swap: store ``record`` only if the held size is still ``expected``."""

@@ -114,6 +114,10 @@ def _b64any(value: object, what: str) -> bytes:
     """Standard or URL-safe base64, padded or not, as DSSE requires verifiers to accept."""
     if not isinstance(value, str):
         raise FormatError(f"DSSE envelope: {what} must be a base64 string")
+    try:  # the common case, standard and padded, in one C call
+        return binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError):
+        pass
     s = value
     if "-" in s or "_" in s:
         if "+" in s or "/" in s:
@@ -172,9 +176,9 @@ def _public(key: bytes) -> Ed25519PublicKey:
 
 def _verified_by(env: Envelope, public_keys: Sequence[bytes]) -> tuple[bytes, ...]:
     message = pae(env.payload_type, env.payload)
-    keys = [(k, _public(k)) for k in dict.fromkeys(public_keys)]
     good: list[bytes] = []
-    for raw, pub in keys:
+    for raw in dict.fromkeys(public_keys) if len(public_keys) > 1 else public_keys:
+        pub = _public(raw)
         for s in env.signatures:
             if len(s.sig) != 64:
                 continue
@@ -206,4 +210,5 @@ def verify_threshold(envelope: bytes | str, public_keys: Sequence[bytes], thresh
         if threshold == 1:
             raise VerificationError("DSSE envelope: no signature verifies under the given keys")
         raise VerificationError(f"DSSE envelope: {len(good)} of the required {threshold} keys signed")
-    return Envelope(env.payload_type, env.payload, env.signatures, good)
+    object.__setattr__(env, "verified_keys", good)  # env is ours alone: fill in, not copy
+    return env

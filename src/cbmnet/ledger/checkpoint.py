@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cbmnet.errors import FormatError
+from cbmnet.ledger.encoding import b64, parse_uint, unb64
 from cbmnet.ledger.merkle import HASH_SIZE
 
 MAX_EXTENSIONS = 16
@@ -41,7 +40,7 @@ def format_checkpoint(origin: str, size: int, root_hash: bytes, extensions: Sequ
     for e in extensions:
         if not _valid_line(e):
             raise FormatError(f"checkpoint: invalid extension line {e!r}")
-    lines = [origin, str(size), base64.b64encode(root_hash).decode(), *extensions]
+    lines = [origin, str(size), b64(root_hash), *extensions]
     return "\n".join(lines) + "\n"
 
 
@@ -55,14 +54,8 @@ def parse_checkpoint(text: str) -> Checkpoint:
     origin, size_s, root_s, *ext = lines
     if not _valid_line(origin):
         raise FormatError("checkpoint: empty or invalid origin line")
-    if not size_s.isascii() or not size_s.isdigit() or (size_s != "0" and size_s[0] == "0"):
-        raise FormatError(f"checkpoint: tree size {size_s!r} is not a decimal without leading zeros")
-    if len(size_s) > 20 or int(size_s) >= 1 << 63:
-        raise FormatError("checkpoint: tree size out of range")
-    try:
-        root = base64.b64decode(root_s.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as e:
-        raise FormatError("checkpoint: root hash is not standard base64") from e
+    size = parse_uint(size_s, "checkpoint: tree size")
+    root = unb64(root_s, "checkpoint: root hash")
     if len(root) != HASH_SIZE:
         raise FormatError("checkpoint: root hash must be 32 bytes")
     if len(ext) > MAX_EXTENSIONS:
@@ -70,4 +63,4 @@ def parse_checkpoint(text: str) -> Checkpoint:
     for line in ext:
         if not _valid_line(line):
             raise FormatError("checkpoint: empty or invalid extension line")
-    return Checkpoint(origin, int(size_s), root, list(ext))
+    return Checkpoint(origin, size, root, list(ext))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cbmnet.errors import FormatError
+from cbmnet.ledger.encoding import parse_uint
 from cbmnet.ledger.merkle import leaf_hash
 
 ENTRY_HEADER = b"cbmnet/log-entry/v1\n"
@@ -49,12 +50,7 @@ def decode_entry(data: bytes) -> LogEntry:
     line, sep, envelope = rest.partition(b"\n")
     if not sep or not line.startswith(b"time "):
         raise FormatError("log entry: missing time line")
-    digits = line[5:]
-    if not digits.isdigit() or (len(digits) > 1 and digits.startswith(b"0")) or len(digits) > 15:
-        raise FormatError("log entry: time is not a decimal without leading zeros")
-    ms = int(digits)
-    if ms > MAX_TIME_MS:
-        raise FormatError("log entry: time out of range")
+    ms = parse_uint(line[5:].decode("ascii", "replace"), "log entry: time", MAX_TIME_MS)
     return LogEntry(ms, envelope)
 
 

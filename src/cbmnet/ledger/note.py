@@ -14,8 +14,6 @@ verifier of the one never accepts the other's signatures.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import struct
 import time as _time
@@ -28,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cbmnet.errors import FormatError, VerificationError
+from cbmnet.ledger.encoding import b64, unb64
 
 ALG_ED25519 = 0x01
 ALG_COSIGNATURE_V1 = 0x04
@@ -36,17 +35,6 @@ MAX_SIGNATURES = 100
 MAX_NOTE_BYTES = 1 << 20
 
 _SIG_PREFIX = "\u2014 "  # em dash, space
-
-
-def _b64decode(text: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as e:
-        raise FormatError(f"{what}: not standard base64") from e
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def is_valid_name(name: str) -> bool:
@@ -69,7 +57,7 @@ def _raw_public(key: Ed25519PrivateKey) -> bytes:
 
 
 def _verifier_text(name: str, alg: int, public_key: bytes) -> str:
-    return f"{name}+{key_id(name, alg, public_key):08x}+{_b64(bytes([alg]) + public_key)}"
+    return f"{name}+{key_id(name, alg, public_key):08x}+{b64(bytes([alg]) + public_key)}"
 
 
 def generate_key(name: str) -> tuple[str, str]:
@@ -80,7 +68,7 @@ def generate_key(name: str) -> tuple[str, str]:
     seed = private.private_bytes_raw()
     pub = _raw_public(private)
     kid = key_id(name, ALG_ED25519, pub)
-    skey = f"PRIVATE+KEY+{name}+{kid:08x}+{_b64(bytes([ALG_ED25519]) + seed)}"
+    skey = f"PRIVATE+KEY+{name}+{kid:08x}+{b64(bytes([ALG_ED25519]) + seed)}"
     return skey, _verifier_text(name, ALG_ED25519, pub)
 
 
@@ -114,7 +102,7 @@ def parse_signer_key(skey: str) -> SignerKey:
     _, _, name, hexid, data = parts
     if not is_valid_name(name):
         raise FormatError(f"signer key: invalid key name {name!r}")
-    raw = _b64decode(data, "signer key")
+    raw = unb64(data, "signer key")
     if len(raw) != 33 or raw[0] != ALG_ED25519:
         raise FormatError("signer key: expected an Ed25519 seed (type 0x01, 32 bytes)")
     private = Ed25519PrivateKey.from_private_bytes(raw[1:])
@@ -140,7 +128,7 @@ class VerifierKey:
 
     @property
     def text(self) -> str:
-        return f"{self.name}+{self.key_id:08x}+{_b64(bytes([self.alg]) + self.public_key)}"
+        return f"{self.name}+{self.key_id:08x}+{b64(bytes([self.alg]) + self.public_key)}"
 
 
 def parse_verifier_key(vkey: str) -> VerifierKey:
@@ -152,7 +140,7 @@ def parse_verifier_key(vkey: str) -> VerifierKey:
     if not is_valid_name(name):
         raise FormatError(f"verifier key: invalid key name {name!r}")
     kid = _parse_hexid(hexid, "verifier key")
-    raw = _b64decode(data, "verifier key")
+    raw = unb64(data, "verifier key")
     if not raw:
         raise FormatError("verifier key: empty key data")
     alg = raw[0]
@@ -284,7 +272,7 @@ class NoteSignature:
 
     @property
     def line(self) -> str:
-        return f"{_SIG_PREFIX}{self.name} {_b64(self.key_id.to_bytes(4, 'big') + self.signature)}\n"
+        return f"{_SIG_PREFIX}{self.name} {b64(self.key_id.to_bytes(4, 'big') + self.signature)}\n"
 
 
 @dataclass(frozen=True)
@@ -352,7 +340,7 @@ def split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
         name, sep, b64 = line[len(_SIG_PREFIX) :].partition(" ")
         if not sep or not is_valid_name(name) or not b64:
             raise FormatError(f"note: signature line {n} is malformed")
-        raw = _b64decode(b64, f"note: signature line {n}")
+        raw = unb64(b64, f"note: signature line {n}")
         if len(raw) < 5:
             raise FormatError(f"note: signature line {n} is too short")
         sigs.append(NoteSignature(name, int.from_bytes(raw[:4], "big"), raw[4:]))

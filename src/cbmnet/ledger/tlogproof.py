@@ -7,12 +7,11 @@ the proof itself, because its leaf hash is what the inclusion proof must lead fr
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cbmnet.errors import FormatError
+from cbmnet.ledger.encoding import b64, parse_uint, unb64
 from cbmnet.ledger.entry import LogEntry, decode_entry
 from cbmnet.ledger.merkle import HASH_SIZE, leaf_hash, verify_inclusion
 from cbmnet.ledger.policy import AgreedCheckpoint, Policy, verify_checkpoint
@@ -21,23 +20,12 @@ PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 MAX_PROOF_HASHES = 63
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _unb64(s: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(s.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as e:
-        raise FormatError(f"{what}: not standard base64") from e
-
-
 def _hashes(lines: Sequence[str], what: str) -> list[bytes]:
     if len(lines) > MAX_PROOF_HASHES:
         raise FormatError(f"{what}: more than {MAX_PROOF_HASHES} proof hashes")
     out = []
     for i, line in enumerate(lines):
-        h = _unb64(line, f"{what}: proof hash {i}")
+        h = unb64(line, f"{what}: proof hash {i}")
         if len(h) != HASH_SIZE:
             raise FormatError(f"{what}: proof hash {i} is not 32 bytes")
         out.append(h)
@@ -56,9 +44,9 @@ class ProofBundle:
 def format_proof(bundle: ProofBundle) -> str:
     lines = [PROOF_HEADER]
     if bundle.extra is not None:
-        lines.append("extra " + _b64(bundle.extra))
+        lines.append("extra " + b64(bundle.extra))
     lines.append(f"index {bundle.index}")
-    lines.extend(_b64(h) for h in bundle.proof)
+    lines.extend(b64(h) for h in bundle.proof)
     return "\n".join(lines) + "\n\n" + bundle.checkpoint
 
 
@@ -72,16 +60,12 @@ def parse_proof(text: str) -> ProofBundle:
     rest = lines[1:]
     extra = None
     if rest and rest[0].startswith("extra "):
-        extra = _unb64(rest[0][6:], "tlog-proof: extra")
+        extra = unb64(rest[0][6:], "tlog-proof: extra")
         rest = rest[1:]
     if not rest or not rest[0].startswith("index "):
         raise FormatError("tlog-proof: missing index line")
-    idx_s = rest[0][6:]
-    if not idx_s.isascii() or not idx_s.isdigit() or (idx_s != "0" and idx_s[0] == "0"):
-        raise FormatError(f"tlog-proof: index {idx_s!r} is not a decimal without leading zeros")
-    if len(idx_s) > 19:
-        raise FormatError("tlog-proof: index out of range")
-    return ProofBundle(int(idx_s), _hashes(rest[1:], "tlog-proof"), checkpoint, extra)
+    index = parse_uint(rest[0][6:], "tlog-proof: index")
+    return ProofBundle(index, _hashes(rest[1:], "tlog-proof"), checkpoint, extra)
 
 
 @dataclass(frozen=True)
@@ -117,7 +101,7 @@ class AddCheckpoint:
 
 
 def format_add_checkpoint(req: AddCheckpoint) -> str:
-    lines = [f"old {req.old_size}", *(_b64(h) for h in req.proof)]
+    lines = [f"old {req.old_size}", *(b64(h) for h in req.proof)]
     return "\n".join(lines) + "\n\n" + req.checkpoint
 
 
@@ -128,9 +112,5 @@ def parse_add_checkpoint(text: str) -> AddCheckpoint:
     lines = head.split("\n")
     if not lines[0].startswith("old "):
         raise FormatError("add-checkpoint: first line must be 'old <size>'")
-    old_s = lines[0][4:]
-    if not old_s.isascii() or not old_s.isdigit() or (old_s != "0" and old_s[0] == "0"):
-        raise FormatError(f"add-checkpoint: old size {old_s!r} is not a decimal")
-    if len(old_s) > 19:
-        raise FormatError("add-checkpoint: old size out of range")
-    return AddCheckpoint(int(old_s), _hashes(lines[1:], "add-checkpoint"), checkpoint)
+    old = parse_uint(lines[0][4:], "add-checkpoint: old size")
+    return AddCheckpoint(old, _hashes(lines[1:], "add-checkpoint"), checkpoint)

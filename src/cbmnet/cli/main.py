@@ -19,7 +19,7 @@ from cbmnet.errors import CbmnetError, FormatError
 from cbmnet.ledger import dsse
 from cbmnet.ledger.entry import format_time_ms
 from cbmnet.ledger.note import generate_key, new_verifier, parse_signer_key
-from cbmnet.ledger.policy import parse_policy, single_log_policy
+from cbmnet.ledger.policy import parse_policy, single_log_policy, verify_checkpoint
 from cbmnet.ledger.tlogproof import format_add_checkpoint, format_proof, verify_entry_proof
 from cbmnet.log.audit import audit_log
 from cbmnet.log.service import TransparencyLog
@@ -265,13 +265,25 @@ def log_audit(
 
 
 @log_app.command("info")
-def log_info(db: DbOpt = DEFAULT_DB) -> None:
-    """Show the log's origin, key, size and latest checkpoint."""
+def log_info(
+    db: DbOpt = DEFAULT_DB,
+    policy: Annotated[
+        Path | None, typer.Option(help="Say whether the latest checkpoint meets this policy.")
+    ] = None,
+) -> None:
+    """Show the log's origin, key, size and latest checkpoint (and if it is agreed)."""
     log = _open_log(db)
     typer.echo(f"origin:       {log.origin}\nverifier key: {log.vkey}\nsize:         {log.size()}")
     cp = log.store.latest_checkpoint()
-    if cp is not None:
-        typer.echo("latest checkpoint:\n" + log.signed_checkpoint(cp), nl=False)
+    if cp is None:
+        typer.echo("no checkpoint signed yet")
+        return
+    signed = log.signed_checkpoint(cp)
+    typer.echo("latest checkpoint:\n" + signed, nl=False)
+    if policy is not None:
+        agreed = verify_checkpoint(signed, parse_policy(_read_text(str(policy))))
+        names = ", ".join(sorted(agreed.cosigned_by)) or "no witness needed"
+        typer.echo(f"agreed under {policy}: cosigned by {names}")
 
 
 # ---- witness ----------------------------------------------------------------------------

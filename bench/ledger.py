@@ -130,7 +130,7 @@ def main() -> None:
         step = 20_000
         for lo in range(0, args.proof_size, step):
             hi = min(lo + step, args.proof_size)
-            big.append_verified([dsse.Envelope(PT, b"%d" % i, fake) for i in range(lo, hi)])
+            big.append_verified([dsse.Envelope(PT, b"%d" % i, fake, (), fake) for i in range(lo, hi)])
         fill_s = time.perf_counter() - t_fill
         size = big.size()
         rng = random.Random(7)

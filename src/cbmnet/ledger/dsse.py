@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from cbmnet.errors import FormatError, VerificationError
-from cbmnet.ledger.note import parse_signer_key
+from cbmnet.ledger.note import check_public_key, parse_signer_key
 
 MAX_ENVELOPE_BYTES = 1 << 20
 """Largest envelope accepted (JSON bytes): sensor batches are logged by hash, not inline."""
@@ -48,10 +48,21 @@ class Envelope:
     payload: bytes
     signatures: tuple[Signature, ...]
     verified_keys: tuple[bytes, ...] = ()
+    verified_signatures: tuple[Signature, ...] = ()
+    """After ``verify``: the signatures that verified, one per key, in envelope order."""
 
     def canonical(self) -> bytes:
-        """The one JSON form cbmnet logs: sorted keys, no spaces, standard base64."""
+        """The one JSON form cbmnet writes: sorted keys, no spaces, standard base64."""
         return _dump(self.payload_type, self.payload, self.signatures)
+
+    def logged_form(self) -> bytes:
+        """What the log stores: the canonical form with only the signatures that verified.
+
+        Unverified signatures (with keyid hints naming anyone) never enter the record.
+        """
+        if not self.verified_signatures:
+            raise FormatError("DSSE envelope: not verified; nothing to log")
+        return _dump(self.payload_type, self.payload, self.verified_signatures)
 
     def statement_digest(self) -> bytes:
         """SHA-256 of the PAE: what the signatures cover, whoever signed it."""
@@ -90,8 +101,15 @@ def _private(key: PrivateKeyLike) -> tuple[Ed25519PrivateKey, str]:
     raise FormatError("DSSE signing key: expected an Ed25519 key, a signer key or a 32-byte seed")
 
 
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise FormatError(f"DSSE envelope: {what} is not valid Unicode (lone surrogate)") from e
+
+
 def _check_type(payload_type: str) -> None:
-    if not payload_type or len(payload_type.encode()) > MAX_PAYLOAD_TYPE:
+    if not payload_type or len(_utf8(payload_type, "payloadType")) > MAX_PAYLOAD_TYPE:
         raise FormatError(f"DSSE payloadType must be 1..{MAX_PAYLOAD_TYPE} bytes")
 
 
@@ -139,7 +157,7 @@ def parse(envelope: bytes | str) -> Envelope:
         raise FormatError(f"DSSE envelope: larger than {MAX_ENVELOPE_BYTES} bytes")
     try:
         doc: Any = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, bad UTF-8, huge integers
         raise FormatError(f"DSSE envelope: not JSON ({e})") from e
     if not isinstance(doc, dict):
         raise FormatError("DSSE envelope: must be a JSON object")
@@ -163,6 +181,7 @@ def parse(envelope: bytes | str) -> Envelope:
         keyid = s.get("keyid", "")
         if not isinstance(keyid, str) or len(keyid) > 256:
             raise FormatError(f"DSSE envelope: signature {i} keyid must be a short string")
+        _utf8(keyid, f"signature {i} keyid")
         sigs.append(Signature(keyid, _b64any(s["sig"], f"signature {i}")))
     return Envelope(ptype, payload, tuple(sigs))
 
@@ -171,24 +190,29 @@ def parse(envelope: bytes | str) -> Envelope:
 def _public(key: bytes) -> Ed25519PublicKey:
     if not isinstance(key, bytes) or len(key) != 32:
         raise FormatError("DSSE verification key: expected a raw 32-byte Ed25519 public key")
+    check_public_key(key, "DSSE verification key")
     return Ed25519PublicKey.from_public_bytes(key)
 
 
-def _verified_by(env: Envelope, public_keys: Sequence[bytes]) -> tuple[bytes, ...]:
+def _verified_by(
+    env: Envelope, public_keys: Sequence[bytes]
+) -> tuple[tuple[bytes, ...], tuple[Signature, ...]]:
     message = pae(env.payload_type, env.payload)
     good: list[bytes] = []
+    sigs: list[int] = []
     for raw in dict.fromkeys(public_keys) if len(public_keys) > 1 else public_keys:
         pub = _public(raw)
-        for s in env.signatures:
-            if len(s.sig) != 64:
+        for n, s in enumerate(env.signatures):
+            if len(s.sig) != 64 or n in sigs:
                 continue
             try:
                 pub.verify(s.sig, message)
             except InvalidSignature:
                 continue
             good.append(raw)
+            sigs.append(n)
             break
-    return tuple(good)
+    return tuple(good), tuple(env.signatures[n] for n in sorted(sigs))
 
 
 def verify(envelope: bytes | str, public_keys: Sequence[bytes]) -> Envelope:
@@ -205,10 +229,11 @@ def verify_threshold(envelope: bytes | str, public_keys: Sequence[bytes], thresh
     if threshold < 1:
         raise FormatError("DSSE threshold must be at least 1")
     env = parse(envelope)
-    good = _verified_by(env, public_keys)
+    good, sigs = _verified_by(env, public_keys)
     if len(good) < threshold:
         if threshold == 1:
             raise VerificationError("DSSE envelope: no signature verifies under the given keys")
         raise VerificationError(f"DSSE envelope: {len(good)} of the required {threshold} keys signed")
     object.__setattr__(env, "verified_keys", good)  # env is ours alone: fill in, not copy
+    object.__setattr__(env, "verified_signatures", sigs)
     return env

@@ -37,12 +37,47 @@ MAX_NOTE_BYTES = 1 << 20
 _SIG_PREFIX = "\u2014 "  # em dash, space
 
 
+_P = 2**255 - 19
+_SMALL_ORDER_Y = frozenset(
+    {
+        0,
+        1,
+        _P - 1,
+        # y of the points of order 8 (libsodium's blocklist; checked in tests/test_note.py)
+        int.from_bytes(
+            bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+            "little",
+        ),
+        int.from_bytes(
+            bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+            "little",
+        ),
+    }
+)
+
+
+def check_public_key(raw: bytes, what: str) -> None:
+    """Refuse Ed25519 public keys of small order or in non-canonical encoding.
+
+    Under such a key a signature can verify for any message (the identity point accepts
+    R = identity, S = 0), so whoever registered it could deny its acts and anyone could
+    forge them.
+    """
+    if len(raw) != 32:
+        raise FormatError(f"{what}: an Ed25519 public key is 32 bytes")
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y >= _P or y in _SMALL_ORDER_Y:
+        raise FormatError(f"{what}: a weak Ed25519 key (small order or non-canonical)")
+
+
 def is_valid_name(name: str) -> bool:
     """Key names: non-empty, no whitespace, no '+', no control characters."""
     return (
         bool(name)
         and "+" not in name
-        and not any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in name)
+        and not any(
+            c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in name
+        )
     )
 
 
@@ -148,6 +183,7 @@ def parse_verifier_key(vkey: str) -> VerifierKey:
         raise FormatError(f"verifier key {name}: unsupported signature type 0x{alg:02x}")
     if len(raw) != 33:
         raise FormatError(f"verifier key {name}: an Ed25519 public key is 32 bytes")
+    check_public_key(raw[1:], f"verifier key {name}")
     if kid != key_id(name, alg, raw[1:]):
         raise FormatError(f"verifier key {name}: key id does not match the key")
     return VerifierKey(name, kid, alg, raw[1:])

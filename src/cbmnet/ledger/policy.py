@@ -6,6 +6,7 @@ party relies on a checkpoint.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from cbmnet.errors import FormatError, PolicyError
@@ -53,12 +54,14 @@ def parse_policy(text: str) -> Policy:
     p = Policy()
     quorum: str | None = None
     seen_keys: set[bytes] = set()
+    used: set[str] = set()
     items = 0
     for n, raw in enumerate(text.split("\n"), start=1):
         for c in raw:
             if (ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F:
                 raise FormatError(f"policy line {n}: control character")
-        words = raw.split()
+        # Only ASCII space and tab separate items; other bytes are opaque name characters.
+        words = [w for w in re.split(r"[ \t]+", raw) if w]
         if not words or words[0].startswith("#"):
             continue
         items += 1
@@ -91,11 +94,14 @@ def parse_policy(text: str) -> Policy:
             name, k_s, members = args[0], args[1], tuple(args[2:])
             if name in defined or name == "none":
                 raise FormatError(f"policy line {n}: name {name!r} defined twice")
-            if len(set(members)) != len(members):
-                raise FormatError(f"policy line {n}: a member is listed twice")
             for m in members:
                 if m not in defined:
                     raise FormatError(f"policy line {n}: {m!r} is not defined above")
+                # Each name may be a member once in the whole file, so a witness counts
+                # towards the quorum in one way only (and evaluation is a tree walk).
+                if m in used:
+                    raise FormatError(f"policy line {n}: {m!r} is already a group member")
+                used.add(m)
             if k_s == "all":
                 k = len(members)
             elif k_s == "any":
@@ -137,6 +143,9 @@ class AgreedCheckpoint:
     checkpoint: Checkpoint
     note: Note
     cosigned_by: frozenset[str]
+    """Policy names of the witnesses whose cosignatures verified."""
+    witness_ids: frozenset[tuple[str, int]] = frozenset()
+    """(key name, key id) of those cosignatures, to find them in ``note.signatures``."""
 
 
 def verify_checkpoint(signed: str, policy: Policy) -> AgreedCheckpoint:
@@ -158,7 +167,8 @@ def verify_checkpoint(signed: str, policy: Policy) -> AgreedCheckpoint:
     if not policy.satisfied(set(cosigned)):
         have = ", ".join(sorted(cosigned)) or "none"
         raise PolicyError(f"checkpoint size {cp.size}: witness quorum not met (cosigned: {have})")
-    return AgreedCheckpoint(cp, note, cosigned)
+    ids = frozenset((s.name, s.key_id) for s in note.signatures if (s.name, s.key_id) in by_id)
+    return AgreedCheckpoint(cp, note, cosigned, ids)
 
 
 def single_log_policy(log_vkey: str) -> Policy:

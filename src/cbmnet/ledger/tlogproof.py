@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cbmnet.errors import FormatError
+from cbmnet.errors import FormatError, VerificationError
 from cbmnet.ledger.encoding import b64, parse_uint, unb64
 from cbmnet.ledger.entry import LogEntry, decode_entry
 from cbmnet.ledger.merkle import HASH_SIZE, leaf_hash, verify_inclusion
@@ -75,11 +75,19 @@ class VerifiedEntry:
     agreed: AgreedCheckpoint
 
 
-def verify_entry_proof(text: str, policy: Policy) -> VerifiedEntry:
+MAX_CLOCK_SKEW_MS = 300_000
+"""How far a log's integration time may run ahead of a witness's clock (5 minutes)."""
+
+
+def verify_entry_proof(
+    text: str, policy: Policy, *, max_skew_ms: int = MAX_CLOCK_SKEW_MS
+) -> VerifiedEntry:
     """Verify a cbmnet proof bundle offline: checkpoint under the policy, then inclusion.
 
-    Returns the logged entry (time and envelope); checking the envelope's signature
-    against its author's key is the caller's step (the log commits to bytes, not authors).
+    The entry's integration time must not be later than the earliest cosignature of a
+    policy witness (plus ``max_skew_ms``): a witness that cosigned at T saw the entry by
+    T, so a log cannot date an entry after that. Returns the logged entry; checking the
+    envelope's signature against its author's key is the caller's step.
     """
     bundle = parse_proof(text)
     if bundle.extra is None:
@@ -88,6 +96,18 @@ def verify_entry_proof(text: str, policy: Policy) -> VerifiedEntry:
     agreed = verify_checkpoint(bundle.checkpoint, policy)
     cp = agreed.checkpoint
     verify_inclusion(leaf_hash(bundle.extra), bundle.index, cp.size, bundle.proof, cp.root_hash)
+    times = [
+        (s.timestamp, s.name)
+        for s in agreed.note.signatures
+        if s.timestamp is not None and (s.name, s.key_id) in agreed.witness_ids
+    ]
+    if times:
+        first, name = min(times)
+        if entry.integrated_ms > first * 1000 + max_skew_ms:
+            raise VerificationError(
+                f"entry {bundle.index} claims integration at {entry.integrated_at}, after "
+                f"witness {name} cosigned a tree containing it (unix time {first})"
+            )
     return VerifiedEntry(bundle.index, entry, agreed)
 
 

@@ -69,6 +69,11 @@ def check_add_checkpoint(
             f"witness: holds size {held} for {cp.origin}, request says {req.old_size}",
             current_size=held,
         )
+    if latest is not None and cp.size == latest.size and cp.root_hash != latest.root_hash:
+        raise ConflictError(
+            f"witness: already cosigned another root for size {cp.size} of {cp.origin}",
+            current_size=held,
+        )
     if latest is None:
         verify_consistency(0, cp.size, req.proof, EMPTY_ROOT, cp.root_hash)
     else:

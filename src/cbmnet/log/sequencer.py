@@ -16,9 +16,9 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-from cbmnet.errors import CbmnetError, StoreError
+from cbmnet.errors import StoreError
 from cbmnet.ledger import dsse
-from cbmnet.log.service import Receipt, TransparencyLog
+from cbmnet.log.service import Receipt, TransparencyLog, verify_all
 
 _Item = tuple[Sequence[dsse.Envelope], "Future[list[Receipt]]"]
 
@@ -33,23 +33,36 @@ class Sequencer:
         self._thread.start()
 
     def submit(self, envelopes: Sequence[dsse.Envelope]) -> Future[list[Receipt]]:
-        """Queue verified envelopes; the future resolves once they are durable."""
+        """Queue verified envelopes; the future resolves once they are durable.
+
+        Cancelling the future before its group is taken drops the envelopes; after that,
+        cancelling is refused and the receipt still comes.
+        """
         if self._closed:
             raise StoreError("the sequencer is closed")
         fut: Future[list[Receipt]] = Future()
         self._queue.put((envelopes, fut))
         return fut
 
-    def append(self, envelope: bytes | str, authors: Sequence[bytes]) -> Receipt:
-        """Verify here, then wait for the group commit."""
-        return self.submit([dsse.verify(envelope, authors)]).result()[0]
+    def append(self, envelope: bytes | str, authors: Sequence[bytes], *, threshold: int = 1) -> Receipt:
+        """Verify here (in the caller's thread), then wait for the group commit."""
+        return self.submit(verify_all([envelope], authors, threshold)).result()[0]
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer thread."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
-            self._thread.join()
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        # A submit racing with close may have queued behind the sentinel: refuse it.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and item[1].set_running_or_notify_cancel():
+                item[1].set_exception(StoreError("the sequencer is closed"))
 
     def __enter__(self) -> Sequencer:
         return self
@@ -75,15 +88,21 @@ class Sequencer:
                     break
                 group.append(nxt)
                 count += len(nxt[0])
-            self._commit(group)
+            # A submitter that gave up before its turn is dropped, not logged.
+            live = [item for item in group if item[1].set_running_or_notify_cancel()]
+            if live:
+                self._commit(live)
 
     def _commit(self, group: list[_Item]) -> None:
         envelopes = [e for envs, _ in group for e in envs]
         try:
             receipts = self.log.append_verified(envelopes)
-        except (CbmnetError, Exception) as e:  # every submitter must hear of it
-            for _, fut in group:
-                fut.set_exception(e)
+        except Exception as e:  # the writer thread must outlive any one bad group
+            if len(group) > 1:
+                for item in group:  # isolate the culprit: only its submitter fails
+                    self._commit([item])
+                return
+            group[0][1].set_exception(e)
             return
         at = 0
         for envs, fut in group:

@@ -54,6 +54,21 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def verify_all(
+    envelopes: Sequence[bytes | str], authors: Sequence[bytes], threshold: int = 1
+) -> list[dsse.Envelope]:
+    """Verify each envelope, naming the first that fails by its position."""
+    out = []
+    for i, e in enumerate(envelopes):
+        try:
+            env = dsse.verify_threshold(e, authors, threshold)
+            env.logged_form()  # fails here, in the caller's thread, not in a group commit
+        except CbmnetError as err:
+            raise type(err)(f"envelope {i}: {err}") from err
+        out.append(env)
+    return out
+
+
 @dataclass(frozen=True)
 class Receipt:
     """What the log answers for an accepted act."""
@@ -125,21 +140,21 @@ class TransparencyLog:
         self._frontier = [(lvl, i, got[(lvl, i)]) for lvl, i in keys]
         self._frontier_size = size
 
-    def append(self, envelope: bytes | str, authors: Sequence[bytes]) -> Receipt:
+    def append(self, envelope: bytes | str, authors: Sequence[bytes], *, threshold: int = 1) -> Receipt:
         """Verify an envelope under its author's keys and log it."""
-        return self.append_batch([envelope], authors)[0]
+        return self.append_batch([envelope], authors, threshold=threshold)[0]
 
-    def append_batch(self, envelopes: Sequence[bytes | str], authors: Sequence[bytes]) -> list[Receipt]:
-        """Verify every envelope first; log all of them in one durable commit, or none."""
+    def append_batch(
+        self, envelopes: Sequence[bytes | str], authors: Sequence[bytes], *, threshold: int = 1
+    ) -> list[Receipt]:
+        """Verify every envelope first; log all of them in one durable commit, or none.
+
+        ``threshold`` is how many distinct ``authors`` must have signed each act: a joint
+        act is logged only once complete, so nobody can log a partial copy first.
+        """
         if len(envelopes) > MAX_BATCH:
             raise FormatError(f"a batch holds at most {MAX_BATCH} envelopes")
-        verified = []
-        for i, e in enumerate(envelopes):
-            try:
-                verified.append(dsse.verify(e, authors))
-            except CbmnetError as err:
-                raise type(err)(f"envelope {i}: {err}") from err
-        return self.append_verified(verified)
+        return self.append_verified(verify_all(envelopes, authors, threshold))
 
     def append_verified(self, envelopes: Sequence[dsse.Envelope]) -> list[Receipt]:
         """Log envelopes whose signatures the caller has checked."""
@@ -164,7 +179,7 @@ class TransparencyLog:
                         out.append(Receipt(placed[d], ms, True))
                     else:
                         idx = size + len(rows)
-                        canon = env.canonical()
+                        canon = env.logged_form()
                         rows.append((idx, ms, d, canon))
                         placed[d] = idx
                         leaf = leaf_hash(encode_entry(ms, canon))
@@ -274,7 +289,7 @@ class TransparencyLog:
             if w.alg != 0x04:
                 raise FormatError(f"witness key {v}: must be a cosignature (type 0x04) key")
             verifiers[(w.name, w.key_id)] = (v, w)
-        added = 0
+        checked: list[StoredCosignature] = []
         for raw in lines.splitlines():
             if not raw.strip():
                 continue
@@ -282,11 +297,13 @@ class TransparencyLog:
             note = open_note(body + "\n" + line, [w for _, w in verifiers.values()])
             sig = note.signatures[0]
             vkey, _ = verifiers[(sig.name, sig.key_id)]
-            self.store.put_cosignature(StoredCosignature(cp.seq, vkey, line, sig.timestamp or 0))
-            added += 1
-        if not added:
+            checked.append(StoredCosignature(cp.seq, vkey, line, sig.timestamp or 0))
+        if not checked:
             raise FormatError("no cosignature line given")
-        return added
+        with self.store.transaction():  # every line verified first; all stored, or none
+            for cs in checked:
+                self.store.put_cosignature(cs)
+        return len(checked)
 
     # ---- proofs for others --------------------------------------------------------------
 

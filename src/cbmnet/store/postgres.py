@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from cbmnet.errors import StoreError
+from cbmnet.errors import ConflictError, StoreError
 from cbmnet.store.sql import Store
 
 
@@ -45,8 +45,8 @@ class PostgresStore(Store):
         try:
             cur = self._conn.execute(self._sql(sql), params, prepare=False)
             return cur.fetchall() if cur.description else []
-        except psycopg.errors.IntegrityError:
-            raise
+        except psycopg.errors.IntegrityError as e:
+            raise ConflictError(f"PostgreSQL store: {e}") from e
         except psycopg.Error as e:
             raise StoreError(f"PostgreSQL store: {e}") from e
 
@@ -58,8 +58,8 @@ class PostgresStore(Store):
         try:
             with self._conn.cursor() as cur:
                 cur.executemany(self._sql(sql), rows)
-        except psycopg.errors.IntegrityError:
-            raise
+        except psycopg.errors.IntegrityError as e:
+            raise ConflictError(f"PostgreSQL store: {e}") from e
         except psycopg.Error as e:
             raise StoreError(f"PostgreSQL store: {e}") from e
 
@@ -68,10 +68,13 @@ class PostgresStore(Store):
         try:
             with self._conn.transaction():
                 yield
-        except psycopg.errors.IntegrityError:
-            raise
+        except psycopg.errors.IntegrityError as e:
+            raise ConflictError(f"PostgreSQL store: {e}") from e
         except psycopg.Error as e:
             raise StoreError(f"PostgreSQL store: {e}") from e
+
+    def _migrate_lock_sql(self) -> str | None:
+        return "SELECT pg_advisory_xact_lock(4242424242)"
 
     def _lock_log_sql(self) -> str:
         return "SELECT size, last_ms FROM log_state WHERE id = 1 FOR UPDATE"

@@ -144,8 +144,15 @@ class Store(ABC):
 
     # ---- schema -----------------------------------------------------------------------
 
+    def _migrate_lock_sql(self) -> str | None:
+        """A statement that serialises concurrent first opens (None: the transaction does)."""
+        return None
+
     def _migrate(self) -> None:
         with self.transaction():
+            lock = self._migrate_lock_sql()
+            if lock:
+                self._execute(lock)
             for stmt in _ddl(self.blob_type):
                 self._execute(stmt)
             rows = self._execute("SELECT value FROM log_meta WHERE key = 'schema_version'")
@@ -344,16 +351,12 @@ class Store(ABC):
 
     def put_cosignature(self, cs: StoredCosignature) -> None:
         """Keep a witness's newest cosignature of a checkpoint (one per witness key)."""
-        with self.transaction():
-            self._execute(
-                "DELETE FROM log_cosignatures WHERE checkpoint_seq = ? AND witness_vkey = ?",
-                (cs.checkpoint_seq, cs.witness_vkey),
-            )
-            self._execute(
-                "INSERT INTO log_cosignatures (checkpoint_seq, witness_vkey, line, timestamp)"
-                " VALUES (?, ?, ?, ?)",
-                (cs.checkpoint_seq, cs.witness_vkey, cs.line, cs.timestamp),
-            )
+        self._execute(
+            "INSERT INTO log_cosignatures (checkpoint_seq, witness_vkey, line, timestamp)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (checkpoint_seq, witness_vkey)"
+            " DO UPDATE SET line = excluded.line, timestamp = excluded.timestamp",
+            (cs.checkpoint_seq, cs.witness_vkey, cs.line, cs.timestamp),
+        )
 
     def cosignatures(self, seq: int | None = None) -> list[StoredCosignature]:
         where, params = ("WHERE checkpoint_seq = ?", (seq,)) if seq is not None else ("", ())

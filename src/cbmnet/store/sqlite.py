@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from cbmnet.errors import StoreError
+from cbmnet.errors import ConflictError, StoreError
 from cbmnet.store.sql import Store
 
 
@@ -43,8 +43,8 @@ class SqliteStore(Store):
     def _execute_locked(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
             return self._conn.execute(sql, params).fetchall()
-        except sqlite3.IntegrityError:
-            raise
+        except sqlite3.IntegrityError as e:
+            raise ConflictError(f"SQLite store {self._path!r}: {e}") from e
         except sqlite3.Error as e:
             raise StoreError(f"SQLite store {self._path!r}: {e}") from e
 
@@ -55,8 +55,8 @@ class SqliteStore(Store):
     def _executemany_locked(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             self._conn.executemany(sql, rows)
-        except sqlite3.IntegrityError:
-            raise
+        except sqlite3.IntegrityError as e:
+            raise ConflictError(f"SQLite store {self._path!r}: {e}") from e
         except sqlite3.Error as e:
             raise StoreError(f"SQLite store {self._path!r}: {e}") from e
 
@@ -68,7 +68,12 @@ class SqliteStore(Store):
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
-        self._execute("COMMIT")
+        try:
+            self._execute_locked("COMMIT", ())
+        except BaseException:
+            if self._conn.in_transaction:  # never leave the connection inside it
+                self._conn.execute("ROLLBACK")
+            raise
 
     def _lock_log_sql(self) -> str:
         # BEGIN IMMEDIATE already holds the database's write lock.

@@ -62,9 +62,9 @@ def payload(i: int) -> bytes:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--appends", type=int, default=20_000)
+    ap.add_argument("--appends", type=int, default=30_000)
     ap.add_argument("--batch", type=int, default=1000)
-    ap.add_argument("--round", type=int, default=4000)
+    ap.add_argument("--round", type=int, default=2000)
     ap.add_argument("--proof-size", type=int, default=1_000_000)
     ap.add_argument("--proofs", type=int, default=2_000)
     args = ap.parse_args()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import time as _time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -416,8 +416,3 @@ def open_note(note: str | bytes, verifiers: Iterable[Verifier]) -> Note:
     if not verified:
         raise VerificationError("note: no signature by a known key")
     return Note(text, tuple(verified), tuple(unverified))
-
-
-def verifiers_from(vkeys: Sequence[str]) -> list[Ed25519Verifier]:
-    """Parse several verifier keys at once (CLI and policy helper)."""
-    return [new_verifier(v) for v in vkeys]

@@ -37,11 +37,7 @@ class PostgresStore(Store):
     def _sql(sql: str) -> str:
         return sql.replace("?", "%s")
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:  # another thread's open transaction must not be seen or joined
-            return self._execute_locked(sql, params)
-
-    def _execute_locked(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
             cur = self._conn.execute(self._sql(sql), params, prepare=False)
             return cur.fetchall() if cur.description else []
@@ -50,11 +46,7 @@ class PostgresStore(Store):
         except psycopg.Error as e:
             raise StoreError(f"PostgreSQL store: {e}") from e
 
-    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self._lock:
-            self._executemany_locked(sql, rows)
-
-    def _executemany_locked(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             with self._conn.cursor() as cur:
                 cur.executemany(self._sql(sql), rows)

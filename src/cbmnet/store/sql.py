@@ -120,11 +120,19 @@ class Store(ABC):
     # ---- backend hooks ------------------------------------------------------------------
 
     @abstractmethod
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement; return its rows (empty for writes)."""
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run one statement (``?`` placeholders); return its rows (empty for writes)."""
 
     @abstractmethod
-    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:  # another thread's open transaction must not be seen or joined
+            return self._run(sql, params)
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._lock:
+            self._run_many(sql, rows)
 
     @abstractmethod
     @contextmanager

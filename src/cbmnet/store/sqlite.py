@@ -36,11 +36,7 @@ class SqliteStore(Store):
     def url(self) -> str:
         return f"sqlite:///{self._path}"
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:  # another thread's open transaction must not be seen or joined
-            return self._execute_locked(sql, params)
-
-    def _execute_locked(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.IntegrityError as e:
@@ -48,11 +44,7 @@ class SqliteStore(Store):
         except sqlite3.Error as e:
             raise StoreError(f"SQLite store {self._path!r}: {e}") from e
 
-    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self._lock:
-            self._executemany_locked(sql, rows)
-
-    def _executemany_locked(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             self._conn.executemany(sql, rows)
         except sqlite3.IntegrityError as e:
@@ -69,7 +61,7 @@ class SqliteStore(Store):
             self._conn.execute("ROLLBACK")
             raise
         try:
-            self._execute_locked("COMMIT", ())
+            self._run("COMMIT", ())
         except BaseException:
             if self._conn.in_transaction:  # never leave the connection inside it
                 self._conn.execute("ROLLBACK")

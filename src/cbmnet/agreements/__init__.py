@@ -1,0 +1,1 @@
+"""Agreements as code: the model, the loader and the bundled real agreements."""

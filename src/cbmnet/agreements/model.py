@@ -1,0 +1,253 @@
+"""The agreement file: what a lawyer with the treaty text beside them reads and corrects.
+
+An agreement has parties, named zones and a list of measures. Each measure cites its
+provision and uses one rule from a closed vocabulary (the ``rule`` field picks the
+model below); its figures are the rule's parameters. ``unconfirmed`` marks a figure the
+sources do not settle, so it can be corrected in one place. ``docs/agreements.md``
+documents every rule; ``cbmnet agreements schema`` prints the JSON Schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from cbmnet.compliance.timeutil import parse_duration
+from cbmnet.errors import FormatError
+
+Kind = Literal["communication", "constraint", "transparency", "verification"]
+SizeKey = Literal[
+    "troops", "battle_tanks", "acvs", "artillery", "sorties", "ships", "aircraft", "heavy_bombers"
+]
+Category = Literal[
+    "land",
+    "air",
+    "naval",
+    "amphibious_landing",
+    "parachute_assault",
+    "heliborne_landing",
+    "transfer",
+    "concentration",
+    "missile_launch",
+    "strategic_exercise",
+    "flight",
+]
+Formation = Literal["brigade", "division", "corps", "above_corps", "regional_command"]
+MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(v: str) -> str:
+    try:
+        parse_duration(v, "duration")
+    except FormatError as e:
+        raise ValueError(str(e).removeprefix("duration: ")) from None
+    return v
+
+
+DurationText = Annotated[str, AfterValidator(_duration)]
+"""An ISO 8601 duration: ``P42D``, ``PT48H``, ``PT10M``."""
+
+
+class Zone(_Strict):
+    """A named area: the shared land border of two parties (Natural Earth, or the
+    agreement's own ``geometry``), or any GeoJSON geometry."""
+
+    border: tuple[str, str] | None = None
+    geometry: dict[str, Any] | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Zone:
+        if (self.border is None) == (self.geometry is None):
+            raise ValueError("a zone has either 'border: [A, B]' or 'geometry: {GeoJSON}'")
+        return self
+
+
+class Scope(_Strict):
+    """Which activities a rule concerns: categories, a size threshold (any of the sizes at
+    or above its figure), a minimum formation, and optionally nearness to a zone."""
+
+    categories: tuple[Category, ...] = ()
+    threshold: dict[SizeKey, int] = Field(default_factory=dict)
+    formation_at_least: Formation | None = None
+    near_zone: str | None = None
+    within_km: float | None = None
+
+
+class _Measure(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: Kind
+    provision: str = Field(min_length=1)
+    title: str = ""
+    unconfirmed: str | None = None
+    """Why a figure here is not settled by the sources (shown with the measure)."""
+
+
+class PriorNotification(_Measure):
+    """Notify an activity in scope ``lead`` before it starts (alert activities: at start)."""
+
+    rule: Literal["prior_notification"]
+    scope: Scope
+    lead: DurationText
+    form: str = "prior_notification"
+    alert_exempt: bool = True
+
+
+class ObservationInvitation(_Measure):
+    """Invite observers to an activity in scope, ``lead`` before it starts."""
+
+    rule: Literal["observation_invitation"]
+    scope: Scope
+    lead: DurationText
+    form: str = "observation_invitation"
+    alert_exempt: bool = True
+
+
+class AnnualCalendar(_Measure):
+    """Every activity in scope in year Y appears in the party's calendar for Y, due on
+    ``due`` (MM-DD) of Y + ``due_year_offset``."""
+
+    rule: Literal["annual_calendar"]
+    scope: Scope
+    due: MonthDay
+    due_year_offset: int = -1
+    form: str = "annual_calendar"
+
+
+class AdvanceAnnouncement(_Measure):
+    """An activity in scope is announced ``years_ahead`` calendar years before its year,
+    by ``due`` (MM-DD) of that earlier year."""
+
+    rule: Literal["advance_announcement"]
+    scope: Scope
+    years_ahead: int = Field(ge=1, le=10)
+    due: MonthDay
+    form: str = "advance_announcement"
+
+
+class ActivityCap(_Measure):
+    """At most ``max_count`` activities in scope per ``period_years`` calendar years, and at
+    most ``max_simultaneous`` at the same time (per party)."""
+
+    rule: Literal["activity_cap"]
+    scope: Scope
+    max_count: int | None = Field(default=None, ge=0)
+    period_years: int = Field(default=1, ge=1, le=10)
+    max_simultaneous: int | None = Field(default=None, ge=0)
+
+
+class ZoneRule(_Measure):
+    """No ``subject`` (activity location, launch point, impact point, flight path) of the
+    scoped activities inside ``zone``, or within ``min_distance_km`` of it."""
+
+    rule: Literal["zone_rule"]
+    scope: Scope
+    subject: Literal["location", "launch", "impact", "flight"] = "location"
+    zone: str
+    min_distance_km: float = Field(default=0.0, ge=0)
+    aircraft_roles: tuple[str, ...] = ()
+    missile_classes: tuple[str, ...] = ()
+
+
+class PeriodicExchange(_Measure):
+    """Each party delivers ``form`` for each period (calendar year) by ``due`` (MM-DD) of
+    period + ``due_year_offset``, with every part in ``parts``."""
+
+    rule: Literal["periodic_exchange"]
+    form: str
+    due: MonthDay
+    due_year_offset: int = 0
+    parts: tuple[str, ...] = ()
+    first_period: int | None = None
+
+
+class ReplyDeadline(_Measure):
+    """A request of ``request_kind`` must be answered by its addressee ``within``."""
+
+    rule: Literal["reply_deadline"]
+    request_kind: str
+    within: DurationText
+    code: Literal["reply", "check"] = "reply"
+
+
+class Quota(_Measure):
+    """A party must accept up to ``per_year`` requests of ``request_kind`` a calendar year
+    (``per_requester`` from any one requesting party); refusing one within quota is a
+    finding. Answers are due ``reply_within``."""
+
+    rule: Literal["quota"]
+    request_kind: str
+    per_year: int = Field(ge=0)
+    per_requester: int | None = Field(default=None, ge=0)
+    reply_within: DurationText | None = None
+
+
+class EventNotification(_Measure):
+    """When an incident of ``incident_kinds`` happens, its party notifies ``within``."""
+
+    rule: Literal["event_notification"]
+    incident_kinds: tuple[str, ...]
+    within: DurationText
+    form: str
+
+
+class LaunchNotification(_Measure):
+    """A launch of ``missile_classes`` is notified ``lead`` before its declared window
+    (or before the launch when no window is declared); windows last at most
+    ``max_window``; the launch happens inside the declared window."""
+
+    rule: Literal["launch_notification"]
+    missile_classes: tuple[str, ...] = ()
+    lead: DurationText
+    max_window: DurationText | None = None
+    form: str = "launch_notification"
+
+
+Rule = Annotated[
+    PriorNotification
+    | ObservationInvitation
+    | AnnualCalendar
+    | AdvanceAnnouncement
+    | ActivityCap
+    | ZoneRule
+    | PeriodicExchange
+    | ReplyDeadline
+    | Quota
+    | EventNotification
+    | LaunchNotification,
+    Field(discriminator="rule"),
+]
+
+
+class Agreement(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str
+    version: str
+    source: str = ""
+    parties: tuple[str, ...] = Field(min_length=1)
+    zones: dict[str, Zone] = Field(default_factory=dict)
+    measures: tuple[Rule, ...]
+
+    @model_validator(mode="after")
+    def _references(self) -> Agreement:
+        ids = [m.id for m in self.measures]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"measure ids repeat: {', '.join(sorted(dup))}")
+        if len(set(self.parties)) != len(self.parties):
+            raise ValueError("a party is listed twice")
+        for name, z in self.zones.items():
+            if z.border and not set(z.border) <= set(self.parties):
+                raise ValueError(f"zone {name!r}: border of states that are not parties")
+        for m in self.measures:
+            scope = getattr(m, "scope", None)
+            refs: list[str | None] = [getattr(m, "zone", None), scope.near_zone if scope else None]
+            for ref in refs:
+                if ref is not None and ref not in self.zones:
+                    raise ValueError(f"measure {m.id!r}: unknown zone {ref!r}")
+        return self

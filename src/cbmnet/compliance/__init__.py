@@ -1,0 +1,1 @@
+"""The compliance engine: events in, obligations and findings out. Pure."""

@@ -1,0 +1,59 @@
+"""Times and durations as the event format and the agreement files write them.
+
+Times are RFC 3339 with an explicit offset; inside the engine they are integer
+milliseconds since the Unix epoch (UTC), so comparisons are exact and output is stable.
+Durations are ISO 8601 (``P42D``, ``PT48H``, ``PT10M``, ``P1DT12H``); months and years are
+not durations here (they vary), agreements name calendar dates for those.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from cbmnet.errors import FormatError
+
+MS_PER_DAY = 86_400_000
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def parse_time(text: object, what: str) -> int:
+    """RFC 3339 with an offset -> epoch milliseconds; anything else names ``what``."""
+    if not isinstance(text, str) or not _RFC3339.match(text):
+        raise FormatError(f"{what}: {text!r} is not an RFC 3339 time with an offset")
+    try:
+        dt = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    except ValueError as e:
+        raise FormatError(f"{what}: {text!r} is not a valid time ({e})") from e
+    return int(dt.timestamp() * 1000) if dt.microsecond else int(dt.timestamp()) * 1000
+
+
+def format_time(ms: int) -> str:
+    """Epoch milliseconds -> RFC 3339 UTC (``Z``), milliseconds only when not zero."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    if ms % 1000:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_duration(text: str, what: str) -> int:
+    """ISO 8601 duration (weeks, days, hours, minutes, seconds) -> milliseconds."""
+    m = _DURATION.match(text) if isinstance(text, str) else None
+    if not m or text in ("P", "PT") or text.endswith("T"):
+        raise FormatError(f"{what}: {text!r} is not an ISO 8601 duration like P42D or PT48H")
+    w, d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+    return ((((w * 7 + d) * 24 + h) * 60 + mi) * 60 + s) * 1000
+
+
+def year_of(ms: int) -> int:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).year
+
+
+def date_in_year(year: int, month_day: str, what: str) -> int:
+    """``"12-15"`` in ``year`` -> that day's 00:00 UTC in epoch ms."""
+    try:
+        month, day = (int(x) for x in month_day.split("-"))
+        return int(datetime(year, month, day, tzinfo=UTC).timestamp()) * 1000
+    except ValueError as e:
+        raise FormatError(f"{what}: {month_day!r} is not a MM-DD date") from e

@@ -40,6 +40,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(envelope_app, name="envelope")
 app.add_typer(log_app, name="log")
 app.add_typer(witness_app, name="witness")
+agreements_app = typer.Typer(help="Agreements as code: list, show, validate.", no_args_is_help=True)
+app.add_typer(agreements_app, name="agreements")
 
 DEFAULT_DB = "sqlite:///data/cbmnet.db"
 DbOpt = Annotated[
@@ -301,6 +303,115 @@ def witness_cosign(
     """Check an add-checkpoint request against held state and print the cosignature line."""
     w = Witness(open_store(state, create=True), _skey(key), [_vkey(v) for v in log])
     typer.echo(w.add_checkpoint(_read_text(request)), nl=False)
+
+
+# ---- agreements and compliance ----------------------------------------------------------
+
+
+@agreements_app.command("list")
+def agreements_list() -> None:
+    """The bundled agreements (their ids are stable)."""
+    from cbmnet.agreements.loader import bundled, bundled_ids
+
+    for aid in bundled_ids():
+        a = bundled(aid)
+        typer.echo(f"{aid:45s} {len(a.measures):3d} measures  {a.title}")
+
+
+@agreements_app.command("show")
+def agreements_show(agreement: str) -> None:
+    """A readable summary: each measure, its kind, provision and figures."""
+    from cbmnet.agreements.loader import load_agreement
+
+    a = load_agreement(agreement)
+    typer.echo(f"{a.title}\n{a.id}, version {a.version}; parties: {', '.join(a.parties)}")
+    if a.source:
+        typer.echo(f"source: {a.source}")
+    for name, z in a.zones.items():
+        what = f"border {z.border[0]}-{z.border[1]}" if z.border else "geometry"
+        typer.echo(f"zone {name}: {what}")
+    for m in a.measures:
+        figures = m.model_dump(
+            exclude={"id", "kind", "provision", "title", "rule", "unconfirmed"},
+            exclude_defaults=True,
+        )
+        typer.echo(f"\n[{m.kind}] {m.id}: {m.title or m.rule} ({m.provision})")
+        typer.echo(f"  rule {m.rule}: {json.dumps(figures, ensure_ascii=False)}")
+        if m.unconfirmed:
+            typer.echo(f"  UNCONFIRMED: {m.unconfirmed}")
+
+
+@agreements_app.command("validate")
+def agreements_validate(path: Path) -> None:
+    """Check an agreement file against the schema; exit 2 naming the field if wrong."""
+    from cbmnet.agreements.loader import load_agreement_file, resolve_zones
+
+    a = load_agreement_file(path)
+    resolve_zones(a)
+    typer.echo(f"ok: {a.id} ({len(a.measures)} measures)")
+
+
+@agreements_app.command("schema")
+def agreements_schema() -> None:
+    """Print the agreement files' JSON Schema."""
+    from cbmnet.agreements.loader import json_schema
+
+    typer.echo(json_schema(), nl=False)
+
+
+@app.command("check")
+def check(
+    agreement: Annotated[str, typer.Option(help="A bundled agreement id or a file.")],
+    events: Annotated[str, typer.Option(help="Events file (JSON array or JSON Lines), or -.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time; default: now.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json or table.")] = "json",
+) -> None:
+    """Compute obligations and findings; exit 0 none, 1 findings, 2 bad input."""
+    import time as _t
+
+    from cbmnet.agreements.loader import load_agreement, resolve_zones
+    from cbmnet.compliance.engine import evaluate
+    from cbmnet.compliance.events import load_events_text
+    from cbmnet.compliance.timeutil import parse_time
+
+    if fmt not in ("json", "table"):
+        raise FormatError("--format must be json or table")
+    a = load_agreement(agreement)
+    evs = load_events_text(_read_text(events), events)
+    when = parse_time(as_of, "--as-of") if as_of else _t.time_ns() // 1_000_000
+    report = evaluate(a, evs, when, resolve_zones(a))
+    if fmt == "json":
+        typer.echo(report.dumps(), nl=False)
+    else:
+        _print_table(report)
+    if report.findings:
+        raise typer.Exit(1)
+
+
+def _print_table(report: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from cbmnet.compliance.report import Report
+
+    assert isinstance(report, Report)
+    doc = report.to_json()
+    t = Table(title=f"{doc['agreement']} as of {doc['as_of']}: {len(doc['findings'])} findings")
+    for col in ("severity", "code", "party", "provision", "due", "subjects", "message"):
+        t.add_column(col)
+    for f in doc["findings"]:
+        t.add_row(
+            f["severity"],
+            f["code"],
+            f["party"],
+            f["provision"],
+            f["due"] or "",
+            ", ".join(f["subjects"]),
+            f["message"],
+        )
+    Console().print(t)
+    pending = sum(1 for o in doc["obligations"] if o["status"] == "pending")
+    Console().print(f"{len(doc['obligations'])} obligations, {pending} pending")
 
 
 def main() -> None:

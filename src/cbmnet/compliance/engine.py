@@ -1,0 +1,628 @@
+"""``evaluate(agreement, events, as_of)``: who owed what to whom by when, and what went wrong.
+
+Pure and deterministic: no clock, no I/O; the same inputs give the same report byte for
+byte. Events dated after ``as_of`` have not happened yet and are ignored. An obligation
+whose due time is after ``as_of`` and is unmet is ``pending``, not a finding.
+
+Each rule of the vocabulary is one function ``(measure, context) -> (obligations,
+findings)`` in ``RULES``; measures combine by concatenation, with no special cases.
+Zone geometry (shapely, WGS84) comes in ready-made in ``zones``, so the engine never
+reads border files itself.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cbmnet.agreements import model as am
+from cbmnet.compliance.events import FORMATIONS, Event
+from cbmnet.compliance.report import (
+    Finding,
+    Obligation,
+    Report,
+    Status,
+    sort_findings,
+    sort_obligations,
+)
+from cbmnet.compliance.timeutil import (
+    MS_PER_DAY,
+    date_in_year,
+    format_time,
+    parse_duration,
+    year_of,
+)
+from cbmnet.errors import FormatError
+
+Geometry = Any  # shapely geometry in WGS84 lon/lat
+Result = tuple[list[Obligation], list[Finding]]
+
+
+@dataclass
+class Context:
+    agreement: am.Agreement
+    as_of: int
+    events: list[Event]
+    zones: Mapping[str, Geometry]
+    parties: frozenset[str] = field(init=False)
+    by_type: dict[str, list[Event]] = field(init=False)
+    notices: dict[tuple[str, str, str], list[Event]] = field(init=False)
+    """(party, form, subject event id) -> notifications, earliest first."""
+    calendars: dict[tuple[str, str, int], list[Event]] = field(init=False)
+    """(party, form, year) -> notifications listing activities, earliest first."""
+    responses: dict[str, list[Event]] = field(init=False)
+    exchanges: dict[tuple[str, str, str], list[Event]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.parties = frozenset(self.agreement.parties)
+        self.by_type = defaultdict(list)
+        self.notices = defaultdict(list)
+        self.calendars = defaultdict(list)
+        self.responses = defaultdict(list)
+        self.exchanges = defaultdict(list)
+        for e in sorted(self.events, key=lambda e: (e.time, e.id)):
+            if e.time > self.as_of:
+                continue
+            self.by_type[e.type].append(e)
+            if e.type == "notification":
+                form = e.raw["form"]
+                if e.raw.get("activity"):
+                    self.notices[(e.party, form, e.raw["activity"])].append(e)
+                for a in e.raw.get("activities") or ():
+                    self.notices[(e.party, form, a)].append(e)
+                if e.raw.get("year") is not None:
+                    self.calendars[(e.party, form, e.raw["year"])].append(e)
+            elif e.type == "response":
+                self.responses[e.raw["request"]].append(e)
+            elif e.type == "exchange":
+                self.exchanges[(e.party, e.raw["form"], e.raw["period"])].append(e)
+        self._zone_cache: dict[tuple[str, str, str], float] = {}
+
+    def zone(self, name: str) -> Geometry:
+        if name not in self.zones:
+            raise FormatError(f"zone {name!r}: no geometry supplied to the engine")
+        return self.zones[name]
+
+    def distance_km(self, event: Event, key: str, zone: str) -> float | None:
+        geom = event.raw.get(key)
+        if not isinstance(geom, dict):
+            return None
+        memo = (event.id, key, zone)
+        if memo not in self._zone_cache:
+            from shapely.geometry import shape
+
+            from cbmnet.geo.distance import distance_km
+
+            self._zone_cache[memo] = distance_km(shape(geom), self.zone(zone))
+        return self._zone_cache[memo]
+
+    def activities(self) -> list[Event]:
+        return [e for e in self.by_type["activity"] if e.party in self.parties]
+
+
+def _in_scope(ctx: Context, act: Event, scope: am.Scope) -> bool:
+    if scope.categories and act.raw.get("category") not in scope.categories:
+        return False
+    if scope.threshold and not any(act.size.get(k, 0) >= v for k, v in scope.threshold.items()):
+        return False
+    if scope.formation_at_least is not None:
+        f = act.raw.get("formation")
+        if f is None or FORMATIONS.index(f) < FORMATIONS.index(scope.formation_at_least):
+            return False
+    if scope.near_zone is not None and scope.within_km is not None:
+        d = ctx.distance_km(act, "location", scope.near_zone)
+        if d is None or d > scope.within_km:
+            return False
+    return True
+
+
+def _settle(
+    ctx: Context,
+    m: am._Measure,
+    party: str,
+    subject: str,
+    due: int,
+    fulfilment: Event | None,
+    subjects: tuple[str, ...],
+) -> tuple[Obligation, Status]:
+    if fulfilment is not None:
+        status: Status = "met" if fulfilment.time <= due else "late"
+    else:
+        status = "missed" if due < ctx.as_of else "pending"
+    ob = Obligation(
+        id=f"{m.id}:{party}:{subject}",
+        party=party,
+        provision=m.provision,
+        kind=m.rule,  # type: ignore[attr-defined]
+        due=due,
+        status=status,
+        met_by=fulfilment.id if fulfilment is not None else None,
+        subjects=subjects,
+    )
+    return ob, status
+
+
+def _finding(
+    m: am._Measure,
+    code: str,
+    party: str,
+    subjects: Iterable[str],
+    due: int | None,
+    message: str,
+    period: str | None = None,
+) -> Finding:
+    return Finding(code, party, m.provision, tuple(subjects), due, message, period, m.id)
+
+
+def _notice_rule(missing: str, late: str, what: str) -> Callable[[Any, Context], Result]:
+    """Prior notification and observation invitation: same shape, different codes."""
+
+    def rule(m: am.PriorNotification | am.ObservationInvitation, ctx: Context) -> Result:
+        lead = parse_duration(m.lead, "lead")
+        obs, finds = [], []
+        for act in ctx.activities():
+            if not _in_scope(ctx, act, m.scope):
+                continue
+            assert act.start is not None
+            alert = bool(act.raw.get("alert")) and m.alert_exempt
+            due = act.start if alert else act.start - lead
+            sent = ctx.notices.get((act.party, m.form, act.id))
+            first = sent[0] if sent else None
+            ob, status = _settle(ctx, m, act.party, act.id, due, first, (act.id,))
+            obs.append(ob)
+            if status == "missed":
+                finds.append(
+                    _finding(m, missing, act.party, [act.id], due, f"{what} for {act.id} never came")
+                )
+            elif status == "late" and first is not None:
+                finds.append(
+                    _finding(
+                        m,
+                        late,
+                        act.party,
+                        [act.id, first.id],
+                        due,
+                        f"{what} for {act.id} came {format_time(first.time)}, due {format_time(due)}",
+                    )
+                )
+        return obs, finds
+
+    return rule
+
+
+def _end_of_day(ms: int) -> int:
+    return ms + MS_PER_DAY - 1
+
+
+def annual_calendar(m: am.AnnualCalendar, ctx: Context) -> Result:
+    obs, finds = [], []
+    for act in ctx.activities():
+        if not _in_scope(ctx, act, m.scope):
+            continue
+        assert act.start is not None
+        year = year_of(act.start)
+        due = _end_of_day(date_in_year(year + m.due_year_offset, m.due, m.id))
+        listed = [c for c in ctx.calendars.get((act.party, m.form, year), []) if act.id in _listed(c)]
+        first = listed[0] if listed else None
+        ob, status = _settle(ctx, m, act.party, f"{act.id}:{year}", due, first, (act.id,))
+        obs.append(ob)
+        if status in ("missed", "late"):
+            when = f" (it appeared only {format_time(first.time)})" if first else ""
+            finds.append(
+                _finding(
+                    m,
+                    "calendar.missing",
+                    act.party,
+                    [act.id] + ([first.id] if first else []),
+                    due,
+                    f"{act.id} is not in the {year} calendar due {format_time(due)}{when}",
+                    str(year),
+                )
+            )
+    return obs, finds
+
+
+def _listed(notice: Event) -> set[str]:
+    out = set(notice.raw.get("activities") or ())
+    if notice.raw.get("activity"):
+        out.add(notice.raw["activity"])
+    return out
+
+
+def advance_announcement(m: am.AdvanceAnnouncement, ctx: Context) -> Result:
+    obs, finds = [], []
+    for act in ctx.activities():
+        if not _in_scope(ctx, act, m.scope):
+            continue
+        assert act.start is not None
+        year = year_of(act.start)
+        due = _end_of_day(date_in_year(year - m.years_ahead, m.due, m.id))
+        announced = [
+            n
+            for form in (m.form, "annual_calendar")
+            for n in ctx.notices.get((act.party, form, act.id), [])
+        ]
+        announced.sort(key=lambda n: (n.time, n.id))
+        first = announced[0] if announced else None
+        ob, status = _settle(ctx, m, act.party, act.id, due, first, (act.id,))
+        obs.append(ob)
+        if status in ("missed", "late"):
+            finds.append(
+                _finding(
+                    m,
+                    "announcement.missing",
+                    act.party,
+                    [act.id],
+                    due,
+                    f"{act.id} ({year}) needed an announcement by {format_time(due)}, "
+                    f"{m.years_ahead} year(s) ahead",
+                )
+            )
+    return obs, finds
+
+
+def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
+    finds: list[Finding] = []
+    per_party: dict[str, list[Event]] = defaultdict(list)
+    for act in ctx.activities():
+        if _in_scope(ctx, act, m.scope):
+            per_party[act.party].append(act)
+    for party, acts in sorted(per_party.items()):
+        acts.sort(key=lambda a: (a.start or 0, a.id))
+        if m.max_count is not None:
+            years = [year_of(a.start or 0) for a in acts]
+            flagged: set[str] = set()
+            for i, a in enumerate(acts):
+                # Activities in the window of period_years calendar years ending with a's year.
+                lo = bisect.bisect_left(years, years[i] - m.period_years + 1)
+                in_window = acts[lo : i + 1]
+                if len(in_window) > m.max_count and a.id not in flagged:
+                    flagged.add(a.id)
+                    finds.append(
+                        _finding(
+                            m,
+                            "constraint.count_exceeded",
+                            party,
+                            # the activity, then those that used up the allowance
+                            [a.id, *(x.id for x in in_window[: m.max_count])],
+                            a.start,
+                            f"{a.id} is activity {len(in_window)} of its class within "
+                            f"{m.period_years} calendar year(s); at most {m.max_count} allowed",
+                            str(years[i]),
+                        )
+                    )
+        if m.max_simultaneous is not None:
+            running: list[Event] = []
+            for a in acts:
+                running = [r for r in running if (r.end or 0) >= (a.start or 0)]
+                running.append(a)
+                if len(running) > m.max_simultaneous:
+                    finds.append(
+                        _finding(
+                            m,
+                            "constraint.simultaneous_exceeded",
+                            party,
+                            [a.id, *(r.id for r in running[: m.max_simultaneous])],
+                            a.start,
+                            f"{a.id} makes {len(running)} simultaneous activities of its class; "
+                            f"at most {m.max_simultaneous} allowed",
+                        )
+                    )
+    return [], finds
+
+
+def zone_rule(m: am.ZoneRule, ctx: Context) -> Result:
+    finds = []
+    key = "location" if m.subject in ("location", "flight") else m.subject
+    for act in ctx.activities():
+        if not _in_scope(ctx, act, m.scope):
+            continue
+        if m.aircraft_roles and act.raw.get("aircraft_role") not in m.aircraft_roles:
+            continue
+        if m.missile_classes and act.raw.get("missile_class") not in m.missile_classes:
+            continue
+        d = ctx.distance_km(act, key, m.zone)
+        if d is None:
+            continue
+        bad = d == 0.0 if m.min_distance_km == 0 else d < m.min_distance_km
+        if bad:
+            where = (
+                f"{d:.1f} km from {m.zone}, closer than {m.min_distance_km:g} km"
+                if m.min_distance_km
+                else f"inside {m.zone}"
+            )
+            finds.append(
+                _finding(
+                    m,
+                    "constraint.zone_violation",
+                    act.party,
+                    [act.id],
+                    act.start,
+                    f"{act.id}: {m.subject} {where}",
+                )
+            )
+    return [], finds
+
+
+def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
+    obs, finds = [], []
+    times = [e.time for e in ctx.events if e.time <= ctx.as_of]
+    window_start = min(times) if times else ctx.as_of
+    first = year_of(window_start) - m.due_year_offset - 1
+    if m.first_period is not None:
+        first = max(first, m.first_period)
+    last = year_of(ctx.as_of) - m.due_year_offset + 1
+    for period in range(first, last + 1):
+        due = _end_of_day(date_in_year(period + m.due_year_offset, m.due, m.id))
+        if due < window_start and m.first_period is None:
+            continue  # before the record begins: nothing to judge
+        if due > ctx.as_of + 366 * MS_PER_DAY:
+            continue
+        for party in sorted(ctx.parties):
+            got = ctx.exchanges.get((party, m.form, str(period)), [])
+            first_ex = got[0] if got else None
+            ob, status = _settle(ctx, m, party, str(period), due, first_ex, ())
+            obs.append(ob)
+            ids = [e.id for e in got]
+            if status == "missed":
+                finds.append(
+                    _finding(
+                        m,
+                        "exchange.missing",
+                        party,
+                        [],
+                        due,
+                        f"{m.form} for {period} never came",
+                        str(period),
+                    )
+                )
+            elif status == "late" and first_ex is not None:
+                finds.append(
+                    _finding(
+                        m,
+                        "exchange.late",
+                        party,
+                        ids,
+                        due,
+                        f"{m.form} for {period} came {format_time(first_ex.time)}",
+                        str(period),
+                    )
+                )
+            if got and m.parts:
+                have = {p for e in got for p in e.raw.get("parts") or ()}
+                lacking = [p for p in m.parts if p not in have]
+                if lacking:
+                    finds.append(
+                        _finding(
+                            m,
+                            "exchange.incomplete",
+                            party,
+                            ids,
+                            due,
+                            f"{m.form} for {period} lacks part(s) {', '.join(lacking)}",
+                            str(period),
+                        )
+                    )
+    return obs, finds
+
+
+def _answer(ctx: Context, req: Event) -> Event | None:
+    to = req.to[0] if req.to else None
+    answers = [r for r in ctx.responses.get(req.id, []) if r.party == to]
+    return answers[0] if answers else None
+
+
+def _reply(m: am._Measure, ctx: Context, kind: str, within: int, codes: tuple[str, str]) -> Result:
+    obs, finds = [], []
+    for req in ctx.by_type["request"]:
+        if req.raw.get("kind") != kind or not req.to or req.to[0] not in ctx.parties:
+            continue
+        host = req.to[0]
+        due = req.time + within
+        ans = _answer(ctx, req)
+        ob, status = _settle(ctx, m, host, req.id, due, ans, (req.id,))
+        obs.append(ob)
+        if status == "missed":
+            finds.append(
+                _finding(
+                    m,
+                    codes[0],
+                    host,
+                    [req.id],
+                    due,
+                    f"{kind} request {req.id} from {req.party} unanswered",
+                )
+            )
+        elif status == "late" and ans is not None:
+            finds.append(
+                _finding(
+                    m,
+                    codes[1],
+                    host,
+                    [req.id, ans.id],
+                    due,
+                    f"{kind} request {req.id} answered {format_time(ans.time)}, due {format_time(due)}",
+                )
+            )
+    return obs, finds
+
+
+def reply_deadline(m: am.ReplyDeadline, ctx: Context) -> Result:
+    codes = ("reply.missing", "reply.late") if m.code == "reply" else ("check.missed", "check.missed")
+    return _reply(m, ctx, m.request_kind, parse_duration(m.within, "within"), codes)
+
+
+def quota(m: am.Quota, ctx: Context) -> Result:
+    obs: list[Obligation] = []
+    finds: list[Finding] = []
+    if m.reply_within is not None:
+        obs, finds = _reply(
+            m,
+            ctx,
+            m.request_kind,
+            parse_duration(m.reply_within, "reply_within"),
+            ("reply.missing", "reply.late"),
+        )
+    accepted: dict[tuple[str, int], int] = defaultdict(int)
+    accepted_from: dict[tuple[str, str, int], int] = defaultdict(int)
+    for req in ctx.by_type["request"]:
+        if req.raw.get("kind") != m.request_kind or not req.to or req.to[0] not in ctx.parties:
+            continue
+        host, year = req.to[0], year_of(req.time)
+        ans = _answer(ctx, req)
+        if ans is None:
+            continue
+        if ans.raw.get("decision") == "accept":
+            accepted[(host, year)] += 1
+            accepted_from[(host, req.party, year)] += 1
+        elif ans.raw.get("decision") == "refuse":
+            total_ok = accepted[(host, year)] < m.per_year
+            mine_ok = m.per_requester is None or accepted_from[(host, req.party, year)] < m.per_requester
+            if total_ok and mine_ok:
+                finds.append(
+                    _finding(
+                        m,
+                        "quota.refusal_within_quota",
+                        host,
+                        [req.id, ans.id],
+                        ans.time,
+                        f"{host} refused {m.request_kind} request {req.id} from {req.party} with "
+                        f"{accepted[(host, year)]} of {m.per_year} accepted in {year}",
+                        str(year),
+                    )
+                )
+    return obs, finds
+
+
+def event_notification(m: am.EventNotification, ctx: Context) -> Result:
+    obs, finds = [], []
+    within = parse_duration(m.within, "within")
+    for inc in ctx.by_type["incident"]:
+        if inc.raw.get("kind") not in m.incident_kinds or inc.party not in ctx.parties:
+            continue
+        due = inc.time + within
+        sent = ctx.notices.get((inc.party, m.form, inc.id))
+        first = sent[0] if sent else None
+        ob, status = _settle(ctx, m, inc.party, inc.id, due, first, (inc.id,))
+        obs.append(ob)
+        if status == "missed":
+            finds.append(
+                _finding(
+                    m, "notification.missing", inc.party, [inc.id], due, f"no {m.form} for {inc.id}"
+                )
+            )
+        elif status == "late" and first is not None:
+            finds.append(
+                _finding(
+                    m,
+                    "notification.late",
+                    inc.party,
+                    [inc.id, first.id],
+                    due,
+                    f"{m.form} for {inc.id} came {format_time(first.time)}, due {format_time(due)}",
+                )
+            )
+    return obs, finds
+
+
+def launch_notification(m: am.LaunchNotification, ctx: Context) -> Result:
+    obs, finds = [], []
+    lead = parse_duration(m.lead, "lead")
+    max_window = parse_duration(m.max_window, "max_window") if m.max_window else None
+    for act in ctx.activities():
+        if act.raw.get("category") != "missile_launch":
+            continue
+        if m.missile_classes and act.raw.get("missile_class") not in m.missile_classes:
+            continue
+        assert act.start is not None
+        sent = ctx.notices.get((act.party, m.form, act.id))
+        first = sent[0] if sent else None
+        w_start = first.start if first is not None and first.start is not None else None
+        due = (w_start if w_start is not None else act.start) - lead
+        ob, status = _settle(ctx, m, act.party, act.id, due, first, (act.id,))
+        obs.append(ob)
+        if status == "missed":
+            finds.append(
+                _finding(
+                    m,
+                    "notification.missing",
+                    act.party,
+                    [act.id],
+                    due,
+                    f"launch {act.id} was not notified",
+                )
+            )
+        elif status == "late" and first is not None:
+            finds.append(
+                _finding(
+                    m,
+                    "notification.late",
+                    act.party,
+                    [act.id, first.id],
+                    due,
+                    f"launch {act.id} notified {format_time(first.time)}, due {format_time(due)}",
+                )
+            )
+        if first is not None and first.start is not None and first.end is not None:
+            if not first.start <= act.start <= first.end:
+                finds.append(
+                    _finding(
+                        m,
+                        "launch.outside_window",
+                        act.party,
+                        [act.id, first.id],
+                        first.start,
+                        f"launch {act.id} at {format_time(act.start)} is outside its declared window",
+                    )
+                )
+            if max_window is not None and first.end - first.start > max_window:
+                finds.append(
+                    _finding(
+                        m,
+                        "launch.window_too_long",
+                        act.party,
+                        [act.id, first.id],
+                        first.start,
+                        f"declared window for {act.id} is longer than {m.max_window}",
+                    )
+                )
+    return obs, finds
+
+
+RULES: dict[str, Callable[[Any, Context], Result]] = {
+    "prior_notification": _notice_rule(
+        "notification.missing", "notification.late", "prior notification"
+    ),
+    "observation_invitation": _notice_rule(
+        "observation.invitation_missing", "observation.invitation_late", "observer invitation"
+    ),
+    "annual_calendar": annual_calendar,
+    "advance_announcement": advance_announcement,
+    "activity_cap": activity_cap,
+    "zone_rule": zone_rule,
+    "periodic_exchange": periodic_exchange,
+    "reply_deadline": reply_deadline,
+    "quota": quota,
+    "event_notification": event_notification,
+    "launch_notification": launch_notification,
+}
+
+
+def evaluate(
+    agreement: am.Agreement,
+    events: Sequence[Event],
+    as_of: int,
+    zones: Mapping[str, Geometry] | None = None,
+) -> Report:
+    """Obligations and findings of ``agreement`` over ``events`` as of ``as_of`` (epoch ms)."""
+    ctx = Context(agreement, as_of, list(events), zones or {})
+    obligations: list[Obligation] = []
+    findings: list[Finding] = []
+    for measure in agreement.measures:
+        obs, finds = RULES[measure.rule](measure, ctx)
+        obligations.extend(obs)
+        findings.extend(finds)
+    return Report(agreement.id, as_of, sort_obligations(obligations), sort_findings(findings))

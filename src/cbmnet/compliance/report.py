@@ -1,0 +1,134 @@
+"""Obligations, findings and the report, in the JSON of ``events-v1.md``.
+
+Output is deterministic byte for byte: items are sorted by (due, party, provision, id)
+and serialised with a fixed key order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cbmnet.compliance.timeutil import format_time
+
+Status = Literal["pending", "met", "late", "missed", "waived"]
+Severity = Literal["violation", "lapse", "info"]
+
+SEVERITY: dict[str, Severity] = {
+    "notification.missing": "violation",
+    "notification.late": "lapse",
+    "observation.invitation_missing": "violation",
+    "observation.invitation_late": "lapse",
+    "calendar.missing": "lapse",
+    "announcement.missing": "violation",
+    "constraint.count_exceeded": "violation",
+    "constraint.simultaneous_exceeded": "violation",
+    "constraint.zone_violation": "violation",
+    "exchange.missing": "violation",
+    "exchange.late": "lapse",
+    "exchange.incomplete": "lapse",
+    "reply.missing": "violation",
+    "reply.late": "lapse",
+    "quota.refusal_within_quota": "violation",
+    "check.missed": "lapse",
+    "discrepancy.undeclared_activity": "violation",
+    "discrepancy.size": "violation",
+    "discrepancy.zone": "violation",
+}
+
+
+@dataclass(frozen=True)
+class Obligation:
+    id: str
+    party: str
+    provision: str
+    kind: str
+    due: int
+    status: Status
+    met_by: str | None = None
+    subjects: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "party": self.party,
+            "provision": self.provision,
+            "kind": self.kind,
+            "due": format_time(self.due),
+            "status": self.status,
+            "met_by": self.met_by,
+            "subjects": list(self.subjects),
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    party: str
+    provision: str
+    subjects: tuple[str, ...]
+    due: int | None
+    message: str
+    period: str | None = None
+    measure: str = ""
+    evidence: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def severity(self) -> Severity:
+        return SEVERITY.get(self.code, "info")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code,
+            "party": self.party,
+            "provision": self.provision,
+            "subjects": list(self.subjects),
+            "due": format_time(self.due) if self.due is not None else None,
+            "period": self.period,
+            "severity": self.severity,
+            "message": self.message,
+            "measure": self.measure,
+        }
+        if self.evidence is not None:
+            out["evidence"] = self.evidence
+        return out
+
+
+@dataclass(frozen=True)
+class Report:
+    agreement: str
+    as_of: int
+    obligations: tuple[Obligation, ...]
+    findings: tuple[Finding, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "agreement": self.agreement,
+            "as_of": format_time(self.as_of),
+            "obligations": [o.to_json() for o in self.obligations],
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n"
+
+
+def sort_obligations(items: list[Obligation]) -> tuple[Obligation, ...]:
+    return tuple(sorted(items, key=lambda o: (o.due, o.party, o.provision, o.id)))
+
+
+def sort_findings(items: list[Finding]) -> tuple[Finding, ...]:
+    return tuple(
+        sorted(
+            items,
+            key=lambda f: (
+                f.due if f.due is not None else -1,
+                f.party,
+                f.provision,
+                f.code,
+                f.subjects,
+                f.period or "",
+            ),
+        )
+    )

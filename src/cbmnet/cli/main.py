@@ -398,7 +398,7 @@ def _print_table(report: object) -> None:
     doc = report.to_json()
     t = Table(title=f"{doc['agreement']} as of {doc['as_of']}: {len(doc['findings'])} findings")
     for col in ("severity", "code", "party", "provision", "due", "subjects", "message"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("code", "party", "due"))
     for f in doc["findings"]:
         t.add_row(
             f["severity"],
@@ -409,9 +409,11 @@ def _print_table(report: object) -> None:
             ", ".join(f["subjects"]),
             f["message"],
         )
-    Console().print(t)
+    # Piped into a file or another program, don't squeeze the table into 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    console.print(t)
     pending = sum(1 for o in doc["obligations"] if o["status"] == "pending")
-    Console().print(f"{len(doc['obligations'])} obligations, {pending} pending")
+    console.print(f"{len(doc['obligations'])} obligations, {pending} pending")
 
 
 def main() -> None:

@@ -106,6 +106,8 @@ class ObservationInvitation(_Measure):
     lead: DurationText
     form: str = "observation_invitation"
     alert_exempt: bool = True
+    alert_longer_than: DurationText | None = None
+    """Alert activities need observers only when they last longer than this (VD: 72 h)."""
 
 
 class AnnualCalendar(_Measure):
@@ -117,6 +119,8 @@ class AnnualCalendar(_Measure):
     due: MonthDay
     due_year_offset: int = -1
     form: str = "annual_calendar"
+    alert_exempt: bool = True
+    """Alert activities cannot be forecast a year ahead and need not be in the calendar."""
 
 
 class AdvanceAnnouncement(_Measure):

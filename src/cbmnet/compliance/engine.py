@@ -163,10 +163,14 @@ def _notice_rule(missing: str, late: str, what: str) -> Callable[[Any, Context],
     def rule(m: am.PriorNotification | am.ObservationInvitation, ctx: Context) -> Result:
         lead = parse_duration(m.lead, "lead")
         obs, finds = [], []
+        longer = getattr(m, "alert_longer_than", None)
+        min_alert_ms = parse_duration(longer, "alert_longer_than") if longer else None
         for act in ctx.activities():
             if not _in_scope(ctx, act, m.scope):
                 continue
-            assert act.start is not None
+            assert act.start is not None and act.end is not None
+            if min_alert_ms is not None and act.raw.get("alert") and act.end - act.start <= min_alert_ms:
+                continue  # a short alert activity: nothing owed under this measure
             alert = bool(act.raw.get("alert")) and m.alert_exempt
             due = act.start if alert else act.start - lead
             sent = ctx.notices.get((act.party, m.form, act.id))
@@ -201,6 +205,8 @@ def annual_calendar(m: am.AnnualCalendar, ctx: Context) -> Result:
     obs, finds = [], []
     for act in ctx.activities():
         if not _in_scope(ctx, act, m.scope):
+            continue
+        if m.alert_exempt and act.raw.get("alert"):
             continue
         assert act.start is not None
         year = year_of(act.start)
@@ -355,10 +361,11 @@ def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
     if m.first_period is not None:
         first = max(first, m.first_period)
     last = year_of(ctx.as_of) - m.due_year_offset + 1
+    delivered = {p for (_, form, p) in ctx.exchanges if form == m.form}
     for period in range(first, last + 1):
         due = _end_of_day(date_in_year(period + m.due_year_offset, m.due, m.id))
-        if due < window_start and m.first_period is None:
-            continue  # before the record begins: nothing to judge
+        if due < window_start and m.first_period is None and str(period) not in delivered:
+            continue  # before the record begins, and nobody delivered it: nothing to judge
         if due > ctx.as_of + 366 * MS_PER_DAY:
             continue
         for party in sorted(ctx.parties):

@@ -37,6 +37,7 @@ YEAR_START = parse_time("2027-01-01T00:00:00Z", "start")
 def generate(n: int, parties: list[str], seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
+    calendars: dict[str, dict[str, Any]] = {}
     k = 0
 
     def t(ms: int) -> str:
@@ -59,7 +60,7 @@ def generate(n: int, parties: list[str], seed: int = 7) -> list[dict[str, Any]]:
         roll = rng.random()
         start = YEAR_START + rng.randrange(60 * DAY, 360 * DAY)
         if roll < 0.5:
-            size = {"troops": rng.choice([2000, 5000, 9500, 14000, 30000, 45000])}
+            size = {"troops": rng.choice([2000, 2000, 5000, 5000, 9500, 9500, 14000, 30000])}
             aid = f"act-{k}"
             out.append(
                 {
@@ -72,6 +73,20 @@ def generate(n: int, parties: list[str], seed: int = 7) -> list[dict[str, Any]]:
                     "size": size,
                 }
             )
+            if size["troops"] >= 9000 and rng.random() < 0.9:  # in the year's calendar
+                cal_id = f"cal-{p}"
+                if cal_id not in calendars:
+                    calendars[cal_id] = {
+                        "id": cal_id,
+                        "type": "notification",
+                        "party": p,
+                        "form": "annual_calendar",
+                        "year": 2027,
+                        "activities": [],
+                        "time": t(YEAR_START - 50 * DAY),
+                    }
+                    out.append(calendars[cal_id])
+                calendars[cal_id]["activities"].append(aid)
             r = rng.random()
             if r < 0.9:
                 lead = 45 if r < 0.85 else 30  # some late
@@ -126,18 +141,14 @@ def generate(n: int, parties: list[str], seed: int = 7) -> list[dict[str, Any]]:
 
 
 def _refs_ok(events: list[dict[str, Any]]) -> bool:
-    ids = {e["id"] for e in events}
-    return all(
-        e.get("activity", "") in ids | {""} and e.get("request", "") in ids | {""} for e in events
-    )
+    ids = {e["id"] for e in events} | {""}
+    return all(e.get("activity", "") in ids and e.get("request", "") in ids for e in events)
 
 
 def _trim(events: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     kept = events[:n]
-    ids = {e["id"] for e in kept}
-    return [
-        e for e in kept if e.get("activity", "") in ids | {""} and e.get("request", "") in ids | {""}
-    ]
+    ids = {e["id"] for e in kept} | {""}
+    return [e for e in kept if e.get("activity", "") in ids and e.get("request", "") in ids]
 
 
 def measure(n: int, agreement: Any, zones: Any) -> tuple[float, float, int, int]:

@@ -16,6 +16,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from cbmnet.agreements import model as am
@@ -53,7 +54,6 @@ class Context:
     """(party, form, subject event id) -> notifications, earliest first."""
     calendars: dict[tuple[str, str, int], list[Event]] = field(init=False)
     """(party, form, year) -> notifications listing activities, earliest first."""
-    responses: dict[str, list[Event]] = field(init=False)
     exchanges: dict[tuple[str, str, str], list[Event]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -61,9 +61,8 @@ class Context:
         self.by_type = defaultdict(list)
         self.notices = defaultdict(list)
         self.calendars = defaultdict(list)
-        self.responses = defaultdict(list)
         self.exchanges = defaultdict(list)
-        for e in sorted(self.events, key=lambda e: (e.time, e.id)):
+        for e in sorted(self.events, key=attrgetter("time", "id")):
             if e.time > self.as_of:
                 continue
             self.by_type[e.type].append(e)
@@ -75,11 +74,27 @@ class Context:
                     self.notices[(e.party, form, a)].append(e)
                 if e.raw.get("year") is not None:
                     self.calendars[(e.party, form, e.raw["year"])].append(e)
-            elif e.type == "response":
-                self.responses[e.raw["request"]].append(e)
             elif e.type == "exchange":
                 self.exchanges[(e.party, e.raw["form"], e.raw["period"])].append(e)
+        # The addressee's first answer to each request (others' remarks do not count).
+        self.answers: dict[str, Event] = {}
+        requests = {e.id: e for e in self.by_type["request"]}
+        for e in self.by_type["response"]:
+            req = requests.get(e.raw["request"])
+            if req is not None and req.to and e.party == req.to[0] and req.id not in self.answers:
+                self.answers[req.id] = e
         self._zone_cache: dict[tuple[str, str, str], float] = {}
+        self._listed: dict[str, frozenset[str]] = {}
+
+    def listed(self, notice: Event) -> frozenset[str]:
+        """The activities a calendar or announcement names (computed once per notice)."""
+        got = self._listed.get(notice.id)
+        if got is None:
+            acts = set(notice.raw.get("activities") or ())
+            if notice.raw.get("activity"):
+                acts.add(notice.raw["activity"])
+            got = self._listed[notice.id] = frozenset(acts)
+        return got
 
     def zone(self, name: str) -> Geometry:
         if name not in self.zones:
@@ -99,15 +114,35 @@ class Context:
             self._zone_cache[memo] = distance_km(shape(geom), self.zone(zone))
         return self._zone_cache[memo]
 
-    def activities(self) -> list[Event]:
-        return [e for e in self.by_type["activity"] if e.party in self.parties]
+    def activities(self, scope: am.Scope | None = None) -> list[Event]:
+        """The parties' activities, only those of the scope's categories if it names any."""
+        if not hasattr(self, "_acts"):
+            self._acts: dict[str | None, list[Event]] = defaultdict(list)
+            for e in self.by_type["activity"]:
+                if e.party in self.parties:
+                    self._acts[None].append(e)
+                    self._acts[e.raw.get("category")].append(e)
+        if scope is None or not scope.categories:
+            return self._acts[None]
+        if len(scope.categories) == 1:
+            return self._acts[scope.categories[0]]
+        key = ",".join(sorted(scope.categories))
+        if key not in self._acts:
+            cats = set(scope.categories)
+            self._acts[key] = [e for e in self._acts[None] if e.raw.get("category") in cats]
+        return self._acts[key]
 
 
 def _in_scope(ctx: Context, act: Event, scope: am.Scope) -> bool:
     if scope.categories and act.raw.get("category") not in scope.categories:
         return False
-    if scope.threshold and not any(act.size.get(k, 0) >= v for k, v in scope.threshold.items()):
-        return False
+    if scope.threshold:
+        size = act.size
+        for k, v in scope.threshold.items():
+            if size.get(k, 0) >= v:
+                break
+        else:
+            return False
     if scope.formation_at_least is not None:
         f = act.raw.get("formation")
         if f is None or FORMATIONS.index(f) < FORMATIONS.index(scope.formation_at_least):
@@ -165,7 +200,7 @@ def _notice_rule(missing: str, late: str, what: str) -> Callable[[Any, Context],
         obs, finds = [], []
         longer = getattr(m, "alert_longer_than", None)
         min_alert_ms = parse_duration(longer, "alert_longer_than") if longer else None
-        for act in ctx.activities():
+        for act in ctx.activities(m.scope):
             if not _in_scope(ctx, act, m.scope):
                 continue
             assert act.start is not None and act.end is not None
@@ -203,7 +238,7 @@ def _end_of_day(ms: int) -> int:
 
 def annual_calendar(m: am.AnnualCalendar, ctx: Context) -> Result:
     obs, finds = [], []
-    for act in ctx.activities():
+    for act in ctx.activities(m.scope):
         if not _in_scope(ctx, act, m.scope):
             continue
         if m.alert_exempt and act.raw.get("alert"):
@@ -211,7 +246,7 @@ def annual_calendar(m: am.AnnualCalendar, ctx: Context) -> Result:
         assert act.start is not None
         year = year_of(act.start)
         due = _end_of_day(date_in_year(year + m.due_year_offset, m.due, m.id))
-        listed = [c for c in ctx.calendars.get((act.party, m.form, year), []) if act.id in _listed(c)]
+        listed = [c for c in ctx.calendars.get((act.party, m.form, year), []) if act.id in ctx.listed(c)]
         first = listed[0] if listed else None
         ob, status = _settle(ctx, m, act.party, f"{act.id}:{year}", due, first, (act.id,))
         obs.append(ob)
@@ -231,16 +266,9 @@ def annual_calendar(m: am.AnnualCalendar, ctx: Context) -> Result:
     return obs, finds
 
 
-def _listed(notice: Event) -> set[str]:
-    out = set(notice.raw.get("activities") or ())
-    if notice.raw.get("activity"):
-        out.add(notice.raw["activity"])
-    return out
-
-
 def advance_announcement(m: am.AdvanceAnnouncement, ctx: Context) -> Result:
     obs, finds = [], []
-    for act in ctx.activities():
+    for act in ctx.activities(m.scope):
         if not _in_scope(ctx, act, m.scope):
             continue
         assert act.start is not None
@@ -273,7 +301,7 @@ def advance_announcement(m: am.AdvanceAnnouncement, ctx: Context) -> Result:
 def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
     finds: list[Finding] = []
     per_party: dict[str, list[Event]] = defaultdict(list)
-    for act in ctx.activities():
+    for act in ctx.activities(m.scope):
         if _in_scope(ctx, act, m.scope):
             per_party[act.party].append(act)
     for party, acts in sorted(per_party.items()):
@@ -323,7 +351,7 @@ def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
 def zone_rule(m: am.ZoneRule, ctx: Context) -> Result:
     finds = []
     key = "location" if m.subject in ("location", "flight") else m.subject
-    for act in ctx.activities():
+    for act in ctx.activities(m.scope):
         if not _in_scope(ctx, act, m.scope):
             continue
         if m.aircraft_roles and act.raw.get("aircraft_role") not in m.aircraft_roles:
@@ -417,9 +445,7 @@ def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
 
 
 def _answer(ctx: Context, req: Event) -> Event | None:
-    to = req.to[0] if req.to else None
-    answers = [r for r in ctx.responses.get(req.id, []) if r.party == to]
-    return answers[0] if answers else None
+    return ctx.answers.get(req.id)
 
 
 def _reply(m: am._Measure, ctx: Context, kind: str, within: int, codes: tuple[str, str]) -> Result:

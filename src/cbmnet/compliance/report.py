@@ -38,7 +38,7 @@ SEVERITY: dict[str, Severity] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Obligation:
     id: str
     party: str
@@ -62,7 +62,7 @@ class Obligation:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Finding:
     code: str
     party: str

@@ -8,7 +8,9 @@ not durations here (they vary), agreements name calendar dates for those.
 
 from __future__ import annotations
 
+import bisect
 import re
+import time
 from datetime import UTC, datetime
 
 from cbmnet.errors import FormatError
@@ -31,10 +33,11 @@ def parse_time(text: object, what: str) -> int:
 
 def format_time(ms: int) -> str:
     """Epoch milliseconds -> RFC 3339 UTC (``Z``), milliseconds only when not zero."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    if ms % 1000:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = time.gmtime(ms // 1000)
+    base = (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    )
+    return f"{base}.{ms % 1000:03d}Z" if ms % 1000 else base + "Z"
 
 
 def parse_duration(text: str, what: str) -> int:
@@ -46,8 +49,15 @@ def parse_duration(text: str, what: str) -> int:
     return ((((w * 7 + d) * 24 + h) * 60 + mi) * 60 + s) * 1000
 
 
+_YEAR_STARTS = [int(datetime(y, 1, 1, tzinfo=UTC).timestamp()) * 1000 for y in range(1900, 2201)]
+
+
 def year_of(ms: int) -> int:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).year
+    """The UTC calendar year of an instant (a table lookup: this runs per event)."""
+    i = bisect.bisect_right(_YEAR_STARTS, ms) - 1
+    if 0 <= i < len(_YEAR_STARTS) - 1:
+        return 1900 + i
+    return time.gmtime(ms // 1000).tm_year
 
 
 def date_in_year(year: int, month_day: str, what: str) -> int:

@@ -378,3 +378,14 @@ def test_missile_agreement_window_and_distances() -> None:
     wide = dict(notice, window_end="2028-05-06T00:00:01Z")
     r = evaluate(a, parse_events([launch, wide]), as_of, zones)
     assert [f.code for f in r.findings] == ["launch.window_too_long"]
+
+
+def test_published_schema_is_current() -> None:
+    """docs/agreement.schema.json is what the model says (regenerate with
+    `cbmnet agreements schema > docs/agreement.schema.json`)."""
+    from pathlib import Path
+
+    from cbmnet.agreements.loader import json_schema
+
+    published = Path(__file__).resolve().parents[1] / "docs" / "agreement.schema.json"
+    assert published.read_text() == json_schema()

@@ -13,6 +13,7 @@ reads border files itself.
 from __future__ import annotations
 
 import bisect
+import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,15 @@ class Context:
                 self.answers[req.id] = e
         self._zone_cache: dict[tuple[str, str, str], float] = {}
         self._listed: dict[str, frozenset[str]] = {}
+        self._scoped: dict[str, list[Event]] = {}
+
+    def scoped(self, scope: am.Scope) -> list[Event]:
+        """The parties' activities in ``scope``, in time order (computed once per scope)."""
+        key = scope.model_dump_json()
+        got = self._scoped.get(key)
+        if got is None:
+            got = self._scoped[key] = [a for a in self.activities(scope) if _in_scope(self, a, scope)]
+        return got
 
     def listed(self, notice: Event) -> frozenset[str]:
         """The activities a calendar or announcement names (computed once per notice)."""
@@ -200,9 +210,7 @@ def _notice_rule(missing: str, late: str, what: str) -> Callable[[Any, Context],
         obs, finds = [], []
         longer = getattr(m, "alert_longer_than", None)
         min_alert_ms = parse_duration(longer, "alert_longer_than") if longer else None
-        for act in ctx.activities(m.scope):
-            if not _in_scope(ctx, act, m.scope):
-                continue
+        for act in ctx.scoped(m.scope):
             assert act.start is not None and act.end is not None
             if min_alert_ms is not None and act.raw.get("alert") and act.end - act.start <= min_alert_ms:
                 continue  # a short alert activity: nothing owed under this measure
@@ -238,9 +246,7 @@ def _end_of_day(ms: int) -> int:
 
 def annual_calendar(m: am.AnnualCalendar, ctx: Context) -> Result:
     obs, finds = [], []
-    for act in ctx.activities(m.scope):
-        if not _in_scope(ctx, act, m.scope):
-            continue
+    for act in ctx.scoped(m.scope):
         if m.alert_exempt and act.raw.get("alert"):
             continue
         assert act.start is not None
@@ -268,9 +274,7 @@ def annual_calendar(m: am.AnnualCalendar, ctx: Context) -> Result:
 
 def advance_announcement(m: am.AdvanceAnnouncement, ctx: Context) -> Result:
     obs, finds = [], []
-    for act in ctx.activities(m.scope):
-        if not _in_scope(ctx, act, m.scope):
-            continue
+    for act in ctx.scoped(m.scope):
         assert act.start is not None
         year = year_of(act.start)
         due = _end_of_day(date_in_year(year - m.years_ahead, m.due, m.id))
@@ -301,9 +305,8 @@ def advance_announcement(m: am.AdvanceAnnouncement, ctx: Context) -> Result:
 def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
     finds: list[Finding] = []
     per_party: dict[str, list[Event]] = defaultdict(list)
-    for act in ctx.activities(m.scope):
-        if _in_scope(ctx, act, m.scope):
-            per_party[act.party].append(act)
+    for act in ctx.scoped(m.scope):
+        per_party[act.party].append(act)
     for party, acts in sorted(per_party.items()):
         acts.sort(key=lambda a: (a.start or 0, a.id))
         if m.max_count is not None:
@@ -351,9 +354,7 @@ def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
 def zone_rule(m: am.ZoneRule, ctx: Context) -> Result:
     finds = []
     key = "location" if m.subject in ("location", "flight") else m.subject
-    for act in ctx.activities(m.scope):
-        if not _in_scope(ctx, act, m.scope):
-            continue
+    for act in ctx.scoped(m.scope):
         if m.aircraft_roles and act.raw.get("aircraft_role") not in m.aircraft_roles:
             continue
         if m.missile_classes and act.raw.get("missile_class") not in m.missile_classes:
@@ -651,11 +652,20 @@ def evaluate(
     zones: Mapping[str, Geometry] | None = None,
 ) -> Report:
     """Obligations and findings of ``agreement`` over ``events`` as of ``as_of`` (epoch ms)."""
-    ctx = Context(agreement, as_of, list(events), zones or {})
-    obligations: list[Obligation] = []
-    findings: list[Finding] = []
-    for measure in agreement.measures:
-        obs, finds = RULES[measure.rule](measure, ctx)
-        obligations.extend(obs)
-        findings.extend(finds)
-    return Report(agreement.id, as_of, sort_obligations(obligations), sort_findings(findings))
+    # The engine builds many small acyclic objects; the cyclic garbage collector would
+    # rescan every live event each time. Pause it for the evaluation (it is reference
+    # counting, not the collector, that frees these).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        ctx = Context(agreement, as_of, list(events), zones or {})
+        obligations: list[Obligation] = []
+        findings: list[Finding] = []
+        for measure in agreement.measures:
+            obs, finds = RULES[measure.rule](measure, ctx)
+            obligations.extend(obs)
+            findings.extend(finds)
+        return Report(agreement.id, as_of, sort_obligations(obligations), sort_findings(findings))
+    finally:
+        if was_enabled:
+            gc.enable()

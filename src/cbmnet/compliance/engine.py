@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -311,41 +312,43 @@ def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
         acts.sort(key=lambda a: (a.start or 0, a.id))
         if m.max_count is not None:
             years = [year_of(a.start or 0) for a in acts]
-            flagged: set[str] = set()
             for i, a in enumerate(acts):
                 # Activities in the window of period_years calendar years ending with a's year.
                 lo = bisect.bisect_left(years, years[i] - m.period_years + 1)
-                in_window = acts[lo : i + 1]
-                if len(in_window) > m.max_count and a.id not in flagged:
-                    flagged.add(a.id)
+                count = i - lo + 1
+                if count > m.max_count:
                     finds.append(
                         _finding(
                             m,
                             "constraint.count_exceeded",
                             party,
                             # the activity, then those that used up the allowance
-                            [a.id, *(x.id for x in in_window[: m.max_count])],
+                            [a.id, *(x.id for x in acts[lo : lo + m.max_count])],
                             a.start,
-                            f"{a.id} is activity {len(in_window)} of its class within "
+                            f"{a.id} is activity {count} of its class within "
                             f"{m.period_years} calendar year(s); at most {m.max_count} allowed",
                             str(years[i]),
                         )
                     )
         if m.max_simultaneous is not None:
-            running: list[Event] = []
-            for a in acts:
-                running = [r for r in running if (r.end or 0) >= (a.start or 0)]
-                running.append(a)
-                if len(running) > m.max_simultaneous:
+            k = m.max_simultaneous
+            running: list[tuple[int, int, str]] = []  # heap of (end, order, id)
+            for n, a in enumerate(acts):
+                start, end = a.start or 0, a.end or 0
+                while running and running[0][0] < start:
+                    heapq.heappop(running)
+                heapq.heappush(running, (end, n, a.id))
+                if len(running) > k:
+                    others = [r[2] for r in running[: k + 1] if r[2] != a.id][:k]
                     finds.append(
                         _finding(
                             m,
                             "constraint.simultaneous_exceeded",
                             party,
-                            [a.id, *(r.id for r in running[: m.max_simultaneous])],
+                            [a.id, *others],
                             a.start,
                             f"{a.id} makes {len(running)} simultaneous activities of its class; "
-                            f"at most {m.max_simultaneous} allowed",
+                            f"at most {k} allowed",
                         )
                     )
     return [], finds

@@ -389,3 +389,120 @@ def test_published_schema_is_current() -> None:
 
     published = Path(__file__).resolve().parents[1] / "docs" / "agreement.schema.json"
     assert published.read_text() == json_schema()
+
+
+# ---- regressions from the engine review --------------------------------------------------
+
+
+def test_a_notice_after_the_launch_is_late_whatever_window_it_declares() -> None:
+    from cbmnet.agreements.loader import bundled
+
+    a = bundled("india-pakistan-missile-tests-2005")
+    launch = act(
+        "m1",
+        "2027-06-01T00:00:00Z",
+        party="IND",
+        category="missile_launch",
+        missile_class="ballistic",
+        size={},
+    )
+    notice = {
+        "id": "n1",
+        "type": "notification",
+        "party": "IND",
+        "form": "launch_notification",
+        "activity": "m1",
+        "time": "2027-06-05T00:00:00Z",
+        "window_start": "2027-06-10T00:00:00Z",
+        "window_end": "2027-06-12T00:00:00Z",
+    }
+    r = evaluate(a, parse_events([launch, notice]), parse_time("2027-07-01T00:00:00Z", "t"), {})
+    assert "notification.late" in [f.code for f in r.findings]
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        {"type": "Point", "coordinates": [1]},
+        {"type": "Point", "coordinates": ["a", "b"]},
+        {"type": "Point", "coordinates": [[1, 2]]},
+        {"type": "Point", "coordinates": [200, 100]},
+        {"type": "LineString", "coordinates": [[74, 32]]},
+        {"type": "Polygon", "coordinates": [[[1, 2], [3, 4], [5, 6]]]},
+        {"type": "Polygon", "coordinates": [[[1, 2], [3, 4], [5, 6], [7, 8]]]},
+    ],
+)
+def test_bad_geometry_is_refused_at_load(geometry: dict) -> None:
+    with pytest.raises(FormatError, match="field 'location'"):
+        parse_events([act("a1", "2028-01-01T00:00:00Z", location=geometry)])
+
+
+def test_lone_surrogate_is_refused() -> None:
+    with pytest.raises(FormatError, match="Unicode"):
+        load_events_text(
+            '[{"id": "r\\ud800", "type": "incident", "party": "AAA", '
+            '"time": "2028-01-01T00:00:00Z", "kind": "x"}]',
+            "ev",
+        )
+
+
+def test_a_notice_to_some_parties_only_does_not_discharge_a_duty_to_all() -> None:
+    n = dict(note("n1", "2028-04-01T00:00:00Z", "a1"), to=["ZZZ"])
+    r = run([act("a1", "2028-06-01T00:00:00Z"), n])
+    assert codes(r, "notice") == [("notification.missing", "AAA")]
+    n["to"] = ["BBB"]
+    assert codes(run([act("a1", "2028-06-01T00:00:00Z"), n]), "notice") == []
+
+
+def test_requests_bind_only_between_parties_and_answers_follow_questions() -> None:
+    def req(i: str, frm: str, to: str) -> dict:
+        return {
+            "id": i,
+            "type": "request",
+            "party": frm,
+            "kind": "explanation",
+            "to": to,
+            "time": "2028-03-10T00:00:00Z",
+        }
+
+    assert codes(run([req("r1", "ZZZ", "AAA"), req("r2", "AAA", "AAA")]), "explain") == []
+    early = {
+        "id": "a1",
+        "type": "response",
+        "party": "AAA",
+        "request": "r3",
+        "decision": "answer",
+        "time": "2028-03-01T00:00:00Z",
+    }
+    assert codes(run([req("r3", "BBB", "AAA"), early]), "explain") == [("reply.missing", "AAA")]
+
+
+def test_a_non_party_event_does_not_widen_the_exchange_window() -> None:
+    old = {"id": "i", "type": "incident", "party": "ZZZ", "kind": "x", "time": "1950-06-01T00:00:00Z"}
+    assert len(codes(run([old]), "bwc")) == len(codes(run([]), "bwc"))
+
+
+@pytest.mark.parametrize(
+    ("patch", "words"),
+    [
+        (('due: "11-15"', 'due: "02-29"'), "not a day of every year"),
+        (("within: PT48H", "within: P99999999999999999999D"), "100 years"),
+    ],
+)
+def test_agreement_figures_out_of_range(patch: tuple[str, str], words: str) -> None:
+    with pytest.raises(FormatError, match=words):
+        parse_agreement(AGREEMENT.replace(*patch), "my.yaml")
+
+
+def test_deep_yaml_is_a_format_error() -> None:
+    with pytest.raises(FormatError):
+        parse_agreement("measures: " + "[" * 5000 + "]" * 5000, "deep.yaml")
+
+
+def test_times_are_exact_milliseconds() -> None:
+    from cbmnet.compliance.timeutil import format_time
+
+    for t in ("2038-02-20T16:14:46.187Z", "1935-04-28T08:15:56.982Z", "2027-01-01T00:00:00Z"):
+        assert format_time(parse_time(t, "t")) == t
+    with pytest.raises(FormatError, match="1900-2199"):
+        parse_time("0001-01-01T00:00:00Z", "t")

@@ -67,6 +67,11 @@ def parse_agreement(text: str, source: str) -> Agreement:
         mark = getattr(e, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
         raise FormatError(f"{source}: not valid YAML{line}") from e
+    except RecursionError as e:
+        raise FormatError(f"{source}: nested too deeply") from e
+    bad = _bad_string(doc, "")
+    if bad is not None:
+        raise FormatError(f"{source}, {bad or '(top level)'}: text is not valid Unicode")
     if not isinstance(doc, dict):
         raise FormatError(f"{source}: an agreement is a mapping with id, title, measures …")
     try:
@@ -75,6 +80,26 @@ def parse_agreement(text: str, source: str) -> Agreement:
         err = e.errors()[0]
         more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
         raise FormatError(f"{source}, {_where(err['loc'], doc)}: {err['msg']}{more}") from None
+
+
+def _bad_string(node: Any, path: str) -> str | None:
+    """The path of the first string that is not valid Unicode (a lone surrogate), if any."""
+    if isinstance(node, str):
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            found = _bad_string(v, f"{path}.{k}" if path else str(k))
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found = _bad_string(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def load_agreement_file(path: str | Path) -> Agreement:
@@ -119,9 +144,12 @@ def resolve_zones(agreement: Agreement) -> dict[str, Any]:
     for name, zone in agreement.zones.items():
         if zone.geometry is not None:
             try:
-                out[name] = shape(zone.geometry)
-            except (ValueError, TypeError, AttributeError) as e:
+                geom = shape(zone.geometry)
+                if not geom.is_valid or geom.is_empty:
+                    raise ValueError("not a valid, non-empty geometry")
+            except Exception as e:  # shapely raises several kinds for bad GeoJSON
                 raise FormatError(f"{agreement.id}, zones.{name}.geometry: {e}") from e
+            out[name] = geom
         else:
             from cbmnet.geo import border
 

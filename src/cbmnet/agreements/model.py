@@ -34,7 +34,21 @@ Category = Literal[
     "flight",
 ]
 Formation = Literal["brigade", "division", "corps", "above_corps", "regional_command"]
-MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _month_day(v: str) -> str:
+    month, day = int(v[:2]), int(v[3:])
+    if day > _DAYS[month - 1]:
+        raise ValueError(f"{v!r} is not a day of every year (use 02-28 rather than 02-29)")
+    return v
+
+
+MonthDay = Annotated[
+    str,
+    Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"),
+    AfterValidator(_month_day),
+]
 
 
 class _Strict(BaseModel):
@@ -177,6 +191,8 @@ class ReplyDeadline(_Measure):
     request_kind: str
     within: DurationText
     code: Literal["reply", "check"] = "reply"
+    requesters: Literal["parties", "anyone"] = "parties"
+    """``anyone``: requests from a non-party (a secretariat's communication check) bind too."""
 
 
 class Quota(_Measure):

@@ -69,6 +69,8 @@ class Context:
                 continue
             self.by_type[e.type].append(e)
             if e.type == "notification":
+                if not self._to_all(e):
+                    continue  # addressed to some only: it does not discharge a duty to all
                 form = e.raw["form"]
                 if e.raw.get("activity"):
                     self.notices[(e.party, form, e.raw["activity"])].append(e)
@@ -83,7 +85,13 @@ class Context:
         requests = {e.id: e for e in self.by_type["request"]}
         for e in self.by_type["response"]:
             req = requests.get(e.raw["request"])
-            if req is not None and req.to and e.party == req.to[0] and req.id not in self.answers:
+            if (
+                req is not None
+                and req.to
+                and e.party == req.to[0]
+                and e.time >= req.time  # an answer cannot precede its question
+                and req.id not in self.answers
+            ):
                 self.answers[req.id] = e
         self._zone_cache: dict[tuple[str, str, str], float] = {}
         self._listed: dict[str, frozenset[str]] = {}
@@ -107,6 +115,12 @@ class Context:
             got = self._listed[notice.id] = frozenset(acts)
         return got
 
+    def _to_all(self, notice: Event) -> bool:
+        """``to`` absent, ``["*"]``, or naming every other party of the agreement."""
+        if not notice.to or "*" in notice.to:
+            return True
+        return self.parties - {notice.party} <= set(notice.to)
+
     def zone(self, name: str) -> Geometry:
         if name not in self.zones:
             raise FormatError(f"zone {name!r}: no geometry supplied to the engine")
@@ -122,7 +136,12 @@ class Context:
 
             from cbmnet.geo.distance import distance_km
 
-            self._zone_cache[memo] = distance_km(shape(geom), self.zone(zone))
+            try:
+                self._zone_cache[memo] = distance_km(shape(geom), self.zone(zone))
+            except FormatError:
+                raise
+            except Exception as e:  # shapely/pyproj on a geometry the parser let through
+                raise FormatError(f"event {event.id!r}, field {key!r}: {e}") from e
         return self._zone_cache[memo]
 
     def activities(self, scope: am.Scope | None = None) -> list[Event]:
@@ -387,7 +406,7 @@ def zone_rule(m: am.ZoneRule, ctx: Context) -> Result:
 
 def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
     obs, finds = [], []
-    times = [e.time for e in ctx.events if e.time <= ctx.as_of]
+    times = [e.time for e in ctx.events if e.time <= ctx.as_of and e.party in ctx.parties]
     window_start = min(times) if times else ctx.as_of
     first = year_of(window_start) - m.due_year_offset - 1
     if m.first_period is not None:
@@ -448,14 +467,29 @@ def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
     return obs, finds
 
 
+def _between_parties(ctx: Context, req: Event, anyone: bool = False) -> bool:
+    """A request binds when a party (or, if ``anyone``, a non-party such as a secretariat)
+    asks another party; never a party asking itself."""
+    if not req.to or req.to[0] not in ctx.parties or req.party == req.to[0]:
+        return False
+    return anyone or req.party in ctx.parties
+
+
 def _answer(ctx: Context, req: Event) -> Event | None:
     return ctx.answers.get(req.id)
 
 
-def _reply(m: am._Measure, ctx: Context, kind: str, within: int, codes: tuple[str, str]) -> Result:
+def _reply(
+    m: am._Measure,
+    ctx: Context,
+    kind: str,
+    within: int,
+    codes: tuple[str, str],
+    anyone: bool = False,
+) -> Result:
     obs, finds = [], []
     for req in ctx.by_type["request"]:
-        if req.raw.get("kind") != kind or not req.to or req.to[0] not in ctx.parties:
+        if req.raw.get("kind") != kind or not _between_parties(ctx, req, anyone):
             continue
         host = req.to[0]
         due = req.time + within
@@ -489,7 +523,8 @@ def _reply(m: am._Measure, ctx: Context, kind: str, within: int, codes: tuple[st
 
 def reply_deadline(m: am.ReplyDeadline, ctx: Context) -> Result:
     codes = ("reply.missing", "reply.late") if m.code == "reply" else ("check.missed", "check.missed")
-    return _reply(m, ctx, m.request_kind, parse_duration(m.within, "within"), codes)
+    within = parse_duration(m.within, "within")
+    return _reply(m, ctx, m.request_kind, within, codes, m.requesters == "anyone")
 
 
 def quota(m: am.Quota, ctx: Context) -> Result:
@@ -506,7 +541,7 @@ def quota(m: am.Quota, ctx: Context) -> Result:
     accepted: dict[tuple[str, int], int] = defaultdict(int)
     accepted_from: dict[tuple[str, str, int], int] = defaultdict(int)
     for req in ctx.by_type["request"]:
-        if req.raw.get("kind") != m.request_kind or not req.to or req.to[0] not in ctx.parties:
+        if req.raw.get("kind") != m.request_kind or not _between_parties(ctx, req):
             continue
         host, year = req.to[0], year_of(req.time)
         ans = _answer(ctx, req)
@@ -578,7 +613,8 @@ def launch_notification(m: am.LaunchNotification, ctx: Context) -> Result:
         sent = ctx.notices.get((act.party, m.form, act.id))
         first = sent[0] if sent else None
         w_start = first.start if first is not None and first.start is not None else None
-        due = (w_start if w_start is not None else act.start) - lead
+        # A notice cannot move its own deadline past the launch by declaring a later window.
+        due = (min(w_start, act.start) if w_start is not None else act.start) - lead
         ob, status = _settle(ctx, m, act.party, act.id, due, first, (act.id,))
         obs.append(ob)
         if status == "missed":

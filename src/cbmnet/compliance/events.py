@@ -95,6 +95,7 @@ class _Record:
             return None
         if not isinstance(v, str) or not v:
             raise self.fail(fld, "must be a non-empty string")
+        _unicode(self, fld, v)
         return v
 
     def enum(self, fld: str, allowed: frozenset[str], required: bool = True) -> str | None:
@@ -128,6 +129,8 @@ class _Record:
             return ()
         if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
             raise self.fail(fld, "must be a list of non-empty strings")
+        for x in v:
+            _unicode(self, fld, x)
         return tuple(v)
 
     def geometry(self, fld: str) -> None:
@@ -136,8 +139,9 @@ class _Record:
             return
         if not isinstance(v, dict) or v.get("type") not in GEOMETRY_TYPES:
             raise self.fail(fld, "must be a GeoJSON geometry (Point, LineString, Polygon, Multi…)")
-        if not isinstance(v.get("coordinates"), list) or not v["coordinates"]:
-            raise self.fail(fld, "GeoJSON geometry needs non-empty coordinates")
+        problem = _geometry_problem(v["type"], v.get("coordinates"))
+        if problem:
+            raise self.fail(fld, f"{v['type']}: {problem}")
 
     def size(self) -> dict[str, int]:
         v = self.doc.get("size")
@@ -153,6 +157,63 @@ class _Record:
                 raise self.fail(f"size.{k}", "must be an integer >= 0")
             out[k] = n
         return out
+
+
+def _unicode(r: _Record, fld: str, v: str) -> None:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise r.fail(fld, "is not valid Unicode (a lone surrogate)") from None
+
+
+def _position_problem(p: Any) -> str | None:
+    if not isinstance(p, list) or not 2 <= len(p) <= 3:
+        return "a position is [longitude, latitude] (optionally with a height)"
+    for x in p:
+        if not isinstance(x, int | float) or isinstance(x, bool) or x != x or abs(x) == float("inf"):
+            return "coordinates must be finite numbers"
+    if not (-180 <= p[0] <= 180 and -90 <= p[1] <= 90):
+        return f"position {p[:2]} is outside WGS84 longitude/latitude"
+    return None
+
+
+def _line_problem(c: Any, ring: bool) -> str | None:
+    if not isinstance(c, list) or len(c) < (4 if ring else 2):
+        return "a ring needs 4 or more positions" if ring else "a line needs 2 or more positions"
+    for p in c:
+        problem = _position_problem(p)
+        if problem:
+            return problem
+    if ring and c[0][:2] != c[-1][:2]:
+        return "a ring must end where it starts"
+    return None
+
+
+def _polygon_problem(c: Any) -> str | None:
+    if not isinstance(c, list) or not c:
+        return "a polygon is a list of rings"
+    for ring in c:
+        problem = _line_problem(ring, True)
+        if problem:
+            return problem
+    return None
+
+
+def _geometry_problem(kind: str, c: Any) -> str | None:
+    """What is wrong with GeoJSON coordinates of ``kind`` (RFC 7946 §3.1), or None."""
+    if kind == "Point":
+        return _position_problem(c)
+    if not isinstance(c, list) or not c or len(c) > 100_000:
+        return "coordinates must be a non-empty list (at most 100,000 items)"
+    if kind == "MultiPoint":
+        return next((pr for p in c if (pr := _position_problem(p))), None)
+    if kind == "LineString":
+        return _line_problem(c, False)
+    if kind == "MultiLineString":
+        return next((pr for line in c if (pr := _line_problem(line, False))), None)
+    if kind == "Polygon":
+        return _polygon_problem(c)
+    return next((pr for poly in c if (pr := _polygon_problem(poly))), None)
 
 
 def _parse_one(doc: Any, where: str) -> Event:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import bisect
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cbmnet.errors import FormatError
 
 MS_PER_DAY = 86_400_000
+MAX_DURATION_MS = 36_525 * MS_PER_DAY
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_TIME_MS = (datetime(1900, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+MAX_TIME_MS = (datetime(2200, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
@@ -28,7 +32,10 @@ def parse_time(text: object, what: str) -> int:
         dt = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
     except ValueError as e:
         raise FormatError(f"{what}: {text!r} is not a valid time ({e})") from e
-    return int(dt.timestamp() * 1000) if dt.microsecond else int(dt.timestamp()) * 1000
+    ms = (dt - _EPOCH) // timedelta(milliseconds=1)  # exact integer arithmetic, floors
+    if not MIN_TIME_MS <= ms < MAX_TIME_MS:
+        raise FormatError(f"{what}: {text!r} is outside the years 1900-2199 cbmnet handles")
+    return ms
 
 
 def format_time(ms: int) -> str:
@@ -42,11 +49,14 @@ def format_time(ms: int) -> str:
 
 def parse_duration(text: str, what: str) -> int:
     """ISO 8601 duration (weeks, days, hours, minutes, seconds) -> milliseconds."""
-    m = _DURATION.match(text) if isinstance(text, str) else None
+    m = _DURATION.match(text) if isinstance(text, str) and len(text) < 40 else None
     if not m or text in ("P", "PT") or text.endswith("T"):
         raise FormatError(f"{what}: {text!r} is not an ISO 8601 duration like P42D or PT48H")
     w, d, h, mi, s = (int(g) if g else 0 for g in m.groups())
-    return ((((w * 7 + d) * 24 + h) * 60 + mi) * 60 + s) * 1000
+    ms = ((((w * 7 + d) * 24 + h) * 60 + mi) * 60 + s) * 1000
+    if ms > MAX_DURATION_MS:
+        raise FormatError(f"{what}: {text!r} is longer than 100 years")
+    return ms
 
 
 _YEAR_STARTS = [int(datetime(y, 1, 1, tzinfo=UTC).timestamp()) * 1000 for y in range(1900, 2201)]

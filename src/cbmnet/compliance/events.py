@@ -12,31 +12,17 @@ import gc
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
+from cbmnet.agreements.model import Category, Formation, SizeKey
 from cbmnet.compliance.timeutil import parse_time
 from cbmnet.errors import FormatError
 
 EVENT_TYPES = frozenset({"activity", "notification", "exchange", "request", "response", "incident"})
-CATEGORIES = frozenset(
-    {
-        "land",
-        "air",
-        "naval",
-        "amphibious_landing",
-        "parachute_assault",
-        "heliborne_landing",
-        "transfer",
-        "concentration",
-        "missile_launch",
-        "strategic_exercise",
-        "flight",
-    }
-)
-SIZE_KEYS = frozenset(
-    {"troops", "battle_tanks", "acvs", "artillery", "sorties", "ships", "aircraft", "heavy_bombers"}
-)
-FORMATIONS = ("brigade", "division", "corps", "above_corps", "regional_command")
+# One vocabulary for events and agreements: the agreement model's literals (events-v1).
+CATEGORIES = frozenset(get_args(Category))
+SIZE_KEYS = frozenset(get_args(SizeKey))
+FORMATIONS: tuple[str, ...] = get_args(Formation)
 REQUEST_KINDS = frozenset(
     {
         "explanation",

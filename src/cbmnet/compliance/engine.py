@@ -222,6 +222,26 @@ def _finding(
     return Finding(code, party, m.provision, tuple(subjects), due, message, period, m.id)
 
 
+def _owed(
+    ctx: Context,
+    m: am._Measure,
+    party: str,
+    subject: Event,
+    due: int,
+    fulfilment: Event | None,
+    codes: tuple[str, str],
+    what: str,
+) -> tuple[Obligation, list[Finding]]:
+    """An obligation to act on ``subject`` by ``due``, and its missing/late finding if any."""
+    ob, status = _settle(ctx, m, party, subject.id, due, fulfilment, (subject.id,))
+    if status == "missed":
+        return ob, [_finding(m, codes[0], party, [subject.id], due, f"{what} never came")]
+    if status == "late" and fulfilment is not None:
+        msg = f"{what} came {format_time(fulfilment.time)}, due {format_time(due)}"
+        return ob, [_finding(m, codes[1], party, [subject.id, fulfilment.id], due, msg)]
+    return ob, []
+
+
 def _notice_rule(missing: str, late: str, what: str) -> Callable[[Any, Context], Result]:
     """Prior notification and observation invitation: same shape, different codes."""
 
@@ -238,23 +258,11 @@ def _notice_rule(missing: str, late: str, what: str) -> Callable[[Any, Context],
             due = act.start if alert else act.start - lead
             sent = ctx.notices.get((act.party, m.form, act.id))
             first = sent[0] if sent else None
-            ob, status = _settle(ctx, m, act.party, act.id, due, first, (act.id,))
+            ob, found = _owed(
+                ctx, m, act.party, act, due, first, (missing, late), f"{what} for {act.id}"
+            )
             obs.append(ob)
-            if status == "missed":
-                finds.append(
-                    _finding(m, missing, act.party, [act.id], due, f"{what} for {act.id} never came")
-                )
-            elif status == "late" and first is not None:
-                finds.append(
-                    _finding(
-                        m,
-                        late,
-                        act.party,
-                        [act.id, first.id],
-                        due,
-                        f"{what} for {act.id} came {format_time(first.time)}, due {format_time(due)}",
-                    )
-                )
+            finds.extend(found)
         return obs, finds
 
     return rule
@@ -493,31 +501,18 @@ def _reply(
             continue
         host = req.to[0]
         due = req.time + within
-        ans = _answer(ctx, req)
-        ob, status = _settle(ctx, m, host, req.id, due, ans, (req.id,))
+        ob, found = _owed(
+            ctx,
+            m,
+            host,
+            req,
+            due,
+            _answer(ctx, req),
+            codes,
+            f"the answer to {kind} request {req.id} from {req.party}",
+        )
         obs.append(ob)
-        if status == "missed":
-            finds.append(
-                _finding(
-                    m,
-                    codes[0],
-                    host,
-                    [req.id],
-                    due,
-                    f"{kind} request {req.id} from {req.party} unanswered",
-                )
-            )
-        elif status == "late" and ans is not None:
-            finds.append(
-                _finding(
-                    m,
-                    codes[1],
-                    host,
-                    [req.id, ans.id],
-                    due,
-                    f"{kind} request {req.id} answered {format_time(ans.time)}, due {format_time(due)}",
-                )
-            )
+        finds.extend(found)
     return obs, finds
 
 
@@ -577,26 +572,18 @@ def event_notification(m: am.EventNotification, ctx: Context) -> Result:
             continue
         due = inc.time + within
         sent = ctx.notices.get((inc.party, m.form, inc.id))
-        first = sent[0] if sent else None
-        ob, status = _settle(ctx, m, inc.party, inc.id, due, first, (inc.id,))
+        ob, found = _owed(
+            ctx,
+            m,
+            inc.party,
+            inc,
+            due,
+            sent[0] if sent else None,
+            ("notification.missing", "notification.late"),
+            f"{m.form} for {inc.id}",
+        )
         obs.append(ob)
-        if status == "missed":
-            finds.append(
-                _finding(
-                    m, "notification.missing", inc.party, [inc.id], due, f"no {m.form} for {inc.id}"
-                )
-            )
-        elif status == "late" and first is not None:
-            finds.append(
-                _finding(
-                    m,
-                    "notification.late",
-                    inc.party,
-                    [inc.id, first.id],
-                    due,
-                    f"{m.form} for {inc.id} came {format_time(first.time)}, due {format_time(due)}",
-                )
-            )
+        finds.extend(found)
     return obs, finds
 
 
@@ -615,30 +602,18 @@ def launch_notification(m: am.LaunchNotification, ctx: Context) -> Result:
         w_start = first.start if first is not None and first.start is not None else None
         # A notice cannot move its own deadline past the launch by declaring a later window.
         due = (min(w_start, act.start) if w_start is not None else act.start) - lead
-        ob, status = _settle(ctx, m, act.party, act.id, due, first, (act.id,))
+        ob, found = _owed(
+            ctx,
+            m,
+            act.party,
+            act,
+            due,
+            first,
+            ("notification.missing", "notification.late"),
+            f"notice of launch {act.id}",
+        )
         obs.append(ob)
-        if status == "missed":
-            finds.append(
-                _finding(
-                    m,
-                    "notification.missing",
-                    act.party,
-                    [act.id],
-                    due,
-                    f"launch {act.id} was not notified",
-                )
-            )
-        elif status == "late" and first is not None:
-            finds.append(
-                _finding(
-                    m,
-                    "notification.late",
-                    act.party,
-                    [act.id, first.id],
-                    due,
-                    f"launch {act.id} notified {format_time(first.time)}, due {format_time(due)}",
-                )
-            )
+        finds.extend(found)
         if first is not None and first.start is not None and first.end is not None:
             if not first.start <= act.start <= first.end:
                 finds.append(

@@ -506,3 +506,53 @@ def test_times_are_exact_milliseconds() -> None:
         assert format_time(parse_time(t, "t")) == t
     with pytest.raises(FormatError, match="1900-2199"):
         parse_time("0001-01-01T00:00:00Z", "t")
+
+
+def test_report_does_not_depend_on_event_order() -> None:
+    import random
+
+    events: list[dict] = []
+    for i in range(30):
+        t = f"2028-{1 + i % 12:02d}-{1 + i % 27:02d}T00:00:00Z"
+        events.append(act(f"a{i}", t, party="AAA" if i % 2 else "BBB", size={"troops": 9000 + i * 1500}))
+        if i % 3:
+            events.append(note(f"n{i}", t, f"a{i}", party="AAA" if i % 2 else "BBB"))
+        events.append(
+            {
+                "id": f"q{i}",
+                "type": "request",
+                "party": "BBB",
+                "kind": "inspection",
+                "to": "AAA",
+                "time": t,
+            }
+        )
+        events.append(
+            {
+                "id": f"p{i}",
+                "type": "response",
+                "party": "AAA",
+                "request": f"q{i}",
+                "decision": "refuse" if i % 4 == 0 else "accept",
+                "time": t,
+            }
+        )
+        events.append(
+            {
+                "id": f"e{i}",
+                "type": "exchange",
+                "party": "AAA",
+                "form": "bwc_cbm",
+                "period": "2027",
+                "parts": ["A1"] if i % 2 else ["B"],
+                "time": t,
+            }
+        )
+    a = parse_agreement(AGREEMENT, "test")
+    as_of = parse_time("2028-12-31T00:00:00Z", "t")
+    want = evaluate(a, parse_events(events), as_of).dumps()
+    assert "quota.refusal_within_quota" in want
+    rng = random.Random(3)
+    for _ in range(4):
+        rng.shuffle(events)
+        assert evaluate(a, parse_events(events), as_of).dumps() == want

@@ -64,7 +64,10 @@ class Context:
         self.notices = defaultdict(list)
         self.calendars = defaultdict(list)
         self.exchanges = defaultdict(list)
-        for e in sorted(self.events, key=attrgetter("time", "id")):
+        # Events keep their input order here; only where "the first" matters (buckets of
+        # notices, calendars, exchanges, answers) is (time, id) order established, below.
+        # Output order never depends on input order: the report is sorted at the end.
+        for e in self.events:
             if e.time > self.as_of:
                 continue
             self.by_type[e.type].append(e)
@@ -80,6 +83,11 @@ class Context:
                     self.calendars[(e.party, form, e.raw["year"])].append(e)
             elif e.type == "exchange":
                 self.exchanges[(e.party, e.raw["form"], e.raw["period"])].append(e)
+        order = attrgetter("time", "id")
+        for buckets in (self.notices, self.calendars, self.exchanges):
+            for bucket in buckets.values():
+                if len(bucket) > 1:
+                    bucket.sort(key=order)
         # The addressee's first answer to each request (others' remarks do not count).
         self.answers: dict[str, Event] = {}
         requests = {e.id: e for e in self.by_type["request"]}
@@ -90,9 +98,10 @@ class Context:
                 and req.to
                 and e.party == req.to[0]
                 and e.time >= req.time  # an answer cannot precede its question
-                and req.id not in self.answers
             ):
-                self.answers[req.id] = e
+                best = self.answers.get(req.id)
+                if best is None or order(e) < order(best):
+                    self.answers[req.id] = e
         self._zone_cache: dict[tuple[str, str, str], float] = {}
         self._listed: dict[str, frozenset[str]] = {}
         self._scoped: dict[str, list[Event]] = {}
@@ -535,7 +544,10 @@ def quota(m: am.Quota, ctx: Context) -> Result:
         )
     accepted: dict[tuple[str, int], int] = defaultdict(int)
     accepted_from: dict[tuple[str, str, int], int] = defaultdict(int)
-    for req in ctx.by_type["request"]:
+    # Quota use accrues in time order, whatever order the events came in.
+    asked = [r for r in ctx.by_type["request"] if r.raw.get("kind") == m.request_kind]
+    asked.sort(key=attrgetter("time", "id"))
+    for req in asked:
         if req.raw.get("kind") != m.request_kind or not _between_parties(ctx, req):
             continue
         host, year = req.to[0], year_of(req.time)

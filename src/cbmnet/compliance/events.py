@@ -64,11 +64,19 @@ class Event:
 class _Record:
     """Field accessors that name the file, record and field in every error."""
 
-    __slots__ = ("doc", "where")
+    __slots__ = ("doc", "eid", "index", "source")
 
-    def __init__(self, doc: Mapping[str, Any], where: str) -> None:
+    def __init__(self, doc: Mapping[str, Any], source: str, index: int) -> None:
         self.doc = doc
-        self.where = where
+        self.source = source
+        self.index = index
+        self.eid: str | None = None
+
+    @property
+    def where(self) -> str:
+        """Built only when something is wrong: a million records need no labels."""
+        label = f"{self.source}, record {self.index}"
+        return f"{label} (id {self.eid!r})" if self.eid is not None else label
 
     def fail(self, fld: str, msg: str) -> FormatError:
         return FormatError(f"{self.where}, field {fld!r}: {msg}")
@@ -202,13 +210,13 @@ def _geometry_problem(kind: str, c: Any) -> str | None:
     return next((pr for poly in c if (pr := _polygon_problem(poly))), None)
 
 
-def _parse_one(doc: Any, where: str) -> Event:
+def _parse_one(doc: Any, source: str, index: int) -> Event:
     if not isinstance(doc, dict):
-        raise FormatError(f"{where}: an event must be a JSON object")
-    r = _Record(doc, where)
+        raise FormatError(f"{source}, record {index}: an event must be a JSON object")
+    r = _Record(doc, source, index)
     eid = r.str_("id")
     assert eid is not None
-    r.where = f"{where} (id {eid!r})"
+    r.eid = eid
     etype = r.enum("type", EVENT_TYPES)
     party = r.str_("party")
     assert etype is not None and party is not None
@@ -269,7 +277,7 @@ def parse_events(records: Sequence[Any], source: str = "events") -> list[Event]:
     was_enabled = gc.isenabled()
     gc.disable()  # millions of acyclic objects: spare the cyclic collector's rescans
     try:
-        events = [_parse_one(doc, f"{source}, record {i}") for i, doc in enumerate(records)]
+        events = [_parse_one(doc, source, i) for i, doc in enumerate(records)]
     finally:
         if was_enabled:
             gc.enable()

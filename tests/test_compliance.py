@@ -556,3 +556,10 @@ def test_report_does_not_depend_on_event_order() -> None:
     for _ in range(4):
         rng.shuffle(events)
         assert evaluate(a, parse_events(events), as_of).dumps() == want
+
+
+def test_every_rule_of_the_vocabulary_has_an_evaluator() -> None:
+    from cbmnet.agreements.model import RULE_NAMES
+    from cbmnet.compliance.engine import RULES
+
+    assert set(RULES) == RULE_NAMES

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from cbmnet.agreements.model import Agreement
+from cbmnet.agreements.model import RULE_NAMES, Agreement
 from cbmnet.errors import FormatError
 
 MAX_AGREEMENT_BYTES = 4 << 20
@@ -35,26 +35,11 @@ def _where(loc: tuple[Any, ...], doc: Any) -> str:
             node = node[item] if isinstance(node, list) and item < len(node) else None
         else:
             # Discriminated-union tags (the rule names) are not keys of the document.
-            if isinstance(node, dict) and item not in node and item in _RULE_TAGS:
+            if isinstance(node, dict) and item not in node and item in RULE_NAMES:
                 continue
             parts.append(f".{item}" if parts else str(item))
             node = node.get(item) if isinstance(node, dict) else None
     return "".join(parts) or "(top level)"
-
-
-_RULE_TAGS = {
-    "prior_notification",
-    "observation_invitation",
-    "annual_calendar",
-    "advance_announcement",
-    "activity_cap",
-    "zone_rule",
-    "periodic_exchange",
-    "reply_deadline",
-    "quota",
-    "event_notification",
-    "launch_notification",
-}
 
 
 def parse_agreement(text: str, source: str) -> Agreement:

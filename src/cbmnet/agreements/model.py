@@ -9,7 +9,7 @@ documents every rule; ``cbmnet agreements schema`` prints the JSON Schema.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -102,24 +102,26 @@ class _Measure(_Strict):
     """Why a figure here is not settled by the sources (shown with the measure)."""
 
 
-class PriorNotification(_Measure):
+class _ActivityNotice(_Measure):
+    """A notice owed ``lead`` before each activity in scope starts (alert ones: at start)."""
+
+    scope: Scope
+    lead: DurationText
+    alert_exempt: bool = True
+
+
+class PriorNotification(_ActivityNotice):
     """Notify an activity in scope ``lead`` before it starts (alert activities: at start)."""
 
     rule: Literal["prior_notification"]
-    scope: Scope
-    lead: DurationText
     form: str = "prior_notification"
-    alert_exempt: bool = True
 
 
-class ObservationInvitation(_Measure):
+class ObservationInvitation(_ActivityNotice):
     """Invite observers to an activity in scope, ``lead`` before it starts."""
 
     rule: Literal["observation_invitation"]
-    scope: Scope
-    lead: DurationText
     form: str = "observation_invitation"
-    alert_exempt: bool = True
     alert_longer_than: DurationText | None = None
     """Alert activities need observers only when they last longer than this (VD: 72 h)."""
 
@@ -242,6 +244,12 @@ Rule = Annotated[
     | LaunchNotification,
     Field(discriminator="rule"),
 ]
+
+
+RULE_NAMES = frozenset(
+    get_args(cls.model_fields["rule"].annotation)[0] for cls in get_args(get_args(Rule)[0])
+)
+"""The closed vocabulary, read off the models above."""
 
 
 class Agreement(_Strict):

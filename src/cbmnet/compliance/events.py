@@ -57,9 +57,6 @@ class Event:
     size: dict[str, int] = field(default_factory=dict)
     to: tuple[str, ...] = ()
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.raw.get(key, default)
-
 
 class _Record:
     """Field accessors that name the file, record and field in every error."""

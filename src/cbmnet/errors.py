@@ -64,3 +64,54 @@ class StoreError(CbmnetError):
 
     exit_code = 2
     http_status = 503
+
+
+class AuthError(CbmnetError):
+    """No valid credentials: a missing, expired or forged token, or an unknown key."""
+
+    exit_code = 3
+    http_status = 401
+
+
+class ForbiddenError(CbmnetError):
+    """The caller is known but may not do or see this (not addressed to it, revoked key)."""
+
+    exit_code = 3
+    http_status = 403
+
+
+class TooLargeError(FormatError):
+    """An input exceeds a size or count limit."""
+
+    http_status = 413
+
+
+class RateLimitedError(CbmnetError):
+    """Too many requests from one caller in a short time; retry later."""
+
+    exit_code = 2
+    http_status = 429
+
+
+ERROR_CODES: dict[type[CbmnetError], str] = {
+    AuthError: "unauthorized",
+    ForbiddenError: "forbidden",
+    TooLargeError: "too_large",
+    RateLimitedError: "rate_limited",
+    PolicyError: "policy",
+    IntegrityError: "integrity",
+    VerificationError: "verification_failed",
+    FormatError: "bad_input",
+    ConflictError: "conflict",
+    NotFoundError: "not_found",
+    StoreError: "unavailable",
+    CbmnetError: "error",
+}
+"""The JSON ``error`` code of each class (the first match along the class's MRO)."""
+
+
+def error_code(err: CbmnetError) -> str:
+    for cls in type(err).__mro__:
+        if cls in ERROR_CODES:
+            return ERROR_CODES[cls]  # type: ignore[index]
+    return "error"

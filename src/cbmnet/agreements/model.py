@@ -252,6 +252,16 @@ RULE_NAMES = frozenset(
 """The closed vocabulary, read off the models above."""
 
 
+class HotlineTerms(_Strict):
+    """How soon a hotline message of each precedence must be acknowledged (ACP 121 targets)."""
+
+    provision: str = "ACP 121 handling targets"
+    flash: DurationText = "PT10M"
+    immediate: DurationText = "PT30M"
+    priority: DurationText = "PT3H"
+    routine: DurationText = "PT6H"
+
+
 class Agreement(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
@@ -260,6 +270,7 @@ class Agreement(_Strict):
     parties: tuple[str, ...] = Field(min_length=1)
     zones: dict[str, Zone] = Field(default_factory=dict)
     measures: tuple[Rule, ...]
+    hotline: HotlineTerms = Field(default_factory=HotlineTerms)
 
     @model_validator(mode="after")
     def _references(self) -> Agreement:

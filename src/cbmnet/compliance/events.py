@@ -267,6 +267,11 @@ def _parse_one(doc: Any, source: str, index: int) -> Event:
     return Event(eid, etype, party, ev_time, doc, start, end, r.size(), to)
 
 
+def parse_event(doc: Any, source: str) -> Event:
+    """Validate one record on its own (references to other events are the caller's)."""
+    return _parse_one(doc, source, 0)
+
+
 def parse_events(records: Sequence[Any], source: str = "events") -> list[Event]:
     """Validate records into events; ids unique, references resolved, or a ``FormatError``."""
     if len(records) > MAX_EVENTS:

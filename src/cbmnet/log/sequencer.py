@@ -13,19 +13,33 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
-from cbmnet.errors import StoreError
+from cbmnet.errors import CbmnetError, StoreError
 from cbmnet.ledger import dsse
-from cbmnet.log.service import Receipt, TransparencyLog, verify_all
+from cbmnet.log.service import Admit, Receipt, TransparencyLog, verify_all
 
 _Item = tuple[Sequence[dsse.Envelope], "Future[list[Receipt]]"]
 
 
 class Sequencer:
-    def __init__(self, log: TransparencyLog, *, max_group: int = 2000) -> None:
+    def __init__(
+        self,
+        log: TransparencyLog,
+        *,
+        max_group: int = 2000,
+        admit: Admit | None = None,
+        on_commit: Callable[[], None] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """``admit`` decides inside each group's transaction (see ``append_admitted``); an
+        item with a refused envelope fails with that error. ``on_commit`` runs after each
+        durable commit; ``on_failure`` after a failed one (an admit may need to forget)."""
         self.log = log
+        self.admit = admit
+        self.on_commit = on_commit
+        self.on_failure = on_failure
         self.max_group = max_group
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._closed = False
@@ -96,15 +110,24 @@ class Sequencer:
     def _commit(self, group: list[_Item]) -> None:
         envelopes = [e for envs, _ in group for e in envs]
         try:
-            receipts = self.log.append_verified(envelopes)
+            results = self.log.append_admitted(envelopes, self.admit)
         except Exception as e:  # the writer thread must outlive any one bad group
+            if self.on_failure is not None:
+                self.on_failure(e)
             if len(group) > 1:
                 for item in group:  # isolate the culprit: only its submitter fails
                     self._commit([item])
                 return
             group[0][1].set_exception(e)
             return
+        if self.on_commit is not None:
+            self.on_commit()
         at = 0
         for envs, fut in group:
-            fut.set_result(receipts[at : at + len(envs)])
+            mine = results[at : at + len(envs)]
             at += len(envs)
+            refused = next((r for r in mine if isinstance(r, CbmnetError)), None)
+            if refused is not None:
+                fut.set_exception(refused)
+            else:
+                fut.set_result([r for r in mine if isinstance(r, Receipt)])

@@ -49,6 +49,9 @@ from cbmnet.store.sql import Store, StoredCheckpoint, StoredCosignature
 
 MAX_BATCH = 10_000
 
+Admit = Callable[[int, int, Sequence[dsse.Envelope]], Sequence[CbmnetError | None]]
+"""``admit(size, integrated_ms, envelopes)``: see :meth:`TransparencyLog.append_admitted`."""
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -159,6 +162,24 @@ class TransparencyLog:
 
     def append_verified(self, envelopes: Sequence[dsse.Envelope]) -> list[Receipt]:
         """Log envelopes whose signatures the caller has checked."""
+        out = []
+        for r in self.append_admitted(envelopes, None):
+            if isinstance(r, CbmnetError):  # pragma: no cover - only an admit refuses
+                raise r
+            out.append(r)
+        return out
+
+    def append_admitted(
+        self, envelopes: Sequence[dsse.Envelope], admit: Admit | None
+    ) -> list[Receipt | CbmnetError]:
+        """Log verified envelopes that ``admit`` accepts, in one durable commit.
+
+        ``admit(size, ms, new)`` runs inside the write transaction, after the writer's
+        lock is taken: it sees the log exactly as the new entries will follow it, and no
+        other writer (thread or process) can append in between. It returns, for each new
+        (not already logged) envelope in order, None to log it at the next index or the
+        error that refuses it. A refused envelope takes no index.
+        """
         store = self.store
         with self._write_lock:
             with store.transaction():
@@ -167,15 +188,29 @@ class TransparencyLog:
                 digests = [e.statement_digest() for e in envelopes]
                 known = store.find_statements(list(dict.fromkeys(digests)))
                 ms = max(self._clock(), last_ms)
+                fresh: list[dsse.Envelope] = []
+                seen: set[bytes] = set()
+                for env, d in zip(envelopes, digests, strict=True):
+                    if d not in known and d not in seen:
+                        seen.add(d)
+                        fresh.append(env)
+                verdicts: Sequence[CbmnetError | None] = (
+                    admit(size, ms, fresh) if admit is not None and fresh else [None] * len(fresh)
+                )
+                refused = {
+                    fresh[i].statement_digest(): v for i, v in enumerate(verdicts) if v is not None
+                }
                 frontier = list(self._frontier)
                 rows: list[tuple[int, int, bytes, bytes]] = []
                 created: list[Node] = []
                 placed: dict[bytes, int] = {}
-                out: list[Receipt] = []
+                out: list[Receipt | CbmnetError] = []
                 for env, d in zip(envelopes, digests, strict=True):
                     if d in known:
                         old = store.get_entry(known[d])
                         out.append(Receipt(known[d], old.integrated_ms if old else ms, True))
+                    elif d in refused:
+                        out.append(refused[d])
                     elif d in placed:
                         out.append(Receipt(placed[d], ms, True))
                     else:
@@ -190,6 +225,7 @@ class TransparencyLog:
                     store.insert_entries(rows)
                     store.insert_nodes(created)
                     store.set_log_state(size + len(rows), ms)
+                    store.announce(size + len(rows))
             # Committed: only now does the in-memory right edge move.
             self._frontier, self._frontier_size = frontier, size + len(rows)
         return out

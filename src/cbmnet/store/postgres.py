@@ -17,6 +17,10 @@ from cbmnet.errors import ConflictError, StoreError
 from cbmnet.store.sql import Store
 
 
+NOTIFY_CHANNEL = "cbmnet_log"
+"""Hub processes LISTEN here to push new entries appended by any process."""
+
+
 class PostgresStore(Store):
     blob_type = "BYTEA"
 
@@ -70,6 +74,10 @@ class PostgresStore(Store):
 
     def _lock_log_sql(self) -> str:
         return "SELECT size, last_ms FROM log_state WHERE id = 1 FOR UPDATE"
+
+    def announce(self, size: int) -> None:
+        # NOTIFY inside the transaction is delivered at commit, and never on rollback.
+        self._execute("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, str(size)))
 
     def close(self) -> None:
         self._conn.close()

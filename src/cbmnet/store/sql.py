@@ -100,6 +100,10 @@ def _ddl(blob: str) -> list[str]:
         "CREATE TABLE IF NOT EXISTS log_cosignatures (checkpoint_seq BIGINT NOT NULL,"
         " witness_vkey TEXT NOT NULL, line TEXT NOT NULL, timestamp BIGINT NOT NULL,"
         " PRIMARY KEY (checkpoint_seq, witness_vkey))",
+        # The hub's statement "delivered" (the recipient fetched or was pushed the entry):
+        # operational, not evidence; the signed acknowledgement is the evidence, in the log.
+        "CREATE TABLE IF NOT EXISTS hub_deliveries (idx BIGINT NOT NULL, party TEXT NOT NULL,"
+        " delivered_ms BIGINT NOT NULL, PRIMARY KEY (idx, party))",
         "CREATE TABLE IF NOT EXISTS witness_state (origin TEXT PRIMARY KEY,"
         f" size BIGINT NOT NULL, root {blob} NOT NULL, note TEXT NOT NULL)",
     ]
@@ -216,6 +220,9 @@ class Store(ABC):
         if not rows:
             raise IntegrityError("the log state row is missing")
         return _i(rows[0][0], "log state size"), _i(rows[0][1], "log state time")
+
+    def announce(self, size: int) -> None:
+        """Inside the append transaction: tell other processes, at commit, the log grew."""
 
     def set_log_state(self, size: int, last_ms: int) -> None:
         self._execute("UPDATE log_state SET size = ?, last_ms = ? WHERE id = 1", (size, last_ms))
@@ -412,3 +419,20 @@ class Store(ABC):
                 (record.size, record.root_hash, record.note, record.origin, expected),
             )
             return bool(rows)
+
+    # ---- deliveries (the hub's operational record) ---------------------------------------
+
+    def record_deliveries(self, rows: Sequence[tuple[int, str, int]]) -> None:
+        """Rows of (entry index, party, ms); the first delivery of each pair is kept."""
+        if not rows:
+            return
+        with self.transaction():
+            self._executemany(
+                "INSERT INTO hub_deliveries (idx, party, delivered_ms) VALUES (?, ?, ?)"
+                " ON CONFLICT (idx, party) DO NOTHING",
+                rows,
+            )
+
+    def deliveries(self, idx: int) -> dict[str, int]:
+        rows = self._execute("SELECT party, delivered_ms FROM hub_deliveries WHERE idx = ?", (idx,))
+        return {_s(p, "delivery party"): _i(m, "delivery time") for p, m in rows}

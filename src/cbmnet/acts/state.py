@@ -1,0 +1,591 @@
+"""The hub's state, derived from the log and from nothing else.
+
+Every hub process folds the same entries, in log order, into the same state: who the
+parties are and which keys they hold, which events each agreement has seen, who may read
+which entry, which channels exist and which messages still wait for an acknowledgement.
+``check`` decides whether an act may be logged next (it is called inside the log's write
+transaction, so no other act can slip in between); ``apply`` folds a logged act in.
+Replaying a log from index 0 rebuilds exactly what the processes that wrote it saw.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from bisect import bisect_right
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cbmnet.acts.model import (
+    HUB,
+    PT_ACK,
+    PT_EVENT,
+    PT_HOTLINE,
+    PT_HUB,
+    PT_REGISTRY,
+    SECRETARIAT,
+    Act,
+    read_act,
+)
+from cbmnet.agreements.model import Agreement
+from cbmnet.compliance.timeutil import format_time, parse_duration
+from cbmnet.errors import CbmnetError, ConflictError, ForbiddenError, FormatError, NotFoundError
+from cbmnet.ledger.note import parse_verifier_key
+
+ALL = "*"
+"""Audience scope: every registered party (the registry itself)."""
+
+
+@dataclass
+class Key:
+    public: bytes
+    since: int
+    until: int | None = None
+    """Index of the act that retired or revoked it; acts after it are refused."""
+    revoked: bool = False
+
+
+@dataclass
+class Party:
+    id: str
+    name: str
+    agreements: tuple[str, ...]
+    contact: dict[str, str]
+    keys: list[Key]
+    encryption_key: bytes
+    witness_key: str | None
+    registered_at: int
+
+    def active_keys(self) -> list[bytes]:
+        return [k.public for k in self.keys if k.until is None]
+
+
+@dataclass
+class Entry:
+    """What the hub knows of one logged entry, for routing and filtering."""
+
+    index: int
+    ms: int
+    payload_type: str
+    kind: str
+    author: str
+    agreement: str | None = None
+    scope: str | None = None
+    """ALL, an agreement id (its registered parties), or None (only ``addressees``)."""
+    addressees: frozenset[str] = frozenset()
+    form: str | None = None
+    ref: int | None = None
+    """The entry this one answers, acknowledges or amends."""
+    event_id: str | None = None
+
+
+@dataclass
+class Channel:
+    id: str
+    agreement: str
+    members: tuple[str, ...]
+    opened_at: int
+
+
+@dataclass
+class Pending:
+    """A hotline message awaiting acknowledgement from some members."""
+
+    index: int
+    channel: str
+    precedence: str
+    deadline_ms: int
+    waiting: set[str]
+
+
+@dataclass
+class _AgreementLog:
+    events: dict[str, int] = field(default_factory=dict)
+    """Event id -> index of the entry that declared it."""
+    docs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Index -> the event as the engine reads it (``time`` = integration time)."""
+    withdrawn: set[str] = field(default_factory=set)
+    corrected: dict[str, int] = field(default_factory=dict)
+    """Event id -> index of its latest correction."""
+
+
+class HubState:
+    """The fold of the log. Not thread-safe: the hub serialises access."""
+
+    def __init__(
+        self,
+        agreements: Mapping[str, Agreement],
+        secretariat_key: bytes,
+        hub_key: bytes,
+    ) -> None:
+        self.agreements = dict(agreements)
+        self.secretariat_key = secretariat_key
+        self.hub_key = hub_key
+        self.size = 0
+        self.entries: list[Entry] = []
+        self.parties: dict[str, Party] = {}
+        self.channels: dict[str, Channel] = {}
+        self.pending: dict[int, Pending] = {}
+        self.acks: dict[tuple[int, str], int] = {}
+        """(entry, party) -> index of the party's acknowledgement."""
+        self.no_answer: set[tuple[int, str]] = set()
+        self.overdue: set[tuple[str, str]] = set()
+        self.hotline_ids: set[tuple[str, str]] = set()
+        self._by_party: dict[str, list[int]] = {}
+        self._by_scope: dict[str, list[int]] = {}
+        self._logs: dict[str, _AgreementLog] = {a: _AgreementLog() for a in self.agreements}
+        self.version = 0
+        """Bumped by every apply: caches keyed by it stay exact."""
+
+    # ---- who signs --------------------------------------------------------------------
+
+    def signing_keys(self, author: str) -> list[bytes]:
+        """The keys that may sign the next act of ``author`` (empty: it cannot sign now)."""
+        if author == SECRETARIAT:
+            return [self.secretariat_key]
+        if author == HUB:
+            return [self.hub_key]
+        p = self.parties.get(author)
+        return p.active_keys() if p else []
+
+    def party_of_key(self, key: bytes) -> str | None:
+        if key == self.secretariat_key:
+            return SECRETARIAT
+        for p in self.parties.values():
+            if key in p.active_keys():
+                return p.id
+        return None
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def entry(self, index: int) -> Entry:
+        if not 0 <= index < len(self.entries):
+            raise NotFoundError(f"no entry {index}: the log holds {len(self.entries)}")
+        return self.entries[index]
+
+    def members_of(self, agreement: str) -> set[str]:
+        return {p.id for p in self.parties.values() if agreement in p.agreements}
+
+    def audience(self, e: Entry) -> set[str]:
+        """Every party that may read ``e`` (the secretariat reads everything)."""
+        out = set(e.addressees)
+        if e.scope == ALL:
+            out |= set(self.parties)
+        elif e.scope is not None:
+            out |= self.members_of(e.scope)
+        return out
+
+    def may_read(self, party: str, e: Entry) -> bool:
+        if party == SECRETARIAT or party in e.addressees or e.scope == ALL:
+            return True
+        p = self.parties.get(party)
+        return p is not None and e.scope is not None and e.scope in p.agreements
+
+    def visible(self, party: str, after: int = -1) -> Iterator[int]:
+        """Indices ``party`` may read, ascending, from ``after + 1``."""
+        if party == SECRETARIAT:
+            yield from range(after + 1, len(self.entries))
+            return
+        p = self.parties.get(party)
+        lists = [self._by_party.get(party, []), self._by_scope.get(ALL, [])]
+        if p is not None:
+            lists += [self._by_scope.get(a, []) for a in p.agreements]
+        iters = [iter(lst[bisect_right(lst, after) :]) for lst in lists]
+        last = after
+        for i in heapq.merge(*iters):
+            if i > last:  # a party that joined an agreement later may be on two lists
+                last = i
+                yield i
+
+    def events(self, agreement: str) -> list[dict[str, Any]]:
+        """The agreement's events as the compliance engine reads them, in log order.
+
+        A withdrawn event is left out; a corrected one is read as its latest correction,
+        under the original's id and time (the original stays in the log).
+        """
+        log = self._logs[agreement]
+        out = []
+        for idx, doc in log.docs.items():
+            amends = doc.get("amends")
+            if amends is not None:
+                continue
+            eid = doc["id"]
+            if eid in log.withdrawn:
+                continue
+            if eid in log.corrected:
+                fixed = dict(log.docs[log.corrected[eid]])
+                fixed.pop("amends", None)
+                fixed["id"], fixed["time"] = eid, doc["time"]
+                doc = fixed
+            out.append({k: v for k, v in doc.items() if k != "body"} | {"log_index": idx})
+        return out
+
+    def event_entry(self, agreement: str, event_id: str) -> int | None:
+        log = self._logs.get(agreement)
+        return log.events.get(event_id) if log else None
+
+    # ---- deciding ---------------------------------------------------------------------
+
+    def check(self, act: Act, signers: Sequence[bytes]) -> None:
+        """May ``act``, signed by ``signers``, be logged next? Raises if not; changes nothing."""
+        if not set(signers) & set(self.signing_keys(act.author)):
+            if act.author in (SECRETARIAT, HUB) or act.author in self.parties:
+                raise ForbiddenError(f"the key that signed is not an active key of {act.author!r}")
+            raise ForbiddenError(f"{act.author!r} is not a registered party of this hub")
+        if act.payload_type == PT_REGISTRY:
+            self._check_registry(act)
+        elif act.payload_type == PT_EVENT:
+            self._check_event(act)
+        elif act.payload_type == PT_ACK:
+            self._check_ack(act)
+        elif act.payload_type == PT_HOTLINE:
+            self._check_hotline(act)
+        else:
+            self._check_hub(act)
+
+    def _check_hub(self, act: Act) -> None:
+        d = act.doc
+        if act.kind == "hotline.no_answer":
+            pend = self.pending.get(d.get("entry", -1))
+            if pend is None or d.get("party") not in pend.waiting:
+                raise ConflictError("no answer: the message was acknowledged or reported already")
+        elif (str(d.get("agreement")), str(d.get("obligation"))) in self.overdue:
+            raise ConflictError("obligation overdue: reported already")
+
+    def _agreement(self, aid: str, what: str) -> Agreement:
+        if aid not in self.agreements:
+            raise NotFoundError(f"{what}: this hub does not serve agreement {aid!r}")
+        return self.agreements[aid]
+
+    def _party(self, pid: str, what: str) -> Party:
+        if pid not in self.parties:
+            raise NotFoundError(f"{what}: {pid!r} is not a registered party")
+        return self.parties[pid]
+
+    def _check_registry(self, act: Act) -> None:
+        d, what = act.doc, f"registry act {act.kind!r}"
+        pid = d["party"]
+        if act.kind == "party.register":
+            if pid in self.parties:
+                raise ConflictError(f"{what}: party {pid!r} is already registered")
+            for aid in d["agreements"]:
+                if pid not in self._agreement(aid, what).parties:
+                    raise FormatError(f"{what}: {pid!r} is not a party to {aid!r}")
+            key = parse_verifier_key(d["signing_key"]).public_key
+            if self.party_of_key(key) is not None or any(
+                k.public == key for p in self.parties.values() for k in p.keys
+            ):
+                raise ConflictError(f"{what}: that signing key is already in use")
+            return
+        party = self._party(pid, what)
+        if act.kind == "key.rotate":
+            key = parse_verifier_key(d["signing_key"]).public_key
+            if key == self.secretariat_key or any(
+                k.public == key for p in self.parties.values() for k in p.keys
+            ):
+                raise ConflictError(f"{what}: the new key was used before; keys are never reused")
+        else:
+            key = parse_verifier_key(d["key"]).public_key
+            if not any(k.public == key and not k.revoked for k in party.keys):
+                raise NotFoundError(f"{what}: {pid!r} holds no unrevoked key like that")
+
+    def _check_event(self, act: Act) -> None:
+        d = act.doc
+        what = f"event {d['id']!r}"
+        ag = self._agreement(d["agreement"], what)
+        author = act.author
+        if author != SECRETARIAT:
+            if d["agreement"] not in self._party(author, what).agreements:
+                raise ForbiddenError(f"{what}: {author!r} is not registered for {d['agreement']!r}")
+        elif d["type"] != "request" or d.get("kind") != "communication_check":
+            raise ForbiddenError(f"{what}: the secretariat sends communication checks only")
+        log = self._logs[ag.id]
+        if d["id"] in log.events:
+            raise ConflictError(f"{what}: agreement {ag.id!r} already has an event with this id")
+        amends = d.get("amends")
+        if amends is not None:
+            orig = log.events.get(amends["id"])
+            if orig is None:
+                raise NotFoundError(f"{what}, field 'amends': no event {amends['id']!r} to amend")
+            o = self.entries[orig]
+            if o.author != author:
+                raise ForbiddenError(f"{what}: only {o.author!r} may amend {amends['id']!r}")
+            if amends["id"] in log.withdrawn:
+                raise ConflictError(f"{what}: {amends['id']!r} was withdrawn already")
+            if o.kind != d["type"]:
+                raise FormatError(f"{what}: a correction must have type {o.kind!r}")
+        for fld in ("to",):
+            targets = d.get(fld)
+            if targets is None:
+                continue
+            targets = [targets] if isinstance(targets, str) else targets
+            for t in targets:
+                if t != ALL and (t not in ag.parties or t not in self.parties):
+                    raise NotFoundError(
+                        f"{what}, field 'to': {t!r} is not a registered party of {ag.id!r}"
+                    )
+        refs = []
+        if d.get("activity"):
+            refs.append(("activity", d["activity"]))
+        refs += [("activities", a) for a in d.get("activities") or ()]
+        if d["type"] == "response":
+            refs.append(("request", d["request"]))
+        for fld, ref in refs:
+            idx = log.events.get(ref)
+            if idx is None:
+                raise NotFoundError(f"{what}, field {fld!r}: no event {ref!r} in {ag.id!r}")
+            target = self.entries[idx]
+            if not self.may_read(author, target):
+                raise ForbiddenError(f"{what}, field {fld!r}: {ref!r} is not addressed to {author!r}")
+            if fld == "request":
+                if target.kind != "request":
+                    raise FormatError(f"{what}, field 'request': {ref!r} is not a request")
+                if author not in target.addressees or target.author == author:
+                    raise ForbiddenError(f"{what}: the request {ref!r} is not addressed to {author!r}")
+            elif d["type"] == "notification" and target.author != author:
+                raise ForbiddenError(f"{what}, field {fld!r}: {ref!r} is another party's activity")
+
+    def _check_ack(self, act: Act) -> None:
+        idx = act.doc["entry"]
+        what = f"acknowledgement of entry {idx}"
+        if not 0 <= idx < len(self.entries):
+            raise NotFoundError(f"{what}: no such entry")
+        e = self.entries[idx]
+        if not self.may_read(act.author, e):
+            raise ForbiddenError(f"{what}: the entry is not addressed to {act.author!r}")
+        if e.author == act.author:
+            raise FormatError(f"{what}: a party does not acknowledge its own act")
+        if e.payload_type == PT_ACK:
+            raise FormatError(f"{what}: acknowledgements are not acknowledged")
+        if (idx, act.author) in self.acks:
+            raise ConflictError(f"{what}: already acknowledged at entry {self.acks[(idx, act.author)]}")
+
+    def _check_hotline(self, act: Act) -> None:
+        d = act.doc
+        cid = d["channel"]
+        what = f"hotline channel {cid!r}"
+        if act.kind == "channel.open":
+            if cid in self.channels:
+                raise ConflictError(f"{what}: already open")
+            ag = self._agreement(d["agreement"], what)
+            for m in d["members"]:
+                p = self._party(m, what)
+                if ag.id not in p.agreements:
+                    raise FormatError(f"{what}: {m!r} is not registered for {ag.id!r}")
+            if act.author != SECRETARIAT and act.author not in d["members"]:
+                raise ForbiddenError(f"{what}: only a member or the secretariat opens a channel")
+            return
+        ch = self.channels.get(cid)
+        if ch is None:
+            raise NotFoundError(f"{what}: no such channel")
+        if act.author not in ch.members:
+            raise ForbiddenError(f"{what}: {act.author!r} is not a member")
+        if (cid, d["id"]) in self.hotline_ids:
+            raise ConflictError(f"{what}: message id {d['id']!r} was used before")
+        if set(d["ciphertexts"]) != set(ch.members):
+            raise FormatError(
+                f"{what}, field 'ciphertexts': must hold one ciphertext for each member "
+                f"({', '.join(ch.members)})"
+            )
+
+    # ---- folding ------------------------------------------------------------------------
+
+    def apply_logged(self, index: int, ms: int, payload_type: str, payload: bytes) -> Entry:
+        """Fold a logged entry read back from the store (replay, or another process's)."""
+        try:
+            act = read_act(payload_type, payload)
+        except CbmnetError:
+            # Not an act of this hub (a plain log append): the secretariat alone reads it.
+            return self._add(Entry(index, ms, payload_type, "opaque", SECRETARIAT))
+        return self.apply(act, index, ms)
+
+    def apply(self, act: Act, index: int, ms: int) -> Entry:
+        """Fold an act logged at ``index``; never raises for an act ``check`` admitted."""
+        if index != self.size:
+            raise ValueError(f"entry {index} applied to a state of size {self.size}")
+        d = act.doc
+        e = Entry(index, ms, act.payload_type, act.kind, act.author)
+        if act.payload_type == PT_REGISTRY:
+            self._apply_registry(act, e)
+        elif act.payload_type == PT_EVENT:
+            self._apply_event(act, e)
+        elif act.payload_type == PT_ACK:
+            target = self.entries[d["entry"]] if 0 <= d["entry"] < len(self.entries) else None
+            e.ref = d["entry"]
+            e.agreement = target.agreement if target else None
+            e.addressees = frozenset({act.author, target.author if target else act.author})
+            if target is not None and target.kind == "hotline.message":
+                ch = self.channels.get(target.form or "")
+                e.addressees = frozenset(ch.members) if ch else e.addressees
+                pend = self.pending.get(target.index)
+                if pend is not None:
+                    pend.waiting.discard(act.author)
+                    if not pend.waiting:
+                        del self.pending[target.index]
+            self.acks.setdefault((d["entry"], act.author), index)
+        elif act.payload_type == PT_HOTLINE:
+            self._apply_hotline(act, e)
+        elif act.payload_type == PT_HUB:
+            self._apply_hub(act, e)
+        return self._add(e)
+
+    def _add(self, e: Entry) -> Entry:
+        self.entries.append(e)
+        self.size += 1
+        self.version += 1
+        if e.scope is not None:
+            self._by_scope.setdefault(e.scope, []).append(e.index)
+        for p in e.addressees:
+            if e.scope is None or not self.may_read(p, e):
+                self._by_party.setdefault(p, []).append(e.index)
+        return e
+
+    def _apply_registry(self, act: Act, e: Entry) -> None:
+        d = act.doc
+        e.scope = ALL
+        pid = d["party"]
+        e.form = pid
+        if act.kind == "party.register":
+            if pid in self.parties:
+                return
+            self.parties[pid] = Party(
+                pid,
+                d["name"],
+                tuple(a for a in d["agreements"] if a in self.agreements),
+                dict(d.get("contact") or {}),
+                [Key(parse_verifier_key(d["signing_key"]).public_key, e.index)],
+                _b64(d["encryption_key"]),
+                d.get("witness_key"),
+                e.index,
+            )
+            return
+        party = self.parties.get(pid)
+        if party is None:
+            return
+        if act.kind == "key.rotate":
+            for k in party.keys:
+                if k.until is None:
+                    k.until = e.index
+            party.keys.append(Key(parse_verifier_key(d["signing_key"]).public_key, e.index))
+            if d.get("encryption_key"):
+                party.encryption_key = _b64(d["encryption_key"])
+            if d.get("witness_key"):
+                party.witness_key = d["witness_key"]
+        else:
+            key = parse_verifier_key(d["key"]).public_key
+            for k in party.keys:
+                if k.public == key:
+                    k.revoked = True
+                    if k.until is None:
+                        k.until = e.index
+
+    def _apply_event(self, act: Act, e: Entry) -> None:
+        d = act.doc
+        aid = d["agreement"]
+        e.agreement = aid
+        e.event_id = d["id"]
+        e.form = d.get("form") or d.get("kind")
+        log = self._logs.get(aid)
+        if log is None:
+            return
+        amends = d.get("amends")
+        if amends is not None and amends["id"] in log.events:
+            orig = self.entries[log.events[amends["id"]]]
+            e.ref, e.scope, e.addressees = orig.index, orig.scope, orig.addressees
+            if amends["action"] == "withdraw":
+                log.withdrawn.add(amends["id"])
+            else:
+                log.corrected[amends["id"]] = e.index
+        elif d["type"] == "request":
+            e.addressees = frozenset({act.author, d["to"]})
+        elif d["type"] == "response":
+            req = log.events.get(d["request"])
+            if req is not None:
+                e.ref = req
+                e.addressees = self.entries[req].addressees | {act.author}
+            else:
+                e.addressees = frozenset({act.author})
+        elif d["type"] == "notification" and d.get("to") and d["to"] != [ALL]:
+            e.addressees = frozenset({act.author, *d["to"]})
+        else:
+            e.scope = aid
+        log.events.setdefault(d["id"], e.index)
+        log.docs[e.index] = {**d, "time": format_time(e.ms)}
+
+    def _apply_hotline(self, act: Act, e: Entry) -> None:
+        d = act.doc
+        cid = d["channel"]
+        e.form = cid
+        if act.kind == "channel.open":
+            e.agreement = d["agreement"]
+            e.addressees = frozenset({*d["members"], act.author})
+            self.channels.setdefault(cid, Channel(cid, d["agreement"], tuple(d["members"]), e.index))
+            return
+        ch = self.channels.get(cid)
+        if ch is None:
+            return
+        e.agreement = ch.agreement
+        e.addressees = frozenset(ch.members)
+        e.event_id = d["id"]
+        self.hotline_ids.add((cid, d["id"]))
+        terms = self.agreements[ch.agreement].hotline if ch.agreement in self.agreements else None
+        within = parse_duration(getattr(terms, d["precedence"]), "hotline") if terms else 6 * 3_600_000
+        waiting = set(ch.members) - {act.author}
+        if waiting:
+            self.pending[e.index] = Pending(e.index, cid, d["precedence"], e.ms + within, waiting)
+
+    def _apply_hub(self, act: Act, e: Entry) -> None:
+        d = act.doc
+        if act.kind == "hotline.no_answer":
+            idx = d.get("entry")
+            target = self.entries[idx] if isinstance(idx, int) and 0 <= idx < len(self.entries) else None
+            e.ref = idx
+            e.addressees = target.addressees if target else frozenset()
+            e.agreement = target.agreement if target else None
+            e.form = target.form if target else None
+            self.no_answer.add((idx if isinstance(idx, int) else -1, str(d.get("party"))))
+            pend = self.pending.get(idx) if isinstance(idx, int) else None
+            if pend is not None:
+                pend.waiting.discard(str(d.get("party")))
+                if not pend.waiting:
+                    del self.pending[pend.index]
+        else:
+            e.agreement = str(d.get("agreement"))
+            e.scope = e.agreement if e.agreement in self.agreements else None
+            e.form = str(d.get("kind"))
+            self.overdue.add((e.agreement, str(d.get("obligation"))))
+
+    # ---- what the hub must state itself -------------------------------------------------
+
+    def unanswered(self, now_ms: int) -> list[dict[str, Any]]:
+        """``hotline.no_answer`` acts due: acknowledgement deadlines passed by ``now_ms``."""
+        out = []
+        for pend in sorted(self.pending.values(), key=lambda p: p.index):
+            if pend.deadline_ms > now_ms:
+                continue
+            for party in sorted(pend.waiting):
+                if (pend.index, party) in self.no_answer:
+                    continue
+                out.append(
+                    {
+                        "act": "hotline.no_answer",
+                        "entry": pend.index,
+                        "channel": pend.channel,
+                        "party": party,
+                        "precedence": pend.precedence,
+                        "deadline": format_time(pend.deadline_ms),
+                    }
+                )
+        return out
+
+
+def _b64(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text)
+
+
+def act_json(doc: Mapping[str, Any]) -> bytes:
+    """The one way cbmnet writes an act payload: sorted keys, no spaces, UTF-8."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,1 @@
+"""Communication measures: hotlines, consultations, communication checks."""

@@ -1,0 +1,590 @@
+"""The hub over HTTP and WebSocket (FastAPI). Routes only: the rules live in the service.
+
+Errors are JSON ``{"error": code, "message": text}``; the status comes from the error
+tree (``cbmnet.errors``), mapped here and only here.
+"""
+
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from cbmnet.acts.model import SECRETARIAT
+from cbmnet.acts.state import Entry
+from cbmnet.compliance.timeutil import format_time, parse_time
+from cbmnet.errors import (
+    AuthError,
+    CbmnetError,
+    ConflictError,
+    FormatError,
+    RateLimitedError,
+    TooLargeError,
+    error_code,
+)
+from cbmnet.hub import auth
+from cbmnet.hub.service import Hub
+from cbmnet.ledger import dsse
+from cbmnet.ledger.encoding import b64
+from cbmnet.ledger.merkle import leaf_hash
+from cbmnet.ledger.tlogproof import format_add_checkpoint, format_proof
+
+log = logging.getLogger("cbmnet.hub")
+
+MAX_REQUEST_BYTES = dsse.MAX_ENVELOPE_BYTES + 4096
+MAX_PAGE = 1000
+
+
+def _error(err: CbmnetError) -> JSONResponse:
+    headers = {}
+    if isinstance(err, RateLimitedError):
+        headers["Retry-After"] = "1"
+    return JSONResponse(
+        {"error": error_code(err), "message": err.diagnostics()},
+        status_code=err.http_status,
+        headers=headers,
+    )
+
+
+class _Bucket:
+    """Token buckets per caller: ``rate`` per second, bursts of twice that."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._state: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, who: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._state.get(who, (2 * self.rate, now))
+            tokens = min(2 * self.rate, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                self._state[who] = (tokens, now)
+                raise RateLimitedError(f"too many requests from {who}; slow down")
+            self._state[who] = (tokens - 1, now)
+            if len(self._state) > 100_000:
+                self._state.clear()
+
+
+class SignatureIn(BaseModel):
+    keyid: str = Field(default="", max_length=256)
+    sig: str = Field(max_length=256)
+
+
+class EnvelopeIn(BaseModel):
+    """A DSSE envelope (secure-systems-lab/dsse envelope.md)."""
+
+    payload: str = Field(max_length=dsse.MAX_ENVELOPE_BYTES)
+    payloadType: str = Field(max_length=dsse.MAX_PAYLOAD_TYPE)
+    signatures: list[SignatureIn] = Field(min_length=1, max_length=dsse.MAX_SIGNATURES)
+
+
+class ChallengeIn(BaseModel):
+    party: str = Field(min_length=1, max_length=64)
+
+
+class TokenIn(BaseModel):
+    challenge: str = Field(min_length=1, max_length=1024)
+    signature: str = Field(min_length=1, max_length=256, description="base64 Ed25519 signature")
+
+
+def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    """The party a bearer token speaks for (its key must still be active)."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise AuthError(
+            "send 'Authorization: Bearer <token>' (POST /v1/auth/challenge, then /v1/auth/token)"
+        )
+    return _party_of(request.app.state.hub, authorization.removeprefix("Bearer ").strip())
+
+
+def maybe_caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> str | None:
+    return caller(request, authorization) if authorization else None
+
+
+Caller = Annotated[str, Depends(caller)]
+MaybeCaller = Annotated[str | None, Depends(maybe_caller)]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+After = Annotated[int, Query(ge=-1, lt=2**62)]
+Text = Annotated[str | None, Query(max_length=128)]
+Size = Annotated[int, Query(ge=0, lt=2**62)]
+EntryIndex = Annotated[int, Path(ge=0, lt=2**62)]
+
+
+def item_json(e: Entry, envelope: bytes | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "index": e.index,
+        "integrated_ms": e.ms,
+        "integrated_at": format_time(e.ms),
+        "author": e.author,
+        "payload_type": e.payload_type,
+        "kind": e.kind,
+        "agreement": e.agreement,
+        "form": e.form,
+        "ref": e.ref,
+        "event_id": e.event_id,
+    }
+    if envelope is not None:
+        out["envelope"] = json.loads(envelope)
+    return out
+
+
+def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
+    """The ASGI app over ``hub``; ``run_duties`` starts the sweeps and the log tailer."""
+    writes = _Bucket(hub.settings.writes_per_s)
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        threads = [threading.Thread(target=_tail, args=(hub, stop), name="cbmnet-tail", daemon=True)]
+        if run_duties:
+            threads.append(
+                threading.Thread(target=hub.run_duties, args=(stop,), name="cbmnet-duties", daemon=True)
+            )
+        for t in threads:
+            t.start()
+        state["loop"] = asyncio.get_running_loop()
+        try:
+            yield
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=5)
+
+    app = FastAPI(
+        title="cbmnet hub",
+        version="1",
+        summary="Confidence-building measures between parties who trust neither each other nor the hub.",
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+
+    @app.exception_handler(CbmnetError)
+    async def _cbmnet_error(request: Request, err: CbmnetError) -> JSONResponse:
+        return _error(err)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in err.errors()[:5]:
+            where = ".".join(str(x) for x in e.get("loc", ()))
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return _error(FormatError("; ".join(parts) or "invalid request"))
+
+    @app.middleware("http")
+    async def _limits(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BYTES):
+            return _error(TooLargeError(f"request body larger than {MAX_REQUEST_BYTES} bytes"))
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        log.info(
+            json.dumps(
+                {
+                    "event": "request",
+                    "method": request.method,
+                    "path": request.url.path,
+                    "status": response.status_code,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                }
+            )
+        )
+        return response
+
+    def limited(request: Request, who: str) -> None:
+        writes.take(who or (request.client.host if request.client else "?"))
+
+    # ---- service -----------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "log_size": hub.sync()}
+
+    @app.get("/v1/hub", tags=["service"])
+    def hub_info() -> dict[str, Any]:
+        """Who this hub is: the keys a client must pin before trusting anything else."""
+        return {
+            "origin": hub.log.origin,
+            "log_vkey": hub.log.vkey,
+            "hub_vkey": hub.hub_vkey,
+            "secretariat_vkey": hub.secretariat_vkey,
+            "agreements": sorted(hub.agreements),
+        }
+
+    # ---- identity ----------------------------------------------------------------------
+
+    @app.post("/v1/auth/challenge", tags=["identity"])
+    def auth_challenge(body: ChallengeIn, request: Request) -> dict[str, Any]:
+        limited(request, "")
+        return {
+            "challenge": auth.challenge(hub.token_secret, body.party, int(time.time())),
+            "origin": hub.log.origin,
+        }
+
+    @app.post("/v1/auth/token", tags=["identity"])
+    def auth_token(body: TokenIn, request: Request) -> dict[str, Any]:
+        limited(request, "")
+        try:
+            sig = base64.b64decode(body.signature, validate=True)
+        except ValueError:
+            raise FormatError("field 'signature': not standard base64") from None
+        hub.sync()
+        party_claim = _challenge_party(body.challenge)
+        with hub._state_lock:
+            keys = hub.state.signing_keys(party_claim)
+        token, party, exp = auth.issue_token(
+            hub.token_secret,
+            hub.log.origin,
+            body.challenge,
+            sig,
+            keys,
+            int(time.time()),
+            hub.settings.token_ttl_s,
+        )
+        return {"token": token, "party": party, "expires": format_time(exp * 1000)}
+
+    @app.get("/v1/parties", tags=["identity"])
+    def parties(party: Caller) -> dict[str, Any]:
+        with hub._state_lock:
+            return {
+                "parties": [
+                    {
+                        "id": p.id,
+                        "name": p.name,
+                        "agreements": list(p.agreements),
+                        "contact": p.contact,
+                        "signing_keys": [b64(k) for k in p.active_keys()],
+                        "encryption_key": b64(p.encryption_key),
+                        "witness_key": p.witness_key,
+                        "registered_at": p.registered_at,
+                    }
+                    for p in sorted(hub.state.parties.values(), key=lambda p: p.id)
+                ]
+            }
+
+    # ---- acts --------------------------------------------------------------------------
+
+    @app.post("/v1/acts", status_code=201, tags=["acts"])
+    async def submit(body: EnvelopeIn, request: Request, proof: bool = True) -> JSONResponse:
+        """Log a signed act; the answer is a receipt with an offline-verifiable proof."""
+        limited(request, "")
+        raw = json.dumps(body.model_dump(), separators=(",", ":")).encode()
+        receipt = await run_in_threadpool(hub.submit, raw)
+        out: dict[str, Any] = {
+            "index": receipt.index,
+            "integrated_ms": receipt.integrated_ms,
+            "integrated_at": format_time(receipt.integrated_ms),
+            "duplicate": receipt.duplicate,
+        }
+        if proof:
+            bundle = await run_in_threadpool(hub.receipt_bundle, receipt.index)
+            assert bundle.extra is not None
+            out["leaf_hash"] = b64(leaf_hash(bundle.extra))
+            out["inclusion_proof"] = [b64(h) for h in bundle.proof]
+            out["checkpoint"] = bundle.checkpoint
+            out["tlog_proof"] = format_proof(bundle)
+        return JSONResponse(out, status_code=200 if receipt.duplicate else 201)
+
+    def _filters(
+        agreement: str | None,
+        form: str | None,
+        author: str | None,
+        kind: str | None,
+        since: str | None,
+        until: str | None,
+    ) -> Callable[[Entry], bool]:
+        lo = parse_time(since, "since") if since else None
+        hi = parse_time(until, "until") if until else None
+
+        def match(e: Entry) -> bool:
+            return (
+                (agreement is None or e.agreement == agreement)
+                and (form is None or e.form == form)
+                and (author is None or e.author == author)
+                and (kind is None or e.kind == kind)
+                and (lo is None or e.ms >= lo)
+                and (hi is None or e.ms < hi)
+            )
+
+        return match
+
+    def _page(
+        party: str, inbox: bool, after: int, limit: int, match: Callable[[Entry], bool]
+    ) -> dict[str, Any]:
+        hub.sync()
+        items = hub.entries_for(party, after=after, limit=limit, inbox=inbox, match=match)
+        if inbox:
+            hub.record_delivery(party, items)
+        return {
+            "items": [item_json(e, hub.envelope(e.index)) for e in items],
+            "next": items[-1].index if items else after,
+        }
+
+
+    @app.get("/v1/inbox", tags=["acts"])
+    def inbox(
+        party: Caller,
+        after: After = -1,
+        limit: Page = 100,
+        agreement: Text = None,
+        form: Text = None,
+        author: Text = None,
+        kind: Text = None,
+        since: Text = None,
+        until: Text = None,
+    ) -> dict[str, Any]:
+        """What others addressed to the caller, oldest first; fetching marks it delivered."""
+        return _page(party, True, after, limit, _filters(agreement, form, author, kind, since, until))
+
+    @app.get("/v1/entries", tags=["acts"])
+    def entries(
+        party: Caller,
+        after: After = -1,
+        limit: Page = 100,
+        agreement: Text = None,
+        form: Text = None,
+        author: Text = None,
+        kind: Text = None,
+        since: Text = None,
+        until: Text = None,
+    ) -> dict[str, Any]:
+        """Every entry the caller may read, its own included."""
+        return _page(party, False, after, limit, _filters(agreement, form, author, kind, since, until))
+
+
+    @app.get("/v1/entries/{index}", tags=["acts"])
+    def entry(party: Caller, index: EntryIndex) -> dict[str, Any]:
+        hub.sync()
+        e = hub.readable(party, index)
+        return item_json(e, hub.envelope(index))
+
+    @app.get("/v1/entries/{index}/status", tags=["acts"])
+    def entry_status(party: Caller, index: EntryIndex) -> dict[str, Any]:
+        """Per addressee: delivered (the hub's statement) and acknowledged (a signed act)."""
+        hub.sync()
+        return {"index": index, "addressees": hub.status(party, index)}
+
+    @app.get("/v1/entries/{index}/proof", tags=["acts"], response_class=PlainTextResponse)
+    def entry_proof(party: Caller, index: EntryIndex) -> str:
+        """A c2sp.org/tlog-proof@v1 with the latest checkpoint covering the entry."""
+        hub.sync()
+        hub.readable(party, index)
+        return format_proof(hub.receipt_bundle(index))
+
+    @app.get("/v1/channels", tags=["communication"])
+    def channels(party: Caller) -> dict[str, Any]:
+        with hub._state_lock:
+            return {
+                "channels": [
+                    {
+                        "id": c.id,
+                        "agreement": c.agreement,
+                        "members": list(c.members),
+                        "opened_at": c.opened_at,
+                    }
+                    for c in hub.state.channels.values()
+                    if party == SECRETARIAT or party in c.members
+                ]
+            }
+
+    @app.get("/v1/obligations", tags=["compliance"])
+    def obligations(
+        party: Caller,
+        agreement: Annotated[str, Query(max_length=128)],
+        as_of: Text = None,
+    ) -> dict[str, Any]:
+        """The compliance engine over the log: obligations and findings the caller may read."""
+        hub.sync()
+        at = parse_time(as_of, "as_of") if as_of else hub.clock()
+        return hub.report_for(party, agreement, at)
+
+    # ---- the log, for witnesses and auditors --------------------------------------------
+
+    @app.get("/v1/log/checkpoint", tags=["log"], response_class=PlainTextResponse)
+    def checkpoint() -> str:
+        """The latest checkpoint with every cosignature collected (c2sp.org/tlog-checkpoint)."""
+        return hub.rlog.signed_checkpoint(hub.rlog.latest_checkpoint())
+
+    @app.get("/v1/log/checkpoints", tags=["log"])
+    def checkpoints(after: After = -1, limit: Page = 100) -> dict[str, Any]:
+        cps = [cp for cp in hub.rstore.all_checkpoints() if cp.seq > after][:limit]
+        return {
+            "checkpoints": [
+                {"seq": cp.seq, "size": cp.size, "note": hub.rlog.signed_checkpoint(cp)} for cp in cps
+            ]
+        }
+
+    @app.get("/v1/log/consistency", tags=["log"])
+    def consistency(
+        old: Size, new: Size
+    ) -> dict[str, Any]:
+        return {"old": old, "new": new, "proof": [b64(h) for h in hub.rlog.consistency_proof(old, new)]}
+
+    @app.get("/v1/log/leaves", tags=["log"])
+    def leaves(
+        party: MaybeCaller,
+        start: Size = 0,
+        limit: Page = 1000,
+    ) -> dict[str, Any]:
+        """Leaf hashes for anyone; the entry itself only where the caller may read it."""
+        hub.sync()
+        out = []
+        for row in hub.rstore.iter_entries(after=start - 1, chunk=limit):
+            if len(out) >= limit:
+                break
+            from cbmnet.ledger.entry import encode_entry
+
+            data = encode_entry(row.integrated_ms, row.envelope)
+            item: dict[str, Any] = {"index": row.idx, "leaf_hash": b64(leaf_hash(data))}
+            if party is not None:
+                try:
+                    hub.readable(party, row.idx)
+                    item["entry"] = b64(data)
+                except CbmnetError:
+                    pass
+            out.append(item)
+        return {"leaves": out}
+
+    @app.get("/v1/log/witness", tags=["log"], response_class=PlainTextResponse)
+    def witness_request(old: Size = 0) -> Response:
+        """The tlog-witness add-checkpoint body from the witness's last cosigned size."""
+        latest = hub.rlog.latest_checkpoint()
+        if old > latest.size:
+            return Response(str(latest.size) + "\n", status_code=409, media_type="text/x.tlog.size")
+        return PlainTextResponse(format_add_checkpoint(hub.rlog.witness_request(old)))
+
+    @app.post("/v1/log/cosignatures", tags=["log"])
+    async def cosign(request: Request, size: Size) -> dict[str, Any]:
+        """Store a party witness's cosignature lines for the checkpoint of ``size``."""
+        limited(request, "")
+        raw = await request.body()
+        if len(raw) > 64 * 1024:
+            raise TooLargeError("cosignature lines: at most 64 KiB")
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            raise FormatError("cosignature lines: not UTF-8") from None
+        with hub._state_lock:
+            vkeys = [p.witness_key for p in hub.state.parties.values() if p.witness_key]
+        if not vkeys:
+            raise ConflictError("no party has registered a witness key")
+        stored = await run_in_threadpool(hub.rlog.add_cosignatures, size, text, vkeys)
+        return {"size": size, "stored": stored}
+
+    # ---- pushes ---------------------------------------------------------------------------
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket, token: str = "", after: int = -1) -> None:
+        """Entries the caller may read, from ``after``, then live: store and forward."""
+        try:
+            party = _party_of(
+                hub, token or ws.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            )
+        except CbmnetError as e:
+            await ws.close(code=4401, reason=str(e)[:120])
+            return
+        await ws.accept()
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def poke() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        hub.add_listener(poke)
+        closed = asyncio.Event()
+
+        async def reader() -> None:
+            try:
+                while True:
+                    await ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError):
+                closed.set()
+                wake.set()
+
+        rtask = asyncio.create_task(reader())
+        cursor = max(-1, after)
+        try:
+            while not closed.is_set():
+                wake.clear()
+                items = hub.entries_for(party, after=cursor, limit=200)
+                for e in items:
+                    env = hub.cached_envelope(e.index)
+                    if env is None:
+                        env = await run_in_threadpool(hub.envelope, e.index)
+                    await ws.send_text(json.dumps(item_json(e, env)))
+                    cursor = e.index
+                if items:
+                    hub.queue_delivery(party, items)
+                    if len(items) == 200:
+                        continue
+                await wake.wait()
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            hub.remove_listener(poke)
+            rtask.cancel()
+
+    return app
+
+
+def _challenge_party(challenge_text: str) -> str:
+    body = challenge_text.partition(".")[0]
+    try:
+        doc = json.loads(auth._unb64u(body))
+        return str(doc["p"])
+    except (ValueError, KeyError, TypeError):
+        raise AuthError("challenge: unreadable") from None
+
+
+def _party_of(hub: Hub, token: str) -> str:
+    party, key = auth.read_token(hub.token_secret, token, int(time.time()))
+    hub.sync()
+    with hub._state_lock:
+        if key not in hub.state.signing_keys(party):
+            raise AuthError(f"the key this token was issued to is no longer active for {party!r}")
+    return party
+
+
+def _tail(hub: Hub, stop: threading.Event) -> None:
+    """Follow appends by other processes: PostgreSQL LISTEN/NOTIFY, else polling."""
+    listen = None
+    if hub.url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg
+
+            from cbmnet.store.postgres import NOTIFY_CHANNEL
+
+            listen = psycopg.connect(hub.url, autocommit=True)
+            listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except Exception as e:
+            log.warning("LISTEN unavailable, polling instead: %s", e)
+            listen = None
+    try:
+        while not stop.is_set():
+            if listen is not None:
+                for _ in listen.notifies(timeout=0.5, stop_after=1):
+                    pass
+            else:
+                stop.wait(0.25)
+            try:
+                before = hub.state.size
+                hub.sync()
+                if hub.state.size > before:
+                    hub.wake()
+            except CbmnetError as e:
+                log.warning("tail: %s", e)
+    finally:
+        if listen is not None:
+            listen.close()

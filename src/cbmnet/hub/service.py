@@ -1,0 +1,514 @@
+"""The hub's service layer: the log, the state folded from it, and the hub's own duties.
+
+No HTTP here (``hub.app`` maps it). One ``Hub`` per process; several processes may share
+one PostgreSQL database. Each holds the state folded from the log; an append takes the
+log's writer lock in the database, catches the state up with whatever other processes
+appended, decides (``HubState.check``) and logs, all in one transaction, so two
+processes can never admit acts that contradict each other (a message signed by a key
+another process has just revoked, say).
+
+Lock order: the store's lock (held through a write transaction) may be followed by the
+state lock, never the reverse: readers copy what they need out of the state first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cbmnet.acts.model import HUB, PT_HUB, SECRETARIAT, read_act
+from cbmnet.acts.state import Entry, HubState, act_json
+from cbmnet.agreements.loader import parse_agreement, resolve_zones
+from cbmnet.agreements.model import Agreement
+from cbmnet.compliance.engine import evaluate
+from cbmnet.compliance.events import parse_events
+from cbmnet.compliance.report import Report
+from cbmnet.errors import (
+    CbmnetError,
+    ConflictError,
+    ForbiddenError,
+    FormatError,
+    NotFoundError,
+    StoreError,
+    VerificationError,
+)
+from cbmnet.ledger import dsse
+from cbmnet.ledger.note import generate_key, parse_signer_key, parse_verifier_key
+from cbmnet.ledger.tlogproof import ProofBundle
+from cbmnet.log.sequencer import Sequencer
+from cbmnet.log.service import Receipt, TransparencyLog, now_ms
+from cbmnet.store import Store, open_store
+
+log = logging.getLogger("cbmnet.hub")
+
+META_AGREEMENTS = "hub_agreements"
+META_SECRETARIAT = "hub_secretariat_vkey"
+META_HUB_VKEY = "hub_vkey"
+META_TOKEN_SECRET = "hub_token_secret"
+
+
+@dataclass(frozen=True)
+class HubKeys:
+    """The hub's two private keys: the log's (checkpoints) and the hub's own (its acts)."""
+
+    log_key: str
+    hub_key: str
+
+    @classmethod
+    def load(cls, folder: Path) -> HubKeys:
+        try:
+            return cls(
+                (folder / "log.key").read_text().strip(), (folder / "hub.key").read_text().strip()
+            )
+        except OSError as e:
+            raise NotFoundError(
+                f"hub keys: {e.strerror}: {e.filename} (run 'cbmnet hub init')"
+            ) from None
+
+
+def init_hub(
+    url: str,
+    keys_dir: Path,
+    *,
+    origin: str,
+    secretariat_vkey: str,
+    agreements: Sequence[Agreement],
+) -> HubKeys:
+    """Create a hub: keys (0600) in ``keys_dir``, the log and the hub's settings in the store."""
+    sec = parse_verifier_key(secretariat_vkey)
+    if sec.alg != 0x01:
+        raise FormatError("secretariat key: must be an Ed25519 (type 0x01) verifier key")
+    if not agreements:
+        raise FormatError("a hub serves at least one agreement")
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"log": keys_dir / "log.key", "hub": keys_dir / "hub.key"}
+    made: dict[str, str] = {}
+    for what, path in paths.items():
+        if path.exists():
+            made[what] = path.read_text().strip()
+            continue
+        skey, _ = generate_key(origin if what == "log" else origin + "/hub")
+        fd = path.open("x")
+        path.chmod(0o600)
+        with fd:
+            fd.write(skey + "\n")
+        made[what] = skey
+    keys = HubKeys(made["log"], made["hub"])
+    store = open_store(url, create=True)
+    try:
+        TransparencyLog.create(store, keys.log_key)
+        docs = [a.model_dump(mode="json") for a in agreements]
+        with store.transaction():
+            have = store.get_meta(META_SECRETARIAT)
+            if have is not None and have != sec.text:
+                raise ConflictError(f"store {store.url} already serves another secretariat")
+            store.set_meta(META_SECRETARIAT, sec.text)
+            store.set_meta(META_AGREEMENTS, json.dumps(docs, sort_keys=True))
+            store.set_meta(META_HUB_VKEY, parse_signer_key(keys.hub_key).verifier_key)
+            if store.get_meta(META_TOKEN_SECRET) is None:
+                store.set_meta(META_TOKEN_SECRET, secrets.token_hex(32))
+    finally:
+        store.close()
+    return keys
+
+
+@dataclass
+class HubSettings:
+    sweep_s: float = 2.0
+    """How often the hub looks for missed deadlines (hotline acknowledgements, obligations)."""
+    checkpoint_s: float = 1.0
+    """How often a new checkpoint is signed when the log grew."""
+    token_ttl_s: int = 900
+    writes_per_s: float = 500.0
+    """Per caller; a burst of twice this is allowed."""
+
+
+class Hub:
+    def __init__(
+        self,
+        url: str,
+        keys: HubKeys,
+        settings: HubSettings | None = None,
+        *,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.url = url
+        self.settings = settings or HubSettings()
+        self.clock = clock
+        self._stores: list[Store] = []
+        self.wstore = self._open()
+        self.rstore = self._open()
+        self.log = TransparencyLog(self.wstore, signer_key=keys.log_key, clock=clock)
+        self.rlog = TransparencyLog(self.rstore, clock=clock)
+        meta = {k: self.rstore.get_meta(k) for k in (META_AGREEMENTS, META_SECRETARIAT, META_HUB_VKEY)}
+        secret = self.rstore.get_meta(META_TOKEN_SECRET)
+        if None in meta.values() or secret is None:
+            raise NotFoundError(f"store {url} holds no hub: run 'cbmnet hub init'")
+        self.token_secret = bytes.fromhex(secret)
+        self.agreements: dict[str, Agreement] = {}
+        for doc in json.loads(str(meta[META_AGREEMENTS])):
+            a = parse_agreement(json.dumps(doc), f"hub agreement {doc.get('id')}")
+            self.agreements[a.id] = a
+        self.zones = {aid: resolve_zones(a) for aid, a in self.agreements.items()}
+        self.secretariat_vkey = str(meta[META_SECRETARIAT])
+        self.hub_vkey = parse_signer_key(keys.hub_key).verifier_key
+        if self.hub_vkey != meta[META_HUB_VKEY]:
+            raise FormatError("the hub key given is not the key this hub was created with")
+        self._hub_key = parse_signer_key(keys.hub_key)
+        self._secretariat_pub = parse_verifier_key(self.secretariat_vkey).public_key
+        self._state_lock = threading.Lock()
+        self.state = self._new_state()
+        self._cp_lock = threading.Lock()
+        self._report_cache: dict[tuple[str, int, int], Report] = {}
+        self._listeners: set[Callable[[], None]] = set()
+        self._listeners_lock = threading.Lock()
+        self._recent: OrderedDict[int, bytes] = OrderedDict()
+        self._deliveries: queue.Queue[tuple[int, str, int] | None] = queue.Queue()
+        self.dstore = self._open()
+        self._delivery_thread = threading.Thread(
+            target=self._record_deliveries, name="cbmnet-deliveries", daemon=True
+        )
+        self._delivery_thread.start()
+        self.sync()
+        self.sequencer = Sequencer(
+            self.log, admit=self._admit, on_commit=self.wake, on_failure=self._forget
+        )
+
+    def _open(self) -> Store:
+        s = open_store(self.url)
+        self._stores.append(s)
+        return s
+
+    def _new_state(self) -> HubState:
+        return HubState(self.agreements, self._secretariat_pub, self._hub_key.public_key)
+
+    def close(self) -> None:
+        self.sequencer.close()
+        self._deliveries.put(None)
+        self._delivery_thread.join(timeout=10)
+        for s in self._stores:
+            s.close()
+
+    # ---- the state, kept up with the log ------------------------------------------------
+
+    def _fold(self, store: Store, size: int) -> None:
+        """Fold entries up to ``size`` (read first, then applied under the state lock)."""
+        have = self.state.size
+        if size <= have:
+            return
+        rows = []
+        for row in store.iter_entries(after=have - 1):
+            if row.idx >= size:
+                break
+            rows.append(row)
+        with self._state_lock:
+            for row in rows:
+                if row.idx == self.state.size:
+                    env = dsse.parse(row.envelope)
+                    self.state.apply_logged(row.idx, row.integrated_ms, env.payload_type, env.payload)
+                    self._remember(row.idx, row.envelope)
+
+    def sync(self) -> int:
+        """Catch the state up with the log (other processes' appends); returns its size."""
+        size = self.rstore.log_state()[0]
+        self._fold(self.rstore, size)
+        return size
+
+    def _admit(self, size: int, ms: int, envelopes: Sequence[dsse.Envelope]) -> list[CbmnetError | None]:
+        self._fold(self.wstore, size)  # inside the write transaction: exact
+        out: list[CbmnetError | None] = []
+        with self._state_lock:
+            if self.state.size != size:
+                raise StoreError(f"hub state at {self.state.size}, log at {size}")
+            for env in envelopes:
+                try:
+                    act = read_act(env.payload_type, env.payload)
+                    self.state.check(act, env.verified_keys)
+                except CbmnetError as e:
+                    out.append(e)
+                    continue
+                self._remember(self.state.size, env.logged_form())
+                self.state.apply(act, self.state.size, ms)
+                out.append(None)
+        return out
+
+    def _forget(self, err: BaseException) -> None:
+        """A commit failed after admit folded its acts: rebuild the state from the log."""
+        log.warning("commit failed (%s); rebuilding the hub state from the log", err)
+        with self._state_lock:
+            self.state = self._new_state()
+        self._fold(self.wstore, self.wstore.log_state()[0])
+
+    # ---- listeners (pushes) -------------------------------------------------------------
+
+    def add_listener(self, fn: Callable[[], None]) -> None:
+        with self._listeners_lock:
+            self._listeners.add(fn)
+
+    def remove_listener(self, fn: Callable[[], None]) -> None:
+        with self._listeners_lock:
+            self._listeners.discard(fn)
+
+    def _remember(self, index: int, envelope: bytes) -> None:
+        """Keep recent envelopes in memory: a push to 100 members reads the store once."""
+        self._recent[index] = envelope
+        while len(self._recent) > 20_000:
+            self._recent.popitem(last=False)
+
+    def cached_envelope(self, index: int) -> bytes | None:
+        with self._state_lock:
+            return self._recent.get(index)
+
+    def wake(self) -> None:
+        with self._listeners_lock:
+            fns = list(self._listeners)
+        for fn in fns:
+            try:
+                fn()
+            except Exception:  # a closed event loop must not stop the writer thread
+                log.exception("listener failed")
+
+    # ---- submitting -----------------------------------------------------------------------
+
+    def submit(self, envelope: bytes | str) -> Receipt:
+        """Verify an act under its author's active keys, admit and log it durably."""
+        env = dsse.parse(envelope)
+        act = read_act(env.payload_type, env.payload)
+        self.sync()
+        with self._state_lock:
+            keys = self.state.signing_keys(act.author)
+            party = self.state.parties.get(act.author)
+            old = [k.public for k in party.keys if k.until is not None] if party else []
+        if not keys and not old:
+            raise ForbiddenError(f"{act.author!r} is not a registered party of this hub")
+        try:
+            verified = dsse.verify(envelope, keys) if keys else None
+        except VerificationError:
+            verified = None
+        if verified is None:
+            try:
+                dsse.verify(envelope, old)
+            except VerificationError:
+                raise VerificationError(
+                    f"the envelope carries no valid signature by an active key of {act.author!r}"
+                ) from None
+            raise ForbiddenError(f"signed by a revoked or retired key of {act.author!r}")
+        return self.sequencer.submit([verified]).result()[0]
+
+    def sign_hub_act(self, doc: dict[str, Any]) -> bytes:
+        return dsse.sign(PT_HUB, act_json(doc), [self._hub_key.private_key])
+
+    def receipt_bundle(self, index: int) -> ProofBundle:
+        """A tlog-proof of ``index``, signing a new checkpoint if none covers it yet."""
+        with self._cp_lock:
+            if self.rstore.checkpoint_covering(index) is None:
+                self.log.checkpoint()
+        return self.rlog.proof_bundle(index)
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def entries_for(
+        self,
+        party: str,
+        *,
+        after: int = -1,
+        limit: int = 100,
+        inbox: bool = False,
+        match: Callable[[Entry], bool] | None = None,
+    ) -> list[Entry]:
+        """Entries ``party`` may read, oldest first, after ``after``."""
+        out: list[Entry] = []
+        with self._state_lock:
+            for i in self.state.visible(party, after):
+                e = self.state.entries[i]
+                if inbox and e.author == party:
+                    continue
+                if match is not None and not match(e):
+                    continue
+                out.append(e)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def readable(self, party: str, index: int) -> Entry:
+        with self._state_lock:
+            e = self.state.entry(index)
+            if not self.state.may_read(party, e):
+                raise ForbiddenError(f"entry {index} is not addressed to {party!r}")
+            return e
+
+    def envelope(self, index: int) -> bytes:
+        row = self.rstore.get_entry(index)
+        if row is None:
+            raise NotFoundError(f"the log has no entry {index}")
+        return row.envelope
+
+    def status(self, party: str, index: int) -> dict[str, Any]:
+        """Delivered (the hub's word) and acknowledged (the recipient's signed act) per addressee."""
+        with self._state_lock:
+            e = self.state.entry(index)
+            if party not in (e.author, SECRETARIAT):
+                raise ForbiddenError(f"only the author of entry {index} sees its delivery status")
+            to = sorted(self.state.audience(e) - {e.author})
+            acks = {p: self.state.acks.get((index, p)) for p in to}
+            ack_ms = {p: self.state.entries[a].ms for p, a in acks.items() if a is not None}
+        delivered = self.rstore.deliveries(index)
+        return {
+            p: {
+                "delivered_ms": delivered.get(p),
+                "acknowledged_by_entry": acks[p],
+                "acknowledged_ms": ack_ms.get(p),
+            }
+            for p in to
+        }
+
+    def record_delivery(self, party: str, entries: Sequence[Entry]) -> None:
+        """Record now (an inbox fetch answers after the record is written)."""
+        ms = self.clock()
+        rows = [(e.index, party, ms) for e in entries if e.author != party]
+        if rows:
+            self.dstore.record_deliveries(rows)
+
+    def queue_delivery(self, party: str, entries: Sequence[Entry]) -> None:
+        """Record soon, in batches (pushes must not wait on a write per member)."""
+        ms = self.clock()
+        for e in entries:
+            if e.author != party:
+                self._deliveries.put((e.index, party, ms))
+
+    def _record_deliveries(self) -> None:
+        stop = False
+        while not stop:
+            first = self._deliveries.get()
+            if first is None:
+                return
+            rows = [first]
+            time.sleep(0.05)
+            while True:
+                try:
+                    nxt = self._deliveries.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                rows.append(nxt)
+            try:
+                self.dstore.record_deliveries(rows)
+            except CbmnetError as e:
+                log.warning("delivery records lost: %s", e)
+
+    # ---- compliance ---------------------------------------------------------------------
+
+    def report(self, agreement: str, as_of: int) -> Report:
+        if agreement not in self.agreements:
+            raise NotFoundError(f"this hub does not serve agreement {agreement!r}")
+        with self._state_lock:
+            key = (agreement, self.state.version, as_of)
+            cached = self._report_cache.get(key)
+            if cached is not None:
+                return cached
+            docs = self.state.events(agreement)
+        events = parse_events(docs, f"log of {agreement}")
+        rep = evaluate(self.agreements[agreement], events, as_of, self.zones[agreement])
+        if len(self._report_cache) > 64:
+            self._report_cache.clear()
+        self._report_cache[key] = rep
+        return rep
+
+    def report_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
+        """The agreement's report, cut to what ``party`` may read."""
+        rep = self.report(agreement, as_of)
+
+        def readable(subjects: Sequence[str], at_fault: str) -> bool:
+            if party in (SECRETARIAT, at_fault):
+                return True
+            for sid in subjects:
+                idx = self.state.event_entry(agreement, sid)
+                if idx is not None and not self.state.may_read(party, self.state.entries[idx]):
+                    return False
+            return True
+
+        with self._state_lock:
+            obligations = [o.to_json() for o in rep.obligations if readable(o.subjects, o.party)]
+            findings = [f.to_json() for f in rep.findings if readable(f.subjects, f.party)]
+        return {
+            "agreement": agreement,
+            "as_of": rep.to_json()["as_of"],
+            "obligations": obligations,
+            "findings": findings,
+        }
+
+    # ---- the hub's own duties -----------------------------------------------------------
+
+    def sweep(self, now: int | None = None) -> list[Receipt]:
+        """Log what the hub must state itself: missed acknowledgements, overdue obligations.
+
+        Hub acts are deterministic (same payload, same Ed25519 signature), so two
+        processes sweeping at once log each statement once.
+        """
+        now = self.clock() if now is None else now
+        self.sync()
+        with self._state_lock:
+            due = self.state.unanswered(now)
+            seen = set(self.state.overdue)
+            registered = set(self.state.parties)
+        for aid in self.agreements:
+            rep = self.report(aid, now)
+            for o in rep.obligations:
+                # Only parties on this hub: the others' duties are not its to report.
+                if o.status == "missed" and o.party in registered and (aid, o.id) not in seen:
+                    due.append(
+                        {
+                            "act": "obligation.overdue",
+                            "agreement": aid,
+                            "obligation": o.id,
+                            "party": o.party,
+                            "provision": o.provision,
+                            "kind": o.kind,
+                            "due": o.to_json()["due"],
+                            "subjects": list(o.subjects),
+                        }
+                    )
+        out = []
+        for doc in due:
+            try:
+                out.append(self.submit(self.sign_hub_act(doc)))
+            except ConflictError:
+                continue  # answered, or stated by another process, in the meantime
+        return out
+
+    def checkpoint_if_grown(self) -> None:
+        with self._cp_lock:
+            latest = self.rstore.latest_checkpoint()
+            if latest is None or latest.size < self.rstore.log_state()[0]:
+                self.log.checkpoint()
+
+    def run_duties(self, stop: threading.Event) -> None:
+        """The background loop: sweeps and checkpoints until ``stop`` is set."""
+        next_sweep = next_cp = 0.0
+        while not stop.is_set():
+            t = time.monotonic()
+            try:
+                if t >= next_cp:
+                    self.checkpoint_if_grown()
+                    next_cp = t + self.settings.checkpoint_s
+                if t >= next_sweep:
+                    self.sweep()
+                    next_sweep = t + self.settings.sweep_s
+            except CbmnetError as e:
+                log.warning("hub duty failed: %s", e)
+            stop.wait(min(self.settings.checkpoint_s, self.settings.sweep_s, 0.5))
+
+    @property
+    def author_keys(self) -> dict[str, Any]:
+        return {SECRETARIAT: self.secretariat_vkey, HUB: self.hub_vkey}

@@ -1,0 +1,93 @@
+"""A real hub on loopback for tests: SQLite or PostgreSQL, parties with real keys."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cbmnet.agreements.loader import bundled
+from cbmnet.client import HubClient, Identity
+from cbmnet.communication.hotline import generate_encryption_key
+from cbmnet.hub.app import create_app
+from cbmnet.hub.server import ServerThread
+from cbmnet.hub.service import Hub, HubSettings, init_hub
+from cbmnet.ledger.note import generate_key, parse_signer_key
+
+AGREEMENTS = ("vienna-document-2011", "osce-ict-cbm-2016")
+ORIGIN = "hub.cbmnet.test/log"
+
+
+@dataclass
+class PartyKeys:
+    party: str
+    signer: str
+    vkey: str
+    enc_private: str
+    enc_public: str
+    witness_signer: str
+    witness_vkey: str
+
+    def identity(self) -> Identity:
+        return Identity(self.party, self.signer, self.enc_private)
+
+
+def party_keys(party: str) -> PartyKeys:
+    skey, vkey = generate_key(f"{party.lower()}.cbmnet.test")
+    ep, eq = generate_encryption_key()
+    wskey, _ = generate_key(f"witness.{party.lower()}.cbmnet.test")
+    return PartyKeys(party, skey, vkey, ep, eq, wskey, parse_signer_key(wskey).cosigner_verifier_key)
+
+
+@dataclass
+class TestHub:
+    url: str
+    hub: Hub
+    secretariat: Identity
+    keys: dict[str, PartyKeys] = field(default_factory=dict)
+
+    def client(self, party: str | None = None) -> HubClient:
+        if party is None:
+            return HubClient(self.url, self.secretariat)
+        return HubClient(self.url, self.keys[party].identity())
+
+    def register(self, *parties: str, agreements: tuple[str, ...] = AGREEMENTS) -> None:
+        with self.client() as sec:
+            for p in parties:
+                k = self.keys[p] = party_keys(p)
+                sec.register(
+                    {
+                        "party": p,
+                        "name": f"State {p}",
+                        "agreements": list(agreements),
+                        "signing_key": k.vkey,
+                        "encryption_key": k.enc_public,
+                        "witness_key": k.witness_vkey,
+                        "contact": {"poc": f"verification centre of {p}"},
+                    }
+                )
+
+
+@contextmanager
+def running_hub(
+    url: str, tmp: Path, *, settings: HubSettings | None = None, **kw: Any
+) -> Iterator[TestHub]:
+    sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
+    keys = init_hub(
+        url, tmp / "hubkeys", origin=ORIGIN, secretariat_vkey=sec_vkey, agreements=[bundled(a) for a in AGREEMENTS]
+    )
+    hub = Hub(url, keys, settings or HubSettings(sweep_s=3600, checkpoint_s=3600), **kw)
+    server = ServerThread(create_app(hub))
+    try:
+        server.start()
+        yield TestHub(server.url, hub, Identity("secretariat", sec_skey))
+    finally:
+        server.stop()
+        hub.close()
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()

@@ -77,7 +77,11 @@ def running_hub(
 ) -> Iterator[TestHub]:
     sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
     keys = init_hub(
-        url, tmp / "hubkeys", origin=ORIGIN, secretariat_vkey=sec_vkey, agreements=[bundled(a) for a in AGREEMENTS]
+        url,
+        tmp / "hubkeys",
+        origin=ORIGIN,
+        secretariat_vkey=sec_vkey,
+        agreements=[bundled(a) for a in AGREEMENTS],
     )
     hub = Hub(url, keys, settings or HubSettings(sweep_s=3600, checkpoint_s=3600), **kw)
     server = ServerThread(create_app(hub))

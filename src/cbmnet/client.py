@@ -58,7 +58,9 @@ def _raise_for(r: httpx.Response) -> None:
         msg = r.text[:500]
     cls = _BY_STATUS.get(r.status_code, StoreError)
     err = cls(f"hub answered {r.status_code}: {msg}")
-    if isinstance(err, ConflictError) and r.headers.get("content-type", "").startswith("text/x.tlog.size"):
+    if isinstance(err, ConflictError) and r.headers.get("content-type", "").startswith(
+        "text/x.tlog.size"
+    ):
         err.current_size = int(r.text.strip() or 0)
     raise err
 
@@ -121,7 +123,9 @@ class HubClient:
         if self._token is None:
             if self.identity is None:
                 raise AuthError("no identity: give a party id and its key")
-            ch = self._request("POST", "/v1/auth/challenge", auth=False, json={"party": self.identity.party})
+            ch = self._request(
+                "POST", "/v1/auth/challenge", auth=False, json={"party": self.identity.party}
+            )
             doc = ch.json()
             key = parse_signer_key(self.identity.signer_key).private_key
             sig = key.sign(signed_message(doc["origin"], doc["challenge"]))
@@ -211,7 +215,9 @@ class HubClient:
 
     def obligations(self, agreement: str, as_of: str | None = None) -> dict[str, Any]:
         return dict(
-            self._request("GET", "/v1/obligations", params=_clean({"agreement": agreement, "as_of": as_of})).json()
+            self._request(
+                "GET", "/v1/obligations", params=_clean({"agreement": agreement, "as_of": as_of})
+            ).json()
         )
 
     # ---- hotline --------------------------------------------------------------------------
@@ -254,11 +260,15 @@ class HubClient:
     def member_keys(self, channel: str) -> dict[str, bytes]:
         ch = next((c for c in self.channels() if c["id"] == channel), None)
         if ch is None:
-            raise NotFoundError(f"no hotline channel {channel!r} open to {self.identity and self.identity.party}")
+            raise NotFoundError(
+                f"no hotline channel {channel!r} open to {self.identity and self.identity.party}"
+            )
         keys = {p["id"]: base64.b64decode(p["encryption_key"]) for p in self.parties()}
         return {m: keys[m] for m in ch["members"]}
 
-    def send(self, channel: str, message_id: str, precedence: str, text: str, *, proof: bool = True) -> dict[str, Any]:
+    def send(
+        self, channel: str, message_id: str, precedence: str, text: str, *, proof: bool = True
+    ) -> dict[str, Any]:
         env = self.hotline_envelope(channel, message_id, precedence, text, self.member_keys(channel))
         return self.submit(env, proof=proof)
 
@@ -296,26 +306,38 @@ class HubClient:
 
     def add_cosignatures(self, size: int, lines: str) -> dict[str, Any]:
         return dict(
-            self._request("POST", "/v1/log/cosignatures", auth=False, params={"size": size}, content=lines).json()
+            self._request(
+                "POST", "/v1/log/cosignatures", auth=False, params={"size": size}, content=lines
+            ).json()
         )
 
     def checkpoints(self, after: int = -1) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         while True:
-            page = self._request("GET", "/v1/log/checkpoints", auth=False, params={"after": after}).json()
+            page = self._request(
+                "GET", "/v1/log/checkpoints", auth=False, params={"after": after}
+            ).json()
             if not page["checkpoints"]:
                 return out
             out += page["checkpoints"]
             after = page["checkpoints"][-1]["seq"]
 
-    def leaves(self, start: int = 0, limit: int = 1000, *, with_entries: bool = True) -> list[dict[str, Any]]:
+    def leaves(
+        self, start: int = 0, limit: int = 1000, *, with_entries: bool = True
+    ) -> list[dict[str, Any]]:
         auth = with_entries and self.identity is not None
         return list(
-            self._request("GET", "/v1/log/leaves", auth=auth, params={"start": start, "limit": limit}).json()["leaves"]
+            self._request(
+                "GET", "/v1/log/leaves", auth=auth, params={"start": start, "limit": limit}
+            ).json()["leaves"]
         )
 
     def consistency(self, old: int, new: int) -> list[str]:
-        return list(self._request("GET", "/v1/log/consistency", auth=False, params={"old": old, "new": new}).json()["proof"])
+        return list(
+            self._request(
+                "GET", "/v1/log/consistency", auth=False, params={"old": old, "new": new}
+            ).json()["proof"]
+        )
 
 
 def _clean(params: Mapping[str, Any]) -> dict[str, Any]:

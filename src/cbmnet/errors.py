@@ -113,5 +113,5 @@ ERROR_CODES: dict[type[CbmnetError], str] = {
 def error_code(err: CbmnetError) -> str:
     for cls in type(err).__mro__:
         if cls in ERROR_CODES:
-            return ERROR_CODES[cls]  # type: ignore[index]
+            return ERROR_CODES[cls]
     return "error"

@@ -4,7 +4,6 @@ Errors are JSON ``{"error": code, "message": text}``; the status comes from the 
 tree (``cbmnet.errors``), mapped here and only here.
 """
 
-
 import asyncio
 import base64
 import contextlib
@@ -37,6 +36,7 @@ from cbmnet.hub import auth
 from cbmnet.hub.service import Hub
 from cbmnet.ledger import dsse
 from cbmnet.ledger.encoding import b64
+from cbmnet.ledger.entry import encode_entry
 from cbmnet.ledger.merkle import leaf_hash
 from cbmnet.ledger.tlogproof import format_add_checkpoint, format_proof
 
@@ -146,7 +146,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         threads = [threading.Thread(target=_tail, args=(hub, stop), name="cbmnet-tail", daemon=True)]
         if run_duties:
@@ -172,11 +172,11 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     app.state.hub = hub
 
     @app.exception_handler(CbmnetError)
-    async def _cbmnet_error(request: Request, err: CbmnetError) -> JSONResponse:
+    async def _cbmnet_error(_request: Request, err: CbmnetError) -> JSONResponse:
         return _error(err)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+    async def _validation_error(_request: Request, err: RequestValidationError) -> JSONResponse:
         parts = []
         for e in err.errors()[:5]:
             where = ".".join(str(x) for x in e.get("loc", ()))
@@ -256,7 +256,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         return {"token": token, "party": party, "expires": format_time(exp * 1000)}
 
     @app.get("/v1/parties", tags=["identity"])
-    def parties(party: Caller) -> dict[str, Any]:
+    def parties(_party: Caller) -> dict[str, Any]:
         with hub._state_lock:
             return {
                 "parties": [
@@ -332,7 +332,6 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
             "next": items[-1].index if items else after,
         }
 
-
     @app.get("/v1/inbox", tags=["acts"])
     def inbox(
         party: Caller,
@@ -362,7 +361,6 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     ) -> dict[str, Any]:
         """Every entry the caller may read, its own included."""
         return _page(party, False, after, limit, _filters(agreement, form, author, kind, since, until))
-
 
     @app.get("/v1/entries/{index}", tags=["acts"])
     def entry(party: Caller, index: EntryIndex) -> dict[str, Any]:
@@ -427,9 +425,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         }
 
     @app.get("/v1/log/consistency", tags=["log"])
-    def consistency(
-        old: Size, new: Size
-    ) -> dict[str, Any]:
+    def consistency(old: Size, new: Size) -> dict[str, Any]:
         return {"old": old, "new": new, "proof": [b64(h) for h in hub.rlog.consistency_proof(old, new)]}
 
     @app.get("/v1/log/leaves", tags=["log"])
@@ -440,12 +436,10 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     ) -> dict[str, Any]:
         """Leaf hashes for anyone; the entry itself only where the caller may read it."""
         hub.sync()
-        out = []
+        out: list[dict[str, Any]] = []
         for row in hub.rstore.iter_entries(after=start - 1, chunk=limit):
             if len(out) >= limit:
                 break
-            from cbmnet.ledger.entry import encode_entry
-
             data = encode_entry(row.integrated_ms, row.envelope)
             item: dict[str, Any] = {"index": row.idx, "leaf_hash": b64(leaf_hash(data))}
             if party is not None:
@@ -519,12 +513,12 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
             while not closed.is_set():
                 wake.clear()
                 items = hub.entries_for(party, after=cursor, limit=200)
-                for e in items:
-                    env = hub.cached_envelope(e.index)
+                for ent in items:
+                    env = hub.cached_envelope(ent.index)
                     if env is None:
-                        env = await run_in_threadpool(hub.envelope, e.index)
-                    await ws.send_text(json.dumps(item_json(e, env)))
-                    cursor = e.index
+                        env = await run_in_threadpool(hub.envelope, ent.index)
+                    await ws.send_text(json.dumps(item_json(ent, env)))
+                    cursor = ent.index
                 if items:
                     hub.queue_delivery(party, items)
                     if len(items) == 200:
@@ -535,6 +529,25 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         finally:
             hub.remove_listener(poke)
             rtask.cancel()
+
+    @app.websocket("/v1/echo")
+    async def echo(ws: WebSocket, token: str = "") -> None:
+        """Echo each text message (authenticated): the baseline of push latency benchmarks."""
+        try:
+            _party_of(hub, token or ws.headers.get("authorization", "").removeprefix("Bearer ").strip())
+        except CbmnetError as e:
+            await ws.close(code=4401, reason=str(e)[:120])
+            return
+        await ws.accept()
+        try:
+            while True:
+                msg = await ws.receive_text()
+                if len(msg) > 64 * 1024:
+                    await ws.close(code=1009)
+                    return
+                await ws.send_text(msg)
+        except (WebSocketDisconnect, RuntimeError):
+            return
 
     return app
 

@@ -53,7 +53,7 @@ log = logging.getLogger("cbmnet.hub")
 META_AGREEMENTS = "hub_agreements"
 META_SECRETARIAT = "hub_secretariat_vkey"
 META_HUB_VKEY = "hub_vkey"
-META_TOKEN_SECRET = "hub_token_secret"
+META_TOKEN_SECRET = "hub_token_secret"  # noqa: S105 - the meta key, not the secret
 
 
 @dataclass(frozen=True)

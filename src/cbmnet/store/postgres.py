@@ -16,7 +16,6 @@ import psycopg
 from cbmnet.errors import ConflictError, StoreError
 from cbmnet.store.sql import Store
 
-
 NOTIFY_CHANNEL = "cbmnet_log"
 """Hub processes LISTEN here to push new entries appended by any process."""
 

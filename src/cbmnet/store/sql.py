@@ -221,7 +221,7 @@ class Store(ABC):
             raise IntegrityError("the log state row is missing")
         return _i(rows[0][0], "log state size"), _i(rows[0][1], "log state time")
 
-    def announce(self, size: int) -> None:
+    def announce(self, size: int) -> None:  # noqa: B027 - a no-op where nobody listens
         """Inside the append transaction: tell other processes, at commit, the log grew."""
 
     def set_log_state(self, size: int, last_ms: int) -> None:

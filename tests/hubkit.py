@@ -44,6 +44,7 @@ def party_keys(party: str) -> PartyKeys:
 
 @dataclass
 class TestHub:
+    __test__ = False  # not a test class: a hub under test
     url: str
     hub: Hub
     secretariat: Identity

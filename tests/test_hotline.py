@@ -49,7 +49,7 @@ def _raw_store_text(url: str) -> bytes:
             ).fetchall()
         ]
         for t in tables:
-            for row in conn.execute(f"SELECT * FROM {t}").fetchall():  # noqa: S608 - our own table names
+            for row in conn.execute(f"SELECT * FROM {t}").fetchall():
                 for v in row:
                     out.append(bytes(v) if isinstance(v, bytes | memoryview) else str(v).encode())
     return b"\n".join(out)

@@ -1,0 +1,225 @@
+"""Two hub processes on one PostgreSQL database: one log, no lost or duplicated index.
+
+Real processes (``cbmnet serve``), real HTTP and WebSocket on loopback. One is killed
+with SIGKILL mid-load: every act it acknowledged must be in the log afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cbmnet.agreements.loader import bundled
+from cbmnet.client import HubClient, Identity
+from cbmnet.errors import CbmnetError
+from cbmnet.hub.service import init_hub
+from cbmnet.ledger import dsse
+from cbmnet.ledger.note import generate_key
+from cbmnet.log.audit import audit_log
+from cbmnet.store import open_store
+from tests.hubkit import AGREEMENTS, ORIGIN, PartyKeys, party_keys
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def hub_process(url: str, keys: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = _free_port()
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            [
+                sys.executable,
+                "-m",
+                "cbmnet.cli.main",
+                "serve",
+                "--db",
+                url,
+                "--keys",
+                str(keys),
+                "--port",
+                str(port),
+                "--sweep-seconds",
+                "3600",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"hub exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("hub did not come up")
+            time.sleep(0.1)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _activity(i: int, who: str) -> dict[str, Any]:
+    return {
+        "agreement": "vienna-document-2011",
+        "id": f"{who}-{i}",
+        "type": "activity",
+        "start": "2027-09-01T00:00:00Z",
+        "end": "2027-09-02T00:00:00Z",
+        "category": "land",
+        "size": {"troops": 1000 + i},
+    }
+
+
+@pytest.fixture
+def two_hubs(pg_schema_url: str, tmp_path: Path) -> Iterator[tuple[str, str, str, dict[str, PartyKeys], Any]]:
+    sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
+    init_hub(
+        pg_schema_url,
+        tmp_path / "keys",
+        origin=ORIGIN,
+        secretariat_vkey=sec_vkey,
+        agreements=[bundled(a) for a in AGREEMENTS],
+    )
+    with (
+        hub_process(pg_schema_url, tmp_path / "keys", tmp_path / "a.log") as (a, proc_a),
+        hub_process(pg_schema_url, tmp_path / "keys", tmp_path / "b.log") as (b, _),
+    ):
+        keys = {p: party_keys(p) for p in ("DEU", "FRA", "POL", "ITA")}
+        with HubClient(a, Identity("secretariat", sec_skey)) as sec:
+            for p, k in keys.items():
+                sec.register(
+                    {
+                        "party": p,
+                        "name": p,
+                        "agreements": list(AGREEMENTS),
+                        "signing_key": k.vkey,
+                        "encryption_key": k.enc_public,
+                        "witness_key": k.witness_vkey,
+                    }
+                )
+        yield pg_schema_url, a, b, keys, proc_a
+
+
+def test_concurrent_submits_through_two_processes(two_hubs: Any) -> None:
+    url, a, b, keys, _ = two_hubs
+    receipts: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def load(party: str, base: str) -> None:
+        try:
+            with HubClient(base, keys[party].identity()) as c:
+                for i in range(15):
+                    r = c.event(_activity(i, party + base[-5:]), proof=False)
+                    with lock:
+                        receipts.append(r["index"])
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    # One party pushes through hub B while another writes through hub A: B must push it.
+    async def watch() -> list[int]:
+        seen: list[int] = []
+        with HubClient(b, keys["ITA"].identity()) as ita:
+            async for item in ita.stream(after=3):
+                seen.append(item["index"])
+                if len(seen) >= 4 * 15 * 2:
+                    return seen
+        return seen
+
+    watcher: list[list[int]] = []
+    wt = threading.Thread(target=lambda: watcher.append(asyncio.run(asyncio.wait_for(watch(), 120))))
+    wt.start()
+    time.sleep(0.5)
+    threads = [threading.Thread(target=load, args=(p, base)) for p in keys for base in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    wt.join()
+    assert len(receipts) == len(set(receipts)) == 4 * 2 * 15
+    store = open_store(url)
+    try:
+        size = store.log_state()[0]
+        assert size == 4 + len(receipts)  # four registrations, then every act: dense
+        assert sorted(receipts) == list(range(4, size))
+        audit_log(store)
+    finally:
+        store.close()
+    # Every act reached the member connected to the other process, in log order.
+    assert watcher and watcher[0] == list(range(4, size))
+
+
+def test_kill_9_loses_no_acknowledged_entry(two_hubs: Any) -> None:
+    url, a, b, keys, proc_a = two_hubs
+    acked: list[tuple[int, bytes]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(party: str) -> None:
+        with HubClient(a, keys[party].identity(), timeout=5) as c:
+            i = 0
+            while not stop.is_set():
+                env = c.sign("application/vnd.cbmnet.event+json", {"party": party, **_activity(i, party)})
+                i += 1
+                try:
+                    r = c.submit(env, proof=False)
+                except CbmnetError:
+                    return  # the hub died under us: this act was never acknowledged
+                with lock:
+                    acked.append((r["index"], dsse.parse(env).statement_digest()))
+
+    threads = [threading.Thread(target=load, args=(p,)) for p in keys]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(acked) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc_a.pid, signal.SIGKILL)
+    proc_a.wait()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(acked) >= 40
+    store = open_store(url)
+    try:
+        for idx, digest in acked:
+            row = store.get_entry(idx)
+            assert row is not None and row.statement == digest, f"acknowledged entry {idx} lost"
+        audit_log(store)
+    finally:
+        store.close()
+    # The surviving process goes on serving the same log.
+    with HubClient(b, keys["DEU"].identity()) as deu:
+        r = deu.event(_activity(10_000, "after"), proof=True)
+        assert r["index"] >= max(i for i, _ in acked) + 1

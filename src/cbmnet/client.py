@@ -187,6 +187,29 @@ class HubClient:
         assert self.identity is not None
         return self.act(PT_ACK, {"act": "ack", "entry": index, "party": self.identity.party})
 
+    def communication_checks(
+        self, agreement: str, parties: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """(Secretariat) send a signed communication check to each party's contact point."""
+        import uuid
+
+        targets = parties or [p["id"] for p in self.parties() if agreement in p["agreements"]]
+        run = uuid.uuid4().hex[:8]
+        return [
+            self.event(
+                {
+                    "agreement": agreement,
+                    "id": f"check-{run}-{p}",
+                    "type": "request",
+                    "kind": "communication_check",
+                    "to": p,
+                    "body": "Communication check: please acknowledge by answering this request.",
+                },
+                proof=False,
+            )
+            for p in targets
+        ]
+
     # ---- reading --------------------------------------------------------------------------
 
     def inbox(self, **params: Any) -> dict[str, Any]:

@@ -43,7 +43,7 @@ CHANNEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 REGISTRY_ACTS = ("party.register", "key.rotate", "key.revoke")
 HOTLINE_ACTS = ("channel.open", "hotline.message")
-HUB_ACTS = ("hotline.no_answer", "obligation.overdue")
+HUB_ACTS = ("hotline.no_answer", "obligation.overdue", "check.result")
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,8 @@ class HubState:
         """(entry, party) -> index of the party's acknowledgement."""
         self.no_answer: set[tuple[int, str]] = set()
         self.overdue: set[tuple[str, str]] = set()
+        self.check_results: set[tuple[str, str]] = set()
+        """(agreement, communication check request id) whose result is logged."""
         self.hotline_ids: set[tuple[str, str]] = set()
         self._by_party: dict[str, list[int]] = {}
         self._by_scope: dict[str, list[int]] = {}
@@ -221,6 +223,10 @@ class HubState:
             out.append({k: v for k, v in doc.items() if k != "body"} | {"log_index": idx})
         return out
 
+    def event_doc(self, agreement: str, event_id: str) -> dict[str, Any] | None:
+        idx = self.event_entry(agreement, event_id)
+        return self._logs[agreement].docs.get(idx) if idx is not None else None
+
     def event_entry(self, agreement: str, event_id: str) -> int | None:
         log = self._logs.get(agreement)
         return log.events.get(event_id) if log else None
@@ -250,6 +256,9 @@ class HubState:
             pend = self.pending.get(d.get("entry", -1))
             if pend is None or d.get("party") not in pend.waiting:
                 raise ConflictError("no answer: the message was acknowledged or reported already")
+        elif act.kind == "check.result":
+            if (str(d.get("agreement")), str(d.get("request"))) in self.check_results:
+                raise ConflictError("communication check: result logged already")
         elif (str(d.get("agreement")), str(d.get("obligation"))) in self.overdue:
             raise ConflictError("obligation overdue: reported already")
 
@@ -553,8 +562,13 @@ class HubState:
         else:
             e.agreement = str(d.get("agreement"))
             e.scope = e.agreement if e.agreement in self.agreements else None
-            e.form = str(d.get("kind"))
-            self.overdue.add((e.agreement, str(d.get("obligation"))))
+            if act.kind == "check.result":
+                e.form = str(d.get("result"))
+                e.event_id = str(d.get("request"))
+                self.check_results.add((e.agreement, str(d.get("request"))))
+            else:
+                e.form = str(d.get("kind"))
+                self.overdue.add((e.agreement, str(d.get("obligation"))))
 
     # ---- what the hub must state itself -------------------------------------------------
 

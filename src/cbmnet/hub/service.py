@@ -461,9 +461,11 @@ class Hub:
         with self._state_lock:
             due = self.state.unanswered(now)
             seen = set(self.state.overdue)
+            checked = set(self.state.check_results)
             registered = set(self.state.parties)
         for aid in self.agreements:
             rep = self.report(aid, now)
+            due += self._check_results(aid, rep, checked)
             for o in rep.obligations:
                 # Only parties on this hub: the others' duties are not its to report.
                 if o.status == "missed" and o.party in registered and (aid, o.id) not in seen:
@@ -485,6 +487,34 @@ class Hub:
                 out.append(self.submit(self.sign_hub_act(doc)))
             except ConflictError:
                 continue  # answered, or stated by another process, in the meantime
+        return out
+
+    def _check_results(
+        self, aid: str, rep: Report, checked: set[tuple[str, str]]
+    ) -> list[dict[str, Any]]:
+        """Communication checks settled since the last sweep: passed or missed, for the record."""
+        out = []
+        for o in rep.obligations:
+            if o.kind != "reply_deadline" or o.status == "pending" or not o.subjects:
+                continue
+            request = o.subjects[0]
+            if (aid, request) in checked:
+                continue
+            with self._state_lock:
+                doc = self.state.event_doc(aid, request)
+            if doc is None or doc.get("kind") != "communication_check":
+                continue
+            out.append(
+                {
+                    "act": "check.result",
+                    "agreement": aid,
+                    "request": request,
+                    "party": o.party,
+                    "result": "passed" if o.status in ("met", "waived") else "missed",
+                    "due": o.to_json()["due"],
+                    "answered_by": o.met_by,
+                }
+            )
         return out
 
     def checkpoint_if_grown(self) -> None:

@@ -193,7 +193,7 @@ class HubState:
         lists = [self._by_party.get(party, []), self._by_scope.get(ALL, [])]
         if p is not None:
             lists += [self._by_scope.get(a, []) for a in p.agreements]
-        iters = [iter(lst[bisect_right(lst, after) :]) for lst in lists]
+        iters = [_tail(lst, bisect_right(lst, after)) for lst in lists]
         last = after
         for i in heapq.merge(*iters):
             if i > last:  # a party that joined an agreement later may be on two lists
@@ -592,6 +592,12 @@ class HubState:
                     }
                 )
         return out
+
+
+def _tail(lst: list[int], start: int) -> Iterator[int]:
+    """``lst[start:]`` without copying it (lists grow with the log)."""
+    for i in range(start, len(lst)):
+        yield lst[i]
 
 
 def _b64(text: str) -> bytes:

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -143,6 +144,8 @@ def item_json(e: Entry, envelope: bytes | None) -> dict[str, Any]:
 def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     """The ASGI app over ``hub``; ``run_duties`` starts the sweeps and the log tailer."""
     writes = _Bucket(hub.settings.writes_per_s)
+    pushed: OrderedDict[int, str] = OrderedDict()
+    """Serialised items by index: one message fanned out to 100 members is encoded once."""
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -514,10 +517,16 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
                 wake.clear()
                 items = hub.entries_for(party, after=cursor, limit=200)
                 for ent in items:
-                    env = hub.cached_envelope(ent.index)
-                    if env is None:
-                        env = await run_in_threadpool(hub.envelope, ent.index)
-                    await ws.send_text(json.dumps(item_json(ent, env)))
+                    text = pushed.get(ent.index)
+                    if text is None:
+                        env = hub.cached_envelope(ent.index)
+                        if env is None:
+                            env = await run_in_threadpool(hub.envelope, ent.index)
+                        text = json.dumps(item_json(ent, env))
+                        pushed[ent.index] = text
+                        while len(pushed) > 5000:
+                            pushed.popitem(last=False)
+                    await ws.send_text(text)
                     cursor = ent.index
                 if items:
                     hub.queue_delivery(party, items)

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from cbmnet.cli.hub import add_hub_verbs
 from cbmnet.errors import CbmnetError, FormatError
 from cbmnet.ledger import dsse
 from cbmnet.ledger.entry import format_time_ms
@@ -42,6 +43,7 @@ app.add_typer(log_app, name="log")
 app.add_typer(witness_app, name="witness")
 agreements_app = typer.Typer(help="Agreements as code: list, show, validate.", no_args_is_help=True)
 app.add_typer(agreements_app, name="agreements")
+add_hub_verbs(app, keys_app)
 
 DEFAULT_DB = "sqlite:///data/cbmnet.db"
 DbOpt = Annotated[

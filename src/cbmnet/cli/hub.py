@@ -1,0 +1,725 @@
+"""The hub-facing verbs of ``cbmnet``: run a hub, and act on one as a party.
+
+Thin on purpose: each verb reads its files, builds a ``HubClient`` (or a ``Hub``) and
+prints what comes back. The rules live in the hub and in ``cbmnet.acts``; errors are
+``CbmnetError`` and reach the user through ``cbmnet.cli.main.main``'s one mapping to exit
+codes (0 ok, 1 a check failed, 2 bad input or an unreachable hub, 3 not authorised).
+
+Heavy imports (httpx, FastAPI, uvicorn) happen inside the verbs, so ``cbmnet check``
+and the other offline verbs start as fast as before.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import uuid
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+import typer
+
+from cbmnet.errors import AuthError, CbmnetError, FormatError, StoreError
+
+if TYPE_CHECKING:
+    from cbmnet.client import HubClient
+
+MAX_INPUT_BYTES = 16 << 20
+
+HubOpt = Annotated[
+    str | None, typer.Option("--hub", envvar="CBMNET_HUB", help="The hub's URL (http://host:port).")
+]
+PartyOpt = Annotated[
+    str | None, typer.Option("--party", envvar="CBMNET_PARTY", help="The party you act as (e.g. IND).")
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option("--key", envvar="CBMNET_KEY", help="Your signer key file (PRIVATE+KEY+...)."),
+]
+HpkeOpt = Annotated[
+    Path | None,
+    typer.Option("--hpke", envvar="CBMNET_HPKE", help="Your X25519 private key file (NAME.hpke)."),
+]
+AgreementOpt = Annotated[str, typer.Option("--agreement", help="An agreement id the hub serves.")]
+
+
+# ---- reading the user's files -----------------------------------------------------------
+
+
+def _read_bytes(path: str) -> bytes:
+    """A file (or - for stdin), at most 16 MiB; a missing file is a one-line error naming it."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_INPUT_BYTES + 1)
+    except OSError as e:
+        raise FormatError(f"{path}: {e.strerror}") from e
+    if len(data) > MAX_INPUT_BYTES:
+        raise FormatError(f"{path}: larger than {MAX_INPUT_BYTES} bytes")
+    return data
+
+
+def _read_text(path: str) -> str:
+    try:
+        return _read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def _in_file(path: str, fn: Callable[[], Any]) -> Any:
+    """Run a parser and put the file's name in front of its error message."""
+    try:
+        return fn()
+    except FormatError as e:
+        raise type(e)(f"{path}: {e}") from None
+
+
+def _signer_key(path: Path) -> str:
+    from cbmnet.ledger.note import parse_signer_key
+
+    text = _read_text(str(path)).strip()
+    _in_file(str(path), lambda: parse_signer_key(text))
+    return text
+
+
+def _hpke_key(path: Path) -> str:
+    from cbmnet.communication.hotline import private_key
+
+    text = _read_text(str(path)).strip()
+    private_key(text, str(path))
+    return text
+
+
+def _key_arg(value: str, what: str, check: Callable[[str], object]) -> str:
+    """A public key given inline or as a file holding it (what ``keys`` writes)."""
+    text = _read_text(value).strip() if os.path.isfile(value) else value.strip()
+    try:
+        check(text)
+    except FormatError as e:
+        where = value if os.path.isfile(value) else "the value given"
+        raise FormatError(f"{what} ({where}): {e}") from None
+    return text
+
+
+def _check_vkey(text: str) -> None:
+    from cbmnet.ledger.note import parse_verifier_key
+
+    parse_verifier_key(text)
+
+
+def _check_x25519_public(text: str) -> None:
+    from cbmnet.communication.hotline import public_key
+
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise FormatError("not standard base64") from None
+    public_key(raw, "X25519 public key")
+
+
+def _json_object(path: str) -> dict[str, Any]:
+    text = _read_text(path)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{path}: not JSON ({e.msg} at line {e.lineno})") from None
+    except (ValueError, RecursionError) as e:
+        raise FormatError(f"{path}: not JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise FormatError(f"{path}: must hold one JSON object")
+    return doc
+
+
+def _echo_json(doc: Any, *, pretty: bool = False) -> None:
+    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2 if pretty else None))
+
+
+def _receipt(r: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a user needs from a receipt; the proof itself was checked by the client."""
+    return {
+        **extra,
+        "index": r["index"],
+        "integrated_at": r["integrated_at"],
+        "duplicate": r["duplicate"],
+    }
+
+
+@contextmanager
+def _client(
+    hub: str | None,
+    party: str | None = None,
+    key: Path | None = None,
+    hpke: Path | None = None,
+    *,
+    signed: bool = True,
+) -> Iterator[HubClient]:
+    """A client acting as ``party`` with its key (``signed=False``: anonymous)."""
+    from cbmnet.client import HubClient, Identity
+
+    if not hub:
+        raise FormatError("no hub: give --hub URL or set CBMNET_HUB")
+    if not hub.startswith(("http://", "https://")):
+        raise FormatError(f"--hub {hub!r}: must be an http:// or https:// URL")
+    identity = None
+    if signed:
+        if not party:
+            raise FormatError("who are you? give --party ID or set CBMNET_PARTY")
+        if key is None:
+            raise FormatError(f"give --key with {party}'s signer key file, or set CBMNET_KEY")
+        identity = Identity(party, _signer_key(key), _hpke_key(hpke) if hpke else None)
+    c = HubClient(hub, identity)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+# ---- keys ---------------------------------------------------------------------------------
+
+_KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def keys_hpke(
+    name: Annotated[str, typer.Option(help="Key name, e.g. the party id 'IND'.")],
+    out: Annotated[Path, typer.Option(help="Folder for the key files.")] = Path("."),
+) -> None:
+    """Make an X25519 key for hotline bodies: NAME.hpke (private, owner-only), NAME.hpke.pub."""
+    from cbmnet.communication.hotline import generate_encryption_key
+
+    if not _KEY_NAME.match(name):
+        raise FormatError(f"key name {name!r}: letters, digits, '.', '_' and '-' only")
+    private, public = generate_encryption_key()
+    out.mkdir(parents=True, exist_ok=True)
+    key_path = out / f"{name}.hpke"
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise FormatError(f"{key_path} exists; not overwriting a private key") from None
+    except OSError as e:
+        raise FormatError(f"{key_path}: {e.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(private + "\n")
+    pub_path = out / f"{name}.hpke.pub"
+    pub_path.write_text(public + "\n")
+    typer.echo(f"private key:  {key_path}")
+    typer.echo(f"public key:   {pub_path} ({public})")
+
+
+# ---- running a hub -----------------------------------------------------------------------
+
+hub_app = typer.Typer(help="Create a hub (then run it with 'cbmnet serve').", no_args_is_help=True)
+
+
+@hub_app.command("init")
+def hub_init(
+    origin: Annotated[str, typer.Option(help="The log's name, e.g. 'hub.example.org/log'.")],
+    secretariat: Annotated[
+        str, typer.Option(help="The secretariat's verifier key, or a .vkey file holding it.")
+    ],
+    agreement: Annotated[
+        list[str], typer.Option("--agreement", help="A bundled agreement id or a file (repeatable).")
+    ],
+    data: Annotated[Path, typer.Option(help="Folder for the keys (DIR/keys) and the store.")] = Path(
+        "data"
+    ),
+    db: Annotated[str | None, typer.Option(help="Store URL; default sqlite:///DIR/hub.db.")] = None,
+) -> None:
+    """Create the hub's keys and store; run it again with the same keys and it changes nothing."""
+    from cbmnet.agreements.loader import load_agreement
+    from cbmnet.hub.service import init_hub
+    from cbmnet.ledger.note import parse_signer_key
+
+    sec = _key_arg(secretariat, "--secretariat", _check_vkey)
+    agreements = [load_agreement(a) for a in agreement]
+    url = db or f"sqlite:///{data}/hub.db"
+    keys = init_hub(url, data / "keys", origin=origin, secretariat_vkey=sec, agreements=agreements)
+    typer.echo(f"hub {origin} in {url}; keys in {data / 'keys'}")
+    typer.echo(f"log verifier key: {parse_signer_key(keys.log_key).verifier_key}")
+    typer.echo(f"hub verifier key: {parse_signer_key(keys.hub_key).verifier_key}")
+    typer.echo(f"agreements: {', '.join(a.id for a in agreements)}")
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object per log line; a message that is itself JSON is merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from cbmnet.ledger.entry import format_time_ms
+
+        doc: dict[str, Any] = {
+            "time": format_time_ms(int(record.created * 1000)),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        msg = record.getMessage()
+        parsed: Any = None
+        if msg.startswith("{"):
+            try:
+                parsed = json.loads(msg)
+            except ValueError:
+                parsed = None
+        if isinstance(parsed, dict):
+            doc.update(parsed)
+        else:
+            doc["message"] = msg
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGINT, re-raised by uvicorn after its graceful shutdown."""
+
+
+def _stop(sig: int, _frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(sig).name)
+
+
+def serve(
+    data: Annotated[Path, typer.Option(help="The folder 'cbmnet hub init' filled.")] = Path("data"),
+    db: Annotated[str | None, typer.Option(help="Store URL; default sqlite:///DIR/hub.db.")] = None,
+    keys: Annotated[Path | None, typer.Option(help="Key folder; default DIR/keys.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    sweep_seconds: Annotated[
+        float, typer.Option(help="How often to look for missed deadlines.", min=0.05)
+    ] = 2.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the hub in the foreground (JSON log lines on stderr) until SIGTERM or Ctrl-C."""
+    import socket
+
+    import uvicorn
+
+    from cbmnet.hub.app import create_app
+    from cbmnet.hub.service import Hub, HubKeys, HubSettings
+
+    level = getattr(logging, log_level.upper(), None)
+    if log_level.lower() not in ("debug", "info", "warning", "error") or not isinstance(level, int):
+        raise FormatError(f"--log-level {log_level!r}: use debug, info, warning or error")
+    hub_keys = HubKeys.load(keys or data / "keys")
+    url = db or f"sqlite:///{data}/hub.db"
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family)
+    except OSError as e:
+        raise StoreError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    # Only now, with the inputs checked: this process's logging becomes JSON lines.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    log = logging.getLogger("cbmnet.hub")
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    hub = None
+    try:
+        hub = Hub(url, hub_keys, HubSettings(sweep_s=sweep_seconds))
+        config = uvicorn.Config(
+            create_app(hub),
+            log_config=None,
+            log_level=level,
+            access_log=False,  # the app logs each request as JSON itself
+            ws_max_size=4 << 20,
+            lifespan="on",
+        )
+        log.info(
+            json.dumps(
+                {
+                    "event": "serving",
+                    "url": f"http://{host}:{sock.getsockname()[1]}",
+                    "origin": hub.log.origin,
+                    "store": url,
+                }
+            )
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    except _Stop as e:
+        log.info(json.dumps({"event": "stopped", "signal": str(e)}))
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        if hub is not None:
+            hub.close()
+        sock.close()
+
+
+# ---- the registry ------------------------------------------------------------------------
+
+party_app = typer.Typer(help="Register parties and manage their keys.", no_args_is_help=True)
+
+
+@party_app.command("register")
+def party_register(
+    party: Annotated[str, typer.Option("--party", help="The party to register (e.g. IND).")],
+    name: Annotated[str, typer.Option(help="Its name, e.g. 'Republic of India'.")],
+    agreement: Annotated[list[str], typer.Option("--agreement", help="Agreement id (repeatable).")],
+    signing_key: Annotated[str, typer.Option(help="Its verifier key, or the .vkey file.")],
+    encryption_key: Annotated[str, typer.Option(help="Its X25519 public key, or the .hpke.pub file.")],
+    witness_key: Annotated[
+        str | None, typer.Option(help="Its witness's cosigner key, or the .cosigner.vkey file.")
+    ] = None,
+    contact: Annotated[
+        list[str] | None, typer.Option("--contact", help="A point of contact as KEY=VALUE (repeatable).")
+    ] = None,
+    hub: HubOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """(Secretariat) Log a party's registration; --key is the secretariat's signer key."""
+    from cbmnet.acts.model import SECRETARIAT
+
+    doc: dict[str, Any] = {
+        "party": party,
+        "name": name,
+        "agreements": agreement,
+        "signing_key": _key_arg(signing_key, "--signing-key", _check_vkey),
+        "encryption_key": _key_arg(encryption_key, "--encryption-key", _check_x25519_public),
+    }
+    if witness_key is not None:
+        doc["witness_key"] = _key_arg(witness_key, "--witness-key", _check_vkey)
+    pairs: dict[str, str] = {}
+    for item in contact or ():
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise FormatError(f"--contact {item!r}: write KEY=VALUE")
+        pairs[k] = v
+    if pairs:
+        doc["contact"] = pairs
+    with _client(hub, SECRETARIAT, key) as c:
+        _echo_json(_receipt(c.register(doc), party=party))
+
+
+ByOpt = Annotated[
+    str | None,
+    typer.Option("--by", help="Who signs: the party itself (default) or 'secretariat'."),
+]
+
+
+@party_app.command("rotate")
+def party_rotate(
+    signing_key: Annotated[str, typer.Option(help="The new verifier key, or its .vkey file.")],
+    encryption_key: Annotated[
+        str | None, typer.Option(help="A new X25519 public key, or its .hpke.pub file.")
+    ] = None,
+    witness_key: Annotated[
+        str | None, typer.Option(help="A new witness cosigner key, or its .cosigner.vkey file.")
+    ] = None,
+    by: ByOpt = None,
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Replace the party's signing key (the old one stops at this entry); --key is the signer's."""
+    if not party:
+        raise FormatError("whose key? give --party ID or set CBMNET_PARTY")
+    doc: dict[str, Any] = {
+        "act": "key.rotate",
+        "party": party,
+        "by": by or party,
+        "signing_key": _key_arg(signing_key, "--signing-key", _check_vkey),
+    }
+    if encryption_key is not None:
+        doc["encryption_key"] = _key_arg(encryption_key, "--encryption-key", _check_x25519_public)
+    if witness_key is not None:
+        doc["witness_key"] = _key_arg(witness_key, "--witness-key", _check_vkey)
+    _registry_act(hub, doc, key)
+
+
+@party_app.command("revoke")
+def party_revoke(
+    revoke: Annotated[str, typer.Option(help="The verifier key to revoke, or its .vkey file.")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
+    by: ByOpt = None,
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Revoke one of the party's keys (e.g. compromised); acts it signs are refused from now."""
+    if not party:
+        raise FormatError("whose key? give --party ID or set CBMNET_PARTY")
+    doc: dict[str, Any] = {
+        "act": "key.revoke",
+        "party": party,
+        "by": by or party,
+        "key": _key_arg(revoke, "--revoke", _check_vkey),
+    }
+    if reason is not None:
+        doc["reason"] = reason
+    _registry_act(hub, doc, key)
+
+
+def _registry_act(hub: str | None, doc: dict[str, Any], key: Path | None) -> None:
+    from cbmnet.acts.model import PT_REGISTRY
+
+    with _client(hub, doc["by"], key) as c:
+        _echo_json(_receipt(c.act(PT_REGISTRY, doc), party=doc["party"]))
+
+
+def parties(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:
+    """The registered parties with their active keys, as one JSON array."""
+    with _client(hub, party, key) as c:
+        _echo_json(c.parties(), pretty=True)
+
+
+# ---- acts ---------------------------------------------------------------------------------
+
+
+def submit(
+    file: Annotated[str, typer.Argument(help="Event JSON (with 'agreement'), or - for stdin.")],
+    signed: Annotated[
+        bool, typer.Option("--signed", help="FILE is a DSSE envelope signed already.")
+    ] = False,
+    proof_out: Annotated[
+        Path | None, typer.Option(help="Write the receipt's tlog-proof to this file.")
+    ] = None,
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Sign an events-v1 event and log it; prints the receipt once its proof checks out."""
+    from cbmnet.acts.model import PT_EVENT, read_act
+    from cbmnet.acts.state import act_json
+    from cbmnet.ledger import dsse
+
+    if signed:
+        raw = _read_bytes(file)
+        env = _in_file(file, lambda: dsse.parse(raw))
+        _in_file(file, lambda: read_act(env.payload_type, env.payload))
+        with _client(hub, signed=False) as c:
+            r = c.submit(raw)
+    else:
+        doc = _json_object(file)
+        claimed = doc.get("party")
+        if party and claimed is not None and claimed != party:
+            raise FormatError(f"{file}: field 'party' is {claimed!r} but --party is {party!r}")
+        who = party or (claimed if isinstance(claimed, str) else None)
+        doc["party"] = who
+        _in_file(file, lambda: read_act(PT_EVENT, act_json(doc)))
+        with _client(hub, who, key) as c:
+            r = c.event(doc)
+    out = _receipt(r, file=file)
+    if proof_out is not None:
+        try:
+            proof_out.write_text(r["tlog_proof"])
+        except OSError as e:
+            raise FormatError(f"{proof_out}: {e.strerror}") from None
+        out["proof"] = str(proof_out)
+    _echo_json(out)
+
+
+def _item(item: dict[str, Any], envelopes: bool) -> dict[str, Any]:
+    return item if envelopes else {k: v for k, v in item.items() if k != "envelope"}
+
+
+def inbox(
+    after: Annotated[int, typer.Option(help="Only entries after this index.")] = -1,
+    agreement: Annotated[str | None, typer.Option(help="Only this agreement's.")] = None,
+    form: Annotated[str | None, typer.Option(help="Only this form (or hotline channel).")] = None,
+    author: Annotated[str | None, typer.Option(help="Only this party's acts.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind (event type or act).")] = None,
+    since: Annotated[str | None, typer.Option(help="Logged at or after this RFC 3339 time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Logged before this RFC 3339 time.")] = None,
+    limit: Annotated[int, typer.Option(help="Page size.", min=1, max=1000)] = 100,
+    all_pages: Annotated[bool, typer.Option("--all", help="Every page, not just the first.")] = False,
+    envelopes: Annotated[bool, typer.Option(help="Include each signed envelope.")] = False,
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """What others addressed to you, oldest first, one JSON line each; fetching marks it delivered."""
+    filters: dict[str, Any] = {
+        "agreement": agreement,
+        "form": form,
+        "author": author,
+        "kind": kind,
+        "since": since,
+        "until": until,
+        "limit": limit,
+    }
+    with _client(hub, party, key) as c:
+        if all_pages:
+            for item in c.iter_inbox(after=after, **filters):
+                _echo_json(_item(item, envelopes))
+            return
+        page = c.inbox(after=after, **filters)
+        for item in page["items"]:
+            _echo_json(_item(item, envelopes))
+        if len(page["items"]) >= limit:
+            typer.echo(f"more after {page['next']}: use --after {page['next']} or --all", err=True)
+
+
+def ack(
+    index: Annotated[int, typer.Argument(help="The log index of the entry you acknowledge.", min=0)],
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Acknowledge an entry addressed to you (a signed act the sender can show)."""
+    with _client(hub, party, key) as c:
+        _echo_json(_receipt(c.ack(index), acknowledges=index))
+
+
+def status(
+    index: Annotated[int, typer.Argument(help="The log index of your entry.", min=0)],
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Per addressee of your entry: delivered (the hub's word) and acknowledged (theirs)."""
+    with _client(hub, party, key) as c:
+        _echo_json(c.status(index), pretty=True)
+
+
+def obligations(
+    agreement: AgreementOpt,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time; default: now.")] = None,
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Obligations and findings over the log that you may read, as JSON.
+
+    A view, not a check: it exits 0 even when it lists findings (use ``cbmnet check`` on
+    an events file for a pass/fail exit code).
+    """
+    with _client(hub, party, key) as c:
+        _echo_json(c.obligations(agreement, as_of), pretty=True)
+
+
+# ---- the hotline ------------------------------------------------------------------------
+
+hotline_app = typer.Typer(help="End-to-end encrypted hotline channels.", no_args_is_help=True)
+
+
+@hotline_app.command("open")
+def hotline_open(
+    channel: Annotated[str, typer.Argument(help="Channel id, e.g. 'ind-pak-dgmo'.")],
+    agreement: AgreementOpt,
+    member: Annotated[list[str], typer.Option("--member", help="A member party (repeatable).")],
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Open a channel between member parties under one agreement (you must be a member)."""
+    with _client(hub, party, key) as c:
+        _echo_json(_receipt(c.open_channel(channel, agreement, member), channel=channel))
+
+
+@hotline_app.command("send")
+def hotline_send(
+    channel: Annotated[str, typer.Argument(help="The channel id.")],
+    text: Annotated[str, typer.Argument(help="The message text.")],
+    precedence: Annotated[str, typer.Option(help="flash, immediate, priority or routine.")],
+    message_id: Annotated[
+        str | None, typer.Option("--id", help="Message id; default a fresh random one.")
+    ] = None,
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Encrypt TEXT to every member's key, sign it and log it; prints the receipt."""
+    from cbmnet.communication.hotline import PRECEDENCES
+
+    if precedence not in PRECEDENCES:
+        raise FormatError(f"--precedence {precedence!r}: use {', '.join(PRECEDENCES)}")
+    mid = message_id or uuid.uuid4().hex
+    with _client(hub, party, key) as c:
+        _echo_json(_receipt(c.send(channel, mid, precedence, text), channel=channel, id=mid))
+
+
+@hotline_app.command("listen")
+def hotline_listen(
+    after: Annotated[int, typer.Option(help="Start after this log index.")] = -1,
+    count: Annotated[
+        int | None, typer.Option(help="Exit after this many items (default: run until stopped).", min=1)
+    ] = None,
+    ack_messages: Annotated[
+        bool, typer.Option("--ack", help="Acknowledge each hotline message sent to you.")
+    ] = False,
+    envelopes: Annotated[bool, typer.Option(help="Include each signed envelope.")] = False,
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+    hpke: HpkeOpt = None,
+) -> None:
+    """Follow everything addressed to you, live: one JSON line per entry.
+
+    Hotline messages carry their plaintext in "text" when --hpke is given (or
+    "text_error" if it does not open); with --ack each one sent to you by another
+    member is acknowledged and the line says at which index ("ack").
+    """
+    import asyncio
+
+    import websockets.exceptions as wse
+
+    with _client(hub, party, key, hpke) as c:
+        try:
+            asyncio.run(_listen(c, after, count, ack_messages, envelopes))
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except wse.InvalidStatus as e:
+            code = e.response.status_code
+            cls = AuthError if code in (401, 403) else StoreError
+            raise cls(f"the hub refused the stream ({code})") from None
+        except wse.ConnectionClosedError as e:
+            raise StoreError(f"the hub closed the stream ({e})") from None
+        except (OSError, wse.WebSocketException) as e:
+            raise StoreError(f"cannot follow the hub at {c.url}: {e}") from None
+
+
+async def _listen(
+    c: HubClient, after: int, count: int | None, ack_messages: bool, envelopes: bool
+) -> None:
+    from contextlib import aclosing
+
+    from cbmnet.errors import ConflictError
+
+    assert c.identity is not None
+    me = c.identity.party
+    seen = 0
+    # An async generator really: close it (and its socket) when --count stops early.
+    stream = cast("AsyncGenerator[dict[str, Any], None]", c.stream(after))
+    async with aclosing(stream) as items:
+        async for item in items:
+            out = _item(item, envelopes)
+            if item.get("kind") == "hotline.message":
+                payload = json.loads(base64.b64decode(item["envelope"]["payload"]))
+                mine = me in payload.get("ciphertexts", {})
+                if mine and c.identity.encryption_key is not None:
+                    try:
+                        out["text"] = c.read_hotline(item)
+                    except CbmnetError as e:
+                        out["text_error"] = str(e)
+                if ack_messages and mine and item.get("author") != me:
+                    try:
+                        out["ack"] = c.ack(int(item["index"]))["index"]
+                    except ConflictError:
+                        out["ack"] = "already acknowledged"
+            _echo_json(out)
+            seen += 1
+            if count is not None and seen >= count:
+                return
+
+
+def add_hub_verbs(app: typer.Typer, keys_app: typer.Typer) -> None:
+    """Register these verbs on the ``cbmnet`` app (called once by ``cbmnet.cli.main``)."""
+    keys_app.command("hpke")(keys_hpke)
+    app.add_typer(hub_app, name="hub")
+    app.command("serve")(serve)
+    app.add_typer(party_app, name="party")
+    app.command("parties")(parties)
+    app.command("submit")(submit)
+    app.command("inbox")(inbox)
+    app.command("ack")(ack)
+    app.command("status")(status)
+    app.command("obligations")(obligations)
+    app.add_typer(hotline_app, name="hotline")

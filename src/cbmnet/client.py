@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,12 +104,12 @@ class HubClient:
             headers["Authorization"] = f"Bearer {self.token()}"
         try:
             r = self._http.request(method, path, headers=headers, **kw)
+            if r.status_code == 401 and auth and self._token is not None:
+                self._token = None  # expired: sign a new challenge once
+                headers["Authorization"] = f"Bearer {self.token()}"
+                r = self._http.request(method, path, headers=headers, **kw)
         except httpx.HTTPError as e:
             raise StoreError(f"cannot reach the hub at {self.url}: {e}") from None
-        if r.status_code == 401 and auth and self._token is not None:
-            self._token = None  # expired: sign a new challenge once
-            headers["Authorization"] = f"Bearer {self.token()}"
-            r = self._http.request(method, path, headers=headers, **kw)
         _raise_for(r)
         return r
 
@@ -301,13 +301,22 @@ class HubClient:
             raise AuthError("no X25519 key to open hotline bodies with")
         env = item["envelope"]
         doc = json.loads(base64.b64decode(env["payload"]))
-        sender = next(p for p in self.parties() if p["id"] == doc["party"])
-        dsse.verify(json.dumps(env).encode(), [base64.b64decode(k) for k in sender["signing_keys"]])
+        sender = next((p for p in self.parties() if p["id"] == doc["party"]), None)
+        if sender is None:
+            raise VerificationError(f"hotline message from {doc['party']!r}, who is not registered")
+        # The key that was the sender's when the message was logged, even if rotated since.
+        at = item["index"]
+        keys = [
+            base64.b64decode(k["key"])
+            for k in sender["key_history"]
+            if k["since"] <= at and (k["until"] is None or at < k["until"])
+        ]
+        dsse.verify(json.dumps(env).encode(), keys)
         bind = hotline.info(self.info()["origin"], doc["channel"], doc["id"], doc["party"])
         key = hotline.private_key(self.identity.encryption_key, "encryption key")
         return hotline.open_sealed(doc["ciphertexts"][self.identity.party], key, bind).decode()
 
-    async def stream(self, after: int = -1) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, after: int = -1) -> AsyncGenerator[dict[str, Any], None]:
         """Everything addressed to us after ``after``, then live (store and forward)."""
         import websockets
 

@@ -19,11 +19,11 @@ import re
 import signal
 import sys
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -686,9 +686,8 @@ async def _listen(
     assert c.identity is not None
     me = c.identity.party
     seen = 0
-    # An async generator really: close it (and its socket) when --count stops early.
-    stream = cast("AsyncGenerator[dict[str, Any], None]", c.stream(after))
-    async with aclosing(stream) as items:
+    # Close the generator (and its socket) when --count stops early.
+    async with aclosing(c.stream(after)) as items:
         async for item in items:
             out = _item(item, envelopes)
             if item.get("kind") == "hotline.message":

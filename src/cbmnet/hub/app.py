@@ -269,6 +269,15 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
                         "agreements": list(p.agreements),
                         "contact": p.contact,
                         "signing_keys": [b64(k) for k in p.active_keys()],
+                        "key_history": [
+                            {
+                                "key": b64(k.public),
+                                "since": k.since,
+                                "until": k.until,
+                                "revoked": k.revoked,
+                            }
+                            for k in p.keys
+                        ],
                         "encryption_key": b64(p.encryption_key),
                         "witness_key": p.witness_key,
                         "registered_at": p.registered_at,

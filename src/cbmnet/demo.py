@@ -1,171 +1,287 @@
-"""``make demo``: a witnessed log of signed CBM acts, built and checked end to end.
+"""``make demo``: a hub on SQLite, two parties and a secretariat playing a short scenario.
 
-Until the hub and dashboard land, the demo plays a short India-Pakistan style exchange on
-a local SQLite log: each party signs its acts with its own key, the log integrates them
-and signs checkpoints, each party's witness cosigns only what is consistent with what it
-saw before, and a receipt is verified offline under a "both witnesses" policy. It then
-shows what tampering looks like to an audit. Everything lands in ``demo-data/``.
+Until the dashboard and the simulator land (issue 6), the demo plays an India-Pakistan
+exchange over real HTTP and WebSocket on loopback: the secretariat registers both states;
+India declares an exercise and notifies it, Pakistan acknowledges with a signed act;
+Pakistan notifies a missile-test window; a FLASH hotline message, end-to-end encrypted,
+is pushed to Pakistan and acknowledged; both parties' witnesses cosign the log over HTTP;
+a receipt is verified offline under a "both witnesses" policy; an outside audit
+recomputes the log; a tampered copy is caught. Then the hub keeps serving (its URL and
+API docs printed) until Ctrl-C, so the CLI can be tried against it. Everything lands in
+``demo-data/``. ``--once`` (or ``CBMNET_DEMO_EXIT=1``) stops after the scenario.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
 import shutil
 import sqlite3
+import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from cbmnet.agreements.loader import bundled
+from cbmnet.client import HubClient, Identity
+from cbmnet.communication.hotline import generate_encryption_key
 from cbmnet.errors import VerificationError
-from cbmnet.ledger import dsse
+from cbmnet.hub.app import create_app
+from cbmnet.hub.server import ServerThread
+from cbmnet.hub.service import Hub, HubSettings, init_hub
 from cbmnet.ledger.note import generate_key, parse_signer_key
 from cbmnet.ledger.policy import parse_policy
-from cbmnet.ledger.tlogproof import format_add_checkpoint, format_proof, verify_entry_proof
+from cbmnet.ledger.tlogproof import verify_entry_proof
 from cbmnet.log.audit import audit_log
-from cbmnet.log.service import TransparencyLog
+from cbmnet.log.remote import audit_hub, witness_hub
 from cbmnet.log.witness import Witness
 from cbmnet.store import open_store
 
-EVENT_TYPE = "application/vnd.cbmnet.event+json"
 ORIGIN = "hub.cbmnet.example/log"
+AGREEMENTS = ("india-pakistan-military-exercises-1991", "india-pakistan-missile-tests-2005")
+EXERCISES, MISSILES = AGREEMENTS
 
 
-def _event(**fields: object) -> bytes:
-    return json.dumps(fields, sort_keys=True).encode()
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def main(out: Path = Path("demo-data")) -> None:
+def _write(path: Path, text: str, private: bool = False) -> Path:
+    path.write_text(text + "\n")
+    if private:
+        path.chmod(0o600)
+    return path
+
+
+def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000) -> None:
+    once = once or os.environ.get("CBMNET_DEMO_EXIT") == "1" or "--once" in sys.argv[1:]
     if out.exists():
         shutil.rmtree(out)
-    (out / "keys").mkdir(parents=True)
+    keys = out / "keys"
+    keys.mkdir(parents=True)
     say = print
 
-    def key(name: str) -> str:
-        skey, vkey = generate_key(name)
-        (out / "keys" / f"{name.replace('/', '_')}.vkey").write_text(vkey + "\n")
-        return skey
+    sec_skey, sec_vkey = generate_key("secretariat.cbmnet.example")
+    _write(keys / "secretariat.key", sec_skey, private=True)
+    parties: dict[str, dict[str, str]] = {}
+    for p in ("IND", "PAK"):
+        skey, vkey = generate_key(f"{p.lower()}.cbmnet.example")
+        wkey, _ = generate_key(f"witness.{p.lower()}.cbmnet.example")
+        epriv, epub = generate_encryption_key()
+        parties[p] = {"skey": skey, "vkey": vkey, "wkey": wkey, "epriv": epriv, "epub": epub}
+        _write(keys / f"{p}.key", skey, private=True)
+        _write(keys / f"{p}.vkey", vkey)
+        _write(keys / f"{p}.hpke", epriv, private=True)
+        _write(keys / f"witness-{p}.key", wkey, private=True)
 
-    log_key = key(ORIGIN)
-    parties = {p: key(f"{p.lower()}.cbmnet.example") for p in ("IND", "PAK")}
-    witnesses = {p: key(f"witness.{p.lower()}.cbmnet.example") for p in ("IND", "PAK")}
-    pubs = [parse_signer_key(k).public_key for k in parties.values()]
+    url = f"sqlite:///{out / 'hub.db'}"
+    hub_keys = init_hub(
+        url,
+        keys / "hub",
+        origin=ORIGIN,
+        secretariat_vkey=sec_vkey,
+        agreements=[bundled(a) for a in AGREEMENTS],
+    )
+    hub = Hub(url, hub_keys, HubSettings(sweep_s=5, checkpoint_s=1))
+    try:
+        server = ServerThread(create_app(hub), port=port)
+    except OSError:
+        server = ServerThread(create_app(hub), port=0)  # 8000 is taken: any free port
+    base = server.start()
+    say(f"hub {ORIGIN} serving {', '.join(AGREEMENTS)} at {base} (SQLite {out / 'hub.db'})")
+    try:
+        _scenario(base, hub, out, sec_skey, parties, say)
+        say("")
+        say(f"The hub is running at {base}  (API: {base}/docs, {base}/openapi.json)")
+        say("Try, in another terminal:")
+        say(f"  export CBMNET_HUB={base} CBMNET_PARTY=PAK \\")
+        say(f"         CBMNET_KEY={keys}/PAK.key CBMNET_HPKE={keys}/PAK.hpke")
+        say("  .venv/bin/cbmnet inbox")
+        say(f"  .venv/bin/cbmnet obligations --agreement {EXERCISES}")
+        say("  .venv/bin/cbmnet hotline listen --ack   # as IND: cbmnet hotline send ind-pak ...")
+        say(f"  .venv/bin/cbmnet log audit --hub {base} --vkey {keys}/hub/log.vkey")
+        if once:
+            return
+        say("Ctrl-C stops the hub.")
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        say("stopping")
+    finally:
+        server.stop()
+        hub.close()
 
-    db = out / "log.db"
-    tlog = TransparencyLog.create(open_store(f"sqlite:///{db}", create=True), log_key)
-    say(f"log {tlog.origin} on SQLite at {db}")
-    say(f"  log key {tlog.vkey}")
 
-    acts = [
-        (
-            "IND",
-            _event(
-                id="IND-N-001",
-                type="notification",
-                party="IND",
-                form="prior_notification",
-                activity="IND-EX-07",
-                agreement="IN-PK-1991-exercises",
-                to=["PAK"],
-            ),
-        ),
-        (
-            "PAK",
-            _event(
-                id="PAK-R-001",
-                type="response",
-                party="PAK",
-                request="IND-N-001",
-                decision="answer",
-                reason="received",
-            ),
-        ),
-        (
-            "PAK",
-            _event(
-                id="PAK-Q-001",
-                type="request",
-                party="PAK",
-                kind="explanation",
-                to="IND",
-                activity="IND-EX-07",
-            ),
-        ),
-        (
-            "IND",
-            _event(
-                id="IND-R-002",
-                type="response",
-                party="IND",
-                request="PAK-Q-001",
-                decision="answer",
-                reason="routine annual exercise, 35 km from the border",
-            ),
-        ),
-    ]
-    cosigners = {p: parse_signer_key(k).cosigner_verifier_key for p, k in witnesses.items()}
-    wits = {
-        p: Witness(open_store(f"sqlite:///{out / f'witness-{p}.db'}", create=True), k, [tlog.vkey])
-        for p, k in witnesses.items()
-    }
-    held = dict.fromkeys(wits, 0)
-    for n, (party, payload) in enumerate(acts, start=1):
-        envelope = dsse.sign(EVENT_TYPE, payload, [parties[party]])
-        r = tlog.append(envelope, pubs)
-        say(f"{party} signs {json.loads(payload)['id']}: logged as entry {r.index}")
-        if n % 2 == 0:
-            cp = tlog.checkpoint()
-            for p, w in wits.items():
-                lines = w.add_checkpoint(format_add_checkpoint(tlog.witness_request(held[p])))
-                tlog.add_cosignatures(cp.size, lines, [cosigners[p]])
-                held[p] = cp.size
-            say(f"checkpoint of size {cp.size} signed by the log, cosigned by both witnesses")
+def _scenario(
+    base: str, hub: Hub, out: Path, sec_skey: str, parties: dict[str, dict[str, str]], say: Any
+) -> None:
+    keys = out / "keys"
+    _write(keys / "hub" / "log.vkey", hub.log.vkey)
+    with HubClient(base, Identity("secretariat", sec_skey)) as sec:
+        for p, k in parties.items():
+            sec.register(
+                {
+                    "party": p,
+                    "name": {"IND": "Republic of India", "PAK": "Islamic Republic of Pakistan"}[p],
+                    "agreements": list(AGREEMENTS),
+                    "signing_key": k["vkey"],
+                    "encryption_key": k["epub"],
+                    "witness_key": parse_signer_key(k["wkey"]).cosigner_verifier_key,
+                    "contact": {"poc": f"{p} verification centre"},
+                }
+            )
+        say("secretariat registered IND and PAK (keys, HPKE keys, witness keys, contact points)")
 
-    again = tlog.append(dsse.sign(EVENT_TYPE, acts[0][1], [parties["IND"]]), pubs)
-    say(f"resubmitting IND-N-001 returns entry {again.index} (duplicate: {again.duplicate})")
+    ind = HubClient(base, Identity("IND", parties["IND"]["skey"], parties["IND"]["epriv"]))
+    pak = HubClient(base, Identity("PAK", parties["PAK"]["skey"], parties["PAK"]["epriv"]))
+    try:
+        now = datetime.now(UTC)
+        start = now + timedelta(days=75)
+        ind.event(
+            {
+                "agreement": EXERCISES,
+                "id": "ind-ex-1",
+                "type": "activity",
+                "start": _iso(start),
+                "end": _iso(start + timedelta(days=6)),
+                "category": "land",
+                "formation": "corps",
+                "size": {"troops": 45000},
+                "location": {"type": "Point", "coordinates": [74.9, 31.2]},
+            }
+        )
+        note = ind.event(
+            {
+                "agreement": EXERCISES,
+                "id": "ind-notice-1",
+                "type": "notification",
+                "form": "exercise_notice",
+                "activity": "ind-ex-1",
+                "body": "Corps-level exercise near Amritsar, 45,000 troops.",
+            }
+        )
+        (out / "ind-notice-1.tlog-proof").write_text(note["tlog_proof"])
+        say(f"IND notified corps exercise ind-ex-1: entry {note['index']} at {note['integrated_at']}")
+        seen = [i for i in pak.inbox(agreement=EXERCISES)["items"] if i["event_id"] == "ind-notice-1"]
+        ack = pak.ack(seen[0]["index"])
+        st = ind.status(note["index"])["addressees"]["PAK"]
+        say(f"PAK: delivered at {st['delivered_ms']} ms (the hub's word),")
+        say(f"     acknowledged by signed entry {ack['index']} (PAK's word)")
 
+        window = now + timedelta(days=4)
+        launch = pak.event(
+            {
+                "agreement": MISSILES,
+                "id": "pak-launch-1",
+                "type": "notification",
+                "form": "launch_notification",
+                "window_start": _iso(window),
+                "window_end": _iso(window + timedelta(days=3)),
+                "body": "Surface-to-surface ballistic missile test, impact area in the Arabian Sea.",
+            }
+        )
+        say(f"PAK notified a launch window: entry {launch['index']}")
+
+        ind.open_channel("ind-pak", EXERCISES, ["IND", "PAK"])
+        latency = asyncio.run(_flash(ind, pak, say))
+        say(f"FLASH hotline message, HPKE-sealed to both members, pushed to PAK in {latency:.1f} ms")
+        report = ind.obligations(EXERCISES)
+        owed = [o for o in report["obligations"] if o["party"] == "IND"]
+        say(f"compliance view (IND): {[(o['id'], o['status']) for o in owed]}")
+    finally:
+        ind.close()
+        pak.close()
+
+    # Each party's witness cosigns what it checked: consistent with what it cosigned before.
+    hub.checkpoint_if_grown()
+    vkeys = [hub.log.vkey]
+    cosigners = []
+    for p, k in parties.items():
+        store = open_store(f"sqlite:///{out / f'witness-{p}.db'}", create=True)
+        try:
+            with HubClient(base) as c:
+                r = witness_hub(c, Witness(store, k["wkey"], vkeys))
+            say(f"witness of {p} cosigned size {r.size}")
+        finally:
+            store.close()
+        cosigners.append((p, parse_signer_key(k["wkey"]).cosigner_verifier_key))
     policy_text = (
-        f"log {tlog.vkey}\n"
-        + "".join(f"witness {p} {v}\n" for p, v in cosigners.items())
-        + "group parties all IND PAK\nquorum parties\n"
+        f"log {hub.log.vkey}\n"
+        + "".join(f"witness {p} {v}\n" for p, v in cosigners)
+        + "group both all IND PAK\nquorum both\n"
     )
-    (out / "policy.txt").write_text(policy_text)
-    proof = format_proof(tlog.proof_bundle(2))
-    (out / "entry-2.tlog-proof").write_text(proof)
-    got = verify_entry_proof(proof, parse_policy(policy_text))
-    say(
-        f"offline receipt for entry 2: integrated {got.entry.integrated_at}, "
-        f"cosigned by {', '.join(sorted(got.agreed.cosigned_by))}"
-    )
-    report = audit_log(tlog.store, tlog.vkey)
-    say(f"audit: {report.size} entries, {report.checkpoints} checkpoints, all consistent")
-    tlog.store.close()
+    _write(out / "policy.txt", policy_text.rstrip("\n"))
+    with HubClient(base, Identity("IND", parties["IND"]["skey"])) as ind_reader:
+        proof = ind_reader._request("GET", f"/v1/entries/{note['index']}/proof").text
+    (out / "ind-notice-1.tlog-proof").write_text(proof)
+    verified = verify_entry_proof(proof, parse_policy(policy_text))
+    say(f"receipt of entry {verified.index} verified offline under 'both witnesses' ({out}/policy.txt)")
 
-    # Tamper on a copy, behind the log's back: make PAK's answer say "refused".
+    with HubClient(base, Identity("PAK", parties["PAK"]["skey"])) as auditor:
+        rep = audit_hub(auditor, hub.log.vkey, out / "audit-state-PAK.json")
+    say(
+        f"PAK's outside audit: {rep.size} entries, {rep.checkpoints} checkpoints and "
+        f"{rep.cosignatures} cosignatures recomputed and verified; the {rep.entries_checked} "
+        "entries PAK may read checked against their authors' keys"
+    )
+
+    # Tamper with a copy behind the hub's back: PAK's acknowledgement now says another entry.
     copy = out / "tampered.db"
-    shutil.copy(db, copy)
+    shutil.copy(out / "hub.db", copy)
+    for extra in ("-wal", "-shm"):
+        if (out / f"hub.db{extra}").exists():
+            shutil.copy(out / f"hub.db{extra}", out / f"tampered.db{extra}")
     con = sqlite3.connect(copy)
-    row = con.execute("SELECT envelope FROM log_entries WHERE idx = 1").fetchone()
+    row = con.execute("SELECT envelope FROM log_entries WHERE idx = ?", (ack["index"],)).fetchone()
     doc = json.loads(row[0])
-    said = base64.b64decode(doc["payload"]).replace(b"received", b"refused")
+    said = base64.b64decode(doc["payload"]).replace(b'"entry":', b'"entry":1')
     doc["payload"] = base64.b64encode(said).decode()
     con.execute(
-        "UPDATE log_entries SET envelope = ? WHERE idx = 1",
-        (json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),),
+        "UPDATE log_entries SET envelope = ? WHERE idx = ?",
+        (json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(), ack["index"]),
     )
     con.commit()
     con.close()
+    tampered = open_store(f"sqlite:///{copy}")
     try:
-        audit_log(open_store(f"sqlite:///{copy}"))
+        audit_log(tampered)
         say("tampered copy: audit passed (this would be a bug)")
     except VerificationError as e:
         say(f"tampered copy {copy}: {e}")
+    finally:
+        tampered.close()
 
-    say("")
-    say("Try it yourself:")
-    say(f"  .venv/bin/cbmnet log info --db sqlite:///{db}")
-    say(f"  .venv/bin/cbmnet log verify-proof {out}/entry-2.tlog-proof --policy {out}/policy.txt")
-    say(f"  .venv/bin/cbmnet log audit --db sqlite:///{db}")
-    say(f"  .venv/bin/cbmnet log audit --db sqlite:///{copy}")
-    say("The hub, its dashboard and the simulated scenario come with the next issues.")
+
+async def _flash(ind: HubClient, pak: HubClient, say: Any) -> float:
+    after = pak.entries()["next"]
+    got: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    async def listen() -> None:
+        async for item in pak.stream(after=after):
+            if item["kind"] == "hotline.message":
+                got.set_result(time.perf_counter())
+                text = pak.read_hotline(item)
+                pak.ack(item["index"])
+                say(f"PAK decrypted: {text!r} and acknowledged it")
+                return
+
+    task = asyncio.create_task(listen())
+    await asyncio.sleep(0.3)
+    sent = time.perf_counter()
+    await asyncio.to_thread(
+        ind.send,
+        "ind-pak",
+        "flash-1",
+        "flash",
+        "FLASH: unscheduled launch detected, is it yours?",
+        proof=False,
+    )
+    arrived = await asyncio.wait_for(got, 10)
+    await asyncio.wait_for(task, 10)
+    return (arrived - sent) * 1000
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +37,10 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Party, log and witness keys.", no_args_is_help=True)
 envelope_app = typer.Typer(help="DSSE envelopes: sign and check acts.", no_args_is_help=True)
 log_app = typer.Typer(help="Run a transparency log by hand.", no_args_is_help=True)
-witness_app = typer.Typer(help="Run a witness by hand.", no_args_is_help=True)
+witness_app = typer.Typer(
+    help="Witness a hub over HTTP (--hub ...), or check one request by hand (cosign).",
+    no_args_is_help=True,
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(envelope_app, name="envelope")
 app.add_typer(log_app, name="log")
@@ -257,8 +261,27 @@ def log_add_cosignature(
 def log_audit(
     db: DbOpt = DEFAULT_DB,
     vkey: Annotated[str | None, typer.Option("--vkey", help="Pin the log's key.")] = None,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help="Audit this hub over HTTP instead of a local store.")
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(help="(--hub) JSON file remembering the last verified checkpoint."),
+    ] = None,
+    party: Annotated[
+        str | None, typer.Option(help="(--hub) Read entries as this party id (or 'secretariat').")
+    ] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="(--hub) That party's signer key.")] = None,
 ) -> None:
-    """Recompute every leaf, node and root; check every checkpoint and cosignature."""
+    """Recompute every leaf, node and root; check every checkpoint and cosignature.
+
+    With --hub: from outside, over HTTP; --state makes each run check the last one's tree.
+    """
+    if hub is not None:
+        _audit_hub(hub, vkey, state, party, key)
+        return
+    if state is not None or party is not None or key is not None:
+        raise FormatError("--state, --party and --key audit a hub: give its --hub URL too")
     r = audit_log(open_store(db), _vkey(vkey) if vkey else None)
     typer.echo(
         f"ok: {r.size} entries, {r.checkpoints} checkpoints, {r.cosignatures} cosignatures; "
@@ -290,7 +313,92 @@ def log_info(
         typer.echo(f"agreed under {policy}: cosigned by {names}")
 
 
+def _audit_hub(
+    hub: str, vkey: str | None, state: Path | None, party: str | None, key: Path | None
+) -> None:
+    from cbmnet.client import HubClient, Identity
+    from cbmnet.ledger.encoding import b64
+    from cbmnet.log.remote import audit_hub
+
+    if vkey is None:
+        raise FormatError("auditing a hub needs the log's --vkey, pinned: not the hub's word")
+    if (party is None) != (key is None):
+        raise FormatError("give --party and --key together (or neither, to check hashes only)")
+    who = Identity(party, _skey(key)) if party is not None and key is not None else None
+    with HubClient(hub, who) as client:
+        r = audit_hub(client, _vkey(vkey), state)
+    typer.echo(
+        f"ok: {r.origin}: {r.size} leaves, {r.checkpoints} checkpoints, {r.cosignatures} "
+        f"cosignatures, {r.entries_checked} entries read and checked"
+    )
+    typer.echo(f"latest checkpoint: size {r.checkpoint_size}, root {b64(r.root_hash)}")
+    if r.previous_size is not None:
+        typer.echo(f"consistent with the checkpoint of size {r.previous_size} verified last time")
+    if not r.cosigners_mapped:
+        typer.echo("note: without --party/--key, cosignatures were parsed but not matched to parties")
+    if r.uncovered:
+        typer.echo(f"note: the last {r.uncovered} leaves are not yet covered by a signed checkpoint")
+
+
 # ---- witness ----------------------------------------------------------------------------
+
+
+def _pause(seconds: float) -> None:
+    """Between witnessing rounds (a seam for tests)."""
+    time.sleep(seconds)
+
+
+@witness_app.callback(invoke_without_command=True)
+def witness_hub_rounds(
+    ctx: typer.Context,
+    hub: Annotated[str | None, typer.Option("--hub", help="The hub to witness (its URL).")] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="The witness's signer key (PRIVATE+KEY+...).")
+    ] = None,
+    log: Annotated[str | None, typer.Option("--log", help="The hub log's verifier key.")] = None,
+    state: Annotated[
+        str, typer.Option(envvar="CBMNET_WITNESS_DB", help="The witness's own store URL.")
+    ] = "sqlite:///data/witness.db",
+    every: Annotated[
+        float | None, typer.Option(help="Repeat every SECONDS until interrupted (default: once).")
+    ] = None,
+) -> None:
+    """Cosign the hub's latest checkpoint if it extends what this witness cosigned before."""
+    if ctx.invoked_subcommand is not None:
+        if hub is not None:
+            raise FormatError("--hub witnesses a hub: give it without a subcommand")
+        return
+    if hub is None or key is None or log is None:
+        raise FormatError("witnessing a hub needs --hub, --key and --log")
+    if every is not None and not every > 0:
+        raise FormatError("--every must be a positive number of seconds")
+    from cbmnet.client import HubClient
+    from cbmnet.errors import RateLimitedError, StoreError
+    from cbmnet.ledger.encoding import b64
+    from cbmnet.log.remote import witness_hub
+
+    store = open_store(state, create=True)
+    try:
+        w = Witness(store, _skey(key), [_vkey(log)])
+        with HubClient(hub) as client:
+            while True:
+                try:
+                    r = witness_hub(client, w)
+                    typer.echo(
+                        f"cosigned {r.origin} size {r.size} root {b64(r.root_hash)} "
+                        f"(held size {r.old_size} before)"
+                    )
+                except (StoreError, RateLimitedError) as e:
+                    if every is None:
+                        raise
+                    typer.echo(f"warning: {e.diagnostics()}; next round in {every:g} s", err=True)
+                if every is None:
+                    return
+                _pause(every)
+    except KeyboardInterrupt:
+        return
+    finally:
+        store.close()
 
 
 @witness_app.command("cosign")

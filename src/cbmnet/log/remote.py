@@ -1,0 +1,585 @@
+"""Witness and audit a hub over HTTP: the network edge around the log's pure trust core.
+
+Nothing here trusts the hub's word. The witness cosigns only what ``Witness`` (the
+tlog-witness decision plus compare-and-swap state) accepts; the auditor fetches every
+checkpoint and every leaf hash, recomputes the roots itself and remembers the last
+checkpoint it verified, so a hub that rewrites history or shows it a different tree than
+before is caught on the next run. All checks are the ``cbmnet.ledger`` functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cbmnet.acts.model import HUB, PT_REGISTRY, SECRETARIAT, read_act
+from cbmnet.client import HubClient
+from cbmnet.errors import (
+    CbmnetError,
+    ConflictError,
+    FormatError,
+    NotFoundError,
+    VerificationError,
+)
+from cbmnet.ledger import dsse
+from cbmnet.ledger.checkpoint import Checkpoint, parse_checkpoint
+from cbmnet.ledger.encoding import b64, unb64
+from cbmnet.ledger.entry import decode_entry
+from cbmnet.ledger.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    Node,
+    extend_frontier,
+    frontier_root,
+    leaf_hash,
+    verify_consistency,
+)
+from cbmnet.ledger.note import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    Ed25519Verifier,
+    new_verifier,
+    open_note,
+    parse_verifier_key,
+    split_note,
+)
+from cbmnet.ledger.tlogproof import parse_add_checkpoint
+from cbmnet.log.witness import Witness
+
+LEAF_PAGE = 1000
+STATE_VERSION = 1
+
+# ---- witnessing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WitnessRound:
+    """What one round cosigned: the hub's checkpoint of ``size`` and ``root_hash``."""
+
+    origin: str
+    old_size: int
+    """The size this witness held before the round."""
+    size: int
+    root_hash: bytes
+    cosignatures: str
+    """The cosignature line(s) sent to the hub."""
+    stored: int
+    """How many lines the hub accepted."""
+
+
+def _hub_origin(client: HubClient) -> str:
+    origin = client.info().get("origin")
+    if not isinstance(origin, str) or not origin:
+        raise VerificationError(f"the hub at {client.url} names no log origin in /v1/hub")
+    return origin
+
+
+def _rolled_back(origin: str, hub_size: int, old: int) -> VerificationError:
+    return VerificationError(
+        f"witness: the hub's latest checkpoint of {origin} has size {hub_size}, smaller "
+        f"than size {old} this witness already cosigned: the hub rolled its log back or "
+        "shows this witness a split view"
+    )
+
+
+def _add_checkpoint_body(client: HubClient, origin: str, old: int) -> str:
+    """GET the add-checkpoint body; the hub's 409 means its tree is smaller than ours.
+
+    The latest checkpoint's size is read first: ``HubClient`` cannot read the 409's
+    ``text/x.tlog.size`` body yet (it parses "7\n" as JSON and fails), so a hub behind
+    the witness is caught here before it would answer one.
+    """
+    text, _ = split_note(client.checkpoint())
+    size = parse_checkpoint(text).size
+    if size < old:
+        raise _rolled_back(origin, size, old)
+    try:
+        return client.witness_request(old)
+    except ConflictError as e:
+        if e.current_size is None:
+            raise
+        raise _rolled_back(origin, e.current_size, old) from e
+
+
+def witness_hub(client: HubClient, witness: Witness, *, timestamp: int | None = None) -> WitnessRound:
+    """One witnessing round: fetch the hub's add-checkpoint body, check it, cosign, post.
+
+    ``Witness.add_checkpoint`` verifies the log signature and the consistency proof from the
+    size this witness holds and persists the new state atomically before anything is sent.
+    A 409 from the witness (its state moved since ``old`` was read) is retried once with the
+    size it holds; a 409 that repeats the same size means the hub shows another root for a
+    size already cosigned (a split view) and fails loudly, as does a hub whose tree is
+    smaller than what the witness cosigned.
+    """
+    origin = _hub_origin(client)
+    if origin not in witness.logs:
+        raise NotFoundError(
+            f"witness: does not follow the hub's log {origin!r} (give that log's verifier key)"
+        )
+    rec = witness.store.witness_latest(origin)
+    old = rec.size if rec else 0
+    retried = False
+    while True:
+        body = _add_checkpoint_body(client, origin, old)
+        try:
+            lines = witness.add_checkpoint(body, timestamp=timestamp)
+        except ConflictError as e:
+            if e.current_size == old:
+                raise VerificationError(
+                    f"witness: split view of {origin}: the hub presents a different root for "
+                    f"size {old} than the one this witness cosigned ({e})"
+                ) from e
+            if e.current_size is None or retried:
+                raise
+            old, retried = e.current_size, True
+            continue
+        break
+    cp = parse_checkpoint(split_note(parse_add_checkpoint(body).checkpoint)[0])
+    answer = client.add_cosignatures(cp.size, lines)
+    return WitnessRound(origin, old, cp.size, cp.root_hash, lines, int(answer.get("stored", 0)))
+
+
+# ---- recomputing roots --------------------------------------------------------------------
+
+
+class TreeRoots:
+    """Feed leaf hashes in order; keeps the root at each size asked for (O(log n) memory)."""
+
+    def __init__(self, sizes: Iterable[int] = ()) -> None:
+        self._wanted = set(sizes)
+        self._frontier: list[Node] = []
+        self.size = 0
+        self.roots: dict[int, bytes] = {0: EMPTY_ROOT}
+
+    def add(self, leaf: bytes) -> None:
+        extend_frontier(self._frontier, self.size, leaf, [])
+        self.size += 1
+        if self.size in self._wanted:
+            self.roots[self.size] = frontier_root(self._frontier)
+
+    def root(self) -> bytes:
+        return frontier_root(self._frontier)
+
+
+def tree_roots(leaves: Iterable[bytes], sizes: Iterable[int]) -> dict[int, bytes]:
+    """The roots of the trees over the first ``size`` leaf hashes, for each size reached."""
+    wanted = set(sizes)
+    t = TreeRoots(wanted)
+    for leaf in leaves:
+        t.add(leaf)
+    return {s: t.roots[s] for s in wanted if s in t.roots}
+
+
+# ---- the auditor's memory -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditState:
+    """The last checkpoint an audit verified: every later tree must extend it."""
+
+    origin: str
+    log_vkey: str
+    size: int
+    root_hash: bytes
+    checkpoint: str
+    """The signed note as it was verified (log signature and cosignatures)."""
+
+
+def load_state(path: Path, verifier: Ed25519Verifier) -> AuditState | None:
+    """Read the state file (None if absent); its note must still verify under the log key."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise FormatError(f"audit state {path}: {e}") from e
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+            raise ValueError(f"not a version {STATE_VERSION} audit state")
+        origin, vkey, size = doc["origin"], doc["log_vkey"], doc["size"]
+        note, root_text = doc["checkpoint"], doc["root_hash"]
+        if not all(isinstance(v, str) for v in (origin, vkey, note, root_text)):
+            raise ValueError("origin, log_vkey, root_hash and checkpoint must be strings")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError("size must be a non-negative integer")
+        root = unb64(root_text, "root_hash")
+    except (ValueError, KeyError, FormatError) as e:
+        raise FormatError(f"audit state {path}: {e}") from e
+    if vkey != verifier.verifier_key or origin != verifier.name:
+        raise FormatError(f"audit state {path} is for log {vkey}, not {verifier.verifier_key}")
+    try:
+        body = parse_checkpoint(open_note(note, [verifier]).text)
+    except CbmnetError as e:
+        raise FormatError(f"audit state {path}: its checkpoint does not verify: {e}") from e
+    if (body.origin, body.size, body.root_hash) != (origin, size, root):
+        raise FormatError(f"audit state {path}: size or root differ from its signed checkpoint")
+    return AuditState(origin, vkey, size, root, note)
+
+
+def save_state(path: Path, state: AuditState) -> None:
+    """Write atomically (temporary file, fsync, rename): a crash leaves the old state or the new."""
+    doc = {
+        "version": STATE_VERSION,
+        "origin": state.origin,
+        "log_vkey": state.log_vkey,
+        "size": state.size,
+        "root_hash": b64(state.root_hash),
+        "checkpoint": state.checkpoint,
+    }
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---- auditing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteAuditReport:
+    origin: str
+    size: int
+    """Leaves the hub serves."""
+    checkpoints: int
+    cosignatures: int
+    entries_checked: int
+    """Entries the caller could read: leaf hash and author signature checked."""
+    checkpoint_size: int
+    root_hash: bytes
+    """Root of the latest checkpoint (recomputed and signed), the empty root if none."""
+    previous_size: int | None
+    """The size remembered from the last run, now shown to be extended consistently."""
+    cosigners_mapped: bool
+    """False without an identity: cosignature lines parsed, but not matched to parties."""
+
+    @property
+    def uncovered(self) -> int:
+        """Leaves after the latest checkpoint: not yet signed for by the log."""
+        return self.size - self.checkpoint_size
+
+
+def _fail(msg: str) -> VerificationError:
+    return VerificationError(f"remote audit: {msg}")
+
+
+def _bytes(value: Any, what: str) -> bytes:
+    """Base64 from the hub's answer; anything else is the hub failing the audit."""
+    if not isinstance(value, str):
+        raise _fail(f"{what}: not a base64 string")
+    try:
+        return unb64(value, what)
+    except FormatError as e:
+        raise _fail(str(e)) from e
+
+
+def _hash(value: Any, what: str) -> bytes:
+    h = _bytes(value, what)
+    if len(h) != HASH_SIZE:
+        raise _fail(f"{what}: not a {HASH_SIZE}-byte hash")
+    return h
+
+
+@dataclass
+class _Registry:
+    """Who may sign what: author ids to Ed25519 keys, and the parties' cosigner keys.
+
+    Keys come from ``/v1/hub`` (secretariat, hub), ``/v1/parties`` (active keys) and every
+    registry act read in the log whose own signature verified (so keys since rotated out
+    still count for the acts signed before the rotation).
+    """
+
+    authors: dict[str, set[bytes]] = field(default_factory=dict)
+    witnesses: dict[str, str] = field(default_factory=dict)
+    """Cosigner verifier key text to the party that registered it."""
+    registered: set[str] = field(default_factory=set)
+    mapped: bool = False
+
+    def add_author(self, author: str, key: bytes) -> None:
+        self.authors.setdefault(author, set()).add(key)
+
+    def add_witness(self, party: str, vkey: Any) -> None:
+        if not isinstance(vkey, str) or not vkey:
+            return
+        try:
+            v = parse_verifier_key(vkey)
+        except FormatError as e:
+            raise _fail(f"party {party}: witness key {vkey!r}: {e}") from e
+        if v.alg != ALG_COSIGNATURE_V1:
+            raise _fail(f"party {party}: witness key {vkey} is not a cosigner (0x04) key")
+        self.witnesses.setdefault(v.text, party)
+
+    def verifiers(self) -> list[Ed25519Verifier]:
+        return [new_verifier(v) for v in sorted(self.witnesses)]
+
+    @classmethod
+    def from_hub(cls, client: HubClient, info: Mapping[str, Any]) -> _Registry:
+        reg = cls()
+        for author, name in ((SECRETARIAT, "secretariat_vkey"), (HUB, "hub_vkey")):
+            text = info.get(name)
+            if not isinstance(text, str):
+                raise _fail(f"/v1/hub names no {name}")
+            try:
+                reg.add_author(author, parse_verifier_key(text).public_key)
+            except FormatError as e:
+                raise _fail(f"/v1/hub {name}: {e}") from e
+        if client.identity is None:
+            return reg
+        reg.mapped = True
+        for p in client.parties():
+            pid = p.get("id")
+            if not isinstance(pid, str):
+                raise _fail("/v1/parties lists a party without an id")
+            for k in p.get("signing_keys") or []:
+                raw = _bytes(k, f"/v1/parties: party {pid} signing key")
+                if len(raw) != 32:
+                    raise _fail(f"/v1/parties: party {pid} lists a signing key not of 32 bytes")
+                reg.add_author(pid, raw)
+            reg.add_witness(pid, p.get("witness_key"))
+        return reg
+
+    def check_entry(self, index: int, envelope: bytes) -> None:
+        """The envelope verifies under a key of the act's author; learn keys it registers."""
+        try:
+            env = dsse.parse(envelope)
+            act = read_act(env.payload_type, env.payload)
+        except CbmnetError as e:
+            raise _fail(f"entry {index}: not an act this hub could have logged: {e}") from e
+        keys = self.authors.get(act.author)
+        if not keys:
+            raise _fail(f"entry {index}: its author {act.author!r} has no signing key in the registry")
+        try:
+            dsse.verify(envelope, sorted(keys))
+        except CbmnetError as e:
+            raise _fail(
+                f"entry {index}: its envelope does not verify under any signing key the registry "
+                f"lists for {act.author!r} (altered or forged)"
+            ) from e
+        if act.payload_type != PT_REGISTRY:
+            return
+        d = act.doc
+        pid = str(d["party"])
+        # Mirror the hub: a second registration of a party changes nothing, and only a
+        # registered party's keys rotate.
+        if act.kind == "party.register" and pid not in self.registered:
+            self.registered.add(pid)
+        elif not (act.kind == "key.rotate" and pid in self.registered):
+            return
+        self.add_author(pid, parse_verifier_key(d["signing_key"]).public_key)
+        self.add_witness(pid, d.get("witness_key"))
+
+
+@dataclass(frozen=True)
+class _SignedCheckpoint:
+    seq: int
+    checkpoint: Checkpoint
+    note: str
+
+
+def _fetch_checkpoints(client: HubClient, verifier: Ed25519Verifier) -> list[_SignedCheckpoint]:
+    """Every checkpoint, log signature verified, numbered 0.. and never shrinking."""
+    out: list[_SignedCheckpoint] = []
+    for n, item in enumerate(client.checkpoints()):
+        seq, size, note = item.get("seq"), item.get("size"), item.get("note")
+        if seq != n:
+            raise _fail(f"checkpoint #{n} is missing from the hub's list (got #{seq})")
+        what = f"checkpoint #{n}"
+        if not isinstance(note, str) or not isinstance(size, int):
+            raise _fail(f"{what}: malformed in the hub's answer")
+        try:
+            opened = open_note(note, [verifier])
+            cp = parse_checkpoint(opened.text)
+        except CbmnetError as e:
+            raise _fail(f"{what} (size {size}): not signed by the log {verifier.name}: {e}") from e
+        if cp.origin != verifier.name:
+            raise _fail(f"{what}: origin {cp.origin!r} is not the log's {verifier.name!r}")
+        if cp.size != size:
+            raise _fail(f"{what}: listed as size {size}, its signed text says {cp.size}")
+        if out and cp.size < out[-1].checkpoint.size:
+            prev = out[-1]
+            raise _fail(
+                f"{what} (size {cp.size}) is smaller than checkpoint #{prev.seq} "
+                f"(size {prev.checkpoint.size}): the log shrank"
+            )
+        out.append(_SignedCheckpoint(n, cp, note))
+    return out
+
+
+def _check_cosignatures(cps: Sequence[_SignedCheckpoint], log: Ed25519Verifier, reg: _Registry) -> int:
+    """Every line after the log's signature must be a valid cosignature by a party's witness."""
+    witnesses = reg.verifiers() if reg.mapped else []
+    count = 0
+    for c in cps:
+        what = f"checkpoint #{c.seq} (size {c.checkpoint.size})"
+        try:
+            note = open_note(c.note, [log, *witnesses])
+        except CbmnetError as e:
+            raise _fail(f"{what}: {e}") from e
+        ours = [s for s in note.signatures if (s.name, s.key_id) != (log.name, log.key_id)]
+        count += len(ours) + len(note.unverified)
+        if reg.mapped and note.unverified:
+            s = note.unverified[0]
+            raise _fail(
+                f"{what}: cosignature by {s.name}+{s.key_id:08x} matches no witness key any "
+                "registered party holds"
+            )
+    return count
+
+
+def audit_hub(client: HubClient, log_vkey: str, state_path: Path | None = None) -> RemoteAuditReport:
+    """Audit a hub from outside; raise ``VerificationError`` naming the index or size at fault.
+
+    Checks: every checkpoint is signed by the pinned log key, numbered without gaps and
+    never shrinks; its root equals the root recomputed from the leaf hashes served; every
+    cosignature verifies under a witness key a registered party holds (without an
+    identity the lines must still parse); every entry the caller may read hashes to its
+    leaf and verifies under a key of its author. With ``state_path``, the root at the
+    size remembered from the last run must be the remembered one, and the hub's
+    consistency proof from it to the latest checkpoint must verify; the state is
+    rewritten (atomically) only after all of this passed.
+
+    Weaker than ideal, for now: an author's key counts if the registry ever listed it
+    (``/v1/parties``, or a registry act in the log), not only while it was active, so an
+    act signed after its key was rotated out or revoked is not caught; joint acts are
+    checked for one author signature, not their threshold; the secretariat's and the
+    hub's keys come from the hub's own ``/v1/hub`` rather than being pinned; and a
+    caller sees only the entries it may read (the secretariat sees all).
+    """
+    verifier = new_verifier(log_vkey)
+    if verifier.alg != ALG_ED25519:
+        raise FormatError(f"log key {log_vkey}: must be an Ed25519 (type 0x01) key")
+    try:
+        return _audit(client, verifier, state_path)
+    except VerificationError as e:
+        if str(e).startswith("remote audit: "):
+            raise
+        raise _fail(str(e)) from e
+
+
+def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None) -> RemoteAuditReport:
+    origin = verifier.name
+    info = client.info()
+    if info.get("log_vkey") != verifier.verifier_key:
+        raise _fail(
+            f"the hub serves log key {info.get('log_vkey')}, not the pinned {verifier.verifier_key}"
+        )
+    if info.get("origin") != origin:
+        raise _fail(f"the hub names origin {info.get('origin')!r}, the log key {origin!r}")
+    state = load_state(state_path, verifier) if state_path is not None else None
+    reg = _Registry.from_hub(client, info)
+    cps = _fetch_checkpoints(client, verifier)
+
+    wanted = {c.checkpoint.size for c in cps}
+    if state is not None:
+        wanted.add(state.size)
+    tree = TreeRoots(wanted)
+    entries = 0
+    last_ms = (-1, 0)
+    while True:
+        page = client.leaves(tree.size, LEAF_PAGE)
+        if not page:
+            break
+        for item in page:
+            idx = tree.size
+            if item.get("index") != idx:
+                raise _fail(f"leaf {idx} is missing from the hub's answer (got {item.get('index')})")
+            lh = _hash(item.get("leaf_hash"), f"leaf {idx}")
+            tree.add(lh)
+            if "entry" not in item:
+                continue
+            data = _bytes(item["entry"], f"entry {idx}")
+            if leaf_hash(data) != lh:
+                raise _fail(f"entry {idx}: the leaf hash served is not the hash of the entry served")
+            try:
+                entry = decode_entry(data)
+            except FormatError as e:
+                raise _fail(f"entry {idx}: {e}") from e
+            if entry.integrated_ms < last_ms[1]:
+                raise _fail(
+                    f"entry {idx}: integrated at {entry.integrated_at}, before entry {last_ms[0]} "
+                    "(backdated or reordered)"
+                )
+            last_ms = (idx, entry.integrated_ms)
+            reg.check_entry(idx, entry.envelope)
+            entries += 1
+    size = tree.size
+
+    if state is not None:
+        m = state.size
+        if m > size:
+            raise _fail(
+                f"rollback: the hub serves {size} leaves, but this auditor verified a checkpoint "
+                f"of size {m} on its last run"
+            )
+        if tree.roots[m] != state.root_hash:
+            raise _fail(
+                f"split view or rewritten history: the checkpoint verified on the last run has "
+                f"size {m} and root {b64(state.root_hash)}; the leaves the hub serves now give "
+                f"root {b64(tree.roots[m])} at size {m}"
+            )
+
+    prev: _SignedCheckpoint | None = None
+    for c in cps:
+        cp = c.checkpoint
+        what = f"checkpoint #{c.seq} (size {cp.size})"
+        if cp.size > size:
+            raise _fail(f"{what}: beyond the {size} leaves the hub serves")
+        if tree.roots[cp.size] != cp.root_hash:
+            lo = prev.checkpoint.size if prev is not None else 0
+            raise _fail(
+                f"{what}: signed root {b64(cp.root_hash)} differs from the root "
+                f"{b64(tree.roots[cp.size])} recomputed from the leaves served; a leaf in "
+                f"[{lo}, {cp.size}) was altered after it was signed for"
+            )
+        prev = c
+    cosigs = _check_cosignatures(cps, verifier, reg)
+
+    latest = cps[-1] if cps else None
+    if state is not None:
+        if latest is None or latest.checkpoint.size < state.size:
+            now = f"size {latest.checkpoint.size}" if latest else "none"
+            raise _fail(
+                f"rollback: the hub's latest checkpoint is {now}, but this auditor verified "
+                f"size {state.size} on its last run"
+            )
+        new = latest.checkpoint
+        try:
+            proof = [
+                _hash(h, "consistency proof hash") for h in client.consistency(state.size, new.size)
+            ]
+            verify_consistency(state.size, new.size, proof, state.root_hash, new.root_hash)
+        except VerificationError as e:
+            raise _fail(
+                f"the hub's consistency proof from size {state.size} (remembered) to size "
+                f"{new.size} (latest) does not verify: {e}"
+            ) from e
+    if state_path is not None and latest is not None:
+        cp = latest.checkpoint
+        save_state(
+            state_path, AuditState(origin, verifier.verifier_key, cp.size, cp.root_hash, latest.note)
+        )
+    return RemoteAuditReport(
+        origin=origin,
+        size=size,
+        checkpoints=len(cps),
+        cosignatures=cosigs,
+        entries_checked=entries,
+        checkpoint_size=latest.checkpoint.size if latest else 0,
+        root_hash=latest.checkpoint.root_hash if latest else EMPTY_ROOT,
+        previous_size=state.size if state is not None else None,
+        cosigners_mapped=reg.mapped,
+    )

@@ -119,7 +119,6 @@ def _scenario(
     base: str, hub: Hub, out: Path, sec_skey: str, parties: dict[str, dict[str, str]], say: Any
 ) -> None:
     keys = out / "keys"
-    _write(keys / "hub" / "log.vkey", hub.log.vkey)
     with HubClient(base, Identity("secretariat", sec_skey)) as sec:
         for p, k in parties.items():
             sec.register(

@@ -103,6 +103,9 @@ def init_hub(
             fd.write(skey + "\n")
         made[what] = skey
     keys = HubKeys(made["log"], made["hub"])
+    # The public halves, for parties to pin (witnesses, audits, offline receipts).
+    (keys_dir / "log.vkey").write_text(parse_signer_key(keys.log_key).verifier_key + "\n")
+    (keys_dir / "hub.vkey").write_text(parse_signer_key(keys.hub_key).verifier_key + "\n")
     store = open_store(url, create=True)
     try:
         TransparencyLog.create(store, keys.log_key)

@@ -181,12 +181,6 @@ def test_witness_ahead_of_the_hub_fails_loudly(hub: TestHub, tmp_path: Path) -> 
         assert hub.hub.rstore.cosignatures() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="client._raise_for parses the 409 text/x.tlog.size body '2\\n' as JSON (an int), "
-    "then calls .get on it; witness_hub checks the size first instead",
-)
 def test_client_reads_the_hubs_409_size(hub: TestHub) -> None:
     with HubClient(hub.url) as client, pytest.raises(ConflictError) as e:
         client.witness_request(7)

@@ -51,18 +51,19 @@ _BY_STATUS: dict[int, type[CbmnetError]] = {
 def _raise_for(r: httpx.Response) -> None:
     if r.status_code < 400:
         return
+    cls = _BY_STATUS.get(r.status_code, StoreError)
+    if r.status_code == 409 and r.headers.get("content-type", "").startswith("text/x.tlog.size"):
+        text = r.text.strip()
+        size = int(text) if text.isdigit() and len(text) < 20 else None
+        raise ConflictError(f"hub answered 409: its latest size is {text[:40]}", current_size=size)
+    msg = r.text[:500]
     try:
         doc = r.json()
-        msg = str(doc.get("message") or doc)
+        if isinstance(doc, dict) and doc.get("message"):
+            msg = str(doc["message"])
     except ValueError:
-        msg = r.text[:500]
-    cls = _BY_STATUS.get(r.status_code, StoreError)
-    err = cls(f"hub answered {r.status_code}: {msg}")
-    if isinstance(err, ConflictError) and r.headers.get("content-type", "").startswith(
-        "text/x.tlog.size"
-    ):
-        err.current_size = int(r.text.strip() or 0)
-    raise err
+        pass
+    raise cls(f"hub answered {r.status_code}: {msg}")
 
 
 @dataclass

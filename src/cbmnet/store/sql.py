@@ -354,6 +354,30 @@ class Store(ABC):
         rows = self._execute(f"SELECT {self._CP_COLS} FROM log_checkpoints WHERE size = ?", (size,))
         return self._checkpoint(rows[0]) if rows else None
 
+    def checkpoints_after(self, seq: int, limit: int) -> list[StoredCheckpoint]:
+        rows = self._execute(
+            f"SELECT {self._CP_COLS} FROM log_checkpoints WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [self._checkpoint(r) for r in rows]
+
+    def cosignatures_between(self, lo: int, hi: int) -> list[StoredCosignature]:
+        """Cosignatures of checkpoints ``lo <= seq <= hi``, in one query."""
+        rows = self._execute(
+            "SELECT checkpoint_seq, witness_vkey, line, timestamp FROM log_cosignatures "
+            "WHERE checkpoint_seq >= ? AND checkpoint_seq <= ? ORDER BY checkpoint_seq, witness_vkey",
+            (lo, hi),
+        )
+        return [
+            StoredCosignature(
+                _i(a, "cosignature checkpoint"),
+                _s(b, "cosignature key"),
+                _s(c, "cosignature line"),
+                _i(d, "cosignature time"),
+            )
+            for a, b, c, d in rows
+        ]
+
     def all_checkpoints(self) -> list[StoredCheckpoint]:
         rows = self._execute(f"SELECT {self._CP_COLS} FROM log_checkpoints ORDER BY seq")
         return [self._checkpoint(r) for r in rows]

@@ -324,12 +324,14 @@ def serve(
     hub = None
     try:
         hub = Hub(url, hub_keys, HubSettings(sweep_s=sweep_seconds))
+        from cbmnet.hub.server import WS_MAX_BYTES
+
         config = uvicorn.Config(
             create_app(hub),
             log_config=None,
             log_level=level,
             access_log=False,  # the app logs each request as JSON itself
-            ws_max_size=4 << 20,
+            ws_max_size=WS_MAX_BYTES,
             lifespan="on",
         )
         log.info(

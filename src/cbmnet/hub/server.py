@@ -13,6 +13,9 @@ from typing import Any
 
 import uvicorn
 
+WS_MAX_BYTES = 256 * 1024
+"""Clients send nothing but pings and echo probes on a WebSocket: no big frames accepted."""
+
 
 class ServerThread:
     def __init__(
@@ -22,7 +25,7 @@ class ServerThread:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level=log_level, ws_max_size=4 << 20, lifespan="on")
+        config = uvicorn.Config(app, log_level=log_level, ws_max_size=WS_MAX_BYTES, lifespan="on")
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True

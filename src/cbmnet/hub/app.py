@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -47,10 +48,16 @@ MAX_REQUEST_BYTES = dsse.MAX_ENVELOPE_BYTES + 4096
 MAX_PAGE = 1000
 
 
+class _SlowDown(RateLimitedError):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def _error(err: CbmnetError) -> JSONResponse:
     headers = {}
     if isinstance(err, RateLimitedError):
-        headers["Retry-After"] = "1"
+        headers["Retry-After"] = str(err.retry_after if isinstance(err, _SlowDown) else 1)
     return JSONResponse(
         {"error": error_code(err), "message": err.diagnostics()},
         status_code=err.http_status,
@@ -59,21 +66,23 @@ def _error(err: CbmnetError) -> JSONResponse:
 
 
 class _Bucket:
-    """Token buckets per caller: ``rate`` per second, bursts of twice that."""
+    """Token buckets per caller: ``rate`` per second, bursts of twice that (at least one)."""
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
+        self.burst = max(1.0, 2 * rate)
         self._state: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def take(self, who: str) -> None:
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._state.get(who, (2 * self.rate, now))
-            tokens = min(2 * self.rate, tokens + (now - last) * self.rate)
+            tokens, last = self._state.get(who, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
             if tokens < 1:
                 self._state[who] = (tokens, now)
-                raise RateLimitedError(f"too many requests from {who}; slow down")
+                wait = math.ceil((1 - tokens) / self.rate) if self.rate > 0 else 60
+                raise _SlowDown(f"too many requests from {who}; slow down", max(1, wait))
             self._state[who] = (tokens - 1, now)
             if len(self._state) > 100_000:
                 self._state.clear()
@@ -191,6 +200,14 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BYTES):
             return _error(TooLargeError(f"request body larger than {MAX_REQUEST_BYTES} bytes"))
+        if length is None and "chunked" in request.headers.get("transfer-encoding", "").lower():
+            # No length announced: read no more than the limit (the route gets what was read).
+            body = bytearray()
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_REQUEST_BYTES:
+                    return _error(TooLargeError(f"request body larger than {MAX_REQUEST_BYTES} bytes"))
+            request._body = bytes(body)
         started = time.perf_counter()
         response: Response = await call_next(request)
         log.info(
@@ -429,10 +446,14 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
 
     @app.get("/v1/log/checkpoints", tags=["log"])
     def checkpoints(after: After = -1, limit: Page = 100) -> dict[str, Any]:
-        cps = [cp for cp in hub.rstore.all_checkpoints() if cp.seq > after][:limit]
+        cps = hub.rstore.checkpoints_after(after, limit)
+        lines: dict[int, str] = {}
+        if cps:
+            for cs in hub.rstore.cosignatures_between(cps[0].seq, cps[-1].seq):
+                lines[cs.checkpoint_seq] = lines.get(cs.checkpoint_seq, "") + cs.line
         return {
             "checkpoints": [
-                {"seq": cp.seq, "size": cp.size, "note": hub.rlog.signed_checkpoint(cp)} for cp in cps
+                {"seq": cp.seq, "size": cp.size, "note": cp.note + lines.get(cp.seq, "")} for cp in cps
             ]
         }
 

@@ -963,14 +963,6 @@ def test_a_party_never_reads_what_is_not_addressed_to_it(store_url: str, tmp_pat
         assert api.size() == size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "acts/state.py HubState._apply_hub: an obligation.overdue statement is always scoped to "
-        "the whole agreement, so a missed reply to a request between two parties (subjects: "
-        "the private request) is readable by every other party of the agreement"
-    ),
-)
 def test_the_hub_does_not_broadcast_an_overdue_reply_to_a_private_request(tmp_path: Path) -> None:
     clock = FakeClock("2027-03-01T00:00:00Z")
     with (

@@ -218,6 +218,9 @@ class HubState:
             if eid in log.corrected:
                 fixed = dict(log.docs[log.corrected[eid]])
                 fixed.pop("amends", None)
+                # A corrigendum keeps the original's id and time; when it came is kept too,
+                # so a late correction of substance is visible to whoever reads the events.
+                fixed["corrected_at"], fixed["corrected_by"] = fixed["time"], fixed["id"]
                 fixed["id"], fixed["time"] = eid, doc["time"]
                 doc = fixed
             out.append({k: v for k, v in doc.items() if k != "body"} | {"log_index": idx})
@@ -569,6 +572,29 @@ class HubState:
             else:
                 e.form = str(d.get("kind"))
                 self.overdue.add((e.agreement, str(d.get("obligation"))))
+                self._overdue_readers(e, d)
+
+    def _overdue_readers(self, e: Entry, d: Mapping[str, Any]) -> None:
+        """An overdue obligation is read by whoever may read all it concerns, and its party.
+
+        Owed on an agreement-wide event (a declaration, an exchange): the whole agreement.
+        Owed on a private request: only the two sides. Derived from the log alone.
+        """
+        log = self._logs.get(e.agreement or "")
+        subjects = d.get("subjects")
+        if log is None or not isinstance(subjects, list):
+            return
+        readers: set[str] | None = None
+        for sid in subjects:
+            idx = log.events.get(str(sid))
+            if idx is None:
+                continue
+            target = self.entries[idx]
+            if target.scope is None:
+                readers = set(target.addressees) if readers is None else readers & target.addressees
+        if readers is not None:
+            e.scope = None
+            e.addressees = frozenset(readers | {str(d.get("party"))})
 
     # ---- what the hub must state itself -------------------------------------------------
 

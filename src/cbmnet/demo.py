@@ -118,7 +118,6 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
 def _scenario(
     base: str, hub: Hub, out: Path, sec_skey: str, parties: dict[str, dict[str, str]], say: Any
 ) -> None:
-    keys = out / "keys"
     with HubClient(base, Identity("secretariat", sec_skey)) as sec:
         for p, k in parties.items():
             sec.register(

@@ -206,8 +206,62 @@ def test_amendments_keep_the_original_and_change_what_the_engine_reads() -> None
         b.event("DEU", {**ACTIVITY, "id": "a2-w2", "amends": {"id": "a2", "action": "withdraw"}})
     events = b.state.events(VD)
     assert [e["id"] for e in events] == ["a1"]
-    assert events[0]["size"] == {"troops": 9000} and events[0]["time"] == first_time
+    # A change of substance counts from when it was made: nothing is backdated.
+    correction_time = b.state.events(VD)[0]["corrected_at"]
+    assert events[0]["size"] == {"troops": 9000} and events[0]["time"] == correction_time != first_time
     assert len(b.state.entries) == 6  # two registrations, two declarations, two amendments
+    # A corrigendum of the text alone keeps the original's time.
+    b.event(
+        "DEU",
+        {
+            **ACTIVITY,
+            "id": "a1-c2",
+            "size": {"troops": 9000},
+            "body": "typo fixed",
+            "amends": {"id": "a1", "action": "correct"},
+        },
+    )
+    assert b.state.events(VD)[0]["time"] == correction_time
+
+
+def test_amendments_cannot_retarget_or_orphan() -> None:
+    b = Book()
+    for p in ("DEU", "FRA", "POL"):
+        b.register(p)
+    b.event("DEU", ACTIVITY)
+    b.event("DEU", {"id": "n1", "type": "notification", "form": "prior_notification", "activity": "a1"})
+    b.event("FRA", {"id": "r1", "type": "request", "kind": "explanation", "to": "DEU"})
+    # A request cannot be redirected to a third party after the fact.
+    with pytest.raises(FormatError, match="field 'to'"):
+        b.event(
+            "FRA",
+            {
+                "id": "r1-c",
+                "type": "request",
+                "kind": "explanation",
+                "to": "POL",
+                "amends": {"id": "r1", "action": "correct"},
+            },
+        )
+    # The activity cannot be withdrawn while a live notification refers to it ...
+    with pytest.raises(ConflictError, match="n1 still refer"):
+        b.event("DEU", {**ACTIVITY, "id": "a1-w", "amends": {"id": "a1", "action": "withdraw"}})
+    b.event(
+        "DEU",
+        {
+            "id": "n1-w",
+            "type": "notification",
+            "form": "prior_notification",
+            "amends": {"id": "n1", "action": "withdraw"},
+        },
+    )
+    b.event("DEU", {**ACTIVITY, "id": "a1-w", "amends": {"id": "a1", "action": "withdraw"}})
+    # ... and nothing new may refer to a withdrawn event.
+    with pytest.raises(NotFoundError, match="withdrawn"):
+        b.event(
+            "DEU", {"id": "n2", "type": "notification", "form": "prior_notification", "activity": "a1"}
+        )
+    assert [e["id"] for e in b.state.events(VD)] == ["r1"]
 
 
 def test_hotline_pending_acknowledgements_and_no_answer() -> None:

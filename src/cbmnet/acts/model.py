@@ -129,8 +129,8 @@ def _json_object(payload: bytes, what: str) -> dict[str, Any]:
         raise TooLargeError(f"{what}: payload of {len(payload)} bytes; at most {MAX_PAYLOAD_BYTES}")
     try:
         doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{what}: payload is not JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # bad UTF-8 or JSON, absurd nesting or numbers
+        raise FormatError(f"{what}: payload is not JSON ({str(e)[:200]})") from None
     if not isinstance(doc, dict):
         raise FormatError(f"{what}: payload must be a JSON object")
     return doc

@@ -108,6 +108,10 @@ class _AgreementLog:
     withdrawn: set[str] = field(default_factory=set)
     corrected: dict[str, int] = field(default_factory=dict)
     """Event id -> index of its latest correction."""
+    corrections: dict[str, list[int]] = field(default_factory=dict)
+    """Event id -> indices of its corrections, in log order."""
+    refs: dict[str, set[str]] = field(default_factory=dict)
+    """Event id -> ids of the events that refer to it (a withdrawal must not orphan them)."""
 
 
 class HubState:
@@ -200,28 +204,36 @@ class HubState:
                 last = i
                 yield i
 
-    def events(self, agreement: str) -> list[dict[str, Any]]:
+    def events(self, agreement: str, upto: int | None = None) -> list[dict[str, Any]]:
         """The agreement's events as the compliance engine reads them, in log order.
 
-        A withdrawn event is left out; a corrected one is read as its latest correction,
-        under the original's id and time (the original stays in the log).
+        A withdrawn event is left out. A corrected one is read as its latest correction
+        under the original's id (the original stays in the log): with the original's time
+        if only its text changed (a corrigendum), else with the correction's own time, so
+        a change of substance counts from when it was made and nothing is backdated.
         """
         log = self._logs[agreement]
         out = []
+        limit = self.size if upto is None else upto
         for idx, doc in log.docs.items():
-            amends = doc.get("amends")
-            if amends is not None:
+            if idx >= limit:
+                break
+            if doc.get("amends") is not None:
                 continue
             eid = doc["id"]
             if eid in log.withdrawn:
                 continue
-            if eid in log.corrected:
-                fixed = dict(log.docs[log.corrected[eid]])
-                fixed.pop("amends", None)
-                # A corrigendum keeps the original's id and time; when it came is kept too,
-                # so a late correction of substance is visible to whoever reads the events.
-                fixed["corrected_at"], fixed["corrected_by"] = fixed["time"], fixed["id"]
-                fixed["id"], fixed["time"] = eid, doc["time"]
+            made = [c for c in log.corrections.get(eid, ()) if c < limit]
+            if made:
+                when, prev = doc["time"], doc
+                for c in made:
+                    nxt = log.docs[c]
+                    if _substance(nxt) != _substance(prev):
+                        when = nxt["time"]
+                    prev = nxt
+                fixed = {k: v for k, v in prev.items() if k != "amends"}
+                fixed["corrected_at"], fixed["corrected_by"] = prev["time"], prev["id"]
+                fixed["id"], fixed["time"] = eid, when
                 doc = fixed
             out.append({k: v for k, v in doc.items() if k != "body"} | {"log_index": idx})
         return out
@@ -327,6 +339,20 @@ class HubState:
                 raise ConflictError(f"{what}: {amends['id']!r} was withdrawn already")
             if o.kind != d["type"]:
                 raise FormatError(f"{what}: a correction must have type {o.kind!r}")
+            if amends["action"] == "withdraw":
+                live = sorted(r for r in log.refs.get(amends["id"], ()) if r not in log.withdrawn)
+                if live:
+                    raise ConflictError(
+                        f"{what}: {', '.join(live)} still refer to {amends['id']!r}; withdraw them first"
+                    )
+            else:
+                first = log.docs[orig]
+                for fld in ("to", "kind", "request"):
+                    if d.get(fld) != first.get(fld):
+                        raise FormatError(
+                            f"{what}, field {fld!r}: a correction cannot change whom or what an act "
+                            "addresses; withdraw it and send a new one"
+                        )
         for fld in ("to",):
             targets = d.get(fld)
             if targets is None:
@@ -347,6 +373,8 @@ class HubState:
             idx = log.events.get(ref)
             if idx is None:
                 raise NotFoundError(f"{what}, field {fld!r}: no event {ref!r} in {ag.id!r}")
+            if ref in log.withdrawn:
+                raise NotFoundError(f"{what}, field {fld!r}: {ref!r} was withdrawn")
             target = self.entries[idx]
             if not self.may_read(author, target):
                 raise ForbiddenError(f"{what}, field {fld!r}: {ref!r} is not addressed to {author!r}")
@@ -509,6 +537,7 @@ class HubState:
                 log.withdrawn.add(amends["id"])
             else:
                 log.corrected[amends["id"]] = e.index
+                log.corrections.setdefault(amends["id"], []).append(e.index)
         elif d["type"] == "request":
             e.addressees = frozenset({act.author, d["to"]})
         elif d["type"] == "response":
@@ -524,6 +553,11 @@ class HubState:
             e.scope = aid
         log.events.setdefault(d["id"], e.index)
         log.docs[e.index] = {**d, "time": format_time(e.ms)}
+        referrer = amends["id"] if amends is not None else d["id"]
+        targets = [d.get("activity"), d.get("request"), *(d.get("activities") or ())]
+        for t in targets:
+            if isinstance(t, str) and t:
+                log.refs.setdefault(t, set()).add(referrer)
 
     def _apply_hotline(self, act: Act, e: Entry) -> None:
         d = act.doc
@@ -618,6 +652,14 @@ class HubState:
                     }
                 )
         return out
+
+
+_NOT_SUBSTANCE = frozenset({"id", "time", "amends", "body", "log_index", "corrected_at", "corrected_by"})
+
+
+def _substance(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What an obligation may depend on: everything but ids, times and the human text."""
+    return {k: v for k, v in doc.items() if k not in _NOT_SUBSTANCE}
 
 
 def _tail(lst: list[int], start: int) -> Iterator[int]:

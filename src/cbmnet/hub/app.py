@@ -12,7 +12,6 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -153,8 +152,7 @@ def item_json(e: Entry, envelope: bytes | None) -> dict[str, Any]:
 def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     """The ASGI app over ``hub``; ``run_duties`` starts the sweeps and the log tailer."""
     writes = _Bucket(hub.settings.writes_per_s)
-    pushed: OrderedDict[int, str] = OrderedDict()
-    """Serialised items by index: one message fanned out to 100 members is encoded once."""
+    evaluations = _Bucket(hub.settings.evaluations_per_s)
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -433,6 +431,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         as_of: Text = None,
     ) -> dict[str, Any]:
         """The compliance engine over the log: obligations and findings the caller may read."""
+        evaluations.take(party)  # each new as_of runs the engine over the whole agreement
         hub.sync()
         at = parse_time(as_of, "as_of") if as_of else hub.clock()
         return hub.report_for(party, agreement, at)
@@ -507,6 +506,10 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
             vkeys = [p.witness_key for p in hub.state.parties.values() if p.witness_key]
         if not vkeys:
             raise ConflictError("no party has registered a witness key")
+        lines = list(dict.fromkeys(ln for ln in text.splitlines() if ln.strip()))
+        if len(lines) > len(vkeys):
+            raise FormatError(f"at most one cosignature line per registered witness ({len(vkeys)})")
+        text = "\n".join(lines) + "\n"
         stored = await run_in_threadpool(hub.rlog.add_cosignatures, size, text, vkeys)
         return {"size": size, "stored": stored}
 
@@ -514,11 +517,14 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket, token: str = "", after: int = -1) -> None:
-        """Entries the caller may read, from ``after``, then live: store and forward."""
+        """Entries the caller may read, from ``after``, then live: store and forward.
+
+        The token is re-checked at every wake: a revoked key or an expired token ends
+        the stream (close code 4401); the client reconnects with a new token and its cursor.
+        """
+        raw = token or ws.headers.get("authorization", "").removeprefix("Bearer ").strip()
         try:
-            party = _party_of(
-                hub, token or ws.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            )
+            party, key, exp = await run_in_threadpool(_credentials, hub, raw)
         except CbmnetError as e:
             await ws.close(code=4401, reason=str(e)[:120])
             return
@@ -533,29 +539,33 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         closed = asyncio.Event()
 
         async def reader() -> None:
+            # Clients send nothing we act on; any frame type, or an error, is read past.
             try:
-                while True:
-                    await ws.receive_text()
-            except (WebSocketDisconnect, RuntimeError):
+                while (await ws.receive())["type"] != "websocket.disconnect":
+                    pass
+            except Exception:  # noqa: S110 - a broken socket is a closed socket
+                pass
+            finally:
                 closed.set()
                 wake.set()
 
         rtask = asyncio.create_task(reader())
-        cursor = max(-1, after)
+        cursor = max(-1, min(after, 2**62))
         try:
             while not closed.is_set():
                 wake.clear()
+                if time.time() > exp or not hub.key_active(party, key):
+                    await ws.close(code=4401, reason="token expired or key no longer active")
+                    return
                 items = hub.entries_for(party, after=cursor, limit=200)
                 for ent in items:
-                    text = pushed.get(ent.index)
+                    text = hub.pushed_text(ent.index)
                     if text is None:
                         env = hub.cached_envelope(ent.index)
                         if env is None:
                             env = await run_in_threadpool(hub.envelope, ent.index)
                         text = json.dumps(item_json(ent, env))
-                        pushed[ent.index] = text
-                        while len(pushed) > 5000:
-                            pushed.popitem(last=False)
+                        hub.keep_pushed(ent.index, text)
                     await ws.send_text(text)
                     cursor = ent.index
                 if items:
@@ -572,8 +582,9 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     @app.websocket("/v1/echo")
     async def echo(ws: WebSocket, token: str = "") -> None:
         """Echo each text message (authenticated): the baseline of push latency benchmarks."""
+        raw = token or ws.headers.get("authorization", "").removeprefix("Bearer ").strip()
         try:
-            _party_of(hub, token or ws.headers.get("authorization", "").removeprefix("Bearer ").strip())
+            await run_in_threadpool(_credentials, hub, raw)
         except CbmnetError as e:
             await ws.close(code=4401, reason=str(e)[:120])
             return
@@ -596,17 +607,21 @@ def _challenge_party(challenge_text: str) -> str:
     try:
         doc = json.loads(auth._unb64u(body))
         return str(doc["p"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise AuthError("challenge: unreadable") from None
 
 
-def _party_of(hub: Hub, token: str) -> str:
-    party, key = auth.read_token(hub.token_secret, token, int(time.time()))
+def _credentials(hub: Hub, token: str) -> tuple[str, bytes, int]:
+    """(party, key, expiry) of a token whose key is still active in the log."""
+    party, key, exp = auth.read_token(hub.token_secret, token, int(time.time()))
     hub.sync()
-    with hub._state_lock:
-        if key not in hub.state.signing_keys(party):
-            raise AuthError(f"the key this token was issued to is no longer active for {party!r}")
-    return party
+    if not hub.key_active(party, key):
+        raise AuthError(f"the key this token was issued to is no longer active for {party!r}")
+    return party, key, exp
+
+
+def _party_of(hub: Hub, token: str) -> str:
+    return _credentials(hub, token)[0]
 
 
 def _tail(hub: Hub, stop: threading.Event) -> None:

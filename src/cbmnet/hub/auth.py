@@ -42,11 +42,11 @@ def _seal(secret: bytes, kind: str, doc: dict[str, object]) -> str:
 
 def _open(secret: bytes, kind: str, text: str, now_s: int) -> dict[str, object]:
     body, _, mac = text.partition(".")
-    if not mac or not hmac.compare_digest(mac, _mac(secret, kind, body)):
+    if not mac or not mac.isascii() or not hmac.compare_digest(mac, _mac(secret, kind, body)):
         raise AuthError(f"{kind}: not issued by this hub")
     try:
         doc = json.loads(_unb64u(body))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise AuthError(f"{kind}: unreadable") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("exp"), int) or doc["exp"] < now_s:
         raise AuthError(f"{kind}: expired; ask for a new one")
@@ -87,7 +87,9 @@ def issue_token(
     raise AuthError(f"the challenge is not signed by an active key of {party!r}")
 
 
-def read_token(secret: bytes, token: str, now_s: int) -> tuple[str, bytes]:
-    """The (party, key) a token was issued to; the caller checks the key is still active."""
+def read_token(secret: bytes, token: str, now_s: int) -> tuple[str, bytes, int]:
+    """The (party, key, expiry) of a token; the caller checks the key is still active."""
     doc = _open(secret, "token", token, now_s)
-    return str(doc["p"]), _unb64u(str(doc["k"]))
+    exp = doc["exp"]
+    assert isinstance(exp, int)  # _open checked it
+    return str(doc["p"]), _unb64u(str(doc["k"])), exp

@@ -53,6 +53,8 @@ log = logging.getLogger("cbmnet.hub")
 META_AGREEMENTS = "hub_agreements"
 META_SECRETARIAT = "hub_secretariat_vkey"
 META_HUB_VKEY = "hub_vkey"
+CACHE_BYTES = 64 << 20
+"""Per cache (recent envelopes, serialised pushes): bounded by bytes, not entries."""
 META_TOKEN_SECRET = "hub_token_secret"  # noqa: S105 - the meta key, not the secret
 
 
@@ -133,6 +135,8 @@ class HubSettings:
     token_ttl_s: int = 900
     writes_per_s: float = 500.0
     """Per caller; a burst of twice this is allowed."""
+    evaluations_per_s: float = 5.0
+    """Compliance views per party per second (each may run the engine over an agreement)."""
 
 
 class Hub:
@@ -175,6 +179,12 @@ class Hub:
         self._listeners: set[Callable[[], None]] = set()
         self._listeners_lock = threading.Lock()
         self._recent: OrderedDict[int, bytes] = OrderedDict()
+        self._recent_bytes = 0
+        self.push_cache: OrderedDict[int, str] = OrderedDict()
+        """Serialised items by index: one message fanned out to 100 members is encoded once."""
+        self._push_bytes = 0
+        self.committed = 0
+        """Entries below this index are durable: the only ones any reader is shown."""
         self._deliveries: queue.Queue[tuple[int, str, int] | None] = queue.Queue()
         self.dstore = self._open()
         self._delivery_thread = threading.Thread(
@@ -183,7 +193,7 @@ class Hub:
         self._delivery_thread.start()
         self.sync()
         self.sequencer = Sequencer(
-            self.log, admit=self._admit, on_commit=self.wake, on_failure=self._forget
+            self.log, admit=self._admit, on_commit=self._on_commit, on_failure=self._forget
         )
 
     def _open(self) -> Store:
@@ -222,9 +232,17 @@ class Hub:
 
     def sync(self) -> int:
         """Catch the state up with the log (other processes' appends); returns its size."""
-        size = self.rstore.log_state()[0]
+        size = self.rstore.log_state()[0]  # committed, by any process
         self._fold(self.rstore, size)
+        with self._state_lock:
+            self.committed = max(self.committed, size)
         return size
+
+    def _on_commit(self) -> None:
+        """After a durable commit (sequencer thread, before it admits anything else)."""
+        with self._state_lock:
+            self.committed = self.state.size
+        self.wake()
 
     def _admit(self, size: int, ms: int, envelopes: Sequence[dsse.Envelope]) -> list[CbmnetError | None]:
         self._fold(self.wstore, size)  # inside the write transaction: exact
@@ -245,11 +263,22 @@ class Hub:
         return out
 
     def _forget(self, err: BaseException) -> None:
-        """A commit failed after admit folded its acts: rebuild the state from the log."""
+        """A commit failed after admit folded its acts: rebuild the state from the log.
+
+        Nothing of the failed acts was ever shown (readers stop at ``committed``), and
+        every cache that could hold them is dropped.
+        """
         log.warning("commit failed (%s); rebuilding the hub state from the log", err)
         with self._state_lock:
             self.state = self._new_state()
-        self._fold(self.wstore, self.wstore.log_state()[0])
+            self._recent.clear()
+            self._recent_bytes = 0
+            self.push_cache.clear()
+            self._report_cache.clear()
+        size = self.wstore.log_state()[0]
+        self._fold(self.wstore, size)
+        with self._state_lock:
+            self.committed = size
 
     # ---- listeners (pushes) -------------------------------------------------------------
 
@@ -264,8 +293,22 @@ class Hub:
     def _remember(self, index: int, envelope: bytes) -> None:
         """Keep recent envelopes in memory: a push to 100 members reads the store once."""
         self._recent[index] = envelope
-        while len(self._recent) > 20_000:
-            self._recent.popitem(last=False)
+        self._recent_bytes += len(envelope)
+        while self._recent_bytes > CACHE_BYTES and self._recent:
+            self._recent_bytes -= len(self._recent.popitem(last=False)[1])
+
+    def pushed_text(self, index: int) -> str | None:
+        with self._state_lock:
+            return self.push_cache.get(index)
+
+    def keep_pushed(self, index: int, text: str) -> None:
+        with self._state_lock:
+            if index >= self.committed or index in self.push_cache:
+                return
+            self.push_cache[index] = text
+            self._push_bytes += len(text)
+            while self._push_bytes > CACHE_BYTES and self.push_cache:
+                self._push_bytes -= len(self.push_cache.popitem(last=False)[1])
 
     def cached_envelope(self, index: int) -> bytes | None:
         with self._state_lock:
@@ -332,6 +375,8 @@ class Hub:
         out: list[Entry] = []
         with self._state_lock:
             for i in self.state.visible(party, after):
+                if i >= self.committed:
+                    break  # admitted but not yet durable: never shown
                 e = self.state.entries[i]
                 if inbox and e.author == party:
                     continue
@@ -342,9 +387,18 @@ class Hub:
                     break
         return out
 
+    def _committed_entry(self, index: int) -> Entry:
+        if index >= self.committed:
+            raise NotFoundError(f"no entry {index}: the log holds {self.committed}")
+        return self.state.entry(index)
+
+    def key_active(self, party: str, key: bytes) -> bool:
+        with self._state_lock:
+            return key in self.state.signing_keys(party)
+
     def readable(self, party: str, index: int) -> Entry:
         with self._state_lock:
-            e = self.state.entry(index)
+            e = self._committed_entry(index)
             if not self.state.may_read(party, e):
                 raise ForbiddenError(f"entry {index} is not addressed to {party!r}")
             return e
@@ -358,7 +412,7 @@ class Hub:
     def status(self, party: str, index: int) -> dict[str, Any]:
         """Delivered (the hub's word) and acknowledged (the recipient's signed act) per addressee."""
         with self._state_lock:
-            e = self.state.entry(index)
+            e = self._committed_entry(index)
             if party not in (e.author, SECRETARIAT):
                 raise ForbiddenError(f"only the author of entry {index} sees its delivery status")
             to = sorted(self.state.audience(e) - {e.author})
@@ -416,13 +470,19 @@ class Hub:
         if agreement not in self.agreements:
             raise NotFoundError(f"this hub does not serve agreement {agreement!r}")
         with self._state_lock:
-            key = (agreement, self.state.version, as_of)
+            key = (agreement, self.committed, as_of)
             cached = self._report_cache.get(key)
             if cached is not None:
                 return cached
-            docs = self.state.events(agreement)
-        events = parse_events(docs, f"log of {agreement}")
-        rep = evaluate(self.agreements[agreement], events, as_of, self.zones[agreement])
+            docs = self.state.events(agreement, upto=self.committed)
+        try:
+            events = parse_events(docs, f"log of {agreement}")
+            rep = evaluate(self.agreements[agreement], events, as_of, self.zones[agreement])
+        except CbmnetError as e:
+            # Admission should make this impossible; if not, say so without quoting events
+            # the caller may not read, and tell the operator the details.
+            log.error("compliance evaluation of %s failed: %s", agreement, e)
+            raise StoreError(f"the log of {agreement} cannot be evaluated; the operator is told") from e
         if len(self._report_cache) > 64:
             self._report_cache.clear()
         self._report_cache[key] = rep
@@ -430,6 +490,14 @@ class Hub:
 
     def report_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
         """The agreement's report, cut to what ``party`` may read."""
+        if agreement not in self.agreements:
+            raise NotFoundError(f"this hub does not serve agreement {agreement!r}")
+        with self._state_lock:
+            member = party == SECRETARIAT or agreement in getattr(
+                self.state.parties.get(party), "agreements", ()
+            )
+        if not member:
+            raise ForbiddenError(f"{party!r} is not registered for {agreement!r}")
         rep = self.report(agreement, as_of)
 
         def readable(subjects: Sequence[str], at_fault: str) -> bool:
@@ -466,13 +534,18 @@ class Hub:
             seen = set(self.state.overdue)
             checked = set(self.state.check_results)
             registered = set(self.state.parties)
+        overdue: list[dict[str, Any]] = []
         for aid in self.agreements:
-            rep = self.report(aid, now)
-            due += self._check_results(aid, rep, checked)
+            try:
+                rep = self.report(aid, now)
+            except CbmnetError as e:
+                log.error("sweep: %s skipped: %s", aid, e)
+                continue
+            overdue += self._check_results(aid, rep, checked)
             for o in rep.obligations:
                 # Only parties on this hub: the others' duties are not its to report.
                 if o.status == "missed" and o.party in registered and (aid, o.id) not in seen:
-                    due.append(
+                    overdue.append(
                         {
                             "act": "obligation.overdue",
                             "agreement": aid,
@@ -484,8 +557,14 @@ class Hub:
                             "subjects": list(o.subjects),
                         }
                     )
+        out = self._state_all(due)  # hotline first: no agreement's trouble may delay it
+        for doc in overdue:
+            out += self._state_all([doc])
+        return out
+
+    def _state_all(self, docs: Sequence[dict[str, Any]]) -> list[Receipt]:
         out = []
-        for doc in due:
+        for doc in docs:
             try:
                 out.append(self.submit(self.sign_hub_act(doc)))
             except ConflictError:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from cbmnet.acts.model import PT_ACK, PT_EVENT, PT_HOTLINE, PT_REGISTRY, SECRETARIAT
+from cbmnet.acts.model import PT_ACK, PT_EVENT, PT_HOTLINE, PT_REGISTRY, SECRETARIAT, read_act
 from cbmnet.acts.state import act_json
 from cbmnet.communication import hotline
 from cbmnet.errors import (
@@ -32,7 +32,7 @@ from cbmnet.errors import (
 )
 from cbmnet.hub.auth import signed_message
 from cbmnet.ledger import dsse
-from cbmnet.ledger.note import parse_signer_key
+from cbmnet.ledger.note import parse_signer_key, parse_verifier_key
 from cbmnet.ledger.policy import single_log_policy
 from cbmnet.ledger.tlogproof import verify_entry_proof
 
@@ -80,10 +80,50 @@ class Identity:
         return parse_signer_key(self.signer_key).public_key
 
 
+@dataclass(frozen=True)
+class Pins:
+    """What a party knows of its hub from outside the hub (``hub.json`` from the secretariat).
+
+    With pins, the client trusts nothing the hub says about itself or about keys: the
+    hub's identity must match, and party keys come from registry acts verified under the
+    pinned secretariat key, not from the hub's ``/v1/parties`` answer.
+    """
+
+    origin: str
+    log_vkey: str
+    secretariat_vkey: str
+
+    @classmethod
+    def load(cls, path: str) -> Pins:
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+            return cls(str(doc["origin"]), str(doc["log_vkey"]), str(doc["secretariat_vkey"]))
+        except OSError as e:
+            raise FormatError(f"{path}: {e.strerror}") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise FormatError(f"{path}: not a hub pin file ({e!r})") from None
+
+
+@dataclass
+class _Keys:
+    history: list[tuple[bytes, int, int | None]]
+    """(key, since index, until index or None)."""
+    encryption_key: bytes
+
+
 class HubClient:
-    def __init__(self, url: str, identity: Identity | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        identity: Identity | None = None,
+        *,
+        timeout: float = 30.0,
+        pins: Pins | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.identity = identity
+        self.pins = pins
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
         self._token: str | None = None
         self._info: dict[str, Any] | None = None
@@ -115,8 +155,16 @@ class HubClient:
         return r
 
     def info(self) -> dict[str, Any]:
+        """The hub's identity; with pins, refused unless it is the pinned one."""
         if self._info is None:
-            self._info = self._request("GET", "/v1/hub", auth=False).json()
+            info = self._request("GET", "/v1/hub", auth=False).json()
+            if self.pins is not None:
+                for fld in ("origin", "log_vkey", "secretariat_vkey"):
+                    if info.get(fld) != getattr(self.pins, fld):
+                        raise VerificationError(
+                            f"the hub at {self.url} is not the pinned hub: its {fld} differs"
+                        )
+            self._info = info
         return self._info
 
     def token(self) -> str:
@@ -128,6 +176,12 @@ class HubClient:
                 "POST", "/v1/auth/challenge", auth=False, json={"party": self.identity.party}
             )
             doc = ch.json()
+            # Sign only a challenge for this hub's log (a rogue hub cannot relay another's).
+            challenge = doc.get("challenge")
+            if doc.get("origin") != self.info()["origin"] or not (
+                isinstance(challenge, str) and len(challenge) < 1024 and challenge.count(".") == 1
+            ):
+                raise VerificationError("the hub's challenge is not one for its own log; not signing")
             key = parse_signer_key(self.identity.signer_key).private_key
             sig = key.sign(signed_message(doc["origin"], doc["challenge"]))
             r = self._request(
@@ -281,14 +335,78 @@ class HubClient:
             },
         )
 
+    def registry(self) -> dict[str, _Keys]:
+        """Party keys over time, from the log's registry acts, each verified here.
+
+        Registrations and secretariat rotations must verify under the pinned secretariat
+        key; a party's own rotation or revocation under its key active at the time. Without
+        pins, the hub's ``/v1/parties`` answer is taken as it is (trusting the hub).
+        """
+        if self.pins is None:
+            return {
+                p["id"]: _Keys(
+                    [(base64.b64decode(k["key"]), k["since"], k["until"]) for k in p["key_history"]],
+                    base64.b64decode(p["encryption_key"]),
+                )
+                for p in self.parties()
+            }
+        sec = parse_verifier_key(self.pins.secretariat_vkey).public_key
+        items: list[dict[str, Any]] = []
+        for kind in ("party.register", "key.rotate", "key.revoke"):
+            after = -1
+            while True:
+                page = self.entries(kind=kind, after=after, limit=1000)
+                items += page["items"]
+                if not page["items"]:
+                    break
+                after = page["next"]
+        out: dict[str, _Keys] = {}
+        for item in sorted(items, key=lambda i: int(i["index"])):
+            if item["payload_type"] != PT_REGISTRY:
+                continue
+            raw = json.dumps(item["envelope"]).encode()
+            env = dsse.parse(raw)
+            act = read_act(env.payload_type, env.payload)
+            idx, d = int(item["index"]), act.doc
+            have = out.get(d["party"])
+            if act.author == SECRETARIAT:
+                allowed = [sec]
+            else:
+                allowed = [k for k, _, until in have.history if until is None] if have else []
+            dsse.verify(raw, allowed)  # raises: a registry act not signed as it must be
+            if act.kind == "party.register":
+                if have is None:
+                    key = parse_verifier_key(d["signing_key"]).public_key
+                    out[d["party"]] = _Keys([(key, idx, None)], base64.b64decode(d["encryption_key"]))
+                continue
+            if have is None:
+                continue
+            if act.kind == "key.rotate":
+                have.history = [
+                    (k, since, idx if until is None else until) for k, since, until in have.history
+                ]
+                have.history.append((parse_verifier_key(d["signing_key"]).public_key, idx, None))
+                if d.get("encryption_key"):
+                    have.encryption_key = base64.b64decode(d["encryption_key"])
+            else:
+                gone = parse_verifier_key(d["key"]).public_key
+                have.history = [
+                    (k, since, idx if k == gone and until is None else until)
+                    for k, since, until in have.history
+                ]
+        return out
+
     def member_keys(self, channel: str) -> dict[str, bytes]:
         ch = next((c for c in self.channels() if c["id"] == channel), None)
         if ch is None:
             raise NotFoundError(
                 f"no hotline channel {channel!r} open to {self.identity and self.identity.party}"
             )
-        keys = {p["id"]: base64.b64decode(p["encryption_key"]) for p in self.parties()}
-        return {m: keys[m] for m in ch["members"]}
+        reg = self.registry()
+        missing = [m for m in ch["members"] if m not in reg]
+        if missing:
+            raise VerificationError(f"no verified registration for {', '.join(missing)}")
+        return {m: reg[m].encryption_key for m in ch["members"]}
 
     def send(
         self, channel: str, message_id: str, precedence: str, text: str, *, proof: bool = True
@@ -302,16 +420,12 @@ class HubClient:
             raise AuthError("no X25519 key to open hotline bodies with")
         env = item["envelope"]
         doc = json.loads(base64.b64decode(env["payload"]))
-        sender = next((p for p in self.parties() if p["id"] == doc["party"]), None)
+        sender = self.registry().get(doc["party"])
         if sender is None:
             raise VerificationError(f"hotline message from {doc['party']!r}, who is not registered")
         # The key that was the sender's when the message was logged, even if rotated since.
         at = item["index"]
-        keys = [
-            base64.b64decode(k["key"])
-            for k in sender["key_history"]
-            if k["since"] <= at and (k["until"] is None or at < k["until"])
-        ]
+        keys = [k for k, since, until in sender.history if since <= at and (until is None or at < until)]
         dsse.verify(json.dumps(env).encode(), keys)
         bind = hotline.info(self.info()["origin"], doc["channel"], doc["id"], doc["party"])
         key = hotline.private_key(self.identity.encryption_key, "encryption key")
@@ -377,4 +491,4 @@ def _clean(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
-__all__ = ["SECRETARIAT", "HubClient", "Identity"]
+__all__ = ["SECRETARIAT", "HubClient", "Identity", "Pins"]

@@ -177,7 +177,11 @@ def _client(
         if key is None:
             raise FormatError(f"give --key with {party}'s signer key file, or set CBMNET_KEY")
         identity = Identity(party, _signer_key(key), _hpke_key(hpke) if hpke else None)
-    c = HubClient(hub, identity)
+    from cbmnet.client import Pins
+
+    # The hub's identity as the secretariat handed it over (hub.json): trust nothing else.
+    pins_file = os.environ.get("CBMNET_PINS")
+    c = HubClient(hub, identity, pins=Pins.load(pins_file) if pins_file else None)
     try:
         yield c
     finally:

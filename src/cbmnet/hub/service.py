@@ -108,6 +108,14 @@ def init_hub(
     # The public halves, for parties to pin (witnesses, audits, offline receipts).
     (keys_dir / "log.vkey").write_text(parse_signer_key(keys.log_key).verifier_key + "\n")
     (keys_dir / "hub.vkey").write_text(parse_signer_key(keys.hub_key).verifier_key + "\n")
+    pins = {
+        "origin": origin,
+        "log_vkey": parse_signer_key(keys.log_key).verifier_key,
+        "hub_vkey": parse_signer_key(keys.hub_key).verifier_key,
+        "secretariat_vkey": sec.text,
+    }
+    # What the secretariat hands each party out of band: clients pin it (CBMNET_PINS).
+    (keys_dir / "hub.json").write_text(json.dumps(pins, indent=1) + "\n")
     store = open_store(url, create=True)
     try:
         TransparencyLog.create(store, keys.log_key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import asdict
 from typing import Any
 
@@ -13,6 +14,7 @@ from cbmnet.acts.state import HubState, act_json
 from cbmnet.agreements.loader import bundled
 from cbmnet.communication.hotline import SUITE_NAME, generate_encryption_key
 from cbmnet.errors import CbmnetError, ConflictError, ForbiddenError, FormatError, NotFoundError
+from cbmnet.ledger.dsse import pae
 from cbmnet.ledger.note import generate_key, parse_signer_key
 
 VD = "vienna-document-2011"
@@ -35,7 +37,7 @@ class Book:
         self.state.check(act, [_pub(signer)])
         self.ms += 1000
         idx = self.state.size
-        self.state.apply(act, idx, self.ms)
+        self.state.apply(act, idx, self.ms, hashlib.sha256(pae(pt, payload)).digest())
         self.log.append((pt, payload, self.ms))
         return idx
 
@@ -268,7 +270,7 @@ def test_hotline_pending_acknowledgements_and_no_answer() -> None:
     b = Book()
     for p in ("DEU", "FRA", "POL"):
         b.register(p)
-    b.act(
+    opened = b.act(
         PT_HOTLINE,
         {
             "act": "channel.open",
@@ -279,6 +281,10 @@ def test_hotline_pending_acknowledgements_and_no_answer() -> None:
         },
         b.keys["DEU"],
     )
+    # Members agree to the channel by acknowledging its opening; only then are they held
+    # to its deadlines. ITA never agreed to anything here.
+    for p in ("FRA", "POL"):
+        b.act(PT_ACK, {"act": "ack", "party": p, "entry": opened}, b.keys[p])
     ct = base64.b64encode(b"opaque").decode()
     msg = b.act(
         PT_HOTLINE,
@@ -304,6 +310,58 @@ def test_hotline_pending_acknowledgements_and_no_answer() -> None:
         b.act(PT_HUB, {**due[0], "note": "again"}, b.hub)
     with pytest.raises(ForbiddenError):  # only the hub states it
         b.act(PT_HUB, due[0], b.keys["DEU"])
+
+
+def test_nobody_is_silent_on_a_channel_it_never_agreed_to() -> None:
+    b = Book()
+    for p in ("DEU", "FRA", "POL"):
+        b.register(p)
+    ct = base64.b64encode(b"opaque").decode()
+
+    def open_and_send(opener: str, signer: str, channel: str) -> int:
+        b.act(
+            PT_HOTLINE,
+            {
+                "act": "channel.open",
+                "party": opener,
+                "channel": channel,
+                "agreement": VD,
+                "members": ["DEU", "FRA", "POL"],
+            },
+            signer,
+        )
+        return b.act(
+            PT_HOTLINE,
+            {
+                "act": "hotline.message",
+                "party": "DEU",
+                "channel": channel,
+                "id": "m",
+                "precedence": "flash",
+                "suite": SUITE_NAME,
+                "ciphertexts": {"DEU": ct, "FRA": ct, "POL": ct},
+            },
+            b.keys["DEU"],
+        )
+
+    unsolicited = open_and_send("DEU", b.keys["DEU"], "spam")
+    later = b.state.entries[unsolicited].ms + 3_600_000
+    assert [d for d in b.state.unanswered(later) if d["entry"] == unsolicited] == []
+    # A channel the secretariat set up (an agreed hotline) holds every member.
+    official = open_and_send("secretariat", b.sec, "official")
+    assert sorted(
+        d["party"] for d in b.state.unanswered(later + 3_600_000) if d["entry"] == official
+    ) == [
+        "FRA",
+        "POL",
+    ]
+    # An acknowledgement naming another act's statement is refused.
+    with pytest.raises(ConflictError, match="statement differs"):
+        b.act(
+            PT_ACK,
+            {"act": "ack", "party": "FRA", "entry": official, "statement": "00" * 32},
+            b.keys["FRA"],
+        )
 
 
 def test_replaying_the_log_rebuilds_the_same_state() -> None:

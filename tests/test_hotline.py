@@ -56,9 +56,13 @@ def _raw_store_text(url: str) -> bytes:
 
 
 def _channel(th: TestHub) -> None:
+    """DEU opens a channel; FRA and POL agree to it by acknowledging the opening."""
     th.register("DEU", "FRA", "POL")
     with th.client("DEU") as deu:
-        deu.open_channel("deu-fra-pol", "vienna-document-2011", ["DEU", "FRA", "POL"])
+        opened = deu.open_channel("deu-fra-pol", "vienna-document-2011", ["DEU", "FRA", "POL"])
+    for p in ("FRA", "POL"):
+        with th.client(p) as c:
+            c.ack(opened["index"])
 
 
 def test_flash_to_offline_member_arrives_in_order_on_reconnect(store_url: str, tmp_path: Path) -> None:

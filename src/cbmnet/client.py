@@ -239,8 +239,18 @@ class HubClient:
         return self.act(PT_EVENT, {"party": self.identity.party, **doc}, proof=proof)
 
     def ack(self, index: int) -> dict[str, Any]:
+        """Acknowledge entry ``index``, naming its statement: the ack binds to that very act."""
         assert self.identity is not None
-        return self.act(PT_ACK, {"act": "ack", "entry": index, "party": self.identity.party})
+        env = dsse.parse(json.dumps(self.entry(index)["envelope"]).encode())
+        return self.act(
+            PT_ACK,
+            {
+                "act": "ack",
+                "entry": index,
+                "party": self.identity.party,
+                "statement": env.statement_digest().hex(),
+            },
+        )
 
     def communication_checks(
         self, agreement: str, parties: list[str] | None = None

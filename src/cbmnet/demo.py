@@ -183,7 +183,8 @@ def _scenario(
         )
         say(f"PAK notified a launch window: entry {launch['index']}")
 
-        ind.open_channel("ind-pak", EXERCISES, ["IND", "PAK"])
+        opened = ind.open_channel("ind-pak", EXERCISES, ["IND", "PAK"])
+        pak.ack(opened["index"])  # PAK agrees to the channel: its deadlines now bind PAK
         latency = asyncio.run(_flash(ind, pak, say))
         say(f"FLASH hotline message, HPKE-sealed to both members, pushed to PAK in {latency:.1f} ms")
         report = ind.obligations(EXERCISES)

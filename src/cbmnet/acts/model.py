@@ -153,6 +153,7 @@ def read_act(payload_type: str, payload: bytes) -> Act:
         if kind != "ack":
             raise f.fail("act", "must be 'ack'")
         f.index("entry")
+        f.opt_str("statement", re.compile(r"^[0-9a-f]{64}$"))
         return Act(payload_type, kind, f.str_("party", PARTY_ID), doc)
     if payload_type == PT_HOTLINE:
         return _read_hotline(kind, doc, f)

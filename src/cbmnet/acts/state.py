@@ -10,6 +10,7 @@ Replaying a log from index 0 rebuilds exactly what the processes that wrote it s
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 from bisect import bisect_right
@@ -31,6 +32,7 @@ from cbmnet.acts.model import (
 from cbmnet.agreements.model import Agreement
 from cbmnet.compliance.timeutil import format_time, parse_duration
 from cbmnet.errors import CbmnetError, ConflictError, ForbiddenError, FormatError, NotFoundError
+from cbmnet.ledger.dsse import pae
 from cbmnet.ledger.note import parse_verifier_key
 
 ALL = "*"
@@ -78,6 +80,8 @@ class Entry:
     ref: int | None = None
     """The entry this one answers, acknowledges or amends."""
     event_id: str | None = None
+    statement: bytes = b""
+    """SHA-256 of the DSSE PAE: what an acknowledgement may name to bind to this very act."""
 
 
 @dataclass
@@ -86,6 +90,10 @@ class Channel:
     agreement: str
     members: tuple[str, ...]
     opened_at: int
+    accepted: set[str] = field(default_factory=set)
+    """Members held to acknowledgement deadlines: the opener, and each member that
+    acknowledged the opening (all of them when the secretariat opened it). Nobody can be
+    put on the record as silent on a channel it never agreed to."""
 
 
 @dataclass
@@ -400,6 +408,9 @@ class HubState:
             raise FormatError(f"{what}: acknowledgements are not acknowledged")
         if (idx, act.author) in self.acks:
             raise ConflictError(f"{what}: already acknowledged at entry {self.acks[(idx, act.author)]}")
+        want = act.doc.get("statement")
+        if want is not None and want != e.statement.hex():
+            raise ConflictError(f"{what}: entry {idx} is not the act acknowledged (statement differs)")
 
     def _check_hotline(self, act: Act) -> None:
         d = act.doc
@@ -433,19 +444,20 @@ class HubState:
 
     def apply_logged(self, index: int, ms: int, payload_type: str, payload: bytes) -> Entry:
         """Fold a logged entry read back from the store (replay, or another process's)."""
+        statement = hashlib.sha256(pae(payload_type, payload)).digest()
         try:
             act = read_act(payload_type, payload)
         except CbmnetError:
             # Not an act of this hub (a plain log append): the secretariat alone reads it.
-            return self._add(Entry(index, ms, payload_type, "opaque", SECRETARIAT))
-        return self.apply(act, index, ms)
+            return self._add(Entry(index, ms, payload_type, "opaque", SECRETARIAT, statement=statement))
+        return self.apply(act, index, ms, statement)
 
-    def apply(self, act: Act, index: int, ms: int) -> Entry:
+    def apply(self, act: Act, index: int, ms: int, statement: bytes = b"") -> Entry:
         """Fold an act logged at ``index``; never raises for an act ``check`` admitted."""
         if index != self.size:
             raise ValueError(f"entry {index} applied to a state of size {self.size}")
         d = act.doc
-        e = Entry(index, ms, act.payload_type, act.kind, act.author)
+        e = Entry(index, ms, act.payload_type, act.kind, act.author, statement=statement)
         if act.payload_type == PT_REGISTRY:
             self._apply_registry(act, e)
         elif act.payload_type == PT_EVENT:
@@ -455,6 +467,10 @@ class HubState:
             e.ref = d["entry"]
             e.agreement = target.agreement if target else None
             e.addressees = frozenset({act.author, target.author if target else act.author})
+            if target is not None and target.kind == "channel.open":
+                ch = self.channels.get(target.form or "")
+                if ch is not None and ch.opened_at == target.index and act.author in ch.members:
+                    ch.accepted.add(act.author)
             if target is not None and target.kind == "hotline.message":
                 ch = self.channels.get(target.form or "")
                 e.addressees = frozenset(ch.members) if ch else e.addressees
@@ -566,7 +582,10 @@ class HubState:
         if act.kind == "channel.open":
             e.agreement = d["agreement"]
             e.addressees = frozenset({*d["members"], act.author})
-            self.channels.setdefault(cid, Channel(cid, d["agreement"], tuple(d["members"]), e.index))
+            accepted = set(d["members"]) if act.author == SECRETARIAT else {act.author}
+            self.channels.setdefault(
+                cid, Channel(cid, d["agreement"], tuple(d["members"]), e.index, accepted)
+            )
             return
         ch = self.channels.get(cid)
         if ch is None:
@@ -577,7 +596,7 @@ class HubState:
         self.hotline_ids.add((cid, d["id"]))
         terms = self.agreements[ch.agreement].hotline if ch.agreement in self.agreements else None
         within = parse_duration(getattr(terms, d["precedence"]), "hotline") if terms else 6 * 3_600_000
-        waiting = set(ch.members) - {act.author}
+        waiting = ch.accepted - {act.author}
         if waiting:
             self.pending[e.index] = Pending(e.index, cid, d["precedence"], e.ms + within, waiting)
 

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cbmnet.acts.model import SECRETARIAT
 from cbmnet.acts.state import Entry
@@ -184,6 +185,17 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     @app.exception_handler(CbmnetError)
     async def _cbmnet_error(_request: Request, err: CbmnetError) -> JSONResponse:
         return _error(err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals (unknown route, wrong method, unparsable body): our shape.
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        code = codes.get(err.status_code, "bad_input" if err.status_code < 500 else "error")
+        return JSONResponse(
+            {"error": code, "message": str(err.detail)[:500]},
+            status_code=err.status_code,
+            headers=getattr(err, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, err: RequestValidationError) -> JSONResponse:

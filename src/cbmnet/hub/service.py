@@ -266,7 +266,7 @@ class Hub:
                     out.append(e)
                     continue
                 self._remember(self.state.size, env.logged_form())
-                self.state.apply(act, self.state.size, ms)
+                self.state.apply(act, self.state.size, ms, env.statement_digest())
                 out.append(None)
         return out
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import linecache
 import os
@@ -281,15 +282,30 @@ class Sampler:
         self._cpu0: dict[int, tuple[str, float]] = {}
         self._t0 = 0.0
         self.cpu_pct: dict[str, float] = {}
+        self.gc_pauses: dict[str, tuple[int, float, float]] = {}
+        self._gc_t0 = 0.0
 
     def start(self) -> None:
         self._cpu0 = _threads_cpu()
         self._t0 = time.perf_counter()
+        gc.callbacks.append(self._gc)
         self._thread.start()
+
+    def _gc(self, phase: str, info: dict[str, Any]) -> None:
+        """Collector pauses (every thread stops: the collector holds the GIL)."""
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+            return
+        ms = 1000 * (time.perf_counter() - self._gc_t0)
+        gen = str(info.get("generation"))
+        n, total, worst = self.gc_pauses.get(gen, (0, 0.0, 0.0))
+        self.gc_pauses[gen] = (n + 1, total + ms, max(worst, ms))
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        if self._gc in gc.callbacks:
+            gc.callbacks.remove(self._gc)
         wall = time.perf_counter() - self._t0
         cpu: dict[str, float] = {}
         for tid, (group, s) in _threads_cpu().items():
@@ -304,12 +320,15 @@ class Sampler:
             self.samples += 1
             for ident, frame in sys._current_frames().items():
                 if ident != me:
-                    self._sample(_thread_group(names.get(ident, "?")), frame)
+                    try:
+                        self._sample(_thread_group(names.get(ident, "?")), frame)
+                    except Exception:  # a frame torn down while read: skip the sample
+                        continue
 
     def _sample(self, group: str, frame: FrameType) -> None:
         state = self.state.setdefault(group, Counter())
         leaf = frame.f_code
-        line = linecache.getline(leaf.co_filename, frame.f_lineno)
+        line = linecache.getline(leaf.co_filename, frame.f_lineno or 0)
         if (os.path.basename(leaf.co_filename), leaf.co_name) in _IDLE or _BLOCKING_LINE.search(line):
             state["idle"] += 1
             return
@@ -334,6 +353,11 @@ class Sampler:
             "samples": self.samples,
             "interval_s": self.interval_s,
             "cpu_pct": self.cpu_pct,
+            "gc_pauses": {
+                g: (n, round(t, 1), round(w, 1)) for g, (n, t, w) in sorted(self.gc_pauses.items())
+            },
+            "objects": len(gc.get_objects()),
+            "gc_enabled": gc.isenabled(),
             "threads": {},
         }
         for group, state in sorted(self.state.items(), key=lambda kv: -kv[1]["busy"]):
@@ -367,6 +391,13 @@ def format_profile(report: dict[str, Any], top: int = 10) -> str:
             f"total {sum(cpu.values()):.0f}: "
             + ", ".join(f"{g} {c:.0f}" for g, c in cpu.items() if c >= 0.5)
         )
+    pauses = "; ".join(
+        f"gen {g}: {k}x, {t} ms in all, worst {w} ms" for g, (k, t, w) in report["gc_pauses"].items()
+    )
+    lines.append(
+        f"cyclic collector {'on' if report['gc_enabled'] else 'OFF'} at the end, "
+        f"{report['objects']} objects tracked; its pauses: {pauses or 'none'}"
+    )
     for group, t in report["threads"].items():
         if not t["busy"] and not t["lock"]:
             continue

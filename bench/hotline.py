@@ -64,6 +64,7 @@ import os
 import random
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -397,6 +398,21 @@ def check_samples(track: Tracker, parties: dict[str, Party], origin: str) -> int
     return opened
 
 
+def git_version() -> str | None:
+    """The commit measured, ``-dirty`` if src/ differs from it (the hub under test)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
 def timeline(ok: list[Message]) -> None:
     """Per second of the run (stderr): is it steady queueing, or stalls now and then?"""
     if not ok:
@@ -422,7 +438,7 @@ def main() -> None:
     ap.add_argument("--group-share", type=float, default=0.4, help="share of 5-member channels")
     ap.add_argument("--db", default=None, help="store URL (default: SQLite in a temp dir)")
     ap.add_argument("--no-deflate", action="store_true", help="no permessage-deflate")
-    ap.add_argument("--profile", action="store_true", help="sample the hub's threads")
+    ap.add_argument("--profile", action="store_true", help="profile the hub (slows it)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     if args.parties < 5:
@@ -483,12 +499,18 @@ def main() -> None:
     track: Tracker = res["track"]
     echo_a, echo_b, echo_lost = res["echo"]
     counted = msgs[warm:]
-    late = [
-        m for m in msgs if m.t_done is not None and m.t0 is not None and m.t_done - m.t0 > args.timeout
+    lost = [
+        m
+        for m in msgs
+        if m.error is not None or m.t_done is None or m.t0 is None or m.t_done - m.t0 > args.timeout
     ]
-    lost = [m for m in msgs if m.t_done is None or m.error is not None] + late
     for m in lost[:5]:
-        why = m.error or "not delivered to " + ", ".join(sorted(m.waiting))
+        if m.error is not None:
+            why = m.error
+        elif m.waiting:
+            why = "never delivered to " + ", ".join(sorted(m.waiting))
+        else:
+            why = f"delivered to all after {m.t_done - m.t0:.3f} s" if m.t_done and m.t0 else "not sent"
         log(f"lost {m.id} on {m.channel}: {why}")
     lost_ids = {m.id for m in lost}
     ok = [m for m in counted if m.t_done is not None and m.t0 is not None and m.id not in lost_ids]
@@ -499,8 +521,9 @@ def main() -> None:
     timeline(ok)
     first = min((m.t0 for m in ok if m.t0 is not None), default=0.0)
     last = max((m.t_done for m in ok if m.t_done is not None), default=1.0)
-    p99 = pct(lat, 0.99) if lat else float("nan")
-    echo_p99 = pct(echo, 0.99) if echo else float("nan")
+    p99 = pct(lat, 0.99) if lat else None
+    echo_p99 = pct(echo, 0.99) if echo else None
+    ratio = p99 / echo_p99 if p99 is not None and echo_p99 else None
     by_size = {
         str(len(members)): count for members, count in ((pairs[0], len(pairs)), (groups[0], len(groups)))
     }
@@ -509,13 +532,19 @@ def main() -> None:
     result = {
         "benchmark": "hotline",
         "p50_ms": round(statistics.median(lat), 2) if lat else None,
-        "p99_ms": round(p99, 2),
+        "p99_ms": round(p99, 2) if p99 is not None else None,
         "max_ms": round(max(lat), 2) if lat else None,
         "msgs_per_s": round(len(ok) / (last - first), 1) if ok else 0.0,
         "echo_p50_ms": round(statistics.median(echo), 2) if echo else None,
-        "echo_p99_ms": round(echo_p99, 2),
-        "ratio": round(p99 / echo_p99, 2),
-        "targets_met": bool(p99 <= TARGET_P99_MS and p99 / echo_p99 <= TARGET_RATIO and not lost_n),
+        "echo_p99_ms": round(echo_p99, 2) if echo_p99 is not None else None,
+        "ratio": round(ratio, 2) if ratio is not None else None,
+        "targets_met": bool(
+            p99 is not None
+            and ratio is not None
+            and p99 <= TARGET_P99_MS
+            and ratio <= TARGET_RATIO
+            and not lost_n
+        ),
         "receipt_p50_ms": round(statistics.median(receipts), 2) if receipts else None,
         "receipt_p99_ms": round(pct(receipts, 0.99), 2) if receipts else None,
         "send_lag_p99_ms": round(pct(send_lag, 0.99), 2) if send_lag else None,
@@ -546,6 +575,7 @@ def main() -> None:
         "profiled": args.profile,
         "cpus": os.cpu_count(),
         "loadavg_1m": res["loadavg_1m"],
+        "git": git_version(),
     }
     print(json.dumps(result))
     if lost_n or echo_lost:

@@ -73,7 +73,7 @@ def test_binary_frames_do_not_leak_stream_handlers(tmp_path: Path) -> None:
         th.register("DEU")
         with th.client("DEU") as deu:
             token = deu.token()
-            before = len(th.hub._listeners)
+            before = th.hub.listener_count
 
             async def run() -> None:
                 for _ in range(5):
@@ -83,9 +83,9 @@ def test_binary_frames_do_not_leak_stream_handlers(tmp_path: Path) -> None:
 
             asyncio.run(run())
             deadline = time.monotonic() + 10
-            while len(th.hub._listeners) > before and time.monotonic() < deadline:
+            while th.hub.listener_count > before and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert len(th.hub._listeners) == before
+            assert th.hub.listener_count == before
 
 
 def test_a_failed_commit_is_never_shown_and_leaves_no_trace(

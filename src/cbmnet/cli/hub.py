@@ -336,6 +336,7 @@ def serve(
             log_level=level,
             access_log=False,  # the app logs each request as JSON itself
             ws_max_size=WS_MAX_BYTES,
+            ws_per_message_deflate=False,  # ciphertext does not compress; save the CPU
             lifespan="on",
         )
         log.info(

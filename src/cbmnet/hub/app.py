@@ -65,6 +65,73 @@ def _error(err: CbmnetError) -> JSONResponse:
     )
 
 
+class _Limits:
+    """Body size limit and one JSON log line per request, as plain ASGI.
+
+    (Starlette's ``BaseHTTPMiddleware`` would add a task group and memory streams to
+    every request; this sits on the hot path of every submit.)
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        too_large = TooLargeError(f"request body larger than {MAX_REQUEST_BYTES} bytes")
+        if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BYTES):
+            await _error(too_large)(scope, receive, send)
+            return
+        if length is None and b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            # No length announced: read no more than the limit, then hand the route the body.
+            body = bytearray()
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    return
+                body += msg.get("body", b"")
+                if len(body) > MAX_REQUEST_BYTES:
+                    await _error(too_large)(scope, receive, send)
+                    return
+                if not msg.get("more_body", False):
+                    break
+            replayed = False
+            upstream = receive
+
+            async def receive() -> Any:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+                return await upstream()
+
+        started = time.perf_counter()
+        status = 0
+
+        async def send_status(msg: Any) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+            await send(msg)
+
+        await self.app(scope, receive, send_status)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                json.dumps(
+                    {
+                        "event": "request",
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                    }
+                )
+            )
+
+
 class _Bucket:
     """Token buckets per caller: ``rate`` per second, bursts of twice that (at least one)."""
 
@@ -205,33 +272,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
             parts.append(f"{where}: {e.get('msg', 'invalid')}")
         return _error(FormatError("; ".join(parts) or "invalid request"))
 
-    @app.middleware("http")
-    async def _limits(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BYTES):
-            return _error(TooLargeError(f"request body larger than {MAX_REQUEST_BYTES} bytes"))
-        if length is None and "chunked" in request.headers.get("transfer-encoding", "").lower():
-            # No length announced: read no more than the limit (the route gets what was read).
-            body = bytearray()
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_REQUEST_BYTES:
-                    return _error(TooLargeError(f"request body larger than {MAX_REQUEST_BYTES} bytes"))
-            request._body = bytes(body)
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        log.info(
-            json.dumps(
-                {
-                    "event": "request",
-                    "method": request.method,
-                    "path": request.url.path,
-                    "status": response.status_code,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                }
-            )
-        )
-        return response
+    app.add_middleware(_Limits)
 
     def limited(request: Request, who: str) -> None:
         writes.take(who or (request.client.host if request.client else "?"))
@@ -547,7 +588,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         def poke() -> None:
             loop.call_soon_threadsafe(wake.set)
 
-        hub.add_listener(poke)
+        hub.add_listener(party, poke)
         closed = asyncio.Event()
 
         async def reader() -> None:
@@ -588,7 +629,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
-            hub.remove_listener(poke)
+            hub.remove_listener(party, poke)
             rtask.cancel()
 
     @app.websocket("/v1/echo")
@@ -658,10 +699,7 @@ def _tail(hub: Hub, stop: threading.Event) -> None:
             else:
                 stop.wait(0.25)
             try:
-                before = hub.state.size
-                hub.sync()
-                if hub.state.size > before:
-                    hub.wake()
+                hub.sync()  # wakes the streams that may read what other processes appended
             except CbmnetError as e:
                 log.warning("tail: %s", e)
     finally:

@@ -25,7 +25,14 @@ class ServerThread:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level=log_level, ws_max_size=WS_MAX_BYTES, lifespan="on")
+        config = uvicorn.Config(
+            app,
+            log_level=log_level,
+            ws_max_size=WS_MAX_BYTES,
+            # Hotline bodies are HPKE ciphertext in base64: deflate costs CPU and saves little.
+            ws_per_message_deflate=False,
+            lifespan="on",
+        )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True

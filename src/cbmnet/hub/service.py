@@ -13,6 +13,7 @@ state lock, never the reverse: readers copy what they need out of the state firs
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import queue
@@ -184,7 +185,8 @@ class Hub:
         self.state = self._new_state()
         self._cp_lock = threading.Lock()
         self._report_cache: dict[tuple[str, int, int], Report] = {}
-        self._listeners: set[Callable[[], None]] = set()
+        self._listeners: dict[str, set[Callable[[], None]]] = {}
+        """Party -> wake-up callbacks of its open streams (woken only for what it may read)."""
         self._listeners_lock = threading.Lock()
         self._recent: OrderedDict[int, bytes] = OrderedDict()
         self._recent_bytes = 0
@@ -195,6 +197,7 @@ class Hub:
         """Entries below this index are durable: the only ones any reader is shown."""
         self._deliveries: queue.Queue[tuple[int, str, int] | None] = queue.Queue()
         self.dstore = self._open()
+        self.dstore.relax_durability()  # "delivered" is the hub's word, not evidence
         self._delivery_thread = threading.Thread(
             target=self._record_deliveries, name="cbmnet-deliveries", daemon=True
         )
@@ -203,6 +206,10 @@ class Hub:
         self.sequencer = Sequencer(
             self.log, admit=self._admit, on_commit=self._on_commit, on_failure=self._forget
         )
+        # The state folded at start-up lives as long as the process: keep the cyclic
+        # collector from rescanning it on every full collection (it stalls pushes).
+        gc.collect()
+        gc.freeze()
 
     def _open(self) -> Store:
         s = open_store(self.url)
@@ -242,15 +249,26 @@ class Hub:
         """Catch the state up with the log (other processes' appends); returns its size."""
         size = self.rstore.log_state()[0]  # committed, by any process
         self._fold(self.rstore, size)
-        with self._state_lock:
-            self.committed = max(self.committed, size)
+        self._advance(size)
         return size
 
     def _on_commit(self) -> None:
         """After a durable commit (sequencer thread, before it admits anything else)."""
         with self._state_lock:
-            self.committed = self.state.size
-        self.wake()
+            size = self.state.size
+        self._advance(size)
+
+    def _advance(self, size: int) -> None:
+        """Entries below ``size`` are durable: show them, and wake only those who may read them."""
+        with self._state_lock:
+            old = self.committed
+            if size <= old:
+                return
+            self.committed = size
+            readers = {SECRETARIAT}
+            for i in range(old, min(size, self.state.size)):
+                readers |= self.state.audience(self.state.entries[i])
+        self.wake(readers)
 
     def _admit(self, size: int, ms: int, envelopes: Sequence[dsse.Envelope]) -> list[CbmnetError | None]:
         self._fold(self.wstore, size)  # inside the write transaction: exact
@@ -290,13 +308,22 @@ class Hub:
 
     # ---- listeners (pushes) -------------------------------------------------------------
 
-    def add_listener(self, fn: Callable[[], None]) -> None:
+    def add_listener(self, party: str, fn: Callable[[], None]) -> None:
         with self._listeners_lock:
-            self._listeners.add(fn)
+            self._listeners.setdefault(party, set()).add(fn)
 
-    def remove_listener(self, fn: Callable[[], None]) -> None:
+    def remove_listener(self, party: str, fn: Callable[[], None]) -> None:
         with self._listeners_lock:
-            self._listeners.discard(fn)
+            fns = self._listeners.get(party)
+            if fns is not None:
+                fns.discard(fn)
+                if not fns:
+                    del self._listeners[party]
+
+    @property
+    def listener_count(self) -> int:
+        with self._listeners_lock:
+            return sum(len(f) for f in self._listeners.values())
 
     def _remember(self, index: int, envelope: bytes) -> None:
         """Keep recent envelopes in memory: a push to 100 members reads the store once."""
@@ -322,9 +349,13 @@ class Hub:
         with self._state_lock:
             return self._recent.get(index)
 
-    def wake(self) -> None:
+    def wake(self, parties: set[str] | None = None) -> None:
+        """Wake the streams of ``parties`` (None: every stream)."""
         with self._listeners_lock:
-            fns = list(self._listeners)
+            if parties is None:
+                fns = [f for fs in self._listeners.values() for f in fs]
+            else:
+                fns = [f for p in parties for f in self._listeners.get(p, ())]
         for fn in fns:
             try:
                 fn()
@@ -334,29 +365,40 @@ class Hub:
     # ---- submitting -----------------------------------------------------------------------
 
     def submit(self, envelope: bytes | str) -> Receipt:
-        """Verify an act under its author's active keys, admit and log it durably."""
+        """Verify an act under its author's active keys, admit and log it durably.
+
+        The signature is checked against this process's view of the registry, which may
+        lag other processes by a moment: a miss is retried once after catching up. The
+        decision that counts is taken again inside the write transaction (``_admit``).
+        """
         env = dsse.parse(envelope)
         act = read_act(env.payload_type, env.payload)
-        self.sync()
+        try:
+            verified = self._verify_author(envelope, act.author)
+        except CbmnetError:
+            self.sync()
+            verified = self._verify_author(envelope, act.author)
+        return self.sequencer.submit([verified]).result()[0]
+
+    def _verify_author(self, envelope: bytes | str, author: str) -> dsse.Envelope:
         with self._state_lock:
-            keys = self.state.signing_keys(act.author)
-            party = self.state.parties.get(act.author)
+            keys = self.state.signing_keys(author)
+            party = self.state.parties.get(author)
             old = [k.public for k in party.keys if k.until is not None] if party else []
         if not keys and not old:
-            raise ForbiddenError(f"{act.author!r} is not a registered party of this hub")
+            raise ForbiddenError(f"{author!r} is not a registered party of this hub")
         try:
-            verified = dsse.verify(envelope, keys) if keys else None
+            if keys:
+                return dsse.verify(envelope, keys)
         except VerificationError:
-            verified = None
-        if verified is None:
-            try:
-                dsse.verify(envelope, old)
-            except VerificationError:
-                raise VerificationError(
-                    f"the envelope carries no valid signature by an active key of {act.author!r}"
-                ) from None
-            raise ForbiddenError(f"signed by a revoked or retired key of {act.author!r}")
-        return self.sequencer.submit([verified]).result()[0]
+            pass
+        try:
+            dsse.verify(envelope, old)
+        except VerificationError:
+            raise VerificationError(
+                f"the envelope carries no valid signature by an active key of {author!r}"
+            ) from None
+        raise ForbiddenError(f"signed by a revoked or retired key of {author!r}")
 
     def sign_hub_act(self, doc: dict[str, Any]) -> bytes:
         return dsse.sign(PT_HUB, act_json(doc), [self._hub_key.private_key])

@@ -221,6 +221,9 @@ class Store(ABC):
             raise IntegrityError("the log state row is missing")
         return _i(rows[0][0], "log state size"), _i(rows[0][1], "log state time")
 
+    def relax_durability(self) -> None:  # noqa: B027 - PostgreSQL commits stay synchronous
+        """For a connection that writes only operational records (deliveries), never the log."""
+
     def announce(self, size: int) -> None:  # noqa: B027 - a no-op where nobody listens
         """Inside the append transaction: tell other processes, at commit, the log grew."""
 

@@ -217,6 +217,34 @@ def item_json(e: Entry, envelope: bytes | None) -> dict[str, Any]:
     return out
 
 
+def entry_filter(
+    agreement: Text = None,
+    form: Text = None,
+    author: Text = None,
+    kind: Text = None,
+    since: Text = None,
+    until: Text = None,
+) -> Callable[[Entry], bool]:
+    """The filters of the inbox and entry lists (agreement, form, author, kind, time)."""
+    lo = parse_time(since, "since") if since else None
+    hi = parse_time(until, "until") if until else None
+
+    def match(e: Entry) -> bool:
+        return (
+            (agreement is None or e.agreement == agreement)
+            and (form is None or e.form == form)
+            and (author is None or e.author == author)
+            and (kind is None or e.kind == kind)
+            and (lo is None or e.ms >= lo)
+            and (hi is None or e.ms < hi)
+        )
+
+    return match
+
+
+Filter = Annotated[Callable[[Entry], bool], Depends(entry_filter)]
+
+
 def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     """The ASGI app over ``hub``; ``run_duties`` starts the sweeps and the log tailer."""
     writes = _Bucket(hub.settings.writes_per_s)
@@ -377,29 +405,6 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
             out["tlog_proof"] = format_proof(bundle)
         return JSONResponse(out, status_code=200 if receipt.duplicate else 201)
 
-    def _filters(
-        agreement: str | None,
-        form: str | None,
-        author: str | None,
-        kind: str | None,
-        since: str | None,
-        until: str | None,
-    ) -> Callable[[Entry], bool]:
-        lo = parse_time(since, "since") if since else None
-        hi = parse_time(until, "until") if until else None
-
-        def match(e: Entry) -> bool:
-            return (
-                (agreement is None or e.agreement == agreement)
-                and (form is None or e.form == form)
-                and (author is None or e.author == author)
-                and (kind is None or e.kind == kind)
-                and (lo is None or e.ms >= lo)
-                and (hi is None or e.ms < hi)
-            )
-
-        return match
-
     def _page(
         party: str, inbox: bool, after: int, limit: int, match: Callable[[Entry], bool]
     ) -> dict[str, Any]:
@@ -413,34 +418,14 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         }
 
     @app.get("/v1/inbox", tags=["acts"])
-    def inbox(
-        party: Caller,
-        after: After = -1,
-        limit: Page = 100,
-        agreement: Text = None,
-        form: Text = None,
-        author: Text = None,
-        kind: Text = None,
-        since: Text = None,
-        until: Text = None,
-    ) -> dict[str, Any]:
+    def inbox(party: Caller, match: Filter, after: After = -1, limit: Page = 100) -> dict[str, Any]:
         """What others addressed to the caller, oldest first; fetching marks it delivered."""
-        return _page(party, True, after, limit, _filters(agreement, form, author, kind, since, until))
+        return _page(party, True, after, limit, match)
 
     @app.get("/v1/entries", tags=["acts"])
-    def entries(
-        party: Caller,
-        after: After = -1,
-        limit: Page = 100,
-        agreement: Text = None,
-        form: Text = None,
-        author: Text = None,
-        kind: Text = None,
-        since: Text = None,
-        until: Text = None,
-    ) -> dict[str, Any]:
+    def entries(party: Caller, match: Filter, after: After = -1, limit: Page = 100) -> dict[str, Any]:
         """Every entry the caller may read, its own included."""
-        return _page(party, False, after, limit, _filters(agreement, form, author, kind, since, until))
+        return _page(party, False, after, limit, match)
 
     @app.get("/v1/entries/{index}", tags=["acts"])
     def entry(party: Caller, index: EntryIndex) -> dict[str, Any]:

@@ -366,20 +366,7 @@ class Store(ABC):
 
     def cosignatures_between(self, lo: int, hi: int) -> list[StoredCosignature]:
         """Cosignatures of checkpoints ``lo <= seq <= hi``, in one query."""
-        rows = self._execute(
-            "SELECT checkpoint_seq, witness_vkey, line, timestamp FROM log_cosignatures "
-            "WHERE checkpoint_seq >= ? AND checkpoint_seq <= ? ORDER BY checkpoint_seq, witness_vkey",
-            (lo, hi),
-        )
-        return [
-            StoredCosignature(
-                _i(a, "cosignature checkpoint"),
-                _s(b, "cosignature key"),
-                _s(c, "cosignature line"),
-                _i(d, "cosignature time"),
-            )
-            for a, b, c, d in rows
-        ]
+        return self._cosignatures("WHERE checkpoint_seq >= ? AND checkpoint_seq <= ?", (lo, hi))
 
     def all_checkpoints(self) -> list[StoredCheckpoint]:
         rows = self._execute(f"SELECT {self._CP_COLS} FROM log_checkpoints ORDER BY seq")
@@ -401,7 +388,11 @@ class Store(ABC):
         )
 
     def cosignatures(self, seq: int | None = None) -> list[StoredCosignature]:
-        where, params = ("WHERE checkpoint_seq = ?", (seq,)) if seq is not None else ("", ())
+        if seq is None:
+            return self._cosignatures("", ())
+        return self._cosignatures("WHERE checkpoint_seq = ?", (seq,))
+
+    def _cosignatures(self, where: str, params: Sequence[Any]) -> list[StoredCosignature]:
         rows = self._execute(
             "SELECT checkpoint_seq, witness_vkey, line, timestamp FROM log_cosignatures "
             f"{where} ORDER BY checkpoint_seq, witness_vkey",

@@ -18,8 +18,10 @@ import base64
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,6 +109,8 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
         if once:
             return
         say("Ctrl-C stops the hub.")
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly on TERM as on Ctrl-C
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
@@ -114,6 +118,10 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
     finally:
         server.stop()
         hub.close()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _scenario(

@@ -518,6 +518,8 @@ class World:
     marker: int
     cp_size: int
     cosignature: str
+    batch: int = -1
+    """An observations batch AUT logged (rows uploaded): evidence for the whole agreement."""
     ids: Iterator[int] = field(default_factory=itertools.count)
 
     def party(self, who: str) -> str | None:
@@ -546,6 +548,7 @@ def build_world(th: TestHub) -> World:
     )["index"]
     with th.client("AUT") as aut:
         aut.open_channel("aut-bel", AG, ["AUT", "BEL"])
+        batch = aut.submit_observations(AG, "sat-pass-1", BATCH_ROWS, "csv")["index"]
     revoke = {
         "act": "key.revoke",
         "party": "DNK",
@@ -562,7 +565,7 @@ def build_world(th: TestHub) -> World:
     body, _ = split_note(api.http.get("/v1/log/checkpoint").text)
     cp_size = int(body.splitlines()[1])
     cosig = cosignature_lines(body, new_cosigner(th.keys["AUT"].witness_signer))
-    return World(api, private, private_id, "aut-bel", marker, cp_size, cosig)
+    return World(api, private, private_id, "aut-bel", marker, cp_size, cosig, batch)
 
 
 Probe = Callable[[World, str], tuple[int, bool | None]]
@@ -592,6 +595,21 @@ def _entry(suffix: str) -> Probe:
         return r.status_code, None if r.status_code == 401 else r.status_code == 200
 
     return probe
+
+
+BATCH_ROWS = (
+    b"id,time,lon,lat,sensor_id,sensor_kind,object_class,count,confidence\n"
+    b"o1,2027-09-01T06:00:00Z,16.37,48.21,sat-1,satellite,acv,4,0.8\n"
+)
+
+
+def p_batch_get(w: World, who: str) -> tuple[int, bool | None]:
+    return w.get(who, f"/v1/observations/{w.batch}").status_code, None
+
+
+def p_batch_put(w: World, who: str) -> tuple[int, bool | None]:
+    r = w.api.http.put(f"/v1/observations/{w.batch}", content=BATCH_ROWS, headers=w.headers(who))
+    return r.status_code, None
 
 
 def p_channels(w: World, who: str) -> tuple[int, bool | None]:
@@ -752,6 +770,13 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         {"author": True, "addressee": False, "outsider": False},
     ),
     ("GET", "/v1/channels"): (p_channels, PARTIES_ONLY, SEEN_BY_BOTH),
+    # Observation batches are evidence for the whole agreement; only their provider uploads.
+    ("GET", "/v1/observations/{index}"): (p_batch_get, PARTIES_ONLY, {}),
+    ("PUT", "/v1/observations/{index}"): (
+        p_batch_put,
+        {"author": 200, "addressee": 403, "outsider": 403, "anonymous": 401, "revoked": 401},
+        {},
+    ),
     ("GET", "/v1/obligations"): (p_obligations, PARTIES_ONLY, SEEN_BY_BOTH),
     ("WS", "/v1/stream"): (
         p_stream,

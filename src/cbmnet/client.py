@@ -8,6 +8,7 @@ pinned), and decrypts hotline bodies with its own X25519 key.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass
@@ -15,7 +16,15 @@ from typing import Any
 
 import httpx
 
-from cbmnet.acts.model import PT_ACK, PT_EVENT, PT_HOTLINE, PT_REGISTRY, SECRETARIAT, read_act
+from cbmnet.acts.model import (
+    PT_ACK,
+    PT_EVENT,
+    PT_HOTLINE,
+    PT_OBSERVATIONS,
+    PT_REGISTRY,
+    SECRETARIAT,
+    read_act,
+)
 from cbmnet.acts.state import act_json
 from cbmnet.communication import hotline
 from cbmnet.errors import (
@@ -274,6 +283,55 @@ class HubClient:
             )
             for p in targets
         ]
+
+    def submit_observations(
+        self, agreement: str, batch: str, data: bytes, fmt: str, **meta: Any
+    ) -> dict[str, Any]:
+        """Sign a batch's SHA-256 and shape, log it, then upload the rows beside it."""
+        assert self.identity is not None
+        doc = {
+            "act": "observations.batch",
+            "party": self.identity.party,
+            "agreement": agreement,
+            "batch": batch,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "format": fmt,
+            **{k: v for k, v in meta.items() if v is not None},
+        }
+        receipt = self.act(PT_OBSERVATIONS, doc)
+        self._request(
+            "PUT",
+            f"/v1/observations/{receipt['index']}",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return receipt
+
+    def fetch_observations(self, index: int) -> tuple[dict[str, Any], bytes]:
+        """A batch's signed statement and its rows, checked against each other."""
+        item = self.entry(index)
+        raw = json.dumps(item["envelope"]).encode()
+        env = dsse.parse(raw)
+        act = read_act(env.payload_type, env.payload)
+        if act.payload_type != PT_OBSERVATIONS:
+            raise FormatError(f"entry {index} is not an observations batch")
+        # The provider's signature, under the key it held when the batch was logged.
+        if act.author == SECRETARIAT:
+            keys_then = [parse_verifier_key(self.info()["secretariat_vkey"]).public_key]
+        else:
+            held = self.registry().get(act.author)
+            history = held.history if held else []
+            keys_then = [
+                k for k, since, until in history if since <= index and (until is None or index < until)
+            ]
+        dsse.verify(raw, keys_then)
+        data = self._request("GET", f"/v1/observations/{index}").content
+        if hashlib.sha256(data).hexdigest() != act.doc["sha256"] or len(data) != act.doc["bytes"]:
+            raise VerificationError(
+                f"batch {index}: the rows served are not the rows its provider signed"
+            )
+        return act.doc, data
 
     # ---- reading --------------------------------------------------------------------------
 

@@ -24,7 +24,12 @@ PT_EVENT = "application/vnd.cbmnet.event+json"
 PT_ACK = "application/vnd.cbmnet.ack+json"
 PT_HOTLINE = "application/vnd.cbmnet.hotline+json"
 PT_HUB = "application/vnd.cbmnet.hub+json"
-PAYLOAD_TYPES = (PT_REGISTRY, PT_EVENT, PT_ACK, PT_HOTLINE, PT_HUB)
+PT_OBSERVATIONS = "application/vnd.cbmnet.observations+json"
+PAYLOAD_TYPES = (PT_REGISTRY, PT_EVENT, PT_ACK, PT_HOTLINE, PT_HUB, PT_OBSERVATIONS)
+
+OBSERVATION_FORMATS = ("csv", "geojson", "parquet")
+MAX_BATCH_BYTES = 64 << 20
+"""One batch of sensor observations, as uploaded beside its logged act."""
 
 SECRETARIAT = "secretariat"
 """The author id of the hub operator's own acts (registrations, communication checks)."""
@@ -157,6 +162,8 @@ def read_act(payload_type: str, payload: bytes) -> Act:
         return Act(payload_type, kind, f.str_("party", PARTY_ID), doc)
     if payload_type == PT_HOTLINE:
         return _read_hotline(kind, doc, f)
+    if payload_type == PT_OBSERVATIONS:
+        return _read_observations(kind, doc, f)
     if kind not in HUB_ACTS:
         raise f.fail("act", f"is not one of {', '.join(HUB_ACTS)}")
     return Act(payload_type, kind, HUB, doc)
@@ -261,3 +268,30 @@ def _read_hotline(kind: str, doc: dict[str, Any], f: _Fields) -> Act:
     if "body" in doc or "text" in doc:
         raise f.fail("body", "a hotline message carries ciphertext only")
     return Act(PT_HOTLINE, kind, party, doc)
+
+
+def _read_observations(kind: str, doc: dict[str, Any], f: _Fields) -> Act:
+    """A provider's signed statement about one batch of observations: its hash and shape.
+
+    The rows travel beside the act (uploaded after it); the log holds the SHA-256, so
+    anyone can check a batch they fetch against what its provider signed.
+    """
+    if kind != "observations.batch":
+        raise f.fail("act", "must be 'observations.batch'")
+    party = f.str_("party")
+    if party != SECRETARIAT and not PARTY_ID.match(party):
+        raise f.fail("party", f"{party[:40]!r} is not a party id")
+    f.str_("agreement", re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$"))
+    f.str_("batch", LOCAL_ID)
+    f.str_("sha256", re.compile(r"^[0-9a-f]{64}$"))
+    f.enum("format", OBSERVATION_FORMATS)
+    size = doc.get("bytes")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_BATCH_BYTES:
+        raise f.fail("bytes", f"must be the file's size, 1 to {MAX_BATCH_BYTES}")
+    rows = doc.get("rows")
+    if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 0):
+        raise f.fail("rows", "must be a row count >= 0")
+    for fld in ("start", "end"):
+        if doc.get(fld) is not None:
+            f.str_(fld, limit=40)
+    return Act(PT_OBSERVATIONS, kind, party, doc)

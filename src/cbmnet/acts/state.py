@@ -24,6 +24,7 @@ from cbmnet.acts.model import (
     PT_EVENT,
     PT_HOTLINE,
     PT_HUB,
+    PT_OBSERVATIONS,
     PT_REGISTRY,
     SECRETARIAT,
     Act,
@@ -146,6 +147,9 @@ class HubState:
         self.check_results: set[tuple[str, str]] = set()
         """(agreement, communication check request id) whose result is logged."""
         self.hotline_ids: set[tuple[str, str]] = set()
+        self.batches: dict[int, dict[str, Any]] = {}
+        """Index of an observations act -> its statement (sha256, bytes, format …)."""
+        self.batch_ids: set[tuple[str, str]] = set()
         self._by_party: dict[str, list[int]] = {}
         self._by_scope: dict[str, list[int]] = {}
         self._logs: dict[str, _AgreementLog] = {a: _AgreementLog() for a in self.agreements}
@@ -270,8 +274,19 @@ class HubState:
             self._check_ack(act)
         elif act.payload_type == PT_HOTLINE:
             self._check_hotline(act)
+        elif act.payload_type == PT_OBSERVATIONS:
+            self._check_observations(act)
         else:
             self._check_hub(act)
+
+    def _check_observations(self, act: Act) -> None:
+        d = act.doc
+        what = f"observations batch {d['batch']!r}"
+        self._agreement(d["agreement"], what)
+        if act.author != SECRETARIAT and d["agreement"] not in self._party(act.author, what).agreements:
+            raise ForbiddenError(f"{what}: {act.author!r} is not registered for {d['agreement']!r}")
+        if (act.author, d["batch"]) in self.batch_ids:
+            raise ConflictError(f"{what}: {act.author!r} logged a batch with this id before")
 
     def _check_hub(self, act: Act) -> None:
         d = act.doc
@@ -484,6 +499,13 @@ class HubState:
             self._apply_hotline(act, e)
         elif act.payload_type == PT_HUB:
             self._apply_hub(act, e)
+        elif act.payload_type == PT_OBSERVATIONS:
+            e.agreement = d["agreement"]
+            e.scope = d["agreement"] if d["agreement"] in self.agreements else None
+            e.addressees = frozenset({act.author})
+            e.form, e.event_id = d["format"], d["batch"]
+            self.batches[index] = dict(d)
+            self.batch_ids.add((act.author, d["batch"]))
         return self._add(e)
 
     def _add(self, e: Entry) -> Entry:

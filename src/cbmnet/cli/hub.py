@@ -716,6 +716,53 @@ async def _listen(
                 return
 
 
+observations_app = typer.Typer(
+    help="Sensor observation batches: signed at the source, hash in the log, rows beside it.",
+    no_args_is_help=True,
+)
+
+_FORMATS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".parquet": "parquet"}
+
+
+@observations_app.command("submit")
+def observations_submit(
+    file: Annotated[Path, typer.Argument(help="CSV, GeoJSON or Parquet file of observations.")],
+    agreement: Annotated[str, typer.Option(help="The agreement the observations serve.")],
+    batch: Annotated[str | None, typer.Option(help="Batch id (default: the file name).")] = None,
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Sign the file's SHA-256 and size, log them, then upload the rows beside the act."""
+    fmt = _FORMATS.get(file.suffix.lower())
+    if fmt is None:
+        raise FormatError(f"{file}: name it .csv, .geojson or .parquet so its format is known")
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise FormatError(f"{file}: {e.strerror}") from None
+    with _client(hub, party, key) as c:
+        r = c.submit_observations(agreement, batch or file.stem, data, fmt)
+        _echo_json(_receipt(r, batch=batch or file.stem))
+
+
+@observations_app.command("fetch")
+def observations_fetch(
+    index: Annotated[int, typer.Argument(help="The log index of the batch's act.", min=0)],
+    out: Annotated[Path, typer.Option(help="Where to write the rows.")],
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Fetch a batch's rows and check them against the SHA-256 its provider signed."""
+    with _client(hub, party, key) as c:
+        meta, data = c.fetch_observations(index)
+    out.write_bytes(data)
+    _echo_json(
+        {"index": index, "batch": meta["batch"], "party": meta["party"], "sha256": meta["sha256"]}
+    )
+
+
 def add_hub_verbs(app: typer.Typer, keys_app: typer.Typer) -> None:
     """Register these verbs on the ``cbmnet`` app (called once by ``cbmnet.cli.main``)."""
     keys_app.command("hpke")(keys_hpke)
@@ -729,3 +776,4 @@ def add_hub_verbs(app: typer.Typer, keys_app: typer.Typer) -> None:
     app.command("status")(status)
     app.command("obligations")(obligations)
     app.add_typer(hotline_app, name="hotline")
+    app.add_typer(observations_app, name="observations")

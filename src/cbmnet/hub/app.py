@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cbmnet.acts.model import SECRETARIAT
+from cbmnet.acts.model import MAX_BATCH_BYTES, SECRETARIAT
 from cbmnet.acts.state import Entry
 from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import (
@@ -81,8 +81,11 @@ class _Limits:
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
-        too_large = TooLargeError(f"request body larger than {MAX_REQUEST_BYTES} bytes")
-        if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BYTES):
+        limit = MAX_REQUEST_BYTES
+        if scope["method"] == "PUT" and scope["path"].startswith("/v1/observations/"):
+            limit = MAX_BATCH_BYTES  # a batch of sensor rows, checked against its logged hash
+        too_large = TooLargeError(f"request body larger than {limit} bytes")
+        if length is not None and (not length.isdigit() or int(length) > limit):
             await _error(too_large)(scope, receive, send)
             return
         if length is None and b"chunked" in headers.get(b"transfer-encoding", b"").lower():
@@ -93,7 +96,7 @@ class _Limits:
                 if msg["type"] == "http.disconnect":
                     return
                 body += msg.get("body", b"")
-                if len(body) > MAX_REQUEST_BYTES:
+                if len(body) > limit:
                     await _error(too_large)(scope, receive, send)
                     return
                 if not msg.get("more_body", False):
@@ -445,6 +448,23 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         hub.sync()
         hub.readable(party, index)
         return format_proof(hub.receipt_bundle(index))
+
+    @app.put("/v1/observations/{index}", tags=["verification"])
+    async def put_observations(party: Caller, index: EntryIndex, request: Request) -> dict[str, Any]:
+        """Upload the rows of a logged observations batch (the bytes its provider signed)."""
+        limited(request, party)
+        data = await request.body()
+        if len(data) > MAX_BATCH_BYTES:
+            raise TooLargeError(f"a batch is at most {MAX_BATCH_BYTES} bytes")
+        await run_in_threadpool(hub.sync)
+        return await run_in_threadpool(hub.put_batch, party, index, data)
+
+    @app.get("/v1/observations/{index}", tags=["verification"], response_class=Response)
+    def get_observations(party: Caller, index: EntryIndex) -> Response:
+        """The rows of a batch, byte for byte: check their SHA-256 against the logged act."""
+        hub.sync()
+        data = hub.get_batch(party, index)
+        return Response(data, media_type="application/octet-stream")
 
     @app.get("/v1/channels", tags=["communication"])
     def channels(party: Caller) -> dict[str, Any]:

@@ -14,6 +14,7 @@ state lock, never the reverse: readers copy what they need out of the state firs
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
 import queue
@@ -513,6 +514,37 @@ class Hub:
                 self.dstore.record_deliveries(rows)
             except CbmnetError as e:
                 log.warning("delivery records lost: %s", e)
+
+    # ---- observation batches -------------------------------------------------------------
+
+    def put_batch(self, party: str, index: int, data: bytes) -> dict[str, Any]:
+        """Store the rows of a logged observations act: only its author, only the signed bytes."""
+        with self._state_lock:
+            e = self._committed_entry(index)
+            meta = self.state.batches.get(index)
+        if meta is None:
+            raise NotFoundError(f"entry {index} is not an observations batch")
+        if party != e.author:
+            raise ForbiddenError(f"only {e.author!r}, who signed batch {index}, uploads its rows")
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) != meta["bytes"] or digest != meta["sha256"]:
+            raise VerificationError(
+                f"batch {index}: these {len(data)} bytes (SHA-256 {digest}) are not the "
+                f"{meta['bytes']} bytes signed in the log (SHA-256 {meta['sha256']})"
+            )
+        stored = self.wstore.put_batch(index, data)
+        return {"index": index, "sha256": digest, "stored": stored}
+
+    def get_batch(self, party: str, index: int) -> bytes:
+        self.readable(party, index)
+        with self._state_lock:
+            meta = self.state.batches.get(index)
+        if meta is None:
+            raise NotFoundError(f"entry {index} is not an observations batch")
+        data = self.rstore.get_batch(index)
+        if data is None:
+            raise NotFoundError(f"the rows of batch {index} have not been uploaded")
+        return data
 
     # ---- compliance ---------------------------------------------------------------------
 

@@ -104,6 +104,8 @@ def _ddl(blob: str) -> list[str]:
         # operational, not evidence; the signed acknowledgement is the evidence, in the log.
         "CREATE TABLE IF NOT EXISTS hub_deliveries (idx BIGINT NOT NULL, party TEXT NOT NULL,"
         " delivered_ms BIGINT NOT NULL, PRIMARY KEY (idx, party))",
+        # Rows of a logged observations batch, beside the act that holds their SHA-256.
+        f"CREATE TABLE IF NOT EXISTS hub_batches (idx BIGINT PRIMARY KEY, data {blob} NOT NULL)",
         "CREATE TABLE IF NOT EXISTS witness_state (origin TEXT PRIMARY KEY,"
         f" size BIGINT NOT NULL, root {blob} NOT NULL, note TEXT NOT NULL)",
     ]
@@ -454,3 +456,19 @@ class Store(ABC):
     def deliveries(self, idx: int) -> dict[str, int]:
         rows = self._execute("SELECT party, delivered_ms FROM hub_deliveries WHERE idx = ?", (idx,))
         return {_s(p, "delivery party"): _i(m, "delivery time") for p, m in rows}
+
+    # ---- observation batches -------------------------------------------------------------
+
+    def put_batch(self, idx: int, data: bytes) -> bool:
+        """Store a batch's bytes once; False if some bytes were stored for it already."""
+        with self.transaction():
+            rows = self._execute(
+                "INSERT INTO hub_batches (idx, data) VALUES (?, ?) ON CONFLICT (idx) DO NOTHING"
+                " RETURNING idx",
+                (idx, data),
+            )
+        return bool(rows)
+
+    def get_batch(self, idx: int) -> bytes | None:
+        rows = self._execute("SELECT data FROM hub_batches WHERE idx = ?", (idx,))
+        return _b(rows[0][0], f"batch {idx}") if rows else None

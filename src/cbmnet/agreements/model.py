@@ -197,16 +197,120 @@ class ReplyDeadline(_Measure):
     """``anyone``: requests from a non-party (a secretariat's communication check) bind too."""
 
 
+class UnitQuota(_Strict):
+    """A passive quota that follows what the host reported: one request per
+    ``units_per_request`` units (or fraction) in its exchange ``form`` for the year, at most
+    ``max_per_year`` (VD evaluation visits: 1 per 60 units, at most 15)."""
+
+    form: str = Field(min_length=1)
+    units_per_request: int = Field(ge=1)
+    max_per_year: int | None = Field(default=None, ge=0)
+
+
 class Quota(_Measure):
     """A party must accept up to ``per_year`` requests of ``request_kind`` a calendar year
     (``per_requester`` from any one requesting party); refusing one within quota is a
-    finding. Answers are due ``reply_within``."""
+    finding. Answers are due ``reply_within``.
+
+    The quota a host owes may instead come from ``per_party`` (a figure per party or
+    ``groups`` of parties sharing one quota) or from the units it reported (``per_units``).
+    A refusal is lawful, too, once the requester has used its share: ``per_requester``,
+    ``per_requester_share`` of the host's quota (at least 1), or ``concentration`` of its own
+    active quota (``active``, by default its passive quota; Open Skies: 50 %, rounded up,
+    and never more than the host's quota), and while ``max_concurrent`` accepted visits
+    overlap the one asked for (a visit lasts from its ``eta`` to its ``until``, or
+    ``visit_length``)."""
 
     rule: Literal["quota"]
     request_kind: str
     per_year: int = Field(ge=0)
     per_requester: int | None = Field(default=None, ge=0)
     reply_within: DurationText | None = None
+    per_party: dict[str, int] = Field(default_factory=dict)
+    """Passive quota of a party or group, where it differs from ``per_year``."""
+    groups: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Parties that share one quota, as host and as requester (Open Skies: RUS + BLR)."""
+    per_units: UnitQuota | None = None
+    per_requester_share: float | None = Field(default=None, gt=0, le=1)
+    """At most max(1, floor(share x host's quota)) from one requester (VD evaluation: 0.2)."""
+    concentration: float | None = Field(default=None, gt=0, le=1)
+    """Requests one requester has accepted by one host a year: at most ceil(share x the
+    requester's active quota), and at most the host's quota; more is a finding against the
+    requester, and the host may refuse them."""
+    active: dict[str, int] = Field(default_factory=dict)
+    """Total active quota of a party or group; absent: its passive quota (the upper bound)."""
+    max_concurrent: int | None = Field(default=None, ge=1)
+    visit_length: DurationText | None = None
+    """How long an accepted visit occupies the host from its ``eta`` (Open Skies: 96 h)."""
+
+    @model_validator(mode="after")
+    def _groups(self) -> Quota:
+        seen: set[str] = set()
+        for name, members in self.groups.items():
+            if not members:
+                raise ValueError(f"group {name!r} has no members")
+            if seen & set(members) or len(set(members)) != len(members):
+                raise ValueError(f"group {name!r}: a party is in more than one group")
+            seen |= set(members)
+        return self
+
+    def parties_named(self) -> set[str]:
+        """Party ids this measure names (the agreement checks they are its parties)."""
+        members = {p for g in self.groups.values() for p in g}
+        return members | (set(self.per_party) | set(self.active)) - set(self.groups)
+
+
+class VisitConduct(_Measure):
+    """How a visit of ``request_kind`` is conducted, as the visiting party's record (a
+    notification of ``form`` whose ``request`` names it, ``window_start`` = the team's
+    entry, ``window_end`` = the end of the visit, ``team_size``) shows it: the host admits
+    the team within ``entry_within`` of the request (or at its ``eta``, if later); the team
+    stays at most ``max_stay``; the request and the record name at most ``max_team``."""
+
+    rule: Literal["visit_conduct"]
+    request_kind: str
+    form: str = "inspection_report"
+    entry_within: DurationText | None = None
+    max_stay: DurationText | None = None
+    max_team: int | None = Field(default=None, ge=1)
+
+
+class VisitPlan(_Measure):
+    """Before a visit of ``request_kind`` the visiting party submits a plan (``form``,
+    naming the request; ``window_start`` = the planned start) at least ``lead`` before that
+    start, and the host answers it (``answer_form``) within ``answer_within``."""
+
+    rule: Literal["visit_plan"]
+    request_kind: str
+    form: str = "mission_plan"
+    lead: DurationText | None = None
+    answer_form: str = "mission_plan_answer"
+    answer_within: DurationText | None = None
+
+
+class VisitReport(_Measure):
+    """The visiting party reports (``form``, naming the request) within ``within`` of the
+    end of the visit: the ``end`` of the activity the request names (an Open Skies flight).
+    ``to_all``: only a report addressed to every party counts."""
+
+    rule: Literal["visit_report"]
+    request_kind: str
+    form: str
+    within: DurationText
+    to_all: bool = False
+
+
+class ObserverTerms(_Measure):
+    """After an invitation to observe (``form``): each invited party answers it (a
+    ``response`` whose ``request`` is the invitation) within ``reply_within``; each party
+    that accepted reports (``report_form``, naming the invitation in ``request``) within
+    ``report_within`` of the observed activity's end."""
+
+    rule: Literal["observer_terms"]
+    form: str = "observation_invitation"
+    reply_within: DurationText | None = None
+    report_form: str = "observer_report"
+    report_within: DurationText | None = None
 
 
 class EventNotification(_Measure):
@@ -240,6 +344,10 @@ Rule = Annotated[
     | PeriodicExchange
     | ReplyDeadline
     | Quota
+    | VisitConduct
+    | VisitPlan
+    | VisitReport
+    | ObserverTerms
     | EventNotification
     | LaunchNotification,
     Field(discriminator="rule"),
@@ -289,4 +397,13 @@ class Agreement(_Strict):
             for ref in refs:
                 if ref is not None and ref not in self.zones:
                     raise ValueError(f"measure {m.id!r}: unknown zone {ref!r}")
+            if isinstance(m, Quota):
+                strangers = m.parties_named() - set(self.parties)
+                if strangers:
+                    raise ValueError(
+                        f"measure {m.id!r}: {', '.join(sorted(strangers))} not parties (nor groups)"
+                    )
+                clash = set(m.groups) & set(self.parties)
+                if clash:
+                    raise ValueError(f"measure {m.id!r}: group named like a party: {sorted(clash)}")
         return self

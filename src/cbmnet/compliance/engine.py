@@ -15,9 +15,11 @@ from __future__ import annotations
 import bisect
 import gc
 import heapq
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from operator import attrgetter
 from typing import Any
 
@@ -36,6 +38,7 @@ from cbmnet.compliance.timeutil import (
     date_in_year,
     format_time,
     parse_duration,
+    parse_time,
     year_of,
 )
 from cbmnet.errors import FormatError
@@ -67,11 +70,21 @@ class Context:
         # Events keep their input order here; only where "the first" matters (buckets of
         # notices, calendars, exchanges, answers) is (time, id) order established, below.
         # Output order never depends on input order: the report is sorted at the end.
+        self.attached: dict[tuple[str, str], list[Event]] = defaultdict(list)
+        """(request or invitation id, form) -> notifications naming it in ``request``."""
+        self.activity_by_id: dict[str, Event] = {}
         for e in self.events:
             if e.time > self.as_of:
                 continue
             self.by_type[e.type].append(e)
-            if e.type == "notification":
+            if e.type == "activity":
+                self.activity_by_id[e.id] = e
+            elif e.type == "notification":
+                ref = e.raw.get("request")
+                if isinstance(ref, str):
+                    # Visit records and reports travel to the two sides, or to all: kept
+                    # whoever they are addressed to; a rule that needs "to all" checks.
+                    self.attached[(ref, e.raw["form"])].append(e)
                 if not self._to_all(e):
                     continue  # addressed to some only: it does not discharge a duty to all
                 form = e.raw["form"]
@@ -84,7 +97,7 @@ class Context:
             elif e.type == "exchange":
                 self.exchanges[(e.party, e.raw["form"], e.raw["period"])].append(e)
         order = attrgetter("time", "id")
-        for buckets in (self.notices, self.calendars, self.exchanges):
+        for buckets in (self.notices, self.calendars, self.exchanges, self.attached):
             for bucket in buckets.values():
                 if len(bucket) > 1:
                     bucket.sort(key=order)
@@ -102,6 +115,15 @@ class Context:
                 best = self.answers.get(req.id)
                 if best is None or order(e) < order(best):
                     self.answers[req.id] = e
+        # Each party's first answer to a notification (an invitation to observe).
+        self.replies: dict[tuple[str, str], Event] = {}
+        notes = {e.id: e for e in self.by_type["notification"]}
+        for e in self.by_type["response"]:
+            note = notes.get(e.raw["request"])
+            if note is not None and e.party != note.party and e.time >= note.time:
+                best = self.replies.get((note.id, e.party))
+                if best is None or order(e) < order(best):
+                    self.replies[(note.id, e.party)] = e
         self._zone_cache: dict[tuple[str, str, str], float] = {}
         self._listed: dict[str, frozenset[str]] = {}
         self._scoped: dict[str, list[Event]] = {}
@@ -242,12 +264,28 @@ def _owed(
     what: str,
 ) -> tuple[Obligation, list[Finding]]:
     """An obligation to act on ``subject`` by ``due``, and its missing/late finding if any."""
-    ob, status = _settle(ctx, m, party, subject.id, due, fulfilment, (subject.id,))
+    return _owed_on(ctx, m, party, subject.id, (subject.id,), due, fulfilment, codes, what)
+
+
+def _owed_on(
+    ctx: Context,
+    m: am._Measure,
+    party: str,
+    key: str,
+    subjects: tuple[str, ...],
+    due: int,
+    fulfilment: Event | None,
+    codes: tuple[str, str],
+    what: str,
+) -> tuple[Obligation, list[Finding]]:
+    """``_owed`` where one subject event carries several obligations (``key`` tells them
+    apart in the obligation id) or several events are concerned (``subjects``)."""
+    ob, status = _settle(ctx, m, party, key, due, fulfilment, subjects)
     if status == "missed":
-        return ob, [_finding(m, codes[0], party, [subject.id], due, f"{what} never came")]
+        return ob, [_finding(m, codes[0], party, subjects, due, f"{what} never came")]
     if status == "late" and fulfilment is not None:
         msg = f"{what} came {format_time(fulfilment.time)}, due {format_time(due)}"
-        return ob, [_finding(m, codes[1], party, [subject.id, fulfilment.id], due, msg)]
+        return ob, [_finding(m, codes[1], party, [*subjects, fulfilment.id], due, msg)]
     return ob, []
 
 
@@ -531,6 +569,185 @@ def reply_deadline(m: am.ReplyDeadline, ctx: Context) -> Result:
     return _reply(m, ctx, m.request_kind, within, codes, m.requesters == "anyone")
 
 
+def _int_field(e: Event, key: str) -> int | None:
+    """A count events-v1 leaves to the rules (``team_size``, an exchange's ``units``): a
+    non-negative integer, anything else is taken as absent."""
+    v = e.raw.get(key)
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
+def _time_field(e: Event, key: str) -> int | None:
+    """An optional time field (``eta``, ``until``); one that does not parse is absent."""
+    v = e.raw.get(key)
+    if v is None:
+        return None
+    try:
+        return parse_time(v, key)
+    except FormatError:
+        return None
+
+
+def _share(x: float) -> Fraction:
+    """The fraction a lawyer wrote (0.2 is 1/5 exactly, not the nearest binary float)."""
+    return Fraction(repr(x))
+
+
+@dataclass
+class QuotaBook:
+    """One quota measure's use, accrued request by request in time order.
+
+    The engine's ``quota`` rule replays it to judge each refusal; ``quota_status`` replays it
+    up to a moment and asks what a new request would meet. One book, so the two never
+    disagree about what the host owes.
+    """
+
+    m: am.Quota
+    ctx: Context
+    accepted: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+    accepted_from: dict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
+    spans: dict[str, list[tuple[int, int, str]]] = field(default_factory=lambda: defaultdict(list))
+    """Host (or group) -> accepted visits as [start, end) and request id."""
+
+    def __post_init__(self) -> None:
+        self.group_of = {p: g for g, members in self.m.groups.items() for p in members}
+        vl = self.m.visit_length
+        self.visit_ms = parse_duration(vl, "visit_length") if vl else None
+
+    def key(self, party: str) -> str:
+        return self.group_of.get(party, party)
+
+    def passive(self, party: str) -> int:
+        k = self.key(party)
+        return self.m.per_party.get(k, self.m.per_party.get(party, self.m.per_year))
+
+    def quota(self, host: str, year: int, at: int) -> int:
+        """What ``host`` owes in ``year``: from the units it last reported by ``at`` for that
+        year where the measure says so, else its figure."""
+        u = self.m.per_units
+        if u is not None:
+            units = None
+            for e in self.ctx.exchanges.get((host, u.form, str(year)), ()):
+                n = _int_field(e, "units")
+                if e.time <= at and n is not None:
+                    units = n  # the latest delivered before the request counts
+            if units is not None:
+                q = -(-units // u.units_per_request)
+                return q if u.max_per_year is None else min(q, u.max_per_year)
+        return self.passive(host)
+
+    def concentration_cap(self, host: str, requester: str, year: int, at: int) -> int | None:
+        if self.m.concentration is None:
+            return None
+        k = self.key(requester)
+        active = self.m.active.get(k, self.m.active.get(requester))
+        if active is None:
+            active = self.passive(requester)
+        return min(math.ceil(_share(self.m.concentration) * active), self.quota(host, year, at))
+
+    def requester_cap(self, host: str, requester: str, year: int, at: int) -> tuple[int, str] | None:
+        """The most one requester may expect from ``host`` in ``year``, and why."""
+        caps: list[tuple[int, str]] = []
+        if self.m.per_requester is not None:
+            caps.append((self.m.per_requester, "per requesting party"))
+        if self.m.per_requester_share is not None:
+            n = max(1, math.floor(_share(self.m.per_requester_share) * self.quota(host, year, at)))
+            caps.append((n, f"per requesting party ({self.m.per_requester_share:g} of the quota)"))
+        conc = self.concentration_cap(host, requester, year, at)
+        if conc is not None:
+            caps.append((conc, f"over one party ({self.m.concentration:g} of the active quota)"))
+        return min(caps) if caps else None
+
+    def span(self, req: Event) -> tuple[int, int]:
+        """A visit occupies [eta (or the request's time), until (or + visit_length)); with
+        neither, no time at all, so it never excuses a refusal by concurrency."""
+        start = _time_field(req, "eta")
+        start = req.time if start is None else start
+        return self.span_of(start, _time_field(req, "until"))
+
+    def span_of(self, start: int, until: int | None) -> tuple[int, int]:
+        if until is not None and until >= start:
+            return start, until
+        return start, start + self.visit_ms if self.visit_ms is not None else start
+
+    def overlapping(self, host: str, start: int, end: int) -> list[str]:
+        return [rid for s, e, rid in self.spans.get(self.key(host), ()) if s < end and start < e]
+
+    def used(self, host: str, year: int) -> int:
+        return self.accepted.get((self.key(host), year), 0)
+
+    def used_from(self, host: str, requester: str, year: int) -> int:
+        return self.accepted_from.get((self.key(host), self.key(requester), year), 0)
+
+    def limit(self, host: str, requester: str, year: int, at: int, start: int, end: int) -> str | None:
+        """Why ``host`` may refuse such a request now without a finding, or None."""
+        kind = self.m.request_kind
+        q, used = self.quota(host, year, at), self.used(host, year)
+        if used >= q:
+            return f"{host} has accepted {used} of its {q} {kind} request(s) for {year}"
+        cap = self.requester_cap(host, requester, year, at)
+        mine = self.used_from(host, requester, year)
+        if cap is not None and mine >= cap[0]:
+            return f"{host} has accepted {mine} from {requester} in {year}; at most {cap[0]} {cap[1]}"
+        if self.m.max_concurrent is not None:
+            busy = self.overlapping(host, start, end)
+            if len(busy) >= self.m.max_concurrent:
+                return (
+                    f"{host} has {len(busy)} accepted {kind} visit(s) at that time "
+                    f"({', '.join(busy)}); at most {self.m.max_concurrent} at a time"
+                )
+        return None
+
+    def replay(self) -> list[Finding]:
+        """Accrue every answered request between parties; findings on the way."""
+        m, ctx = self.m, self.ctx
+        finds: list[Finding] = []
+        asked = [r for r in ctx.by_type["request"] if r.raw.get("kind") == m.request_kind]
+        asked.sort(key=attrgetter("time", "id"))
+        for req in asked:
+            if not _between_parties(ctx, req):
+                continue
+            ans = _answer(ctx, req)
+            if ans is None:
+                continue
+            host, year = req.to[0], year_of(req.time)
+            start, end = self.span(req)
+            decision = ans.raw.get("decision")
+            if decision == "accept":
+                conc = self.concentration_cap(host, req.party, year, req.time)
+                mine = self.used_from(host, req.party, year)
+                if conc is not None and mine >= conc:
+                    finds.append(
+                        _finding(
+                            m,
+                            "constraint.count_exceeded",
+                            req.party,
+                            [req.id, ans.id],
+                            req.time,
+                            f"{req.party} has {mine + 1} {m.request_kind} request(s) accepted by "
+                            f"{host} in {year}; at most {conc} over one party",
+                            str(year),
+                        )
+                    )
+                self.accepted[(self.key(host), year)] += 1
+                self.accepted_from[(self.key(host), self.key(req.party), year)] += 1
+                self.spans[self.key(host)].append((start, end, req.id))
+            elif decision == "refuse" and not self.limit(host, req.party, year, req.time, start, end):
+                q = self.quota(host, year, req.time)
+                finds.append(
+                    _finding(
+                        m,
+                        "quota.refusal_within_quota",
+                        host,
+                        [req.id, ans.id],
+                        ans.time,
+                        f"{host} refused {m.request_kind} request {req.id} from {req.party} with "
+                        f"{self.used(host, year)} of {q} accepted in {year}",
+                        str(year),
+                    )
+                )
+        return finds
+
+
 def quota(m: am.Quota, ctx: Context) -> Result:
     obs: list[Obligation] = []
     finds: list[Finding] = []
@@ -542,37 +759,209 @@ def quota(m: am.Quota, ctx: Context) -> Result:
             parse_duration(m.reply_within, "reply_within"),
             ("reply.missing", "reply.late"),
         )
-    accepted: dict[tuple[str, int], int] = defaultdict(int)
-    accepted_from: dict[tuple[str, str, int], int] = defaultdict(int)
-    # Quota use accrues in time order, whatever order the events came in.
-    asked = [r for r in ctx.by_type["request"] if r.raw.get("kind") == m.request_kind]
-    asked.sort(key=attrgetter("time", "id"))
-    for req in asked:
-        if req.raw.get("kind") != m.request_kind or not _between_parties(ctx, req):
-            continue
-        host, year = req.to[0], year_of(req.time)
-        ans = _answer(ctx, req)
-        if ans is None:
-            continue
-        if ans.raw.get("decision") == "accept":
-            accepted[(host, year)] += 1
-            accepted_from[(host, req.party, year)] += 1
-        elif ans.raw.get("decision") == "refuse":
-            total_ok = accepted[(host, year)] < m.per_year
-            mine_ok = m.per_requester is None or accepted_from[(host, req.party, year)] < m.per_requester
-            if total_ok and mine_ok:
+    return obs, finds + QuotaBook(m, ctx).replay()
+
+
+def _visits(ctx: Context, kind: str) -> list[Event]:
+    """Requests of ``kind`` that bind: a party asking another."""
+    return [r for r in ctx.by_type["request"] if r.raw.get("kind") == kind and _between_parties(ctx, r)]
+
+
+def _judge(
+    m: am._Measure, party: str, key: str, due: int, at: int, by: Event, subjects: tuple[str, ...]
+) -> tuple[Obligation, Status]:
+    """An obligation met at ``at`` as ``by`` records it (which may be later than ``at``)."""
+    status: Status = "met" if at <= due else "late"
+    kind = m.rule  # type: ignore[attr-defined]
+    ob = Obligation(f"{m.id}:{party}:{key}", party, m.provision, kind, due, status, by.id, subjects)
+    return ob, status
+
+
+def visit_conduct(m: am.VisitConduct, ctx: Context) -> Result:
+    """Entry, stay and team size, judged on the visiting party's own record of the visit:
+    accepting a request creates no duty to record it (the visit may lawfully not happen)."""
+    obs: list[Obligation] = []
+    finds: list[Finding] = []
+    entry = parse_duration(m.entry_within, "entry_within") if m.entry_within else None
+    stay = parse_duration(m.max_stay, "max_stay") if m.max_stay else None
+    for req in _visits(ctx, m.request_kind):
+        host, kind = req.to[0], m.request_kind
+        records = [r for r in ctx.attached.get((req.id, m.form), ()) if r.party == req.party]
+        if m.max_team is not None:
+            sizes = [(e, _int_field(e, "team_size")) for e in (req, *records)]
+            over = [(e, n) for e, n in sizes if n is not None and n > m.max_team]
+            if over:
                 finds.append(
                     _finding(
                         m,
-                        "quota.refusal_within_quota",
-                        host,
-                        [req.id, ans.id],
-                        ans.time,
-                        f"{host} refused {m.request_kind} request {req.id} from {req.party} with "
-                        f"{accepted[(host, year)]} of {m.per_year} accepted in {year}",
-                        str(year),
+                        "visit.team_too_large",
+                        req.party,
+                        [req.id, *(e.id for e, _ in over if e is not req)],
+                        req.time,
+                        f"{kind} {req.id}: a team of {max(n for _, n in over)}; at most {m.max_team}",
                     )
                 )
+        rec = next((r for r in records if r.start is not None and r.start <= ctx.as_of), None)
+        if rec is None or rec.start is None:
+            continue
+        ids = (req.id, rec.id)
+        if entry is not None:
+            eta = _time_field(req, "eta")
+            due = req.time + entry if eta is None else max(req.time + entry, eta)
+            ob, status = _judge(m, host, f"{req.id}:entry", due, rec.start, rec, ids)
+            obs.append(ob)
+            if status == "late":
+                msg = (
+                    f"{host} admitted the {kind} team of {req.id} at {format_time(rec.start)}, "
+                    f"due by {format_time(due)}"
+                )
+                finds.append(_finding(m, "visit.entry_late", host, ids, due, msg))
+        if stay is not None and rec.end is not None and rec.end <= ctx.as_of:
+            due = rec.start + stay
+            ob, status = _judge(m, req.party, f"{req.id}:stay", due, rec.end, rec, ids)
+            obs.append(ob)
+            if status == "late":
+                msg = (
+                    f"the {kind} team of {req.id} stayed until {format_time(rec.end)}, "
+                    f"{m.max_stay} after entry is {format_time(due)}"
+                )
+                finds.append(_finding(m, "visit.stay_exceeded", req.party, ids, due, msg))
+    return obs, finds
+
+
+def visit_plan(m: am.VisitPlan, ctx: Context) -> Result:
+    """The plan, once submitted: far enough ahead of the start it plans, and answered."""
+    obs: list[Obligation] = []
+    finds: list[Finding] = []
+    lead = parse_duration(m.lead, "lead") if m.lead else None
+    answer = parse_duration(m.answer_within, "answer_within") if m.answer_within else None
+    for req in _visits(ctx, m.request_kind):
+        host = req.to[0]
+        plans = [p for p in ctx.attached.get((req.id, m.form), ()) if p.party == req.party]
+        if not plans:
+            continue
+        first = plans[0]
+        # The start as last planned, against the first submission (revising does not restart).
+        last = next((p for p in reversed(plans) if p.start is not None), None)
+        if lead is not None and last is not None and last.start is not None:
+            ob, found = _owed_on(
+                ctx,
+                m,
+                req.party,
+                f"{req.id}:plan",
+                (req.id,),
+                last.start - lead,
+                first,
+                ("notification.missing", "notification.late"),
+                f"the {m.form} for {req.id} (start {format_time(last.start)})",
+            )
+            obs.append(ob)
+            finds.extend(found)
+        if answer is not None:
+            answers = [
+                a
+                for a in ctx.attached.get((req.id, m.answer_form), ())
+                if a.party == host and a.time >= first.time
+            ]
+            ob, found = _owed_on(
+                ctx,
+                m,
+                host,
+                f"{req.id}:answer",
+                (req.id, first.id),
+                first.time + answer,
+                answers[0] if answers else None,
+                ("reply.missing", "reply.late"),
+                f"{host}'s answer to the {m.form} {first.id}",
+            )
+            obs.append(ob)
+            finds.extend(found)
+    return obs, finds
+
+
+def visit_report(m: am.VisitReport, ctx: Context) -> Result:
+    """A report owed once the visit is known to have ended: the visiting party's activity
+    that the request names (its flight) has an end."""
+    obs: list[Obligation] = []
+    finds: list[Finding] = []
+    within = parse_duration(m.within, "within")
+    for req in _visits(ctx, m.request_kind):
+        ref = req.raw.get("activity")
+        act = ctx.activity_by_id.get(ref) if isinstance(ref, str) else None
+        if act is None or act.party != req.party or act.end is None:
+            continue
+        reports = [
+            r
+            for r in ctx.attached.get((req.id, m.form), ())
+            if r.party == req.party and (not m.to_all or ctx._to_all(r))
+        ]
+        ob, found = _owed_on(
+            ctx,
+            m,
+            req.party,
+            req.id,
+            (req.id, act.id),
+            act.end + within,
+            reports[0] if reports else None,
+            ("notification.missing", "notification.late"),
+            f"{req.party}'s {m.form} on {req.id}",
+        )
+        obs.append(ob)
+        finds.extend(found)
+    return obs, finds
+
+
+def observer_terms(m: am.ObserverTerms, ctx: Context) -> Result:
+    """Invited parties answer; those who accepted report after the activity ends."""
+    obs: list[Obligation] = []
+    finds: list[Finding] = []
+    reply = parse_duration(m.reply_within, "reply_within") if m.reply_within else None
+    report = parse_duration(m.report_within, "report_within") if m.report_within else None
+    if reply is None and report is None:
+        return obs, finds
+    for inv in ctx.by_type["notification"]:
+        if inv.raw["form"] != m.form or inv.party not in ctx.parties:
+            continue
+        if not inv.to or "*" in inv.to:
+            invited = sorted(ctx.parties - {inv.party})
+        else:
+            invited = sorted((set(inv.to) & ctx.parties) - {inv.party})
+        ref = inv.raw.get("activity")
+        act = ctx.activity_by_id.get(ref) if isinstance(ref, str) else None
+        if act is not None and act.party != inv.party:
+            act = None
+        for p in invited:
+            ans = ctx.replies.get((inv.id, p))
+            if reply is not None:
+                ob, found = _owed_on(
+                    ctx,
+                    m,
+                    p,
+                    inv.id,
+                    (inv.id,),
+                    inv.time + reply,
+                    ans,
+                    ("reply.missing", "reply.late"),
+                    f"{p}'s answer to the invitation {inv.id}",
+                )
+                obs.append(ob)
+                finds.extend(found)
+            accepted = ans is not None and ans.raw.get("decision") == "accept"
+            if report is not None and accepted and act is not None and act.end is not None:
+                reports = [r for r in ctx.attached.get((inv.id, m.report_form), ()) if r.party == p]
+                ob, found = _owed_on(
+                    ctx,
+                    m,
+                    p,
+                    f"{inv.id}:report",
+                    (act.id, inv.id),
+                    act.end + report,
+                    reports[0] if reports else None,
+                    ("notification.missing", "notification.late"),
+                    f"{p}'s {m.report_form} on {act.id}",
+                )
+                obs.append(ob)
+                finds.extend(found)
     return obs, finds
 
 
@@ -666,6 +1055,10 @@ RULES: dict[str, Callable[[Any, Context], Result]] = {
     "periodic_exchange": periodic_exchange,
     "reply_deadline": reply_deadline,
     "quota": quota,
+    "visit_conduct": visit_conduct,
+    "visit_plan": visit_plan,
+    "visit_report": visit_report,
+    "observer_terms": observer_terms,
     "event_notification": event_notification,
     "launch_notification": launch_notification,
 }

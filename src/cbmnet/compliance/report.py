@@ -35,6 +35,10 @@ SEVERITY: dict[str, Severity] = {
     "discrepancy.undeclared_activity": "violation",
     "discrepancy.size": "violation",
     "discrepancy.zone": "violation",
+    # Extensions (docs/agreements.md): verification visits.
+    "visit.entry_late": "lapse",
+    "visit.stay_exceeded": "violation",
+    "visit.team_too_large": "violation",
 }
 
 

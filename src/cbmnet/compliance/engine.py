@@ -659,7 +659,8 @@ class QuotaBook:
 
     def span(self, req: Event) -> tuple[int, int]:
         """A visit occupies [eta (or the request's time), until (or + visit_length)); with
-        neither, no time at all, so it never excuses a refusal by concurrency."""
+        neither, it is an instant: it meets the visits under way then, but occupies no time
+        itself, so once accepted it never excuses refusing another."""
         start = _time_field(req, "eta")
         start = req.time if start is None else start
         return self.span_of(start, _time_field(req, "until"))
@@ -670,6 +671,8 @@ class QuotaBook:
         return start, start + self.visit_ms if self.visit_ms is not None else start
 
     def overlapping(self, host: str, start: int, end: int) -> list[str]:
+        """Accepted visits of ``host`` under way during [start, end) (at ``start``, if empty)."""
+        end = max(end, start + 1)
         return [rid for s, e, rid in self.spans.get(self.key(host), ()) if s < end and start < e]
 
     def used(self, host: str, year: int) -> int:

@@ -1,0 +1,130 @@
+"""``quota_status``: before a request is sent, would the host be obliged to accept it?
+
+The hub asks this so it can tell a requester that a host's quota is exhausted before the
+request goes on the log. Pure and deterministic (no clock, no I/O): the answer depends only
+on the agreement, the events and the moment given. It replays the engine's own
+``QuotaBook``, so it cannot disagree with the ``quota.refusal_within_quota`` finding that
+``evaluate`` would make of a refusal sent at the same moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cbmnet.agreements import model as am
+from cbmnet.compliance.engine import Context, QuotaBook
+from cbmnet.compliance.events import Event
+from cbmnet.compliance.timeutil import year_of
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    """What a request of ``request_kind`` from ``requester`` to ``host`` would meet.
+
+    ``exhausted``: a limit is reached, so the host may refuse without a finding; ``obliged``:
+    a quota applies and no limit is reached, so a refusal would be a finding. Both are false
+    when no quota applies at all (``reason`` says why). ``remaining_*`` are None when no
+    figure limits them; ``concurrent_open`` counts the host's accepted visits of that kind
+    that overlap the one asked for (or are under way at its start).
+    """
+
+    host: str
+    requester: str
+    request_kind: str
+    year: int
+    measures: tuple[str, ...]
+    remaining_for_host: int | None
+    remaining_for_requester: int | None
+    concurrent_open: int
+    exhausted: bool
+    obliged: bool
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "requester": self.requester,
+            "request_kind": self.request_kind,
+            "year": self.year,
+            "measures": list(self.measures),
+            "remaining_for_host": self.remaining_for_host,
+            "remaining_for_requester": self.remaining_for_requester,
+            "concurrent_open": self.concurrent_open,
+            "exhausted": self.exhausted,
+            "obliged": self.obliged,
+            "reason": self.reason,
+        }
+
+
+def _min(values: list[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
+
+
+def quota_status(
+    agreement: am.Agreement,
+    events: Sequence[Event],
+    host: str,
+    requester: str,
+    request_kind: str,
+    at_ms: int,
+    *,
+    eta_ms: int | None = None,
+    until_ms: int | None = None,
+) -> QuotaStatus:
+    """The quota a request sent at ``at_ms`` (epoch ms) would meet, as of that moment.
+
+    ``events`` are the agreement's events as the engine reads them (those after ``at_ms``
+    are ignored). ``eta_ms``/``until_ms`` are the visit's planned arrival and end, as the
+    request would carry them in ``eta``/``until``; concurrency is judged on them (default:
+    the visit starts at ``at_ms`` and lasts the measure's ``visit_length``). The year is the
+    calendar year of ``at_ms``, as the engine counts a request in the year it was sent.
+    """
+    year = year_of(at_ms)
+
+    def status(measures: tuple[str, ...], reason: str, **kw: Any) -> QuotaStatus:
+        fields: dict[str, Any] = {
+            "remaining_for_host": None,
+            "remaining_for_requester": None,
+            "concurrent_open": 0,
+            "exhausted": False,
+            "obliged": False,
+        }
+        fields.update(kw)
+        return QuotaStatus(host, requester, request_kind, year, measures, reason=reason, **fields)
+
+    quotas = [
+        m for m in agreement.measures if isinstance(m, am.Quota) and m.request_kind == request_kind
+    ]
+    ids = tuple(m.id for m in quotas)
+    if not quotas:
+        return status(ids, f"{agreement.id} sets no quota for {request_kind} requests")
+    parties = set(agreement.parties)
+    if host == requester or host not in parties or requester not in parties:
+        return status(ids, f"a request from {requester} to {host} does not bind under {agreement.id}")
+    ctx = Context(agreement, at_ms, list(events), {})
+    host_left: list[int | None] = []
+    mine_left: list[int | None] = []
+    busy = 0
+    limits: list[str] = []
+    for m in quotas:
+        book = QuotaBook(m, ctx)
+        book.replay()
+        start, end = book.span_of(at_ms if eta_ms is None else eta_ms, until_ms)
+        host_left.append(max(0, book.quota(host, year, at_ms) - book.used(host, year)))
+        cap = book.requester_cap(host, requester, year, at_ms)
+        if cap is not None:
+            mine_left.append(max(0, cap[0] - book.used_from(host, requester, year)))
+        busy = max(busy, len(book.overlapping(host, start, end)))
+        why = book.limit(host, requester, year, at_ms, start, end)
+        if why is not None:
+            limits.append(f"{m.id}: {why}")
+    left, mine = _min(host_left), _min(mine_left)
+    counts = {"remaining_for_host": left, "remaining_for_requester": mine, "concurrent_open": busy}
+    if limits:
+        return status(ids, "; ".join(limits), exhausted=True, **counts)
+    of_mine = f", {mine} for {requester}" if mine is not None else ""
+    reason = f"within quota: {left} left for {host} in {year}{of_mine}"
+    return status(ids, reason, obliged=True, **counts)

@@ -267,3 +267,66 @@ def india_pakistan(seed: int = 5) -> Scenario:
     sc.observations = g.rows
     sc.expected = [{"code": "discrepancy.zone", "party": "PAK", "measure": "exclusion-5km"}]
     return sc
+
+
+def write_csv(rows: list[dict[str, Any]], path: Any) -> None:
+    """The rows as CSV with a header row (columns in the spec's order)."""
+    import csv
+
+    cols = [
+        "id",
+        "time",
+        "lon",
+        "lat",
+        "sensor_id",
+        "sensor_kind",
+        "object_class",
+        "count",
+        "confidence",
+        "track_id",
+    ]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in cols})
+
+
+def write_geojson(rows: list[dict[str, Any]], path: Any) -> None:
+    """The rows as a FeatureCollection of Points."""
+    import json
+
+    feats = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+            "properties": {k: v for k, v in r.items() if k not in ("lon", "lat")},
+        }
+        for r in rows
+    ]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"type": "FeatureCollection", "features": feats}, f)
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Any, timestamps: bool = True) -> None:
+    """The rows as Parquet; ``time`` a UTC timestamp column (or RFC 3339 strings)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cbmnet.compliance.timeutil import parse_time
+
+    cols: dict[str, Any] = {
+        "id": pa.array([r["id"] for r in rows], pa.string()),
+        "time": pa.array([parse_time(r["time"], "t") for r in rows], pa.timestamp("ms", "UTC"))
+        if timestamps
+        else pa.array([r["time"] for r in rows], pa.string()),
+        "lon": pa.array([r["lon"] for r in rows], pa.float64()),
+        "lat": pa.array([r["lat"] for r in rows], pa.float64()),
+        "sensor_id": pa.array([r["sensor_id"] for r in rows], pa.string()),
+        "sensor_kind": pa.array([r["sensor_kind"] for r in rows], pa.string()),
+        "object_class": pa.array([r["object_class"] for r in rows], pa.string()),
+        "count": pa.array([r["count"] for r in rows], pa.int32()),
+        "confidence": pa.array([r["confidence"] for r in rows], pa.float64()),
+        "track_id": pa.array([r.get("track_id") for r in rows], pa.string()),
+    }
+    pq.write_table(pa.table(cols), path)

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from cbmnet.cli.hub import add_hub_verbs
+from cbmnet.cli.verify import add_verify_verbs
 from cbmnet.errors import CbmnetError, FormatError
 from cbmnet.ledger import dsse
 from cbmnet.ledger.entry import format_time_ms
@@ -48,6 +49,7 @@ app.add_typer(witness_app, name="witness")
 agreements_app = typer.Typer(help="Agreements as code: list, show, validate.", no_args_is_help=True)
 app.add_typer(agreements_app, name="agreements")
 add_hub_verbs(app, keys_app)
+add_verify_verbs(app)
 
 DEFAULT_DB = "sqlite:///data/cbmnet.db"
 DbOpt = Annotated[

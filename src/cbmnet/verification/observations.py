@@ -317,6 +317,10 @@ def _hash_arrow(arr: Any) -> NDArray[np.uint64]:
     return hash_strings(offsets, data)
 
 
+def _row_fail(enc: _Encoder, row: int, ident: str | None) -> Callable[[str, str], FormatError]:
+    return lambda fld, msg: enc.fail(row, fld, msg, ident if fld != "id" else None)
+
+
 def _check_duplicates(enc: _Encoder, ids_at: Callable[[list[int]], dict[int, str]]) -> None:
     """Raise for the first true duplicate id; hash collisions are confirmed on the strings."""
     pairs = enc.duplicate_candidates()
@@ -353,9 +357,17 @@ def _bisect_cast(arr: Any, typ: Any) -> tuple[Any, int | None]:
 class _Strings:
     """Column decoding from text (CSV and string-typed Parquet columns)."""
 
-    def __init__(self, enc: _Encoder, row0: int) -> None:
+    def __init__(self, enc: _Encoder, row0: int, ids: Any | None = None) -> None:
         self.enc = enc
         self.row0 = row0
+        self.ids = ids
+
+    def fail(self, i: int, fld: str, msg: str) -> FormatError:
+        ident = None
+        if self.ids is not None and fld != "id":
+            v = self.ids[i].as_py()
+            ident = v if isinstance(v, str) else None
+        return self.enc.fail(self.row0 + i, fld, msg, ident)
 
     def text(self, arr: Any, fld: str) -> Any:
         import pyarrow as pa
@@ -363,7 +375,7 @@ class _Strings:
         if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
             out, bad = _bisect_cast(arr, pa.string())
             if bad is not None:
-                raise self.enc.fail(self.row0 + bad, fld, "is not valid UTF-8")
+                raise self.fail(bad, fld, "is not valid UTF-8")
             return out
         return arr
 
@@ -374,14 +386,14 @@ class _Strings:
         empty = pc.equal(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False)
         idx = np.flatnonzero(empty)
         if len(idx):
-            raise self.enc.fail(self.row0 + int(idx[0]), fld, "missing")
+            raise self.fail(int(idx[0]), fld, "missing")
         return arr
 
     def number(self, arr: Any, fld: str, typ: Any, what: str) -> NDArray[Any]:
         arr = self.required(arr, fld)
         out, bad = _bisect_cast(arr, typ)
         if bad is not None:
-            raise self.enc.fail(self.row0 + bad, fld, f"{arr[bad].as_py()!r} is not {what}")
+            raise self.fail(bad, fld, f"{arr[bad].as_py()!r} is not {what}")
         return np.asarray(out.to_numpy(zero_copy_only=False))
 
     def time(self, arr: Any, fld: str) -> NDArray[np.int64]:
@@ -393,9 +405,7 @@ class _Strings:
         idx = np.flatnonzero(~ok)
         if len(idx):
             v = arr[int(idx[0])].as_py()
-            raise self.enc.fail(
-                self.row0 + int(idx[0]), fld, f"{v!r} is not an RFC 3339 time with an offset"
-            )
+            raise self.fail(int(idx[0]), fld, f"{v!r} is not an RFC 3339 time with an offset")
         up = pc.utf8_upper(arr)
         ts, bad = _bisect_cast(up, pa.timestamp("ns", "UTC"))
         if bad is not None:
@@ -403,8 +413,8 @@ class _Strings:
             try:
                 parse_time(v, "time")  # its message says why (a day that does not exist …)
             except FormatError as e:
-                raise self.enc.fail(self.row0 + bad, fld, str(e).removeprefix("time: ")) from None
-            raise self.enc.fail(self.row0 + bad, fld, f"{v!r} is not a valid time")
+                raise self.fail(bad, fld, str(e).removeprefix("time: ")) from None
+            raise self.fail(bad, fld, f"{v!r} is not a valid time")
         ns: NDArray[np.int64] = np.asarray(ts.cast(pa.int64()).to_numpy(zero_copy_only=False))
         return np.floor_divide(ns, 1_000_000).astype(np.int64)
 
@@ -419,10 +429,12 @@ class CsvObservations:
 
     def _header(self) -> list[str]:
         try:
-            with open(self.path, encoding="utf-8-sig", newline="") as f:
-                line = f.readline()
+            with open(self.path, "rb") as f:
+                raw = f.readline(1 << 20)
         except OSError as e:
             raise FormatError(f"{self.path}: {e.strerror}") from e
+        try:
+            line = raw.decode("utf-8-sig")
         except UnicodeDecodeError as e:
             raise FormatError(f"{self.path}, header: not valid UTF-8") from e
         if not line.strip():
@@ -492,8 +504,9 @@ class CsvObservations:
     def _chunk(self, enc: _Encoder, rb: Any, row0: int) -> _Chunk:
         import pyarrow as pa
 
-        s = _Strings(enc, row0)
         col = {name: rb.column(name) for name in rb.schema.names}
+        ids = _Strings(enc, row0).required(col["id"], "id") if "id" in col else None
+        s = _Strings(enc, row0, ids)
         return _Chunk(
             row0=row0,
             time=s.time(col["time"], "time"),
@@ -505,7 +518,7 @@ class CsvObservations:
             count=s.number(col["count"], "count", pa.int64(), "an integer >= 1"),
             confidence=s.number(col["confidence"], "confidence", pa.float64(), "a number in [0, 1]"),
             track_id=s.text(col["track_id"], "track_id") if "track_id" in col else None,
-            id=s.required(col["id"], "id") if "id" in col else None,
+            id=ids,
         )
 
 
@@ -617,11 +630,12 @@ class ParquetObservations:
             arr = rb.column(name)
             if pa.types.is_dictionary(arr.type):
                 arr = arr.cast(arr.type.value_type)
+            col[name] = arr
+        s = _Strings(enc, row0, col.get("id"))
+        for name, arr in col.items():
             if arr.null_count and name != "track_id":
                 i = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
-                raise enc.fail(row0 + i, name, "missing")
-            col[name] = arr
-        s = _Strings(enc, row0)
+                raise s.fail(i, name, "missing")
         t = col["time"]
         if pa.types.is_timestamp(t.type):
             ns = t.cast(pa.timestamp("ns", "UTC"), safe=False).cast(pa.int64())
@@ -686,39 +700,41 @@ class RowObservations:
         row0 = lo + 1
         cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
         for k, r in enumerate(recs):
+            rid = r.get("id")
+            fail = _row_fail(enc, row0 + k, rid if isinstance(rid, str) else None)
             for c in COLUMNS:
                 v = r.get(c)
                 if v is None:
                     if c in REQUIRED or (c == "id" and has_ids):
-                        raise enc.fail(row0 + k, c, "missing")
+                        raise fail(c, "missing")
                     v = ""
                 elif c in ("lon", "lat", "confidence"):
                     if not isinstance(v, int | float) or isinstance(v, bool):
-                        raise enc.fail(row0 + k, c, f"{v!r} is not a number")
+                        raise fail(c, f"{v!r} is not a number")
                     v = float(v)
                 elif c == "count":
                     if isinstance(v, float) and v.is_integer():
                         v = int(v)
                     if not isinstance(v, int) or isinstance(v, bool):
-                        raise enc.fail(row0 + k, c, f"{v!r} is not an integer >= 1")
+                        raise fail(c, f"{v!r} is not an integer >= 1")
                     if v > MAX_COUNT:
-                        raise enc.fail(row0 + k, c, f"larger than {MAX_COUNT}")
+                        raise fail(c, f"larger than {MAX_COUNT}")
                 elif c == "time":
                     if not isinstance(v, str) or not _RFC3339_RE.match(v):
-                        raise enc.fail(row0 + k, c, f"{v!r} is not an RFC 3339 time with an offset")
+                        raise fail(c, f"{v!r} is not an RFC 3339 time with an offset")
                     try:
                         v = parse_time(v, "time")
                     except FormatError as e:
-                        raise enc.fail(row0 + k, c, str(e).removeprefix("time: ")) from None
+                        raise fail(c, str(e).removeprefix("time: ")) from None
                 elif not isinstance(v, str):
-                    raise enc.fail(row0 + k, c, f"{v!r} is not a string")
+                    raise fail(c, f"{v!r} is not a string")
                 else:
                     try:
                         v.encode("utf-8")
                     except UnicodeEncodeError:
-                        raise enc.fail(row0 + k, c, "is not valid Unicode") from None
+                        raise fail(c, "is not valid Unicode") from None
                     if c == "id" and not v:
-                        raise enc.fail(row0 + k, c, "missing")
+                        raise fail(c, "missing")
                 cols[c].append(v)
         return _Chunk(
             row0=row0,

@@ -778,6 +778,12 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         {},
     ),
     ("GET", "/v1/obligations"): (p_obligations, PARTIES_ONLY, SEEN_BY_BOTH),
+    # Quota status: for the agreement's parties (all four are Vienna Document states here).
+    ("GET", "/v1/quota"): (
+        _status("/v1/quota", agreement=AG, host="AUT", kind="inspection"),
+        PARTIES_ONLY,
+        {},
+    ),
     ("WS", "/v1/stream"): (
         p_stream,
         {

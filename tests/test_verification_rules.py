@@ -225,8 +225,11 @@ def test_a_visit_lasts_from_eta_to_until_where_no_length_is_set() -> None:
 
     assert codes(run(events(t(end, -MS))), "evaluations") == []
     assert codes(run(events(end)), "evaluations") == [("quota.refusal_within_quota", "AAA")]
-    # A request with no end is an instant: it meets the visit under way then ...
-    assert codes(run(events(t(end, -MS), until="soon")), "evaluations") == []
+    # A malformed end is bad input, named, not silently an instant ...
+    with pytest.raises(FormatError, match="field 'until'"):
+        run(events(t(end, -MS), until="soon"))
+    # ... a request with no end is an instant: it meets the visit under way then ...
+    assert codes(run(events(t(end, -MS))), "evaluations") == []
     # ... but an accepted visit with neither until nor a length occupies no time.
     bare = events(start)
     del bare[1]["until"]
@@ -234,10 +237,11 @@ def test_a_visit_lasts_from_eta_to_until_where_no_length_is_set() -> None:
     eta = parse_time(start, "t")
     s = status(bare[:3], "AAA", "CCC", "evaluation", "2028-05-02T00:00:00Z", eta_ms=eta)
     assert s.concurrent_open == 0 and s.obliged
-    # An unreadable until is no until.
+    # An unreadable until is bad input, named.
     garbled = events(start)
     garbled[1]["until"] = "tomorrow"
-    assert codes(run(garbled), "evaluations") == [("quota.refusal_within_quota", "AAA")]
+    with pytest.raises(FormatError, match="field 'until'"):
+        run(garbled)
     busy = status(events(start)[:3], "AAA", "CCC", "evaluation", "2028-05-02T00:00:00Z", eta_ms=eta)
     assert busy.concurrent_open == 1 and busy.exhausted
 
@@ -479,8 +483,9 @@ def test_team_of_at_most_four() -> None:
     grew = run(inspection(entry, t(entry, HOUR), team=4, report_team=5))
     [f] = [f for f in grew["findings"] if f["measure"] == "conduct"]
     assert f["subjects"] == ["q", "r"]
-    # Not an integer: taken as absent (events-v1 leaves team_size to the rules).
-    assert codes(run(inspection(entry, t(entry, HOUR), team="five")), "conduct") == []
+    # Not an integer: bad input, named (the hub refuses it before it is logged).
+    with pytest.raises(FormatError, match="field 'team_size'"):
+        run(inspection(entry, t(entry, HOUR), team="five"))
 
 
 def test_no_record_no_duty_and_others_records_do_not_count() -> None:

@@ -359,6 +359,11 @@ class HubClient:
     def parties(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/v1/parties").json()["parties"])
 
+    def quota(self, agreement: str, host: str, kind: str, **when: str | None) -> dict[str, Any]:
+        """Would ``host`` be obliged to accept our request of ``kind`` (eta/until optional)?"""
+        params = _clean({"agreement": agreement, "host": host, "kind": kind, **when})
+        return dict(self._request("GET", "/v1/quota", params=params).json())
+
     def obligations(self, agreement: str, as_of: str | None = None) -> dict[str, Any]:
         return dict(
             self._request(

@@ -390,7 +390,7 @@ class HubState:
         if d.get("activity"):
             refs.append(("activity", d["activity"]))
         refs += [("activities", a) for a in d.get("activities") or ()]
-        if d["type"] == "response":
+        if d["type"] in ("response", "notification") and d.get("request"):
             refs.append(("request", d["request"]))
         for fld, ref in refs:
             idx = log.events.get(ref)
@@ -401,11 +401,19 @@ class HubState:
             target = self.entries[idx]
             if not self.may_read(author, target):
                 raise ForbiddenError(f"{what}, field {fld!r}: {ref!r} is not addressed to {author!r}")
-            if fld == "request":
+            if fld == "request" and d["type"] == "response":
+                # An answer goes to a request, or to an invitation to observe (acceptance).
+                invitation = target.kind == "notification" and target.form == "observation_invitation"
+                if target.kind != "request" and not invitation:
+                    raise FormatError(f"{what}, field 'request': {ref!r} is not a request or invitation")
+                if target.author == author or (not invitation and author not in target.addressees):
+                    raise ForbiddenError(f"{what}: the request {ref!r} is not addressed to {author!r}")
+            elif fld == "request":
+                # A report on a visit names the request: only its two sides report on it.
                 if target.kind != "request":
                     raise FormatError(f"{what}, field 'request': {ref!r} is not a request")
-                if author not in target.addressees or target.author == author:
-                    raise ForbiddenError(f"{what}: the request {ref!r} is not addressed to {author!r}")
+                if author not in target.addressees:
+                    raise ForbiddenError(f"{what}: {author!r} is not a side of the request {ref!r}")
             elif d["type"] == "notification" and target.author != author:
                 raise ForbiddenError(f"{what}, field {fld!r}: {ref!r} is another party's activity")
 
@@ -582,7 +590,8 @@ class HubState:
             req = log.events.get(d["request"])
             if req is not None:
                 e.ref = req
-                e.addressees = self.entries[req].addressees | {act.author}
+                asked = self.entries[req]
+                e.addressees = asked.addressees | {act.author, asked.author}
             else:
                 e.addressees = frozenset({act.author})
         elif d["type"] == "notification" and d.get("to") and d["to"] != [ALL]:

@@ -240,6 +240,7 @@ def _parse_one(doc: Any, source: str, index: int) -> Event:
         r.str_("activity", required=False)
         r.str_list("activities")
         r.int_("year", minimum=1)
+        r.str_("request", required=False)  # a report or plan names the visit it is about
         start, end = r.time("window_start", required=False), r.time("window_end", required=False)
         if start is not None and end is not None and end < start:
             raise r.fail("window_end", "precedes window_start")
@@ -256,6 +257,8 @@ def _parse_one(doc: Any, source: str, index: int) -> Event:
         r.str_("activity", required=False)
         r.geometry("area")
         r.time("eta", required=False)
+        r.time("until", required=False)
+        r.int_("team_size", minimum=1)
     elif etype == "response":
         r.str_("request")
         r.enum("decision", DECISIONS)
@@ -296,6 +299,7 @@ def parse_events(records: Sequence[Any], source: str = "events") -> list[Event]:
             refs = (("request", e.raw["request"]),)
         elif e.type == "notification":
             refs = [("activity", e.raw["activity"])] if e.raw.get("activity") else []
+            refs += [("request", e.raw["request"])] if e.raw.get("request") else []
             refs = [*refs, *(("activities", a) for a in e.raw.get("activities") or ())]
         elif e.type == "request" and e.raw.get("activity"):
             refs = (("activity", e.raw["activity"]),)

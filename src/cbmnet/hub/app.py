@@ -494,6 +494,27 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         at = parse_time(as_of, "as_of") if as_of else hub.clock()
         return hub.report_for(party, agreement, at)
 
+    @app.get("/v1/quota", tags=["verification"])
+    def quota(
+        party: Caller,
+        agreement: Annotated[str, Query(max_length=128)],
+        host: Annotated[str, Query(max_length=64)],
+        kind: Annotated[str, Query(max_length=64)],
+        eta: Text = None,
+        until: Text = None,
+    ) -> dict[str, Any]:
+        """Before asking ``host`` for an inspection, evaluation or flight: is its quota spent?"""
+        evaluations.take(party)
+        hub.sync()
+        return hub.quota_for(
+            party,
+            agreement,
+            host,
+            kind,
+            eta_ms=parse_time(eta, "eta") if eta else None,
+            until_ms=parse_time(until, "until") if until else None,
+        )
+
     # ---- the log, for witnesses and auditors --------------------------------------------
 
     @app.get("/v1/log/checkpoint", tags=["log"], response_class=PlainTextResponse)

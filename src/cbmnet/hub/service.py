@@ -33,6 +33,7 @@ from cbmnet.agreements.loader import parse_agreement, resolve_zones
 from cbmnet.agreements.model import Agreement
 from cbmnet.compliance.engine import evaluate
 from cbmnet.compliance.events import parse_events
+from cbmnet.compliance.quota import quota_status
 from cbmnet.compliance.report import Report
 from cbmnet.errors import (
     CbmnetError,
@@ -515,6 +516,46 @@ class Hub:
             except CbmnetError as e:
                 log.warning("delivery records lost: %s", e)
 
+    # ---- quotas ---------------------------------------------------------------------------
+
+    def quota_for(
+        self,
+        party: str,
+        agreement: str,
+        host: str,
+        request_kind: str,
+        *,
+        eta_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """Before ``party`` asks ``host`` for a visit: would the host be obliged to accept?"""
+        self._member(party, agreement)
+        with self._state_lock:
+            if host not in self.state.parties:
+                raise NotFoundError(f"{host!r} is not a registered party")
+            docs = self.state.events(agreement, upto=self.committed)
+        events = parse_events(docs, f"log of {agreement}")
+        status = quota_status(
+            self.agreements[agreement],
+            events,
+            host,
+            party,
+            request_kind,
+            self.clock(),
+            eta_ms=eta_ms,
+            until_ms=until_ms,
+        )
+        return status.to_json()
+
+    def _member(self, party: str, agreement: str) -> None:
+        if agreement not in self.agreements:
+            raise NotFoundError(f"this hub does not serve agreement {agreement!r}")
+        with self._state_lock:
+            who = self.state.parties.get(party)
+            member = party == SECRETARIAT or (who is not None and agreement in who.agreements)
+        if not member:
+            raise ForbiddenError(f"{party!r} is not registered for {agreement!r}")
+
     # ---- observation batches -------------------------------------------------------------
 
     def put_batch(self, party: str, index: int, data: bytes) -> dict[str, Any]:
@@ -572,14 +613,7 @@ class Hub:
 
     def report_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
         """The agreement's report, cut to what ``party`` may read."""
-        if agreement not in self.agreements:
-            raise NotFoundError(f"this hub does not serve agreement {agreement!r}")
-        with self._state_lock:
-            member = party == SECRETARIAT or agreement in getattr(
-                self.state.parties.get(party), "agreements", ()
-            )
-        if not member:
-            raise ForbiddenError(f"{party!r} is not registered for {agreement!r}")
+        self._member(party, agreement)
         rep = self.report(agreement, as_of)
 
         def readable(subjects: Sequence[str], at_fault: str) -> bool:

@@ -1,0 +1,115 @@
+"""Inspections, reports and observers over a real hub: quotas told before a request is sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cbmnet.errors import ForbiddenError
+from cbmnet.hub.service import HubSettings
+from tests.hubkit import running_hub
+
+VD = "vienna-document-2011"
+
+
+def _request(rid: str, host: str, **extra: Any) -> dict[str, Any]:
+    return {"agreement": VD, "id": rid, "type": "request", "kind": "inspection", "to": host, **extra}
+
+
+def test_inspection_quota_is_told_before_the_request_and_enforced_after(tmp_path: Path) -> None:
+    settings = HubSettings(sweep_s=3600, checkpoint_s=3600, evaluations_per_s=1000)
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=settings) as th:
+        th.register("DEU", "FRA", "POL", "ITA", "BEL")
+        with th.client("DEU") as deu:
+            for n, who in enumerate(("FRA", "POL", "ITA"), start=1):
+                with th.client(who) as c:
+                    before = c.quota(VD, "DEU", "inspection")
+                    assert before["obliged"] and not before["exhausted"]
+                    assert before["remaining_for_host"] == 3 - (n - 1)
+                    c.event(_request(f"insp-{who}", "DEU", team_size=4))
+                deu.event(
+                    {
+                        "agreement": VD,
+                        "id": f"ok-{who}",
+                        "type": "response",
+                        "request": f"insp-{who}",
+                        "decision": "accept",
+                    }
+                )
+            with th.client("BEL") as bel:
+                fourth = bel.quota(VD, "DEU", "inspection")
+                assert fourth["exhausted"] and fourth["remaining_for_host"] == 0
+            with th.client("FRA") as fra:
+                again = fra.quota(VD, "DEU", "inspection")
+                assert again["exhausted"] and again["remaining_for_requester"] == 0
+                # The inspecting state reports on its own visit, naming the request.
+                fra.event(
+                    {
+                        "agreement": VD,
+                        "id": "rep-FRA",
+                        "type": "notification",
+                        "form": "inspection_report",
+                        "request": "insp-FRA",
+                        "body": "Entry 0600Z, left 1800Z; nothing unusual.",
+                    }
+                )
+            # Only a side of the visit reports on it.
+            with th.client("BEL") as bel, pytest.raises(ForbiddenError, match="not addressed to 'BEL'"):
+                bel.event(
+                    {
+                        "agreement": VD,
+                        "id": "rep-x",
+                        "type": "notification",
+                        "form": "inspection_report",
+                        "request": "insp-FRA",
+                    }
+                )
+
+
+def test_an_observer_invitation_is_accepted_by_an_invited_state(tmp_path: Path) -> None:
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path) as th:
+        th.register("DEU", "FRA")
+        with th.client("DEU") as deu, th.client("FRA") as fra:
+            deu.event(
+                {
+                    "agreement": VD,
+                    "id": "big-1",
+                    "type": "activity",
+                    "start": "2027-09-01T00:00:00Z",
+                    "end": "2027-09-05T00:00:00Z",
+                    "category": "land",
+                    "size": {"troops": 14000},
+                }
+            )
+            deu.event(
+                {
+                    "agreement": VD,
+                    "id": "inv-1",
+                    "type": "notification",
+                    "form": "observation_invitation",
+                    "activity": "big-1",
+                }
+            )
+            r = fra.event(
+                {
+                    "agreement": VD,
+                    "id": "yes-1",
+                    "type": "response",
+                    "request": "inv-1",
+                    "decision": "accept",
+                }
+            )
+            # The inviting state sees the acceptance.
+            assert deu.entry(r["index"])["event_id"] == "yes-1"
+            with pytest.raises(ForbiddenError):  # nobody accepts its own invitation
+                deu.event(
+                    {
+                        "agreement": VD,
+                        "id": "yes-2",
+                        "type": "response",
+                        "request": "inv-1",
+                        "decision": "accept",
+                    }
+                )

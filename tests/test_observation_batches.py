@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cbmnet.errors import ConflictError, ForbiddenError, VerificationError
+from cbmnet.errors import ConflictError, ForbiddenError, FormatError, VerificationError
 from tests.hubkit import running_hub
 
 VD = "vienna-document-2011"
@@ -84,3 +84,28 @@ def test_cli_submits_and_fetches_a_batch(tmp_path: Path) -> None:
         bad.write_text("x")
         r = cli("observations", "submit", str(bad), "--agreement", VD, env=env)
         assert r.exit_code == 2 and "name it .csv" in r.output and "Traceback" not in r.output
+
+
+def test_a_batch_with_a_bad_row_is_named_and_never_stored(tmp_path: Path) -> None:
+    from tests.hubcli_helpers import cli
+
+    bad = ROWS + b"o2,2027-09-01T06:05:00Z,13.41,52.51,sat-7,satellite,battle_tank,0,0.9\n"
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path) as th:
+        th.register("DEU")
+        with th.client("DEU") as deu:
+            size = deu.entries()["next"]
+            with pytest.raises(FormatError, match=r"batch \d+.*row 2.*'count'"):
+                deu.submit_observations(VD, "b-bad", bad, "csv")
+            # The act was logged (the provider signed it) but no row of the file was kept.
+            index = deu.entries()["next"]
+            assert index == size + 1
+            assert th.hub.rstore.get_batch(index) is None
+        key = tmp_path / "DEU.key"
+        key.write_text(th.keys["DEU"].signer + "\n")
+        f = tmp_path / "bad.csv"
+        f.write_bytes(bad)
+        env = {"CBMNET_HUB": th.url, "CBMNET_PARTY": "DEU", "CBMNET_KEY": str(key)}
+        before = th.hub.sync()
+        r = cli("observations", "submit", str(f), "--agreement", VD, env=env)
+        assert r.exit_code == 2 and "'count'" in r.output and "Traceback" not in r.output
+        assert th.hub.sync() == before  # refused before anything was signed or sent

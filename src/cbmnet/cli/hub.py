@@ -741,8 +741,11 @@ def observations_submit(
         data = file.read_bytes()
     except OSError as e:
         raise FormatError(f"{file}: {e.strerror}") from None
+    from cbmnet.hub.service import describe_batch
+
+    shape = describe_batch(data, fmt, str(file))  # a bad row is named before anything is signed
     with _client(hub, party, key) as c:
-        r = c.submit_observations(agreement, batch or file.stem, data, fmt)
+        r = c.submit_observations(agreement, batch or file.stem, data, fmt, **shape)
         _echo_json(_receipt(r, batch=batch or file.stem))
 
 

@@ -35,6 +35,7 @@ from cbmnet.compliance.engine import evaluate
 from cbmnet.compliance.events import parse_events
 from cbmnet.compliance.quota import quota_status
 from cbmnet.compliance.report import Report
+from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import (
     CbmnetError,
     ConflictError,
@@ -135,6 +136,34 @@ def init_hub(
     finally:
         store.close()
     return keys
+
+
+def describe_batch(data: bytes, fmt: str, what: str) -> dict[str, Any]:
+    """Validate every row of a batch file (strictly: the first bad row is named and nothing
+    is kept) and say its shape: rows, and the first and last detection time."""
+    import tempfile
+
+    from cbmnet.verification.observations import open_observations
+
+    suffix = {"csv": ".csv", "geojson": ".geojson", "parquet": ".parquet"}[fmt]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"batch{suffix}"
+        path.write_bytes(data)
+        rows, lo, hi = 0, None, None
+        try:
+            for b in open_observations(path).batches():
+                rows += len(b)
+                if len(b):
+                    first, last = int(b.time.min()), int(b.time.max())
+                    lo = first if lo is None else min(lo, first)
+                    hi = last if hi is None else max(hi, last)
+        except FormatError as e:
+            raise FormatError(str(e).replace(str(path), what)) from None
+    return {
+        "rows": rows,
+        "start": format_time(lo) if lo is not None else None,
+        "end": format_time(hi) if hi is not None else None,
+    }
 
 
 @dataclass
@@ -573,8 +602,13 @@ class Hub:
                 f"batch {index}: these {len(data)} bytes (SHA-256 {digest}) are not the "
                 f"{meta['bytes']} bytes signed in the log (SHA-256 {meta['sha256']})"
             )
+        shape = describe_batch(data, meta["format"], f"batch {index}")  # every row, or nothing
+        if meta.get("rows") is not None and meta["rows"] != shape["rows"]:
+            raise VerificationError(
+                f"batch {index}: {shape['rows']} rows, its provider signed {meta['rows']}"
+            )
         stored = self.wstore.put_batch(index, data)
-        return {"index": index, "sha256": digest, "stored": stored}
+        return {"index": index, "sha256": digest, "stored": stored, **shape}
 
     def get_batch(self, party: str, index: int) -> bytes:
         self.readable(party, index)

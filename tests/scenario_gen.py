@@ -30,6 +30,8 @@ class Scenario:
     observations: list[dict[str, Any]] = field(default_factory=list)
     expected: list[dict[str, Any]] = field(default_factory=list)
     """Each: code, party, measure and (for size) the activity id."""
+    source_of: dict[str, str] = field(default_factory=dict)
+    """Observation id -> the force it shows (its name), or ``noise``."""
 
 
 def _move(lon: float, lat: float, dx_km: float, dy_km: float) -> tuple[float, float]:
@@ -51,6 +53,8 @@ class _Gen:
         self.rng = random.Random(seed)
         self.rows: list[dict[str, Any]] = []
         self.n = 0
+        self.label = "noise"
+        self.source_of: dict[str, str] = {}
 
     def obs(
         self,
@@ -79,6 +83,7 @@ class _Gen:
         if track is not None:
             row["track_id"] = track
         self.rows.append(row)
+        self.source_of[row["id"]] = self.label
 
     def force(
         self,
@@ -94,6 +99,7 @@ class _Gen:
     ) -> None:
         """Detections of a force of ``troops`` and ``tanks`` standing at ``centre`` for ``days``."""
         rng = self.rng
+        self.label = name
         units: list[tuple[int, float, float]] = []
         left = troops
         while left > 0:
@@ -135,6 +141,7 @@ class _Gen:
             c, dx, dy = rng.choice(units)
             lon, lat = _move(*centre, dx + 30.0, dy + 30.0)
             self.obs(start + 30 * HOUR, lon, lat, "AER-1", "aerial", "troops", c, 0.6)
+        self.label = "noise"
 
     def noise(
         self, n: int, west: float, south: float, east: float, north: float, t0: int, t1: int
@@ -236,6 +243,7 @@ def vienna(seed: int = 11) -> Scenario:
     g.noise(2_000, 19.0, 45.8, 24.5, 48.0, t - 2 * DAY, t + 8 * DAY)
     g.obs(t + 5 * DAY, 22.3, 47.4, "OSI-1", "open_source", "troops", 2_500, 0.3)
     sc.observations = g.rows
+    sc.source_of = g.source_of
     sc.expected = [
         {
             "code": "discrepancy.size",
@@ -265,6 +273,7 @@ def india_pakistan(seed: int = 5) -> Scenario:
     ]
     g.noise(1_000, 73.5, 30.5, 76.0, 32.5, t - DAY, t + 5 * DAY)
     sc.observations = g.rows
+    sc.source_of = g.source_of
     sc.expected = [{"code": "discrepancy.zone", "party": "PAK", "measure": "exclusion-5km"}]
     return sc
 

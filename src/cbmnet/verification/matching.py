@@ -91,7 +91,7 @@ def declared_activities(events: Sequence[Event], as_of: int) -> list[Declared]:
 
 def grow(geoms: NDArray[Any], km: float) -> NDArray[Any]:
     """Each geometry grown by ``km`` in its own local equirectangular frame."""
-    if len(geoms) == 0:
+    if len(geoms) == 0 or km == 0:
         return geoms
     b = shapely.bounds(geoms)
     mid = np.radians((b[:, 1] + b[:, 3]) / 2.0)
@@ -144,8 +144,12 @@ class ActivityIndex:
             self.cand = np.zeros(0, dtype=np.int32)
             self.cs, self.tb, self.t0, self.nk = 1.0, 1, 0, 1
             return
-        extent = np.maximum(self.maxx - self.minx, self.maxy - self.miny)
-        self.cs = float(np.clip(np.median(extent), 0.02, 1.0))
+        # An empty area (an empty geometry) can hold nothing: it stays out of the grid.
+        usable = ~np.isnan(self.minx)
+        self.minx[~usable] = self.miny[~usable] = 0.0
+        self.maxx[~usable] = self.maxy[~usable] = -1.0
+        extent = np.maximum(self.maxx - self.minx, self.maxy - self.miny)[usable]
+        self.cs = float(np.clip(np.median(extent), 0.02, 1.0)) if len(extent) else 1.0
         self.tb = int(np.clip(np.median(self.we - self.ws), 3_600_000, 30 * 86_400_000))
         self.t0 = int(self.ws.min())
         self.nk = int((self.we.max() - self.t0) // self.tb) + 1
@@ -153,7 +157,7 @@ class ActivityIndex:
         self.nj = math.ceil(180.0 / self.cs) + 1
         i0, i1 = self._ci(self.minx), self._ci(self.maxx)
         j0, j1 = self._cj(self.miny), self._cj(self.maxy)
-        ncell = (i1 - i0 + 1) * (j1 - j0 + 1)
+        ncell = np.where(usable, (i1 - i0 + 1) * (j1 - j0 + 1), 0)
         act = np.repeat(np.arange(n, dtype=np.int64), ncell)
         within = np.arange(int(ncell.sum()), dtype=np.int64) - np.repeat(np.cumsum(ncell) - ncell, ncell)
         width = (j1 - j0 + 1)[act]
@@ -200,7 +204,7 @@ class ActivityIndex:
     def candidates(self, time: I64, lon: F64, lat: F64) -> tuple[I64, I64]:
         """(row, activity) pairs whose grown window and bounding box hold the row."""
         empty = np.zeros(0, dtype=np.int64)
-        if self.n == 0 or len(time) == 0:
+        if len(self.keys) == 0 or len(time) == 0:
             return empty, empty
         k = np.floor_divide(time - self.t0, self.tb)
         key = (self._ci(lon) * self.nj + self._cj(lat)) * self.nk + k

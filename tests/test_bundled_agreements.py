@@ -977,8 +977,8 @@ def os_flight(i: str = "f", observer: str = "DEU", eta: str = ETA) -> dict:
     return act(i, observer, eta, shift(eta, 90 * HOUR), category="flight")
 
 
-def os_request(i: str, observer: str, observed: str, time: str) -> dict:
-    return req(i, observer, observed, time, "observation_flight", eta=ETA)
+def os_request(i: str, observer: str, observed: str, time: str, eta: str = ETA) -> dict:
+    return req(i, observer, observed, time, "observation_flight", eta=eta)
 
 
 def test_open_skies_full_record_is_clean() -> None:
@@ -1024,7 +1024,12 @@ def test_open_skies_quota_lower_bound() -> None:
         out: list[dict] = []
         for k, (frm, d) in enumerate(decisions):
             t = f"2028-{k + 2:02d}-01T00:00:00Z"
-            out += [os_request(f"q{k}", frm, "PRT", t), resp(f"p{k}", "PRT", f"q{k}", shift(t, HOUR), d)]
+            # Each flight its own mission period (one flight at a time over a party).
+            eta = shift(t, 96 * HOUR)
+            out += [
+                os_request(f"q{k}", frm, "PRT", t, eta),
+                resp(f"p{k}", "PRT", f"q{k}", shift(t, HOUR), d),
+            ]
         return out
 
     assert codes(run(OS, rows([("DEU", "refuse")]), as_of)) == [("quota.refusal_within_quota", "PRT")]
@@ -1032,6 +1037,24 @@ def test_open_skies_quota_lower_bound() -> None:
     assert codes(run(OS, second, as_of), m) == [("quota.refusal_within_quota", "PRT")]
     third = rows([("DEU", "accept"), ("FRA", "accept"), ("GBR", "refuse")])
     assert codes(run(OS, third, as_of)) == []
+
+
+def test_open_skies_one_flight_at_a_time() -> None:
+    as_of = "2028-12-31T00:00:00Z"
+    t = "2028-03-01T00:00:00Z"
+    first = [
+        os_request("q0", "DEU", "POL", t, shift(t, 96 * HOUR)),
+        resp("p0", "POL", "q0", shift(t, HOUR), "accept"),
+    ]
+    # A second flight whose mission period overlaps the first may be refused ...
+    overlapping = os_request("q1", "FRA", "POL", shift(t, 2 * HOUR), shift(t, 100 * HOUR))
+    refused = resp("p1", "POL", "q1", shift(t, 3 * HOUR), "refuse")
+    assert codes(run(OS, [*first, overlapping, refused], as_of), "flight-quota") == []
+    # ... one that starts after the first has ended may not.
+    later = os_request("q1", "FRA", "POL", shift(t, 2 * HOUR), shift(t, 200 * HOUR))
+    assert codes(run(OS, [*first, later, refused], as_of), "flight-quota") == [
+        ("quota.refusal_within_quota", "POL")
+    ]
 
 
 def test_open_skies_prohibition_explained_within_7_days() -> None:

@@ -108,6 +108,53 @@ def group_index(cols: Sequence[NDArray[Any]]) -> tuple[NDArray[np.intp], NDArray
     return inverse, first.astype(np.intp, copy=False)
 
 
+def _sort_key(cols: Sequence[NDArray[Any]]) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """An order that brings equal rows (over ``cols``) together, and where groups start."""
+    n = len(cols[0])
+    shifted: list[NDArray[np.int64]] = []
+    bits = 0
+    widths: list[int] = []
+    for c in cols:
+        c64 = np.asarray(c).astype(np.int64, copy=False)
+        lo = int(c64.min())
+        w = max(1, (int(c64.max()) - lo + 1).bit_length())
+        widths.append(w)
+        bits += w
+        shifted.append(c64 - lo)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    if bits > 63:
+        order = np.lexsort(tuple(reversed(shifted))).astype(np.intp, copy=False)
+        for c64 in shifted:
+            cs = c64[order]
+            change[1:] |= cs[1:] != cs[:-1]
+        return order, change
+    key = shifted[0] if len(shifted) == 1 else np.zeros(n, dtype=np.int64)
+    if len(shifted) > 1:
+        for c64, w in zip(shifted, widths, strict=True):
+            key = (key << np.int64(w)) | c64
+    order = np.argsort(key).astype(np.intp, copy=False)
+    ks = key[order]
+    change[1:] = ks[1:] != ks[:-1]
+    return order, change
+
+
+def reduce_by(cols: Sequence[NDArray[Any]], values: I64, how: str) -> tuple[NDArray[np.intp], I64]:
+    """Sum (``how="sum"``) or max of ``values`` over rows equal in every column.
+
+    Returns one representative row per group and the group's result, in an order that
+    depends only on the data. One sort, then ``reduceat``: no scatter.
+    """
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64)
+    order, change = _sort_key(cols)
+    starts = np.flatnonzero(change)
+    v = values[order]
+    red = np.add.reduceat(v, starts) if how == "sum" else np.maximum.reduceat(v, starts)
+    return order[starts], red.astype(np.int64, copy=False)
+
+
 def group_sum(inverse: NDArray[np.intp], values: I64, n_groups: int) -> I64:
     """Exact int64 sums per group (integer sums do not depend on the order of rows)."""
     out = np.zeros(n_groups, dtype=np.int64)

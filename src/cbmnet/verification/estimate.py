@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from cbmnet.verification.columnar import group_index, group_max, group_sum, mix64
+from cbmnet.verification.columnar import group_index, group_max, group_sum, mix64, reduce_by
 from cbmnet.verification.observations import OBJECT_CLASSES, SENSOR_KINDS
 
 MICRO = 1_000_000
@@ -112,13 +112,13 @@ def _gcs(g: I64, c: I64, s: I64) -> I64:
 
 
 def _reduce_untracked(g: I64, c: I64, s: I64, look: I64, w: I64) -> tuple[I64, I64, I64, I64, I64]:
-    inv, first = group_index([g, c, s, look])
-    return g[first], c[first], s[first], look[first], group_sum(inv, w, len(first))
+    first, total = reduce_by([g, c, s, look], w, "sum")
+    return g[first], c[first], s[first], look[first], total
 
 
 def _reduce_tracks(key: I64, gcs: I64, w: I64) -> tuple[I64, I64, I64]:
-    inv, first = group_index([key])
-    return key[first], gcs[first], group_max(inv, w, len(first))
+    first, best = reduce_by([key], w, "max")
+    return key[first], gcs[first], best
 
 
 def estimate_groups(

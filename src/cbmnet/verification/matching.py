@@ -221,14 +221,12 @@ class ActivityIndex:
         pr = np.repeat(rows, cnt)
         offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         pa = self.cand[np.repeat(lo, cnt) + offs].astype(np.int64)
-        t, x, y = time[pr], lon[pr], lat[pr]
-        keep = (
-            (t >= self.ws[pa])
-            & (t <= self.we[pa])
-            & (x >= self.minx[pa])
-            & (x <= self.maxx[pa])
-            & (y >= self.miny[pa])
-            & (y <= self.maxy[pa])
+        t = time[pr]
+        keep = np.flatnonzero((t >= self.ws[pa]) & (t <= self.we[pa]))
+        pr, pa = pr[keep], pa[keep]
+        x, y = lon[pr], lat[pr]
+        keep = np.flatnonzero(
+            (x >= self.minx[pa]) & (x <= self.maxx[pa]) & (y >= self.miny[pa]) & (y <= self.maxy[pa])
         )
         return pr[keep], pa[keep]
 
@@ -238,7 +236,7 @@ class ActivityIndex:
         pr, pa = self.candidates(time, lon, lat)
         if len(pr) == 0:
             return out
-        order = np.argsort(pa, kind="stable")
+        order = np.argsort(pa.astype(np.int32))  # by area: each stays in cache for its test
         pr, pa = pr[order], pa[order]
         inside = shapely.intersects_xy(self.areas[pa], lon[pr], lat[pr])
         pr, pa = pr[inside], pa[inside]

@@ -1,9 +1,9 @@
 """Benchmark reconciliation: 10,000 declared activities, 10,000,000 observations, one core.
 
 Generated with a fixed seed over Europe and one year: 10,000 declared exercises (boxes 10-30
-km across, 2-7 days), 90 % of the observations inside them (in place and time), 5 % in
-300 undeclared concentrations, 5 % scattered noise; 200 sensors of every kind, a tenth of
-the rows tracked. Timed:
+km across, 2-7 days), 90 % of the observations inside them (seen by three sensors each, in
+passes twice a day), 5 % in 300 undeclared concentrations, 5 % scattered noise; 200
+sensors of every kind, a tenth of the rows tracked; rows in random order. Timed:
 
 - ``obs_per_s``: match + cluster (the first pass over every chunk, then clustering and the
   decisions), observations per second;
@@ -101,7 +101,10 @@ def observations(
     u = rng.random((n_in, 3))
     lon_in = box[which, 0] + u[:, 0] * (box[which, 2] - box[which, 0])
     lat_in = box[which, 1] + u[:, 1] * (box[which, 3] - box[which, 1])
-    t_in = start[which] + (u[:, 2] * (end[which] - start[which])).astype(np.int64)
+    # Sensors look in passes: twice a day, each pass a few minutes long.
+    passes = ((end[which] - start[which]) // (DAY // 2)).astype(np.int64)
+    t_in = start[which] + (u[:, 2] * passes).astype(np.int64) * (DAY // 2)
+    t_in += rng.integers(0, 600_000, n_in)
     n_conc = 300
     c_lon = rng.uniform(-5.0, 30.0, n_conc)
     c_lat = rng.uniform(40.0, 60.0, n_conc)
@@ -118,6 +121,7 @@ def observations(
     t = np.concatenate([t_in, t_cl, t_no]).astype(np.int64)
     order = rng.permutation(n)  # sensors report in no particular order
     sensor = rng.integers(0, 200, n).astype(np.int32)
+    sensor[:n_in] = (which * 7 + rng.integers(0, 3, n_in)) % 200  # three sensors per exercise
     sensor[n_in : n_in + n_cl] = cw % 200  # each concentration watched by one sensor
     tracked = rng.random(n) < 0.1
     track = np.where(tracked, rng.integers(1, 2**62, n, dtype=np.int64), 0).astype(np.uint64)

@@ -40,6 +40,7 @@ class SizeAccumulator:
         self._u: list[tuple[I64, I64, I64, I64, I64]] = []  # g, c, s, look, sum
         self._t: list[tuple[I64, I64, I64]] = []  # track key, gcs, max
         self._rows = 0
+        self._limit = self._COMPACT_ROWS
 
     def add(
         self,
@@ -67,8 +68,11 @@ class SizeAccumulator:
             tpart = _reduce_tracks(key, gcs, w[tr])
             self._t.append(tpart)
             self._rows += len(tpart[0])
-        if self._rows > self._COMPACT_ROWS:
+        if self._rows > self._limit:
             self._compact()
+            # Data with little repetition barely shrinks: wait for twice as much next time,
+            # so compaction stays O(n log n) overall instead of re-sorting on every chunk.
+            self._limit = max(self._COMPACT_ROWS, 2 * self._rows)
 
     def _compact(self) -> None:
         if len(self._u) > 1:

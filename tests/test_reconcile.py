@@ -408,3 +408,27 @@ def test_cli_bad_input(files: Path) -> None:
     (files / "settings.json").write_text('{"buffer_km": "far"}')
     p = _cli(*common, "--observations", "obs.csv", "--settings", "settings.json", cwd=files)
     assert p.returncode == 2 and "buffer_km" in p.stderr
+
+
+def test_zone_finding_names_a_declared_activity() -> None:
+    """Declared or not, forces in the 5 km band are a zone discrepancy; declared ones name
+    their activity."""
+    sc = _scenario("india_pakistan")
+    declared = sg.Scenario(sc.agreement, sc.as_of, list(sc.events), sc.observations)
+    declared.events.append(
+        {
+            "id": "PAK-ex-1",
+            "type": "activity",
+            "party": "PAK",
+            "category": "land",
+            "formation": "division",
+            "start": "2027-11-02T00:00:00Z",
+            "end": "2027-11-04T00:00:00Z",
+            "size": {"troops": 11_000, "battle_tanks": 20},
+            "location": sg.box(*sg.PAK_NEAR_IND, 6.0),
+        }
+    )
+    doc = _run(declared).to_json()
+    (f,) = doc["findings"]
+    assert (f["code"], f["party"], f["subjects"]) == ("discrepancy.zone", "PAK", ["PAK-ex-1"])
+    assert "of PAK-ex-1" in f["message"]

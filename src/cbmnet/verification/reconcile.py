@@ -247,7 +247,10 @@ class Reconciler:
         csw, csc = kind_totals(g, un["kind"][inc], un["w"][inc], un["count"][inc], n_clusters)
         order = np.argsort(g, kind="stable")
         bounds = np.searchsorted(g[order], np.arange(n_clusters + 1))
-        for c in range(n_clusters):
+        # No measure can apply below the smallest figure any scope names: skip those clusters.
+        floor = self._smallest_figure()
+        big = np.flatnonzero(cest.max(axis=1) >= floor * MICRO) if n_clusters else np.zeros(0, np.intp)
+        for c in big.tolist():
             members = inc[order[bounds[c] : bounds[c + 1]]]
             p = self._undeclared(c, cest[c], members, un, csw[c * 5 : c * 5 + 5], csc[c * 5 : c * 5 + 5])
             if p is not None:
@@ -432,6 +435,15 @@ class Reconciler:
             )
         return out
 
+    def _smallest_figure(self) -> float:
+        figures: list[float] = []
+        for m in self.agreement.measures:
+            if isinstance(m, am.PriorNotification):
+                figures += m.scope.threshold.values()
+                if m.scope.formation_at_least is not None:
+                    figures += self.s.formation_troops.values()
+        return min(figures) if figures else float("inf")
+
     def _cluster_estimate(self, c: int) -> I64:
         if not hasattr(self, "_cest"):
             un = self.unmatched.done()
@@ -539,6 +551,9 @@ def _evidence_pass(rec: Reconciler, source: ObservationSource, pending: list[_Pe
     act_of = {p.act: k for k, p in enumerate(pending) if p.act is not None}
     mini = ActivityIndex([rec.declared[a] for a in sorted(act_of)], rec.s.buffer_km, rec.s.margin_ms)
     mini_acts = np.array(sorted(act_of), dtype=np.int64)
+    finding_of_act = np.full(max(rec.index.n, 1), -1, dtype=np.int64)
+    for a, k in act_of.items():
+        finding_of_act[a] = k
     sel_rows = [(p.rows, k) for k, p in enumerate(pending) if p.rows is not None]
     rows_all = np.concatenate([r for r, _ in sel_rows]) if sel_rows else np.zeros(0, np.int64)
     f_all = (
@@ -557,9 +572,10 @@ def _evidence_pass(rec: Reconciler, source: ObservationSource, pending: list[_Pe
             cand = cand[b.time[cand] <= rec.as_of]
             if len(cand):
                 full = rec.index.match(b.time[cand], b.lon[cand], b.lat[cand])
-                hit = np.isin(full, mini_acts)
+                f_of = finding_of_act[np.maximum(full, 0)]
+                hit = (full >= 0) & (f_of >= 0)
                 got_rows.append(cand[hit].astype(np.intp))
-                got_f.append(np.array([act_of[int(a)] for a in full[hit]], dtype=np.int64))
+                got_f.append(f_of[hit])
         lo, hi = np.searchsorted(rows_all, [b.offset, b.offset + len(b)])
         if hi > lo:
             got_rows.append((rows_all[lo:hi] - b.offset).astype(np.intp))

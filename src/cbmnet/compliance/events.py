@@ -241,6 +241,7 @@ def _parse_one(doc: Any, source: str, index: int) -> Event:
         r.str_list("activities")
         r.int_("year", minimum=1)
         r.str_("request", required=False)  # a report or plan names the visit it is about
+        r.int_("team_size", minimum=1)
         start, end = r.time("window_start", required=False), r.time("window_end", required=False)
         if start is not None and end is not None and end < start:
             raise r.fail("window_end", "precedes window_start")

@@ -31,7 +31,14 @@ from cbmnet.hub.server import ServerThread
 from cbmnet.hub.service import Hub, HubKeys, HubSettings
 from cbmnet.ledger.checkpoint import format_checkpoint
 from cbmnet.ledger.merkle import EMPTY_ROOT, consistency_ranges, leaf_hash, root_hash, split_range
-from cbmnet.ledger.note import generate_key, new_cosigner, new_signer, new_verifier, sign_note
+from cbmnet.ledger.note import (
+    generate_key,
+    new_cosigner,
+    new_signer,
+    new_verifier,
+    parse_verifier_key,
+    sign_note,
+)
 from cbmnet.ledger.policy import parse_policy, verify_checkpoint
 from cbmnet.log.remote import (
     AuditState,
@@ -468,3 +475,45 @@ def test_state_file_roundtrip_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="is for log"):
         load_state(path, new_verifier(other_vkey))
     assert ConflictError.exit_code == VerificationError.exit_code == 1
+
+
+def test_audit_catches_an_act_signed_by_a_key_after_it_was_rotated_out(
+    hub: TestHub, tmp_path: Path
+) -> None:
+    """The operator appends, behind the hub's admission, an act signed by DEU's old key."""
+    from cbmnet.ledger import dsse
+
+    old = hub.keys["DEU"].signer
+    _, new_vkey = generate_key("deu2.cbmnet.test")
+    with hub.client("DEU") as deu:
+        deu.event(_activity_doc("before"))
+        deu.act(
+            "application/vnd.cbmnet.registry+json",
+            {"act": "key.rotate", "party": "DEU", "by": "DEU", "signing_key": new_vkey},
+        )
+    with HubClient(hub.url, hub.keys["FRA"].identity()) as fra:
+        audit_hub(fra, hub.hub.log.vkey)  # honest so far: the old key signed before the rotation
+    forged = dsse.sign(
+        "application/vnd.cbmnet.event+json",
+        json.dumps({"party": "DEU", **_activity_doc("after")}, sort_keys=True).encode(),
+        [old],
+    )
+    old_pub = parse_verifier_key(hub.keys["DEU"].vkey).public_key
+    hub.hub.log.append_verified([dsse.verify(forged, [old_pub])])
+    with (
+        HubClient(hub.url, hub.keys["FRA"].identity()) as fra,
+        pytest.raises(VerificationError, match="does not verify under any signing key"),
+    ):
+        audit_hub(fra, hub.hub.log.vkey)
+
+
+def _activity_doc(eid: str) -> dict[str, Any]:
+    return {
+        "agreement": "vienna-document-2011",
+        "id": eid,
+        "type": "activity",
+        "start": "2027-09-01T00:00:00Z",
+        "end": "2027-09-02T00:00:00Z",
+        "category": "land",
+        "size": {"troops": 100},
+    }

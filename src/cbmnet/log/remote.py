@@ -298,15 +298,19 @@ def _hash(value: Any, what: str) -> bytes:
 class _Registry:
     """Who may sign what: author ids to Ed25519 keys, and the parties' cosigner keys.
 
-    Keys come from ``/v1/hub`` (secretariat, hub), ``/v1/parties`` (active keys) and every
-    registry act read in the log whose own signature verified (so keys since rotated out
-    still count for the acts signed before the rotation).
+    The secretariat's and the hub's keys come from ``/v1/hub``. A party's keys come only
+    from the registry acts read in the log, in order, each verified first, with the span of
+    entries each key may sign: from after its registration or rotation in, up to and
+    including the act that rotated or revoked it (that act is still signed by it). An act
+    signed by a key outside its span is caught.
     """
 
     authors: dict[str, set[bytes]] = field(default_factory=dict)
+    """Fixed keys (secretariat, hub)."""
+    spans: dict[str, list[list[Any]]] = field(default_factory=dict)
+    """Party -> [key, since index (exclusive), until index (inclusive) or None]."""
     witnesses: dict[str, str] = field(default_factory=dict)
     """Cosigner verifier key text to the party that registered it."""
-    registered: set[str] = field(default_factory=set)
     mapped: bool = False
 
     def add_author(self, author: str, key: bytes) -> None:
@@ -344,11 +348,6 @@ class _Registry:
             pid = p.get("id")
             if not isinstance(pid, str):
                 raise _fail("/v1/parties lists a party without an id")
-            for k in p.get("signing_keys") or []:
-                raw = _bytes(k, f"/v1/parties: party {pid} signing key")
-                if len(raw) != 32:
-                    raise _fail(f"/v1/parties: party {pid} lists a signing key not of 32 bytes")
-                reg.add_author(pid, raw)
             reg.add_witness(pid, p.get("witness_key"))
         return reg
 
@@ -359,7 +358,14 @@ class _Registry:
             act = read_act(env.payload_type, env.payload)
         except CbmnetError as e:
             raise _fail(f"entry {index}: not an act this hub could have logged: {e}") from e
-        keys = self.authors.get(act.author)
+        if act.author in self.authors:
+            keys = self.authors[act.author]
+        else:
+            keys = {
+                k
+                for k, since, until in self.spans.get(act.author, ())
+                if since < index and (until is None or index <= until)
+            }
         if not keys:
             raise _fail(f"entry {index}: its author {act.author!r} has no signing key in the registry")
         try:
@@ -373,14 +379,27 @@ class _Registry:
             return
         d = act.doc
         pid = str(d["party"])
-        # Mirror the hub: a second registration of a party changes nothing, and only a
-        # registered party's keys rotate.
-        if act.kind == "party.register" and pid not in self.registered:
-            self.registered.add(pid)
-        elif not (act.kind == "key.rotate" and pid in self.registered):
+        spans = self.spans.get(pid)
+        # Mirror the hub: a second registration changes nothing; only a registered party's
+        # keys rotate or are revoked.
+        if act.kind == "party.register":
+            if spans is None:
+                self.spans[pid] = [[parse_verifier_key(d["signing_key"]).public_key, index, None]]
+                self.add_witness(pid, d.get("witness_key"))
             return
-        self.add_author(pid, parse_verifier_key(d["signing_key"]).public_key)
-        self.add_witness(pid, d.get("witness_key"))
+        if spans is None:
+            return
+        if act.kind == "key.rotate":
+            for span in spans:
+                if span[2] is None:
+                    span[2] = index
+            spans.append([parse_verifier_key(d["signing_key"]).public_key, index, None])
+            self.add_witness(pid, d.get("witness_key"))
+        else:
+            gone = parse_verifier_key(d["key"]).public_key
+            for span in spans:
+                if span[0] == gone and span[2] is None:
+                    span[2] = index
 
 
 @dataclass(frozen=True)
@@ -452,9 +471,8 @@ def audit_hub(client: HubClient, log_vkey: str, state_path: Path | None = None) 
     consistency proof from it to the latest checkpoint must verify; the state is
     rewritten (atomically) only after all of this passed.
 
-    Weaker than ideal, for now: an author's key counts if the registry ever listed it
-    (``/v1/parties``, or a registry act in the log), not only while it was active, so an
-    act signed after its key was rotated out or revoked is not caught; joint acts are
+    A party's key counts only over the span the log's registry acts give it, so an act
+    signed after its key was rotated out or revoked is caught. Weaker than ideal: joint acts are
     checked for one author signature, not their threshold; the secretariat's and the
     hub's keys come from the hub's own ``/v1/hub`` rather than being pinned; and a
     caller sees only the entries it may read (the secretariat sees all).

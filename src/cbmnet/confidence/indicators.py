@@ -1,0 +1,241 @@
+"""Confidence indicators per party and calendar month (UTC), with every part shown.
+
+Formulas, edge cases and a worked example: docs/indicators.md. Pure and deterministic:
+the same ``Record`` gives the same JSON, and no indicator is a bare number; each carries
+the counts it was computed from, so a reader can check it and a party can dispute it.
+A share with nothing to count is ``null``, never 0: "no data" is not "bad".
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from cbmnet.compliance.report import SEVERITY, Finding, Obligation, Severity
+from cbmnet.compliance.timeutil import format_time
+from cbmnet.confidence.record import Fact, Record
+
+SETTLED = ("met", "late", "missed")
+SEVERITIES: tuple[Severity, ...] = ("violation", "lapse", "info")
+VISITS = frozenset({"inspection", "evaluation", "observation_flight"})
+"""Request kinds whose acceptance gives access: on-site inspections, evaluation visits, flights."""
+EXCHANGE = "periodic_exchange"
+
+
+def month_of(ms: int) -> str:
+    """The UTC calendar month of an instant, as ``YYYY-MM``."""
+    t = time.gmtime(ms // 1000)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}"
+
+
+def month_end(month: str) -> int:
+    """The first millisecond after ``month`` (``YYYY-MM``)."""
+    year, mon = (int(x) for x in month.split("-"))
+    year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    return calendar.timegm((year, mon, 1, 0, 0, 0)) * 1000
+
+
+def months_between(first: str, last: str) -> list[str]:
+    """Every month from ``first`` to ``last`` inclusive (empty months included)."""
+    out = []
+    year, mon = (int(x) for x in first.split("-"))
+    while f"{year:04d}-{mon:02d}" <= last:
+        out.append(f"{year:04d}-{mon:02d}")
+        year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    return out
+
+
+def share(numerator: int, denominator: int) -> dict[str, Any]:
+    """A share with its parts; ``null`` when there is nothing to count."""
+    return {
+        "share": round(numerator / denominator, 4) if denominator else None,
+        "numerator": numerator,
+        "denominator": denominator,
+        "sample": denominator,
+    }
+
+
+def nearest_rank(sorted_values: Sequence[int], percent: int) -> int | None:
+    """The nearest-rank percentile: the ⌈p·n/100⌉-th smallest value (an observed one)."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    rank = max(1, (percent * n + 99) // 100)
+    return sorted_values[rank - 1]
+
+
+def indicators(record: Record, months: Iterable[str] | None = None) -> dict[str, Any]:
+    """Every indicator for every party of ``record`` and every month, JSON-ready.
+
+    ``months`` defaults to each month from the earliest dated item of the record to the
+    month of ``as_of``, empty months included, so series line up for charts. Rows are
+    ordered by party, then month.
+    """
+    span = sorted(set(months)) if months is not None else _default_months(record)
+    book = _Book(record)
+    rows = [book.row(party, month) for party in record.parties for month in span]
+    return {
+        "agreement": record.agreement,
+        "as_of": format_time(record.as_of),
+        "parties": list(record.parties),
+        "months": span,
+        "rows": rows,
+    }
+
+
+def _default_months(record: Record) -> list[str]:
+    times = [f.ms for f in record.facts if f.ms <= record.as_of]
+    times += [o.due for o in record.obligations if o.due <= record.as_of]
+    times += [f.due for f in record.findings if f.due is not None and f.due <= record.as_of]
+    last = month_of(record.as_of)
+    return months_between(month_of(min(times)) if times else last, last)
+
+
+class _Book:
+    """The record indexed once by party and month, so each row is a few look-ups."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+        parties = set(record.parties)
+        facts = [f for f in record.facts if f.ms <= record.as_of]
+        by_index = {f.index: f for f in facts}
+        # Obligations by (party, month of due).
+        self.obligations: dict[tuple[str, str], list[Obligation]] = defaultdict(list)
+        for o in record.obligations:
+            self.obligations[(o.party, month_of(o.due))].append(o)
+        # Exchanges lacking parts, by the obligation they concern.
+        # (The engine names an exchange obligation ``measure:party:period``.)
+        self.incomplete = {
+            f"{g.measure}:{g.party}:{g.period}"
+            for g in record.findings
+            if g.code == "exchange.incomplete" and g.period is not None
+        }
+        self.findings: dict[str, list[Finding]] = defaultdict(list)
+        for g in record.findings:
+            self.findings[g.party].append(g)
+        # Reactions: the first acknowledgement or answer of each party to each entry.
+        first: dict[tuple[int, str], Fact] = {}
+        for f in facts:
+            target = by_index.get(f.ref) if f.ref is not None else None
+            if target is None or f.ms < target.ms or not target.addressed_to(f.author):
+                continue
+            if f.kind == "ack" or (f.kind == "response" and target.kind == "request"):
+                key = (target.index, f.author)
+                if key not in first or (f.ms, f.index) < (first[key].ms, first[key].index):
+                    first[key] = f
+        self.reactions: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+        for (target_index, party), f in first.items():
+            delay = f.ms - by_index[target_index].ms
+            self.reactions[(party, month_of(f.ms))].append((delay, f.kind))
+        self.checks: dict[tuple[str, str], list[Fact]] = defaultdict(list)
+        for f in facts:
+            if f.kind == "check.result" and f.concerns is not None:
+                self.checks[(f.concerns, month_of(f.ms))].append(f)
+        # Reciprocity: (giver, receiver, month) -> counts by category.
+        self.given: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+        answered: set[tuple[int, str]] = set()
+        for f in facts:
+            month = month_of(f.ms)
+            if f.kind == "notification" and f.author in parties:
+                for other in sorted(parties - {f.author}):
+                    if f.addressed_to(other):
+                        self.given[(f.author, other, month)]["notifications"] += 1
+            elif f.kind == "response" and f.ref is not None:
+                req = by_index.get(f.ref)
+                if req is None or req.kind != "request" or not req.addressed_to(f.author):
+                    continue
+                if (req.index, f.author) in answered or req.author not in parties or f.ms < req.ms:
+                    continue
+                answered.add((req.index, f.author))
+                what = "visits_accepted" if f.outcome == "accept" and req.form in VISITS else "answers"
+                self.given[(f.author, req.author, month)][what] += 1
+
+    def row(self, party: str, month: str) -> dict[str, Any]:
+        return {
+            "party": party,
+            "month": month,
+            "timeliness": self.timeliness(party, month),
+            "completeness": self.completeness(party, month),
+            "responsiveness": self.responsiveness(party, month),
+            "compliance": self.compliance(party, month),
+            "reciprocity": self.reciprocity(party, month),
+        }
+
+    def timeliness(self, party: str, month: str) -> dict[str, Any]:
+        status: Counter[str] = Counter(o.status for o in self.obligations.get((party, month), ()))
+        settled = sum(status[s] for s in SETTLED)
+        return share(status["met"], settled) | {
+            "met": status["met"],
+            "late": status["late"],
+            "missed": status["missed"],
+            "waived": status["waived"],
+            "pending": status["pending"],
+        }
+
+    def completeness(self, party: str, month: str) -> dict[str, Any]:
+        owed = [
+            o
+            for o in self.obligations.get((party, month), ())
+            if o.kind == EXCHANGE and o.status in SETTLED
+        ]
+        delivered = [o for o in owed if o.status != "missed"]
+        whole = [o for o in delivered if o.id not in self.incomplete]
+        return {
+            "exchanges": share(len(delivered), len(owed)),
+            "parts": share(len(whole), len(delivered)),
+        }
+
+    def responsiveness(self, party: str, month: str) -> dict[str, Any]:
+        got = self.reactions.get((party, month), [])
+        delays = sorted(d for d, _ in got)
+        checks = self.checks.get((party, month), [])
+        return {
+            "reaction": {
+                "median_ms": nearest_rank(delays, 50),
+                "p90_ms": nearest_rank(delays, 90),
+                "sample": len(delays),
+                "acknowledgements": sum(1 for _, k in got if k == "ack"),
+                "answers": sum(1 for _, k in got if k == "response"),
+            },
+            "checks": share(sum(1 for c in checks if c.outcome == "passed"), len(checks)),
+        }
+
+    def compliance(self, party: str, month: str) -> dict[str, Any]:
+        end = month_end(month)
+        opened: Counter[str] = Counter()
+        new: Counter[str] = Counter()
+        for f in self.findings.get(party, ()):
+            if f.due is not None and f.due >= end:
+                continue
+            sev = SEVERITY.get(f.code, "info")
+            opened[sev] += 1
+            if f.due is not None and month_of(f.due) == month:
+                new[sev] += 1
+        return {
+            "open": {s: opened[s] for s in SEVERITIES} | {"total": sum(opened.values())},
+            "new": {s: new[s] for s in SEVERITIES} | {"total": sum(new.values())},
+        }
+
+    def reciprocity(self, party: str, month: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for other in self.record.parties:
+            if other == party:
+                continue
+            gives = self.given.get((party, other, month), Counter())
+            receives = self.given.get((other, party, month), Counter())
+            given, received = sum(gives.values()), sum(receives.values())
+            if not given and not received:
+                continue
+            out[other] = {
+                "gives": _tally(gives),
+                "receives": _tally(receives),
+            } | share(given, given + received)
+        return out
+
+
+def _tally(c: Counter[str]) -> dict[str, int]:
+    parts = {k: c[k] for k in ("notifications", "visits_accepted", "answers")}
+    return parts | {"total": sum(parts.values())}

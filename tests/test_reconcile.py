@@ -164,6 +164,26 @@ def test_tolerance_and_buffer_are_parameters() -> None:
     assert any(f["code"] == "discrepancy.size" for f in doc["findings"])
 
 
+def test_the_agreement_sets_what_counts_as_a_discrepancy() -> None:
+    """Buffer, margin, tolerance and minimum excess are the parties' terms, in the agreement."""
+    sc = _scenario("vienna")
+    base = bundled(sc.agreement)
+    lenient = base.model_copy(
+        update={"verification": base.verification.model_copy(update={"size_tolerance": 0.5})}
+    )
+    conf = ReconcileSettings.for_agreement(lenient)
+    assert conf.size_tolerance == 0.5 and conf.buffer_km == base.verification.buffer_km
+    events = parse_events(sc.events, "events")
+    as_of = parse_time(sc.as_of, "as_of")
+    doc = reconcile(
+        lenient, events, RowObservations(sc.observations), as_of, resolve_zones(lenient), territory, conf
+    ).to_json()
+    assert "discrepancy.size" not in [f["code"] for f in doc["findings"]]
+    # --settings still overrides the agreement's terms, field by field.
+    back = conf.override({"size_tolerance": 0.2}, "s.json")
+    assert back.size_tolerance == 0.2 and back.buffer_km == conf.buffer_km
+
+
 def test_geojson_output() -> None:
     report = _run(_scenario("vienna"))
     fc = json.loads(geojson.dumps(report))

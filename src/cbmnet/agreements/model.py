@@ -370,6 +370,23 @@ class HotlineTerms(_Strict):
     routine: DurationText = "PT6H"
 
 
+class VerificationTerms(_Strict):
+    """What the parties agree counts as a discrepancy when observations meet declarations.
+
+    Defaults are cbmnet's (docs/verification.md), not treaty figures: an agreement that
+    settles them says so here.
+    """
+
+    buffer_km: float = Field(default=10.0, ge=0, le=1000)
+    """An observation this close to a declared area still belongs to it."""
+    time_margin: DurationText = "PT24H"
+    """... and this long before its start or after its end."""
+    size_tolerance: float = Field(default=0.20, ge=0, le=10)
+    """Observed size may exceed the declared one by this fraction without a finding."""
+    min_excess: dict[SizeKey, int] | None = None
+    """... and must exceed it by at least this many objects per size key (None: cbmnet's)."""
+
+
 class Agreement(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
@@ -379,6 +396,7 @@ class Agreement(_Strict):
     zones: dict[str, Zone] = Field(default_factory=dict)
     measures: tuple[Rule, ...]
     hotline: HotlineTerms = Field(default_factory=HotlineTerms)
+    verification: VerificationTerms = Field(default_factory=VerificationTerms)
 
     @model_validator(mode="after")
     def _references(self) -> Agreement:

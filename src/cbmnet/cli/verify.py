@@ -62,14 +62,14 @@ def reconcile_verb(
 
     if fmt not in ("json", "table", "geojson"):
         raise FormatError("--format must be json, table or geojson")
-    conf = ReconcileSettings()
+    a = load_agreement(agreement)
+    conf = ReconcileSettings.for_agreement(a)
     if settings is not None:
         try:
             doc = json.loads(_read_text(str(settings)))
         except ValueError as e:
             raise FormatError(f"{settings}: not JSON ({e})") from None
-        conf = ReconcileSettings.from_json(doc, str(settings))
-    a = load_agreement(agreement)
+        conf = conf.override(doc, str(settings))
     evs = load_events_text(_read_text(events), events)
     source = open_observations(observations)
     when = parse_time(as_of, "--as-of") if as_of else time.time_ns() // 1_000_000

@@ -1,8 +1,9 @@
-"""The figures reconciliation needs that agreement files do not carry yet.
+"""The figures reconciliation needs.
 
-Buffer, margin and tolerance are matters the parties should agree (they decide what
-counts as a discrepancy); until the agreement model has room for them they live here with
-documented defaults (``docs/verification.md``). The rest are method parameters.
+Buffer, margin, tolerance and minimum excess are matters the parties agree (they decide
+what counts as a discrepancy): they come from the agreement's ``verification`` terms
+(``for_agreement``). The rest are method parameters with documented defaults
+(``docs/verification.md``); ``--settings`` may override any of them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from cbmnet.agreements.model import Agreement
 from cbmnet.compliance.timeutil import parse_duration
 from cbmnet.errors import FormatError
 
@@ -78,6 +80,27 @@ class ReconcileSettings:
     @property
     def cluster_time_ms(self) -> int:
         return parse_duration(self.cluster_time, "cluster_time")
+
+    @classmethod
+    def for_agreement(cls, agreement: Agreement) -> ReconcileSettings:
+        """The agreement's own terms (buffer, margin, tolerance, minimum excess), else defaults."""
+        v = agreement.verification
+        kw: dict[str, Any] = {
+            "buffer_km": v.buffer_km,
+            "time_margin": v.time_margin,
+            "size_tolerance": v.size_tolerance,
+        }
+        if v.min_excess is not None:
+            kw["min_excess"] = MappingProxyType({**_MIN_EXCESS, **v.min_excess})
+        return cls(**kw)
+
+    def override(self, doc: Any, source: str = "settings") -> ReconcileSettings:
+        """These settings with the fields of a JSON object replaced (``--settings``)."""
+        base = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        given = ReconcileSettings.from_json(doc, source)
+        for k in doc:
+            base[k] = getattr(given, k)
+        return ReconcileSettings(**base)
 
     @classmethod
     def from_json(cls, doc: Any, source: str = "settings") -> ReconcileSettings:

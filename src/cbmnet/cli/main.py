@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from cbmnet.cli.hub import add_hub_verbs
+from cbmnet.cli.simulate import add_simulate_verb
 from cbmnet.cli.verify import add_verify_verbs
 from cbmnet.errors import CbmnetError, FormatError
 from cbmnet.ledger import dsse
@@ -50,6 +51,7 @@ agreements_app = typer.Typer(help="Agreements as code: list, show, validate.", n
 app.add_typer(agreements_app, name="agreements")
 add_hub_verbs(app, keys_app)
 add_verify_verbs(app)
+add_simulate_verb(app)
 
 DEFAULT_DB = "sqlite:///data/cbmnet.db"
 DbOpt = Annotated[

@@ -141,3 +141,20 @@ def test_india_pakistan_planted_findings_and_marking(tmp_path: Path) -> None:
             assert ("notification.late", "IND", "s3-ind-ex1") not in got
             assert _no_answer(sec, hub, out.indices) == {("IND", "s3-dgmo-w2")}
             _all_marked(sec)
+
+
+def test_cli_plays_a_scenario_and_prints_a_summary(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cbmnet.cli.main import app
+
+    with running_hub(f"sqlite:///{tmp_path / 'cli.db'}", tmp_path) as th:
+        key = tmp_path / "secretariat.key"
+        key.write_text(th.secretariat.signer_key + "\n")
+        args = ["simulate", "--scenario", "vienna-document", "--hub", th.url, "--seed", "5"]
+        args += ["--days", "3", "--speed", str(86400 * 20), "--parties", "3"]
+        args += ["--secretariat-key", str(key), "--keys", str(tmp_path / "keys")]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert "acts submitted" in res.output and "notification.missing" in res.output
+        assert (tmp_path / "keys" / "ALB.json").exists()

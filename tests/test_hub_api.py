@@ -778,6 +778,7 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         {},
     ),
     ("GET", "/v1/obligations"): (p_obligations, PARTIES_ONLY, SEEN_BY_BOTH),
+    ("GET", "/v1/indicators"): (_status("/v1/indicators", agreement=AG), PARTIES_ONLY, {}),
     # Quota status: for the agreement's parties (all four are Vienna Document states here).
     ("GET", "/v1/quota"): (
         _status("/v1/quota", agreement=AG, host="AUT", kind="inspection"),

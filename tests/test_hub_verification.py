@@ -113,3 +113,37 @@ def test_an_observer_invitation_is_accepted_by_an_invited_state(tmp_path: Path) 
                         "decision": "accept",
                     }
                 )
+
+
+def test_indicators_count_only_what_the_caller_may_read(tmp_path: Path) -> None:
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path) as th:
+        th.register("DEU", "FRA", "POL")
+        with (
+            th.client("FRA") as fra,
+            th.client("DEU") as deu,
+            th.client("POL") as pol,
+            th.client() as sec,
+        ):
+            fra.event(
+                {"agreement": VD, "id": "why", "type": "request", "kind": "explanation", "to": "DEU"}
+            )
+            deu.event(
+                {
+                    "agreement": VD,
+                    "id": "because",
+                    "type": "response",
+                    "request": "why",
+                    "decision": "answer",
+                }
+            )
+
+            def deu_row(view: dict[str, Any]) -> dict[str, Any]:
+                return dict([r for r in view["rows"] if r["party"] == "DEU"][-1])
+
+            for reader in (fra, sec):  # a side of the consultation, and the secretariat
+                row = deu_row(reader.indicators(VD))
+                assert row["responsiveness"]["reaction"]["answers"] == 1
+                assert row["reciprocity"]["FRA"]["gives"]["answers"] == 1
+            outsider = deu_row(pol.indicators(VD))
+            assert outsider["responsiveness"]["reaction"]["sample"] == 0
+            assert outsider["reciprocity"] == {}

@@ -359,6 +359,11 @@ class HubClient:
     def parties(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/v1/parties").json()["parties"])
 
+    def indicators(self, agreement: str, as_of: str | None = None) -> dict[str, Any]:
+        """Confidence indicators per party and month, from what we may read."""
+        params = _clean({"agreement": agreement, "as_of": as_of})
+        return dict(self._request("GET", "/v1/indicators", params=params).json())
+
     def quota(self, agreement: str, host: str, kind: str, **when: str | None) -> dict[str, Any]:
         """Would ``host`` be obliged to accept our request of ``kind`` (eta/until optional)?"""
         params = _clean({"agreement": agreement, "host": host, "kind": kind, **when})

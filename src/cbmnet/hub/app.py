@@ -494,6 +494,19 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         at = parse_time(as_of, "as_of") if as_of else hub.clock()
         return hub.report_for(party, agreement, at)
 
+    @app.get("/v1/indicators", tags=["compliance"])
+    def confidence(
+        party: Caller,
+        agreement: Annotated[str, Query(max_length=128)],
+        as_of: Text = None,
+    ) -> dict[str, Any]:
+        """Timeliness, completeness, responsiveness, compliance and reciprocity, per party and
+        month, with their parts, from what the caller may read (docs/indicators.md)."""
+        evaluations.take(party)
+        hub.sync()
+        at = parse_time(as_of, "as_of") if as_of else hub.clock()
+        return hub.indicators_for(party, agreement, at)
+
     @app.get("/v1/quota", tags=["verification"])
     def quota(
         party: Caller,

@@ -36,6 +36,7 @@ from cbmnet.compliance.events import parse_events
 from cbmnet.compliance.quota import quota_status
 from cbmnet.compliance.report import Report
 from cbmnet.compliance.timeutil import format_time
+from cbmnet.confidence import Record, facts_from_state, indicators
 from cbmnet.errors import (
     CbmnetError,
     ConflictError,
@@ -645,10 +646,9 @@ class Hub:
         self._report_cache[key] = rep
         return rep
 
-    def report_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
-        """The agreement's report, cut to what ``party`` may read."""
-        self._member(party, agreement)
-        rep = self.report(agreement, as_of)
+    def _readable_report(self, party: str, rep: Report) -> Report:
+        """``rep`` cut to what ``party`` may read (call with the state lock held)."""
+        agreement = rep.agreement
 
         def readable(subjects: Sequence[str], at_fault: str) -> bool:
             if party in (SECRETARIAT, at_fault):
@@ -659,15 +659,38 @@ class Hub:
                     return False
             return True
 
+        return Report(
+            agreement,
+            rep.as_of,
+            tuple(o for o in rep.obligations if readable(o.subjects, o.party)),
+            tuple(f for f in rep.findings if readable(f.subjects, f.party)),
+        )
+
+    def report_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
+        """The agreement's report, cut to what ``party`` may read."""
+        self._member(party, agreement)
+        rep = self.report(agreement, as_of)  # takes the state lock itself: not under it
         with self._state_lock:
-            obligations = [o.to_json() for o in rep.obligations if readable(o.subjects, o.party)]
-            findings = [f.to_json() for f in rep.findings if readable(f.subjects, f.party)]
-        return {
-            "agreement": agreement,
-            "as_of": rep.to_json()["as_of"],
-            "obligations": obligations,
-            "findings": findings,
-        }
+            return self._readable_report(party, rep).to_json()
+
+    def indicators_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
+        """Confidence indicators as ``party`` can recompute them from what it may read.
+
+        Every party (and the secretariat, for the whole) gets the figures its own copy of
+        the log supports: entries it may not read do not count, so nothing private leaks
+        through a count.
+        """
+        self._member(party, agreement)
+        full = self.report(agreement, as_of)
+        with self._state_lock:
+            rep = self._readable_report(party, full)
+            facts = [
+                f
+                for f in facts_from_state(self.state, agreement, upto=self.committed)
+                if self.state.may_read(party, self.state.entries[f.index])
+            ]
+            parties = self.state.members_of(agreement)
+        return indicators(Record.of(rep, facts, parties))
 
     # ---- the hub's own duties -----------------------------------------------------------
 

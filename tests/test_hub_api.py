@@ -716,6 +716,28 @@ def p_echo(w: World, who: str) -> tuple[int, bool | None]:
         return e.response.status_code, None
 
 
+def _page(path: str) -> Probe:
+    """A dashboard page with the sign-in cookie: (status, whether the private request showed)."""
+
+    def probe(w: World, who: str) -> tuple[int, bool | None]:
+        p = w.party(who)
+        cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.tokens[p]}"}
+        r = w.api.http.get(path, headers=cookie)
+        return r.status_code, (w.private_id in r.text) if r.status_code == 200 else None
+
+    return probe
+
+
+def p_dash_login(w: World, who: str) -> tuple[int, bool | None]:
+    p = w.party(who)
+    params = {} if p is None else {"token": w.api.tokens[p]}
+    return w.api.http.get("/dashboard/login", params=params).status_code, None
+
+
+def p_dash_logout(w: World, who: str) -> tuple[int, bool | None]:
+    return w.api.http.post("/dashboard/logout", headers=w.headers(who)).status_code, None
+
+
 def _everyone(status: int) -> dict[str, int]:
     return dict.fromkeys(WHO, status)
 
@@ -723,6 +745,7 @@ def _everyone(status: int) -> dict[str, int]:
 PARTIES_ONLY = {"author": 200, "addressee": 200, "outsider": 200, "anonymous": 401, "revoked": 401}
 SEEN_BY_BOTH = {"author": True, "addressee": True, "outsider": False}
 SEEN_BY_ADDRESSEE = {"author": False, "addressee": True, "outsider": False}
+SEEN_BY_NOBODY = {"author": False, "addressee": False, "outsider": False}
 NOT_FOR_OUTSIDERS = {"author": 200, "addressee": 200, "outsider": 403, "anonymous": 401, "revoked": 401}
 
 MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
@@ -785,6 +808,29 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         PARTIES_ONLY,
         {},
     ),
+    # Dashboard: the sign-in cookie carries the same token, checked the same way (401 page).
+    ("GET", "/dashboard/login"): (
+        p_dash_login,
+        {**PARTIES_ONLY, "anonymous": 200, "author": 303, "addressee": 303, "outsider": 303},
+        {},
+    ),
+    ("POST", "/dashboard/logout"): (p_dash_logout, _everyone(303), {}),
+    ("GET", "/dashboard/static/dashboard.css"): (
+        _status("/dashboard/static/dashboard.css"),
+        _everyone(200),
+        {},
+    ),
+    ("GET", "/dashboard"): (_page("/dashboard"), PARTIES_ONLY, SEEN_BY_ADDRESSEE),
+    ("GET", "/dashboard/deadlines"): (_page("/dashboard/deadlines"), PARTIES_ONLY, SEEN_BY_ADDRESSEE),
+    ("GET", "/dashboard/deadlines.ics"): (
+        _page("/dashboard/deadlines.ics"),
+        PARTIES_ONLY,
+        SEEN_BY_ADDRESSEE,
+    ),
+    ("GET", "/dashboard/archive"): (_page("/dashboard/archive"), PARTIES_ONLY, SEEN_BY_BOTH),
+    ("GET", "/dashboard/archive.csv"): (_page("/dashboard/archive.csv"), PARTIES_ONLY, SEEN_BY_BOTH),
+    ("GET", "/dashboard/archive.json"): (_page("/dashboard/archive.json"), PARTIES_ONLY, SEEN_BY_BOTH),
+    ("GET", "/dashboard/log"): (_page("/dashboard/log"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("WS", "/v1/stream"): (
         p_stream,
         {

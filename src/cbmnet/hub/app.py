@@ -35,6 +35,7 @@ from cbmnet.errors import (
     error_code,
 )
 from cbmnet.hub import auth
+from cbmnet.hub.dashboard import add_dashboard
 from cbmnet.hub.service import Hub
 from cbmnet.ledger import dsse
 from cbmnet.ledger.encoding import b64
@@ -691,6 +692,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         except (WebSocketDisconnect, RuntimeError):
             return
 
+    add_dashboard(app, hub)
     return app
 
 

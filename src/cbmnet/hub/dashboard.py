@@ -1,0 +1,365 @@
+"""The dashboard: server-rendered pages over the same Hub reads the JSON API uses.
+
+Why here and not in app.py: the pages are a second face of the same rules. Every page
+resolves the party from a cookie through the API's own token check (``_credentials``),
+then asks the Hub methods that already cut what they return to that party; nothing on a
+page is computed from entries the caller may not read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from cbmnet.acts.model import SECRETARIAT
+from cbmnet.acts.state import Entry
+from cbmnet.compliance.timeutil import format_time
+from cbmnet.errors import CbmnetError
+from cbmnet.hub.service import Hub
+
+COOKIE = "cbmnet_session"
+HERE = Path(__file__).parent
+PAGE = 100
+MAX_PAGE = 1000
+ARCHIVE_FIELDS = ("index", "integrated_at", "author", "kind", "agreement", "form", "event_id", "ref")
+
+_env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class NotSignedIn(Exception):
+    """No usable session: the page answers 401 with the sign-in explanation."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def render(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    """One template, escaped; pages are private, so never cached or framed."""
+    html = _env.get_template(name).render(**ctx)
+    return HTMLResponse(
+        html,
+        status_code=status,
+        headers={
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+def _int(raw: str | None, default: int, lo: int, hi: int) -> int:
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        return default
+    return max(lo, min(hi, value))
+
+
+def _text(raw: str | None) -> str | None:
+    return raw[:128] if raw else None
+
+
+# ---- iCalendar (RFC 5545) ------------------------------------------------------------------
+
+
+def ics_escape(text: str) -> str:
+    """TEXT values (RFC 5545 §3.3.11): backslash, semicolon, comma and newlines escaped."""
+    return (
+        text.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+        .replace("\r", "\\n")
+    )
+
+
+def ics_fold(line: str) -> str:
+    """Fold at 75 octets (§3.1): CRLF then one space, never splitting a UTF-8 character."""
+    out: list[str] = []
+    cur = ""
+    size = 0
+    limit = 75
+    for ch in line:
+        n = len(ch.encode())
+        if size + n > limit:
+            out.append(cur)
+            cur, size, limit = " ", 1, 75
+        cur += ch
+        size += n
+    out.append(cur)
+    return "\r\n".join(out)
+
+
+def ics_time(iso: str) -> str:
+    """``2027-03-20T00:00:00Z`` → ``20270320T000000Z`` (UTC form, §3.3.5)."""
+    return iso.replace("-", "").replace(":", "").split(".")[0].rstrip("Z") + "Z"
+
+
+def ics_feed(origin: str, party: str, obligations: Iterable[dict[str, Any]], now_ms: int) -> str:
+    """A VCALENDAR with one VEVENT per obligation, UIDs stable so calendars update in place."""
+    stamp = ics_time(format_time(now_ms))
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//cbmnet//dashboard//EN",
+        "CALSCALE:GREGORIAN",
+        f"X-WR-CALNAME:{ics_escape(f'cbmnet deadlines of {party}')}",
+    ]
+    for o in obligations:
+        subjects = ", ".join(o["subjects"])
+        summary = f"{o['party']} due: {o['provision']} ({o['kind']})"
+        detail = f"{o['agreement']} obligation {o['id']}; subjects: {subjects}"
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:{ics_escape(o['agreement'] + '/' + o['id'])}@{ics_escape(origin)}",
+            f"DTSTAMP:{stamp}",
+            f"DTSTART:{ics_time(o['due'])}",
+            f"SUMMARY:{ics_escape(summary)}",
+            f"DESCRIPTION:{ics_escape(detail)}",
+            "TRANSP:TRANSPARENT",
+            "END:VEVENT",
+        ]
+    lines.append("END:VCALENDAR")
+    return "".join(ics_fold(ln) + "\r\n" for ln in lines)
+
+
+# ---- the pages -----------------------------------------------------------------------------
+
+
+def add_dashboard(app: FastAPI, hub: Hub) -> None:
+    """Mount the dashboard's pages, exports and stylesheet on ``app``."""
+    from cbmnet.hub.app import _credentials  # app imports this module: resolve at call time
+
+    css = (HERE / "static" / "dashboard.css").read_bytes()
+
+    @app.get("/dashboard/static/dashboard.css", include_in_schema=False)
+    def stylesheet() -> Response:
+        """The one stylesheet, served as a route (a mount would sit outside the route table)."""
+        return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+    async def not_signed_in(_request: Request, err: Exception) -> Response:
+        reason = err.reason if isinstance(err, NotSignedIn) else "not signed in"
+        resp = render("signin.html", 401, reason=reason, party=None)
+        resp.delete_cookie(COOKIE, path="/dashboard")
+        return resp
+
+    app.add_exception_handler(NotSignedIn, not_signed_in)
+
+    def who(request: Request) -> str:
+        token = request.cookies.get(COOKIE)
+        if not token:
+            raise NotSignedIn("you are not signed in")
+        try:
+            return _credentials(hub, token)[0]
+        except CbmnetError as e:
+            raise NotSignedIn(str(e)[:300]) from None
+
+    def agreements_of(party: str) -> list[str]:
+        with hub._state_lock:
+            if party == SECRETARIAT:
+                return sorted(hub.agreements)
+            p = hub.state.parties.get(party)
+            return sorted(a for a in (p.agreements if p else ()) if a in hub.agreements)
+
+    def obligations_of(party: str, now: int) -> list[dict[str, Any]]:
+        """The caller's own obligations (the secretariat: everyone's), by due date."""
+        out: list[dict[str, Any]] = []
+        for ag in agreements_of(party):
+            rep = hub.report_for(party, ag, now)
+            out += [
+                {**o, "agreement": ag}
+                for o in rep["obligations"]
+                if party == SECRETARIAT or o["party"] == party
+            ]
+        return sorted(out, key=lambda o: (o["due"], o["agreement"], o["id"]))
+
+    def archive_rows(party: str, request: Request) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        q = request.query_params
+        filters = {k: _text(q.get(k)) for k in ("agreement", "form", "party", "kind")}
+        after = _int(q.get("after"), -1, -1, 2**62)
+        limit = _int(q.get("limit"), PAGE, 1, MAX_PAGE)
+
+        def match(e: Entry) -> bool:
+            return (
+                e.agreement is not None
+                and (filters["agreement"] is None or e.agreement == filters["agreement"])
+                and (filters["form"] is None or e.form == filters["form"])
+                and (filters["party"] is None or e.author == filters["party"])
+                and (filters["kind"] is None or e.kind == filters["kind"])
+            )
+
+        hub.sync()
+        items = hub.entries_for(party, after=after, limit=limit, match=match)
+        rows = [
+            {
+                "index": e.index,
+                "integrated_at": format_time(e.ms),
+                "author": e.author,
+                "kind": e.kind,
+                "agreement": e.agreement,
+                "form": e.form,
+                "event_id": e.event_id,
+                "ref": e.ref,
+                "envelope_url": f"/v1/entries/{e.index}",
+                "receipt_url": f"/v1/entries/{e.index}/proof",
+            }
+            for e in items
+        ]
+        nxt = items[-1].index if len(items) == limit else None
+        return rows, {"filters": filters, "limit": limit, "after": after, "next": nxt}
+
+    @app.get("/dashboard/login", include_in_schema=False)
+    def login(request: Request, token: str | None = None) -> Response:
+        """A sign-in link carries a bearer token; it becomes an HttpOnly, SameSite=Strict cookie."""
+        if not token:
+            return render("signin.html", reason=None, party=None)
+        try:
+            _party, _key, exp = _credentials(hub, token[:4096])
+        except CbmnetError as e:
+            raise NotSignedIn(str(e)[:300]) from None
+        resp = RedirectResponse("/dashboard", status_code=303)
+        resp.set_cookie(
+            COOKIE,
+            token,
+            max_age=max(1, exp - int(time.time())),
+            path="/dashboard",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.post("/dashboard/logout", include_in_schema=False)
+    def logout() -> Response:
+        resp = RedirectResponse("/dashboard/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
+        return resp
+
+    @app.get("/dashboard", include_in_schema=False)
+    def overview(request: Request) -> Response:
+        party = who(request)
+        now = hub.clock()
+        hub.sync()
+        with hub._state_lock:
+            parties = [(p.id, p.name) for p in sorted(hub.state.parties.values(), key=lambda p: p.id)]
+        indicators: list[dict[str, Any]] = []
+        for ag in agreements_of(party):
+            doc = hub.indicators_for(party, ag, now)
+            latest = doc["months"][-1] if doc["months"] else None
+            indicators += [
+                {**r, "agreement": ag}
+                for r in doc["rows"]
+                if r["month"] == latest and (party == SECRETARIAT or r["party"] == party)
+            ]
+        obs = obligations_of(party, now)
+        return render(
+            "overview.html",
+            party=party,
+            agreements=sorted(hub.agreements),
+            parties=parties,
+            indicators=indicators,
+            due=[o for o in obs if o["status"] == "pending"][:20],
+            overdue=[o for o in obs if o["status"] == "missed"][-20:],
+            as_of=format_time(now),
+        )
+
+    @app.get("/dashboard/deadlines", include_in_schema=False)
+    def deadlines(request: Request) -> Response:
+        party = who(request)
+        hub.sync()
+        return render("deadlines.html", party=party, obligations=obligations_of(party, hub.clock()))
+
+    @app.get("/dashboard/deadlines.ics", include_in_schema=False)
+    def deadlines_ics(request: Request) -> Response:
+        """The caller's pending obligations as a feed its own calendar subscribes to."""
+        party = who(request)
+        hub.sync()
+        now = hub.clock()
+        pending = [o for o in obligations_of(party, now) if o["status"] == "pending"]
+        return Response(
+            ics_feed(hub.log.origin, party, pending, now),
+            media_type="text/calendar; charset=utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get("/dashboard/archive", include_in_schema=False)
+    def archive(request: Request) -> Response:
+        party = who(request)
+        rows, page = archive_rows(party, request)
+        return render("archive.html", party=party, rows=rows, page=page, fields=ARCHIVE_FIELDS)
+
+    @app.get("/dashboard/archive.csv", include_in_schema=False)
+    def archive_csv(request: Request) -> Response:
+        party = who(request)
+        rows, _ = archive_rows(party, request)
+        buf = io.StringIO()
+        out = csv.DictWriter(buf, fieldnames=[*ARCHIVE_FIELDS, "envelope_url", "receipt_url"])
+        out.writeheader()
+        for r in rows:
+            out.writerow({k: _cell(v) for k, v in r.items()})
+        return Response(
+            buf.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": 'attachment; filename="archive.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @app.get("/dashboard/archive.json", include_in_schema=False)
+    def archive_json(request: Request) -> Response:
+        party = who(request)
+        rows, page = archive_rows(party, request)
+        return JSONResponse({"items": rows, "next": page["next"]}, headers={"Cache-Control": "no-store"})
+
+    @app.get("/dashboard/log", include_in_schema=False)
+    def log_page(request: Request) -> Response:
+        """Checkpoints, latest first, each with the cosignatures witnesses sent for it."""
+        party = who(request)
+        limit = _int(request.query_params.get("limit"), 20, 1, 200)
+        latest = hub.rstore.latest_checkpoint()
+        top = latest.seq + 1 if latest else 0
+        before = _int(request.query_params.get("before"), top, 0, top)
+        cps = [
+            c for c in hub.rstore.checkpoints_after(max(-1, before - limit - 1), limit) if c.seq < before
+        ]
+        lines: dict[int, list[str]] = {}
+        if cps:
+            for cs in hub.rstore.cosignatures_between(cps[0].seq, cps[-1].seq):
+                lines.setdefault(cs.checkpoint_seq, []).extend(cs.line.splitlines())
+        rows: list[dict[str, Any]] = [
+            {
+                "seq": c.seq,
+                "size": c.size,
+                "created_at": format_time(c.created_ms),
+                "note": c.note,
+                "cosignatures": lines.get(c.seq, []),
+            }
+            for c in reversed(cps)
+        ]
+        older = rows[-1]["seq"] if rows and rows[-1]["seq"] > 0 else None
+        return render("log.html", party=party, checkpoints=rows, older=older, limit=limit)
+
+
+def _cell(value: Any) -> str:
+    """CSV cells: text as is, None empty; a leading formula character defused for spreadsheets."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not text.lstrip("-").isdigit() else text

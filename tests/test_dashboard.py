@@ -1,0 +1,252 @@
+"""The dashboard over a real hub on loopback (SQLite): sign-in by token, pages cut to the
+caller, the .ics feed, the archive's exports, escaping.
+
+What an operator relies on: a sign-in link works once its key signed the challenge and
+stops when the key is revoked; no page or export shows another pair's private exchange.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from cbmnet.acts.model import PT_EVENT, PT_REGISTRY
+from cbmnet.hub.dashboard import COOKIE, ics_escape, ics_feed, ics_fold
+from tests.hubkit import AGREEMENTS, TestHub, party_keys, running_hub
+from tests.test_hub_api import Api, activity, event
+
+SECRET = "req-secret-9"
+EVIL = "<script>alert(1)</script>"
+PAGES = (
+    "/dashboard",
+    "/dashboard/deadlines",
+    "/dashboard/deadlines.ics",
+    "/dashboard/archive",
+    "/dashboard/archive.csv",
+    "/dashboard/archive.json",
+    "/dashboard/log",
+)
+
+
+@dataclass
+class World:
+    th: TestHub
+    api: Api
+    revoked_token: str
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("dash")
+    with running_hub(f"sqlite:///{tmp / 'log.db'}", tmp) as th:
+        api = Api(th)
+        try:
+            th.register("AUT", "BEL", "CHE", "DNK")
+            th.keys["FIN"] = k = party_keys("FIN")
+            with th.client() as sec:
+                sec.register(
+                    {
+                        "party": "FIN",
+                        "name": EVIL,
+                        "agreements": list(AGREEMENTS),
+                        "signing_key": k.vkey,
+                        "encryption_key": k.enc_public,
+                        "witness_key": k.witness_vkey,
+                        "contact": {"poc": EVIL},
+                    }
+                )
+            aut_act = activity("AUT", "act-1", "2030-05-01T00:00:00Z", "2030-05-10T00:00:00Z")
+            api.act(api.sign("AUT", PT_EVENT, aut_act))
+            request = event("AUT", SECRET, "request", kind="explanation", to="BEL")
+            api.act(api.sign("AUT", PT_EVENT, request))
+            revoked = api.token("DNK")
+            revoke = {
+                "act": "key.revoke",
+                "party": "DNK",
+                "by": "secretariat",
+                "key": th.keys["DNK"].vkey,
+            }
+            api.act(api.sign("secretariat", PT_REGISTRY, revoke))
+            yield World(th, api, revoked)
+        finally:
+            api.close()
+
+
+@contextmanager
+def session(w: World, party: str | None) -> Iterator[httpx.Client]:
+    """A browser-like client, signed in through the sign-in link when ``party`` is given."""
+    with httpx.Client(base_url=w.th.url, timeout=30, follow_redirects=False) as http:
+        yield signed_in(w, http, party)
+
+
+def signed_in(w: World, http: httpx.Client, party: str | None) -> httpx.Client:
+    if party is not None:
+        r = http.get("/dashboard/login", params={"token": w.api.token(party)})
+        assert r.status_code == 303, r.text
+        assert r.headers["location"] == "/dashboard"
+        cookie = r.headers["set-cookie"]
+        assert cookie.startswith(f"{COOKIE}=")
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    return http
+
+
+def test_sign_in_link_sets_cookie_and_pages_render(world: World) -> None:
+    with session(world, "AUT") as http:
+        want = {
+            "/dashboard": ("Overview", "Registered parties", "Timeliness", "vienna-document-2011"),
+            "/dashboard/deadlines": ("Deadlines", "pending", "act-1"),
+            "/dashboard/archive": ("Notifications and exchanges", "act-1", "/v1/entries/"),
+            "/dashboard/log": ("Checkpoint", "cosignature"),
+        }
+        for path, needles in want.items():
+            r = http.get(path)
+            assert r.status_code == 200, (path, r.text)
+            assert r.headers["content-type"].startswith("text/html")
+            assert "no-store" in r.headers["cache-control"]
+            for n in needles:
+                assert n in r.text, (path, n)
+        css = http.get("/dashboard/static/dashboard.css")
+        assert css.status_code == 200 and "focus-visible" in css.text
+        # Signing out clears the cookie; the pages then refuse.
+        out = http.post("/dashboard/logout")
+        assert out.status_code == 303
+        assert http.get("/dashboard").status_code == 401
+
+
+def test_no_cookie_bad_token_and_revoked_key_are_refused(world: World) -> None:
+    with httpx.Client(base_url=world.th.url, timeout=30, follow_redirects=False) as http:
+        explain = http.get("/dashboard/login")
+        assert explain.status_code == 200 and "no passwords" in explain.text
+        for path in PAGES:
+            r = http.get(path)
+            assert r.status_code == 401, path
+            assert "Sign in" in r.text
+        assert http.get("/dashboard/login", params={"token": "x.y"}).status_code == 401
+        assert COOKIE not in http.cookies
+        r = http.get("/dashboard/login", params={"token": world.revoked_token})
+        assert r.status_code == 401 and "no longer active" in r.text
+        for path in PAGES:
+            r = http.get(path, headers={"Cookie": f"{COOKIE}={world.revoked_token}"})
+            assert r.status_code == 401, path
+            assert "no longer active" in r.text
+
+
+def test_private_request_shows_only_to_its_pair(world: World) -> None:
+    for party, sees in (("AUT", True), ("BEL", True), ("CHE", False), ("FIN", False)):
+        with session(world, party) as http:
+            seen = {}
+            for path in PAGES:
+                r = http.get(path)
+                assert r.status_code == 200, (party, path, r.text)
+                seen[path] = SECRET in r.text
+            assert seen["/dashboard/archive"] is sees, party
+            assert seen["/dashboard/archive.json"] is sees, party
+            if not sees:
+                assert not any(seen.values()), (party, seen)
+
+
+def test_ics_feed_is_rfc5545_with_one_event_per_pending_obligation(world: World) -> None:
+    with session(world, "AUT") as http:
+        r = http.get("/dashboard/deadlines.ics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/calendar")
+    raw = r.content
+    assert raw.endswith(b"\r\n") and b"\n" not in raw.replace(b"\r\n", b"")
+    lines = raw.split(b"\r\n")[:-1]
+    assert all(len(ln) <= 75 for ln in lines)
+    unfolded = raw.decode().replace("\r\n ", "").split("\r\n")[:-1]
+    assert unfolded[0] == "BEGIN:VCALENDAR" and unfolded[-1] == "END:VCALENDAR"
+    assert "VERSION:2.0" in unfolded and any(u.startswith("PRODID:") for u in unfolded)
+    begins = [i for i, u in enumerate(unfolded) if u == "BEGIN:VEVENT"]
+    ends = [i for i, u in enumerate(unfolded) if u == "END:VEVENT"]
+    assert len(begins) == len(ends) and all(b < e for b, e in zip(begins, ends, strict=True))
+    pending = [
+        o
+        for ag in AGREEMENTS
+        for o in world.api.ok("/v1/obligations", "AUT", params={"agreement": ag})["obligations"]
+        if o["party"] == "AUT" and o["status"] == "pending"
+    ]
+    assert pending and len(begins) == len(pending)
+    for b, e in zip(begins, ends, strict=True):
+        props = {u.split(":", 1)[0] for u in unfolded[b + 1 : e]}
+        assert {"UID", "DTSTAMP", "DTSTART", "SUMMARY"} <= props
+    uids = [u for u in unfolded if u.startswith("UID:")]
+    assert len(set(uids)) == len(uids)
+    dtstart = {u.removeprefix("DTSTART:") for u in unfolded if u.startswith("DTSTART:")}
+    assert all(len(d) == 16 and d.endswith("Z") and d[8] == "T" for d in dtstart)
+
+
+def test_ics_text_is_escaped_and_folded() -> None:
+    assert ics_escape("a,b;c\\d\ne") == "a\\,b\\;c\\\\d\\ne"
+    long = "SUMMARY:" + "é" * 100
+    folded = ics_fold(long)
+    assert all(len(p.encode()) <= 75 for p in folded.split("\r\n"))
+    assert folded.replace("\r\n ", "") == long
+    ob = {
+        "id": "x:1",
+        "party": "AUT",
+        "provision": "p, with; odd\\chars",
+        "kind": "notification",
+        "due": "2030-01-01T00:00:00Z",
+        "subjects": ["a", "b"],
+        "agreement": "ag",
+    }
+    text = ics_feed("hub.test/log", "AUT", [ob], 0)
+    assert "SUMMARY:AUT due: p\\, with\\; odd\\\\chars (notification)\r\n" in text
+    assert "DTSTART:20300101T000000Z\r\n" in text
+    assert "DTSTAMP:19700101T000000Z\r\n" in text
+
+
+def test_csv_and_json_exports_match_the_archive(world: World) -> None:
+    with session(world, "BEL") as http:
+        items = http.get("/dashboard/archive.json").json()["items"]
+        api_items = world.api.items("/v1/entries", "BEL")
+        assert [i["index"] for i in items] == [i["index"] for i in api_items if i["agreement"]]
+        rows = list(csv.DictReader(io.StringIO(http.get("/dashboard/archive.csv").text)))
+        assert [int(r["index"]) for r in rows] == [i["index"] for i in items]
+        for r, i in zip(rows, items, strict=True):
+            assert r["event_id"] == (i["event_id"] or "") and r["author"] == i["author"]
+            assert r["receipt_url"] == f"/v1/entries/{i['index']}/proof"
+        page = http.get("/dashboard/archive").text
+        for i in items:
+            assert f'href="/v1/entries/{i["index"]}"' in page
+            assert f'href="/v1/entries/{i["index"]}/proof"' in page
+        # Filters apply to the page and both exports alike.
+        mine = http.get("/dashboard/archive.json", params={"party": "AUT", "kind": "request"}).json()
+        assert [i["event_id"] for i in mine["items"]] == [SECRET]
+        one = list(
+            csv.DictReader(
+                io.StringIO(
+                    http.get("/dashboard/archive.csv", params={"party": "AUT", "kind": "request"}).text
+                )
+            )
+        )
+        assert [r["event_id"] for r in one] == [SECRET]
+        # The envelope and receipt links answer with the caller's bearer token.
+        idx = mine["items"][0]["index"]
+        assert json.loads(world.api.get(f"/v1/entries/{idx}", "BEL").text)["event_id"] == SECRET
+
+
+def test_untrusted_text_is_escaped(world: World) -> None:
+    with session(world, "CHE") as http:
+        page = http.get("/dashboard").text
+        assert EVIL not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        r = http.get("/dashboard/archive", params={"form": '"><script>x()</script>'})
+        assert r.status_code == 200
+        assert "<script>x()" not in r.text and "&lt;script&gt;x()" in r.text
+
+
+def test_secretariat_sees_the_aggregate(world: World) -> None:
+    with session(world, "secretariat") as http:
+        page = http.get("/dashboard").text
+        assert "all parties" in page
+        for p in ("AUT", "BEL", "CHE"):
+            assert f"<td>{p}</td>" in page
+        assert SECRET in http.get("/dashboard/archive").text

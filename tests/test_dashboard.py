@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -250,3 +251,23 @@ def test_secretariat_sees_the_aggregate(world: World) -> None:
         for p in ("AUT", "BEL", "CHE"):
             assert f"<td>{p}</td>" in page
         assert SECRET in http.get("/dashboard/archive").text
+
+
+def test_cli_prints_a_sign_in_link_that_works(tmp_path: Path) -> None:
+    from tests.hubcli_helpers import cli
+
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path) as th:
+        th.register("DEU")
+        key = tmp_path / "DEU.key"
+        key.write_text(th.keys["DEU"].signer + "\n")
+        r = cli(
+            "dashboard",
+            "login",
+            env={"CBMNET_HUB": th.url, "CBMNET_PARTY": "DEU", "CBMNET_KEY": str(key)},
+        )
+        assert r.exit_code == 0, r.output
+        link = r.stdout.strip()
+        assert link.startswith(th.url + "/dashboard/login?token=")
+        with httpx.Client() as http:
+            page = http.get(link, follow_redirects=True)
+            assert page.status_code == 200 and "DEU" in page.text

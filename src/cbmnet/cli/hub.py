@@ -766,6 +766,18 @@ def observations_fetch(
     )
 
 
+dashboard_app = typer.Typer(help="The hub's web dashboard.", no_args_is_help=True)
+
+
+@dashboard_app.command("login")
+def dashboard_login(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:
+    """Print a short-lived sign-in link: your key signs the hub's challenge, no password."""
+    from urllib.parse import quote
+
+    with _client(hub, party, key) as c:
+        typer.echo(f"{c.url}/dashboard/login?token={quote(c.token(), safe='')}")
+
+
 def add_hub_verbs(app: typer.Typer, keys_app: typer.Typer) -> None:
     """Register these verbs on the ``cbmnet`` app (called once by ``cbmnet.cli.main``)."""
     keys_app.command("hpke")(keys_hpke)
@@ -780,3 +792,4 @@ def add_hub_verbs(app: typer.Typer, keys_app: typer.Typer) -> None:
     app.command("obligations")(obligations)
     app.add_typer(hotline_app, name="hotline")
     app.add_typer(observations_app, name="observations")
+    app.add_typer(dashboard_app, name="dashboard")

@@ -98,6 +98,12 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
         _scenario(base, hub, out, sec_skey, parties, say)
         say("")
         say(f"The hub is running at {base}  (API: {base}/docs, {base}/openapi.json)")
+        login = f"{base}/dashboard/login?token="
+        with HubClient(base, Identity("PAK", parties["PAK"]["skey"])) as pak:
+            say(f"Dashboard, signed in as PAK (link valid 15 minutes): {login}{pak.token()}")
+        with HubClient(base, Identity("secretariat", sec_skey)) as sec:
+            say(f"  ... as the secretariat (the aggregate view): {login}{sec.token()}")
+        say("  a fresh link any time: .venv/bin/cbmnet dashboard login  (with the environment below)")
         say("Try, in another terminal:")
         say(f"  export CBMNET_HUB={base} CBMNET_PARTY=PAK \\")
         say(f"         CBMNET_KEY={keys}/PAK.key CBMNET_HPKE={keys}/PAK.hpke \\")

@@ -45,6 +45,8 @@ from cbmnet.store import open_store
 ORIGIN = "hub.cbmnet.example/log"
 AGREEMENTS = ("india-pakistan-military-exercises-1991", "india-pakistan-missile-tests-2005")
 EXERCISES, MISSILES = AGREEMENTS
+SIMULATED = ("vienna-document-2011", "osce-ict-cbm-2016")
+"""Served too: the simulator plays a Vienna Document exercise among five States on them."""
 
 
 def _iso(dt: datetime) -> str:
@@ -85,7 +87,7 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
         keys / "hub",
         origin=ORIGIN,
         secretariat_vkey=sec_vkey,
-        agreements=[bundled(a) for a in AGREEMENTS],
+        agreements=[bundled(a) for a in (*AGREEMENTS, *SIMULATED)],
     )
     hub = Hub(url, hub_keys, HubSettings(sweep_s=5, checkpoint_s=1))
     try:
@@ -93,9 +95,11 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
     except OSError:
         server = ServerThread(create_app(hub), port=0)  # 8000 is taken: any free port
     base = server.start()
-    say(f"hub {ORIGIN} serving {', '.join(AGREEMENTS)} at {base} (SQLite {out / 'hub.db'})")
+    say(f"hub {ORIGIN} serving {', '.join((*AGREEMENTS, *SIMULATED))} at {base}")
+    say(f"  data in {out}/ (reset at every run; SQLite {out / 'hub.db'})")
     try:
         _scenario(base, hub, out, sec_skey, parties, say)
+        _exercise(base, out, sec_skey, say)
         say("")
         say(f"The hub is running at {base}  (API: {base}/docs, {base}/openapi.json)")
         login = f"{base}/dashboard/login?token="
@@ -124,6 +128,32 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
     finally:
         server.stop()
         hub.close()
+
+
+def _exercise(base: str, out: Path, sec_skey: str, say: Any) -> None:
+    """The Vienna Document scenario of ``cbmnet simulate``, every record marked EXERCISE."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from cbmnet.sim import build, play
+
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    plan = build("vienna-document", 1, parties=5, days=20, anchor_ms=int(day.timestamp() * 1000))
+    say("")
+    among = ", ".join(plan.parties)
+    say(f"EXERCISE: the Vienna Document scenario among {among} ({len(plan.steps)} steps)")
+    with Progress(console=Console(), transient=True) as bar:
+        task = bar.add_task("simulating", total=len(plan.steps))
+        summary = play(
+            plan,
+            base,
+            Identity("secretariat", sec_skey),
+            out / "keys" / "exercise",
+            speed=4_000_000.0,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    acts = sum(summary.acts.values())
+    say(f"  {acts} acts logged; findings it was built to produce: {len(summary.expected)}")
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -728,6 +728,19 @@ def _page(path: str) -> Probe:
     return probe
 
 
+def _dash_entry(path: str) -> Probe:
+    """A dashboard page about the private entry (``{i}`` is its index): a refusal must not
+    show it either."""
+
+    def probe(w: World, who: str) -> tuple[int, bool | None]:
+        p = w.party(who)
+        cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.tokens[p]}"}
+        r = w.api.http.get(path.format(i=w.private), headers=cookie)
+        return r.status_code, None if r.status_code == 401 else w.private_id in r.text
+
+    return probe
+
+
 def p_dash_login(w: World, who: str) -> tuple[int, bool | None]:
     p = w.party(who)
     params = {} if p is None else {"token": w.api.tokens[p]}
@@ -831,6 +844,23 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
     ("GET", "/dashboard/archive.csv"): (_page("/dashboard/archive.csv"), PARTIES_ONLY, SEEN_BY_BOTH),
     ("GET", "/dashboard/archive.json"): (_page("/dashboard/archive.json"), PARTIES_ONLY, SEEN_BY_BOTH),
     ("GET", "/dashboard/log"): (_page("/dashboard/log"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("GET", "/dashboard/quotas"): (_page("/dashboard/quotas"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("GET", "/dashboard/static/verify.js"): (
+        _status("/dashboard/static/verify.js"),
+        _everyone(200),
+        {},
+    ),
+    # Verify in the browser: only an entry the caller may read (its proof carries the entry).
+    ("GET", "/dashboard/verify/{index}"): (
+        _dash_entry("/dashboard/verify/{i}"),
+        NOT_FOR_OUTSIDERS,
+        SEEN_BY_BOTH,
+    ),
+    ("GET", "/dashboard/verify"): (
+        _dash_entry("/dashboard/verify?index={i}"),
+        NOT_FOR_OUTSIDERS,
+        SEEN_BY_BOTH,
+    ),
     ("WS", "/v1/stream"): (
         p_stream,
         {

@@ -21,14 +21,17 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cbmnet.acts.model import SECRETARIAT
 from cbmnet.acts.state import Entry
+from cbmnet.agreements.model import Quota
 from cbmnet.compliance.timeutil import format_time
-from cbmnet.errors import CbmnetError
+from cbmnet.errors import CbmnetError, ForbiddenError, NotFoundError
 from cbmnet.hub.service import Hub
+from cbmnet.ledger.tlogproof import format_proof
 
 COOKIE = "cbmnet_session"
 HERE = Path(__file__).parent
 PAGE = 100
 MAX_PAGE = 1000
+QUOTA_KINDS = ("inspection", "evaluation", "observation_flight")
 ARCHIVE_FIELDS = ("index", "integrated_at", "author", "kind", "agreement", "form", "event_id", "ref")
 
 _env = Environment(
@@ -47,16 +50,20 @@ class NotSignedIn(Exception):
         self.reason = reason
 
 
-def render(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-    """One template, escaped; pages are private, so never cached or framed."""
+def render(name: str, status: int = 200, *, scripts: bool = False, **ctx: Any) -> HTMLResponse:
+    """One template, escaped; pages are private, so never cached or framed.
+
+    ``scripts``: the page may run this site's own script files (never inline script).
+    """
     html = _env.get_template(name).render(**ctx)
+    csp = "default-src 'none'; style-src 'self'; form-action 'self'"
     return HTMLResponse(
         html,
         status_code=status,
         headers={
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",
-            "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'",
+            "Content-Security-Policy": csp + ("; script-src 'self'" if scripts else ""),
             "Referrer-Policy": "no-referrer",
         },
     )
@@ -147,11 +154,21 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
     from cbmnet.hub.app import _credentials  # app imports this module: resolve at call time
 
     css = (HERE / "static" / "dashboard.css").read_bytes()
+    js = (HERE / "static" / "verify.js").read_bytes()
 
     @app.get("/dashboard/static/dashboard.css", include_in_schema=False)
     def stylesheet() -> Response:
         """The one stylesheet, served as a route (a mount would sit outside the route table)."""
         return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/dashboard/static/verify.js", include_in_schema=False)
+    def verify_script() -> Response:
+        """The in-browser inclusion check (WebCrypto only), served like the stylesheet."""
+        return Response(
+            js,
+            media_type="text/javascript",
+            headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"},
+        )
 
     async def not_signed_in(_request: Request, err: Exception) -> Response:
         reason = err.reason if isinstance(err, NotSignedIn) else "not signed in"
@@ -357,6 +374,124 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
         ]
         older = rows[-1]["seq"] if rows and rows[-1]["seq"] > 0 else None
         return render("log.html", party=party, checkpoints=rows, older=older, limit=limit)
+
+    def verify_page(party: str, index: int | None) -> Response:
+        if index is None:
+            return render("verify.html", 400, party=party, error="give an entry index", entry=None)
+        try:
+            hub.sync()
+            e = hub.readable(party, index)
+            proof = format_proof(hub.receipt_bundle(index))
+        except (ForbiddenError, NotFoundError) as err:
+            status = 403 if isinstance(err, ForbiddenError) else 404
+            return render("verify.html", status, party=party, error=str(err)[:300], entry=None)
+        entry = {
+            "index": e.index,
+            "author": e.author,
+            "kind": e.kind,
+            "agreement": e.agreement,
+            "event_id": e.event_id,
+            "integrated_at": format_time(e.ms),
+        }
+        return render(
+            "verify.html",
+            scripts=True,
+            party=party,
+            error=None,
+            entry=entry,
+            proof=proof,
+            vkey=hub.log.vkey,
+        )
+
+    @app.get("/dashboard/verify", include_in_schema=False)
+    def verify_form(request: Request) -> Response:
+        """The log page's form: ``?index=N`` shows the same page as ``/dashboard/verify/N``."""
+        party = who(request)
+        raw = request.query_params.get("index")
+        return verify_page(party, _int(raw, -1, -1, 2**62) if raw else None)
+
+    @app.get("/dashboard/verify/{index}", include_in_schema=False)
+    def verify_entry(request: Request, index: str) -> Response:
+        """One readable entry's tlog-proof and the log's key, checked by verify.js in the browser."""
+        party = who(request)
+        return verify_page(party, _int(index, -1, -1, 2**62))
+
+    @app.get("/dashboard/quotas", include_in_schema=False)
+    def quotas(request: Request) -> Response:
+        """Per agreement with quota measures: what each host owes the caller, and its requests."""
+        party = who(request)
+        hub.sync()
+        sections = [q for ag in agreements_of(party) if (q := quota_section(party, ag)) is not None]
+        return render("quotas.html", party=party, sections=sections, as_of=format_time(hub.clock()))
+
+    def quota_section(party: str, ag: str) -> dict[str, Any] | None:
+        measures = [m for m in hub.agreements[ag].measures if isinstance(m, Quota)]
+        kinds = [k for k in QUOTA_KINDS if any(m.request_kind == k for m in measures)]
+        if not kinds:
+            return None
+        with hub._state_lock:
+            hosts = sorted(
+                p.id for p in hub.state.parties.values() if p.id != party and ag in p.agreements
+            )
+            docs = [
+                d
+                for d in hub.state.events(ag, upto=hub.committed)
+                if hub.state.may_read(party, hub.state.entries[d["log_index"]])
+            ]
+        tables = []
+        for kind in kinds:
+            of_kind = [m for m in measures if m.request_kind == kind]
+            rows = []
+            if party != SECRETARIAT:
+                for host in hosts:
+                    q = hub.quota_for(party, ag, host, kind)
+                    total = _first([_quota_total(m, host) for m in of_kind])
+                    left = q["remaining_for_host"]
+                    used = total - left if total is not None and left is not None else None
+                    rows.append({**q, "host": host, "total": total, "used": used})
+            tables.append(
+                {
+                    "kind": kind,
+                    "rows": rows,
+                    "requests": requests_of(party, docs, kind),
+                    "per_year": _first([_quota_total(m, None) for m in of_kind]),
+                }
+            )
+        return {"agreement": ag, "tables": tables}
+
+    def requests_of(party: str, docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+        """Requests of ``kind`` the caller made or was sent, with the answer it may read."""
+        answers = {d.get("request"): d for d in docs if d.get("type") == "response" and d.get("request")}
+        out = []
+        for d in docs:
+            if d.get("type") != "request" or d.get("kind") != kind:
+                continue
+            if party not in (SECRETARIAT, d.get("party"), d.get("to")):
+                continue
+            ans = answers.get(d["id"])
+            decision = ans.get("decision") if ans else None
+            out.append(
+                {
+                    "id": d["id"],
+                    "from": d.get("party"),
+                    "to": d.get("to"),
+                    "time": d.get("time"),
+                    "index": d["log_index"],
+                    "state": f"answered: {decision}" if ans else "pending",
+                }
+            )
+        return out
+
+
+def _quota_total(m: Quota, host: str | None) -> int | None:
+    """The host's yearly quota where the measure states it as a plain figure."""
+    if m.per_units is not None or m.groups:
+        return None
+    return m.per_party.get(host, m.per_year) if host else m.per_year
+
+
+def _first(values: list[int | None]) -> int | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _cell(value: Any) -> str:

@@ -8,6 +8,7 @@ stops when the key is revoked; no page or export shows another pair's private ex
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from collections.abc import Iterator
@@ -20,8 +21,10 @@ import pytest
 
 from cbmnet.acts.model import PT_EVENT, PT_REGISTRY
 from cbmnet.hub.dashboard import COOKIE, ics_escape, ics_feed, ics_fold
+from cbmnet.hub.service import HubSettings
 from tests.hubkit import AGREEMENTS, TestHub, party_keys, running_hub
 from tests.test_hub_api import Api, activity, event
+from tests.test_verify_js import run_js
 
 SECRET = "req-secret-9"
 EVIL = "<script>alert(1)</script>"
@@ -271,3 +274,104 @@ def test_cli_prints_a_sign_in_link_that_works(tmp_path: Path) -> None:
         with httpx.Client() as http:
             page = http.get(link, follow_redirects=True)
             assert page.status_code == 200 and "DEU" in page.text
+
+
+# ---- inspections and quotas; verify an entry in the browser ---------------------------------
+
+VD = "vienna-document-2011"
+
+
+def _row(page: str, host: str) -> str:
+    """The quota table row of ``host`` (first table of the page: inspections)."""
+    start = page.index(f"<td>{host}</td>")
+    return page[start : page.index("</tr>", start)]
+
+
+def test_quotas_page_shows_the_hubs_numbers_and_only_readable_requests(tmp_path: Path) -> None:
+    settings = HubSettings(sweep_s=3600, checkpoint_s=3600, evaluations_per_s=1000)
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=settings) as th:
+        th.register("DEU", "FRA", "POL", "ITA")
+        api = Api(th)
+        try:
+            for who in ("FRA", "POL"):
+                with th.client(who) as c:
+                    c.event(
+                        {"agreement": VD, "id": f"insp-{who}", "type": "request",
+                         "kind": "inspection", "to": "DEU", "team_size": 4}
+                    )  # fmt: skip
+            with th.client("DEU") as deu:
+                deu.event(
+                    {"agreement": VD, "id": "ok-FRA", "type": "response", "request": "insp-FRA",
+                     "decision": "accept"}
+                )  # fmt: skip
+            with th.client("FRA") as fra:
+                to_deu = fra.quota(VD, "DEU", "inspection")
+                to_pol = fra.quota(VD, "POL", "inspection")
+            assert to_deu["exhausted"] and to_deu["remaining_for_requester"] == 0
+            assert to_pol["obliged"] and to_pol["remaining_for_host"] == 3
+            w = World(th, api, "")
+            with session(w, "FRA") as http:
+                r = http.get("/dashboard/quotas")
+                assert r.status_code == 200, r.text
+                page = r.text
+            assert "Inspections and quotas" in page and 'href="/dashboard/quotas"' in page
+            deu_row = _row(page, "DEU")
+            used = 3 - to_deu["remaining_for_host"]
+            assert f'<meter min="0" max="3" value="{used}"' in deu_row
+            assert f"<td>{to_deu['remaining_for_host']}</td>" in deu_row
+            assert "<td>0</td>" in deu_row and "exhausted" in deu_row
+            assert to_deu["reason"] in html.unescape(deu_row)
+            pol_row = _row(page, "POL")
+            assert '<meter min="0" max="3" value="0"' in pol_row and "obliged" in pol_row
+            # Its own request and its answer; POL's request to DEU is not FRA's to read.
+            assert "insp-FRA" in page and "answered: accept" in page
+            assert "insp-POL" not in page
+            with session(w, "POL") as http:
+                pol = http.get("/dashboard/quotas").text
+            assert "insp-POL" in pol and "pending" in pol and "insp-FRA" not in pol
+            with session(w, "DEU") as http:
+                host = http.get("/dashboard/quotas").text
+            assert "insp-FRA" in host and "insp-POL" in host  # both were sent to DEU
+            with session(w, "ITA") as http:
+                ita = http.get("/dashboard/quotas").text
+            assert "insp-FRA" not in ita and "insp-POL" not in ita and "No requests." in ita
+        finally:
+            api.close()
+
+
+def _secret_index(w: World) -> int:
+    items = w.api.items("/v1/entries", "AUT", kind="request")
+    return next(int(i["index"]) for i in items if i["event_id"] == SECRET)
+
+
+def test_verify_page_only_for_a_readable_entry(world: World, tmp_path: Path) -> None:
+    idx = _secret_index(world)
+    with session(world, "CHE") as http:
+        for path in (f"/dashboard/verify/{idx}", f"/dashboard/verify?index={idx}"):
+            r = http.get(path)
+            assert r.status_code == 403, r.text
+            assert SECRET not in r.text and "tlog-proof@v1" not in r.text
+            assert "verify.js" not in r.text
+        assert http.get("/dashboard/verify/999999").status_code == 404
+        assert http.get("/dashboard/verify").status_code == 400
+    with session(world, "BEL") as http:
+        r = http.get(f"/dashboard/verify/{idx}")
+        assert r.status_code == 200, r.text
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert "unsafe-inline" not in r.headers["content-security-policy"]
+        page = r.text
+        assert '<script src="/dashboard/static/verify.js"></script>' in page
+        assert SECRET in page and world.th.hub.log.vkey in page
+        assert "where it does not" in page  # honest: the signature needs Ed25519 in WebCrypto
+        proof = html.unescape(page.split('<pre id="verify-proof">', 1)[1].split("</pre>", 1)[0])
+        assert proof.startswith("c2sp.org/tlog-proof@v1\nextra ") and f"\nindex {idx}\n" in proof
+        same = http.get(f"/dashboard/verify?index={idx}")
+        assert same.status_code == 200 and f"index {idx}" in same.text
+        js = http.get("/dashboard/static/verify.js")
+        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+        assert "crypto.subtle.digest" in js.text
+        assert f'href="/dashboard/verify/{idx}"' in http.get("/dashboard/archive").text
+        assert 'action="/dashboard/verify"' in http.get("/dashboard/log").text
+    # What the page embeds is what the browser checks: verify.js accepts it as served.
+    got = run_js(tmp_path, [], [{"text": proof, "vkey": world.th.hub.log.vkey}])["proofs"][0]
+    assert got["ok"] and got["message"].startswith(f"verified: entry {idx} is in the tree"), got

@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cbmnet.cli.files import read_bytes as _read_bytes
+from cbmnet.cli.files import read_text as _read_text
 from cbmnet.errors import AuthError, CbmnetError, FormatError, StoreError
 
 if TYPE_CHECKING:
     from cbmnet.client import HubClient
 
-MAX_INPUT_BYTES = 16 << 20
 
 HubOpt = Annotated[
     str | None, typer.Option("--hub", envvar="CBMNET_HUB", help="The hub's URL (http://host:port).")
@@ -52,28 +53,6 @@ AgreementOpt = Annotated[str, typer.Option("--agreement", help="An agreement id 
 
 
 # ---- reading the user's files -----------------------------------------------------------
-
-
-def _read_bytes(path: str) -> bytes:
-    """A file (or - for stdin), at most 16 MiB; a missing file is a one-line error naming it."""
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
-        else:
-            with open(path, "rb") as f:
-                data = f.read(MAX_INPUT_BYTES + 1)
-    except OSError as e:
-        raise FormatError(f"{path}: {e.strerror}") from e
-    if len(data) > MAX_INPUT_BYTES:
-        raise FormatError(f"{path}: larger than {MAX_INPUT_BYTES} bytes")
-    return data
-
-
-def _read_text(path: str) -> str:
-    try:
-        return _read_bytes(path).decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise FormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def _in_file(path: str, fn: Callable[[], Any]) -> Any:

@@ -16,6 +16,8 @@ from typing import Annotated
 
 import typer
 
+from cbmnet.cli.files import read_bytes as _read_bytes
+from cbmnet.cli.files import read_text as _read_text
 from cbmnet.cli.hub import add_hub_verbs
 from cbmnet.cli.simulate import add_simulate_verb
 from cbmnet.cli.verify import add_verify_verbs
@@ -58,26 +60,6 @@ DbOpt = Annotated[
     str, typer.Option("--db", envvar="CBMNET_DB", help="sqlite:///PATH or postgresql://...")
 ]
 KeyOpt = Annotated[Path, typer.Option("--key", help="File holding a PRIVATE+KEY+... signer key.")]
-
-MAX_INPUT_BYTES = 16 << 20
-
-
-def _read_text(path: str) -> str:
-    return _read_bytes(path).decode("utf-8", errors="strict")
-
-
-def _read_bytes(path: str) -> bytes:
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
-        else:
-            with open(path, "rb") as f:
-                data = f.read(MAX_INPUT_BYTES + 1)
-    except OSError as e:
-        raise FormatError(f"{path}: {e.strerror}") from e
-    if len(data) > MAX_INPUT_BYTES:
-        raise FormatError(f"{path}: larger than {MAX_INPUT_BYTES} bytes")
-    return data
 
 
 def _skey(path: Path) -> str:

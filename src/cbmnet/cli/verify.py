@@ -15,26 +15,14 @@ from typing import Annotated
 
 import typer
 
+from cbmnet.cli.files import read_text
 from cbmnet.errors import FormatError
 
 MAX_EVENTS_BYTES = 256 << 20
 
 
 def _read_text(path: str) -> str:
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read(MAX_EVENTS_BYTES + 1)
-        else:
-            with open(path, "rb") as f:
-                data = f.read(MAX_EVENTS_BYTES + 1)
-    except OSError as e:
-        raise FormatError(f"{path}: {e.strerror}") from e
-    if len(data) > MAX_EVENTS_BYTES:
-        raise FormatError(f"{path}: larger than {MAX_EVENTS_BYTES} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise FormatError(f"{path}: not valid UTF-8 (at byte {e.start})") from None
+    return read_text(path, MAX_EVENTS_BYTES)
 
 
 def reconcile_verb(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cbmnet.compliance.timeutil import format_time, parse_time
+from cbmnet.verification.observations import COLUMNS
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -282,18 +283,7 @@ def write_csv(rows: list[dict[str, Any]], path: Any) -> None:
     """The rows as CSV with a header row (columns in the spec's order)."""
     import csv
 
-    cols = [
-        "id",
-        "time",
-        "lon",
-        "lat",
-        "sensor_id",
-        "sensor_kind",
-        "object_class",
-        "count",
-        "confidence",
-        "track_id",
-    ]
+    cols = list(COLUMNS)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()

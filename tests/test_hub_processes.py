@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from cbmnet.agreements.loader import bundled
@@ -30,64 +27,18 @@ from cbmnet.ledger import dsse
 from cbmnet.ledger.note import generate_key
 from cbmnet.log.audit import audit_log
 from cbmnet.store import open_store
+from tests.hubcli_helpers import serve_process
 from tests.hubkit import AGREEMENTS, ORIGIN, PartyKeys, party_keys
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def hub_process(url: str, keys: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
-    with log_path.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cbmnet.cli.main",
-                "serve",
-                "--db",
-                url,
-                "--keys",
-                str(keys),
-                "--port",
-                str(port),
-                "--sweep-seconds",
-                "3600",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"hub exited with {proc.returncode}: {log_path.read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("hub did not come up")
-            time.sleep(0.1)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    """``cbmnet serve`` on the shared database (sweeps off: the test drives them)."""
+    args = ["--db", url, "--keys", str(keys), "--sweep-seconds", "3600"]
+    with serve_process(args, log_path, log_path.parent) as served:
+        yield served
 
 
 def _activity(i: int, who: str) -> dict[str, Any]:

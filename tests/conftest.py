@@ -23,6 +23,7 @@ from cbmnet.store.sql import Store
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+pytest_plugins = ["tests.browserkit"]  # the `browser` fixture (Debian chromium)
 
 
 def pg_base_url() -> str:

@@ -118,6 +118,18 @@ def test_sign_in_link_sets_cookie_and_pages_render(world: World) -> None:
                 assert n in r.text, (path, n)
         css = http.get("/dashboard/static/dashboard.css")
         assert css.status_code == 200 and "focus-visible" in css.text
+        assert css.headers["content-type"].startswith("text/css")
+        # Only files of the static folder, of known types: no way out of it.
+        for bad in (
+            "../service.py",
+            "..%2fservice.py",
+            "%2e%2e/dashboard.py",
+            ".hidden.js",
+            "templates/base.html",
+            "nosuch.js",
+            "x" * 300 + ".js",
+        ):
+            assert http.get(f"/dashboard/static/{bad}").status_code == 404, bad
         # Signing out clears the cookie; the pages then refuse.
         out = http.post("/dashboard/logout")
         assert out.status_code == 303

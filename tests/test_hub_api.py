@@ -828,7 +828,7 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         {},
     ),
     ("POST", "/dashboard/logout"): (p_dash_logout, _everyone(303), {}),
-    ("GET", "/dashboard/static/dashboard.css"): (
+    ("GET", "/dashboard/static/{name:path}"): (
         _status("/dashboard/static/dashboard.css"),
         _everyone(200),
         {},
@@ -845,11 +845,6 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
     ("GET", "/dashboard/archive.json"): (_page("/dashboard/archive.json"), PARTIES_ONLY, SEEN_BY_BOTH),
     ("GET", "/dashboard/log"): (_page("/dashboard/log"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("GET", "/dashboard/quotas"): (_page("/dashboard/quotas"), PARTIES_ONLY, SEEN_BY_NOBODY),
-    ("GET", "/dashboard/static/verify.js"): (
-        _status("/dashboard/static/verify.js"),
-        _everyone(200),
-        {},
-    ),
     # Verify in the browser: only an entry the caller may read (its proof carries the entry).
     ("GET", "/dashboard/verify/{index}"): (
         _dash_entry("/dashboard/verify/{i}"),

@@ -63,10 +63,37 @@ def render(name: str, status: int = 200, *, scripts: bool = False, **ctx: Any) -
         headers={
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",
-            "Content-Security-Policy": csp + ("; script-src 'self'" if scripts else ""),
+            "Content-Security-Policy": csp
+            + ("; script-src 'self'; connect-src 'self'; img-src 'self' data:" if scripts else ""),
             "Referrer-Policy": "no-referrer",
         },
     )
+
+
+STATIC = HERE / "static"
+STATIC_TYPES = {
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+
+
+def static_path(name: str) -> tuple[Path, str] | None:
+    """The file under ``static/`` that ``name`` names, with its type; None if there is none.
+
+    Only known suffixes, no hidden files, and nothing outside the folder (``..`` or links).
+    """
+    if len(name) > 200 or not name or any(part.startswith(".") for part in name.split("/")):
+        return None
+    media_type = STATIC_TYPES.get(Path(name).suffix)
+    if media_type is None:
+        return None
+    path = (STATIC / name).resolve()
+    if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
+        return None
+    return path, media_type
 
 
 def _int(raw: str | None, default: int, lo: int, hi: int) -> int:
@@ -153,20 +180,19 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
     """Mount the dashboard's pages, exports and stylesheet on ``app``."""
     from cbmnet.hub.app import _credentials  # app imports this module: resolve at call time
 
-    css = (HERE / "static" / "dashboard.css").read_bytes()
-    js = (HERE / "static" / "verify.js").read_bytes()
+    @app.get("/dashboard/static/{name:path}", include_in_schema=False)
+    def static_file(name: str) -> Response:
+        """The dashboard's own files and the vendored libraries (``make assets``), from one folder.
 
-    @app.get("/dashboard/static/dashboard.css", include_in_schema=False)
-    def stylesheet() -> Response:
-        """The one stylesheet, served as a route (a mount would sit outside the route table)."""
-        return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
-
-    @app.get("/dashboard/static/verify.js", include_in_schema=False)
-    def verify_script() -> Response:
-        """The in-browser inclusion check (WebCrypto only), served like the stylesheet."""
+        A route, not a mount, so that it sits in the route table the authorisation test walks.
+        """
+        found = static_path(name)
+        if found is None:
+            return Response("not found", status_code=404, media_type="text/plain")
+        path, media_type = found
         return Response(
-            js,
-            media_type="text/javascript",
+            path.read_bytes(),
+            media_type=media_type,
             headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"},
         )
 

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) assets
 	$(BIN)/python -m cbmnet.demo
 
 lint: $(STAMP)
@@ -24,8 +24,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck assets
 	$(BIN)/pytest
+
+# The dashboard's front-end libraries (npm, pinned by package-lock.json), copied into
+# static/vendor/ and served from there: nothing is fetched at run time. Rebuilt only when
+# the lockfile changes (the stamp).
+VENDOR       := src/cbmnet/hub/static/vendor
+VENDOR_STAMP := $(VENDOR)/.installed
+
+assets: $(VENDOR_STAMP)
+
+$(VENDOR_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	mkdir -p $(VENDOR)
+	cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css $(VENDOR)/
+	cp node_modules/topojson-client/dist/topojson-client.min.js $(VENDOR)/
+	cp node_modules/world-atlas/countries-50m.json $(VENDOR)/
+	touch $@
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -505,6 +505,7 @@ WHO = ("author", "addressee", "outsider", "anonymous", "revoked")
 PARTY = {"author": "AUT", "addressee": "BEL", "outsider": "CHE", "revoked": "DNK"}
 WS_REFUSED = 403
 """A WebSocket the hub closes before accepting: the server answers the handshake with 403."""
+WS_NOBODY = {"anonymous": WS_REFUSED, "revoked": WS_REFUSED}
 
 
 @dataclass
@@ -716,6 +717,19 @@ def p_echo(w: World, who: str) -> tuple[int, bool | None]:
         return e.response.status_code, None
 
 
+def p_dash_hotline_stream(w: World, who: str) -> tuple[int, bool | None]:
+    p = w.party(who)
+    cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.tokens[p]}"}
+    try:
+        with ws_connect(
+            _ws_url(w, "/dashboard/hotline/stream"), open_timeout=10, additional_headers=cookie
+        ) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+            return 101, None
+    except InvalidStatus as e:
+        return e.response.status_code, None
+
+
 def _page(path: str) -> Probe:
     """A dashboard page with the sign-in cookie: (status, whether the private request showed)."""
 
@@ -845,6 +859,13 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
     ("GET", "/dashboard/archive.json"): (_page("/dashboard/archive.json"), PARTIES_ONLY, SEEN_BY_BOTH),
     ("GET", "/dashboard/log"): (_page("/dashboard/log"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("GET", "/dashboard/quotas"): (_page("/dashboard/quotas"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("GET", "/dashboard/hotline"): (_page("/dashboard/hotline"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("GET", "/dashboard/hotline.json"): (_page("/dashboard/hotline.json"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("WS", "/dashboard/hotline/stream"): (
+        p_dash_hotline_stream,
+        {**dict.fromkeys(("author", "addressee", "outsider"), 101), **WS_NOBODY},
+        {},
+    ),
     # Verify in the browser: only an entry the caller may read (its proof carries the entry).
     ("GET", "/dashboard/verify/{index}"): (
         _dash_entry("/dashboard/verify/{i}"),

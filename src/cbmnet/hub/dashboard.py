@@ -24,6 +24,7 @@ from cbmnet.acts.state import Entry
 from cbmnet.agreements.model import Quota
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import CbmnetError, ForbiddenError, NotFoundError
+from cbmnet.hub.dashboard_hotline import add_hotline
 from cbmnet.hub.service import Hub
 from cbmnet.ledger.tlogproof import format_proof
 
@@ -437,6 +438,8 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
         """One readable entry's tlog-proof and the log's key, checked by verify.js in the browser."""
         party = who(request)
         return verify_page(party, _int(index, -1, -1, 2**62))
+
+    add_hotline(app, hub, who, render, COOKIE)
 
     @app.get("/dashboard/quotas", include_in_schema=False)
     def quotas(request: Request) -> Response:

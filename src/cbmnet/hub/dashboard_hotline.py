@@ -1,0 +1,248 @@
+"""The hotline console: the caller's channels, each message's precedence, its deadline and
+who acknowledged it, live over a WebSocket.
+
+Why the acknowledge button signs in the browser: an acknowledgement is a party's signed
+act, and the hub never holds a party's key. The operator loads the party's signing key
+into the page (it stays in the page's memory, never sent); ``hotline.js`` computes the
+message's statement digest itself from the envelope, signs the ``ack`` act with WebCrypto
+Ed25519 and posts the DSSE envelope to ``/v1/acts`` like any client. Message bodies are
+HPKE ciphertext to each member; the console shows that they are sealed, and
+``cbmnet hotline listen`` opens them with the party's X25519 key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from cbmnet.acts.model import PT_ACK, PT_HOTLINE, SECRETARIAT
+from cbmnet.acts.state import HubState
+from cbmnet.agreements.model import HotlineTerms
+from cbmnet.compliance.timeutil import format_time, parse_duration
+from cbmnet.errors import CbmnetError
+from cbmnet.hub.service import Hub
+
+MAX_MESSAGES = 100
+"""The console shows the latest messages; older ones stay in the archive and the log."""
+DEFAULT_WITHIN_MS = 6 * 3_600_000
+"""A channel of an agreement without hotline terms: the routine target (as the state fold)."""
+
+
+class _Messages:
+    """An incremental index of hotline message entries, and their parsed payloads.
+
+    Entries never change once logged, so the index only grows and a parsed payload is
+    kept for good (bounded: the latest ``4 * MAX_MESSAGES``).
+    """
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+        self.scanned = 0
+        self.docs: dict[int, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def catch_up(self, state: HubState) -> None:
+        """Index the entries folded since the last call (caller holds the hub's state lock)."""
+        entries = state.entries
+        for i in range(self.scanned, len(entries)):
+            e = entries[i]
+            if e.payload_type == PT_HOTLINE and e.kind == "hotline.message":
+                self.indices.append(i)
+        self.scanned = len(entries)
+
+    def doc(self, hub: Hub, index: int) -> dict[str, Any]:
+        with self.lock:
+            got = self.docs.get(index)
+        if got is not None:
+            return got
+        env = hub.cached_envelope(index) or hub.envelope(index)
+        parsed = json.loads(env)
+        doc: dict[str, Any] = json.loads(base64.b64decode(parsed["payload"]))
+        out = {"doc": doc, "payload": parsed["payload"], "payload_type": parsed["payloadType"]}
+        with self.lock:
+            self.docs[index] = out
+            if len(self.docs) > 4 * MAX_MESSAGES:
+                for k in sorted(self.docs)[: len(self.docs) - 4 * MAX_MESSAGES]:
+                    del self.docs[k]
+        return out
+
+
+def hotline_view(hub: Hub, index: _Messages, party: str, now_ms: int) -> dict[str, Any]:
+    """What the console shows ``party``: its channels and their latest messages.
+
+    Everything here is derived from the log (acks, ``hotline.no_answer`` statements) and
+    the agreement's hotline terms, so a member can recompute it from its own copy.
+    """
+    with hub._state_lock:
+        st = hub.state
+        index.catch_up(st)
+        channels = [
+            {
+                "id": c.id,
+                "agreement": c.agreement,
+                "members": list(c.members),
+                "accepted": sorted(c.accepted),
+            }
+            for c in sorted(st.channels.values(), key=lambda c: c.id)
+            if party == SECRETARIAT or party in c.members
+        ]
+        mine = {c["id"] for c in channels}
+        picked = []
+        for i in reversed(index.indices):
+            e = st.entries[i]
+            if e.form in mine and st.may_read(party, e):
+                picked.append(e)
+                if len(picked) == MAX_MESSAGES:
+                    break
+        rows: list[tuple[dict[str, Any], HotlineTerms | None]] = []
+        for e in picked:
+            ch = st.channels[str(e.form)]
+            acks = {
+                m: {"index": a, "at": format_time(st.entries[a].ms), "at_ms": st.entries[a].ms}
+                for m in ch.members
+                if (a := st.acks.get((e.index, m))) is not None
+            }
+            silent = sorted(m for m in ch.members if (e.index, m) in st.no_answer)
+            held = sorted(ch.accepted - {e.author})
+            row: dict[str, Any] = {
+                "index": e.index,
+                "channel": ch.id,
+                "agreement": ch.agreement,
+                "from": e.author,
+                "sent_ms": e.ms,
+                "sent": format_time(e.ms),
+                "members": list(ch.members),
+                "held": held,
+                "acks": acks,
+                "no_answer": silent,
+                "waiting": sorted(set(held) - set(acks) - set(silent)),
+                "may_ack": party in ch.members and party != e.author and party not in acks,
+            }
+            ag = st.agreements.get(ch.agreement)
+            rows.append((row, ag.hotline if ag is not None else None))
+        keys = []
+        p = st.parties.get(party)
+        if p is not None:
+            keys = [base64.b64encode(k).decode() for k in p.active_keys()]
+    messages = []
+    for row, terms in rows:
+        got = index.doc(hub, row["index"])
+        doc = got["doc"]
+        precedence = str(doc.get("precedence"))
+        within = parse_duration(getattr(terms, precedence), "hotline") if terms else DEFAULT_WITHIN_MS
+        deadline = row["sent_ms"] + within
+        messages.append(
+            {
+                **row,
+                "id": doc.get("id"),
+                "precedence": precedence,
+                "deadline_ms": deadline,
+                "deadline": format_time(deadline),
+                "exercise": doc.get("exercise") is True,
+                "envelope": {"payloadType": got["payload_type"], "payload": got["payload"]},
+            }
+        )
+    return {
+        "party": party,
+        "now_ms": now_ms,
+        "now": format_time(now_ms),
+        "ack_payload_type": PT_ACK,
+        "signing_keys": keys,
+        "channels": channels,
+        "messages": messages,
+    }
+
+
+def add_hotline(
+    app: FastAPI,
+    hub: Hub,
+    who: Callable[[Request], str],
+    render: Callable[..., Response],
+    cookie: str,
+) -> None:
+    """Mount the console page, its JSON and its WebSocket on ``app``."""
+    from cbmnet.hub.app import _credentials  # app imports the dashboard: resolve at call time
+
+    index = _Messages()
+
+    @app.get("/dashboard/hotline", include_in_schema=False)
+    def hotline_page(request: Request) -> Response:
+        """Rendered in full on the server (usable without script); hotline.js makes it live."""
+        party = who(request)
+        view = hotline_view(hub, index, party, hub.clock())
+        return render("hotline.html", scripts=True, **view)
+
+    @app.get("/dashboard/hotline.json", include_in_schema=False)
+    def hotline_json(request: Request) -> Response:
+        party = who(request)
+        return JSONResponse(
+            hotline_view(hub, index, party, hub.clock()), headers={"Cache-Control": "no-store"}
+        )
+
+    @app.websocket("/dashboard/hotline/stream")
+    async def hotline_stream(ws: WebSocket) -> None:
+        """Says ``changed`` whenever the caller may read something new: the page refetches.
+
+        Signed in by the dashboard cookie; a page of another site cannot open it (Origin
+        must be this host's). An expired token or a revoked key ends it (close 4401).
+        """
+        origin = ws.headers.get("origin")
+        host = ws.headers.get("host", "")
+        if origin is not None and origin.split("://", 1)[-1] != host:
+            await ws.close(code=4403, reason="cross-site WebSocket refused")
+            return
+        token = ws.cookies.get(cookie, "")
+        try:
+            party, key, exp = await run_in_threadpool(_credentials, hub, token[:4096])
+        except CbmnetError as e:
+            await ws.close(code=4401, reason=str(e)[:120])
+            return
+        await ws.accept()
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def poke() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        hub.add_listener(party, poke)
+        closed = asyncio.Event()
+
+        async def reader() -> None:
+            try:
+                while (await ws.receive())["type"] != "websocket.disconnect":
+                    pass
+            except Exception:  # noqa: S110 - a broken socket is a closed socket
+                pass
+            finally:
+                closed.set()
+                wake.set()
+
+        rtask = asyncio.create_task(reader())
+        try:
+            await ws.send_text(json.dumps({"type": "hello", "now_ms": hub.clock()}))
+            while not closed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=30)
+                wake.clear()
+                if closed.is_set():
+                    break
+                if time.time() > exp or not hub.key_active(party, key):
+                    await ws.close(code=4401, reason="token expired or key no longer active")
+                    return
+                await ws.send_text(json.dumps({"type": "changed", "now_ms": hub.clock()}))
+                await asyncio.sleep(0.05)  # a burst of entries is one refetch
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            hub.remove_listener(party, poke)
+            rtask.cancel()

@@ -1,0 +1,309 @@
+// cbmnet hotline console: live rows over a WebSocket, countdowns to each acknowledgement
+// deadline, and an acknowledge button that signs the `ack` act in this browser.
+//
+// The party's signing key is read from a file the operator picks; it is imported into
+// WebCrypto as a non-extractable Ed25519 key and never leaves the page. The statement an
+// acknowledgement names (SHA-256 of the DSSE PAE of the message) is computed here from the
+// message's own envelope, so the page's server cannot make us acknowledge something else.
+// Plain ES2020, no dependencies, no inline script (the page's CSP forbids it).
+"use strict";
+
+(function () {
+  const enc = new TextEncoder();
+  const $ = (id) => document.getElementById(id);
+  let view = null;
+  let offset = 0; // server clock minus ours, from the last view
+  let signer = null; // {key: CryptoKey, keyid: string, party: string}
+  const busy = new Set();
+
+  function b64decode(text) {
+    const bin = atob(text);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function b64encode(bytes) {
+    let bin = "";
+    for (const b of bytes) bin += String.fromCharCode(b);
+    return btoa(bin);
+  }
+
+  function b64urlToStd(text) {
+    const s = text.replace(/-/g, "+").replace(/_/g, "/");
+    return s + "=".repeat((4 - (s.length % 4)) % 4);
+  }
+
+  function concat(...parts) {
+    const n = parts.reduce((a, p) => a + p.length, 0);
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  // DSSE Pre-Authentication Encoding: "DSSEv1 SP LEN(type) SP type SP LEN(body) SP body".
+  function pae(payloadType, payload) {
+    const t = enc.encode(payloadType);
+    return concat(enc.encode(`DSSEv1 ${t.length} `), t, enc.encode(` ${payload.length} `), payload);
+  }
+
+  async function sha256hex(bytes) {
+    const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  // PRIVATE+KEY+name+hexid+base64(0x01 || seed) -> a non-extractable WebCrypto key.
+  async function importSigner(text, party, activeKeys) {
+    // The base64 field may itself hold "+": split off the first four fields only.
+    const all = text.trim().split("+");
+    const parts = [...all.slice(0, 4), all.slice(4).join("+")];
+    if (all.length < 5 || parts[0] !== "PRIVATE" || parts[1] !== "KEY") {
+      throw new Error("not a signer key: expected PRIVATE+KEY+name+hexid+base64");
+    }
+    let raw;
+    try {
+      raw = b64decode(parts[4]);
+    } catch (e) {
+      throw new Error("the key's last field is not base64");
+    }
+    if (raw.length !== 33 || raw[0] !== 1) throw new Error("not an Ed25519 seed (type 0x01, 32 bytes)");
+    // PKCS#8 wrapping of an Ed25519 seed (RFC 8410): a fixed 16-byte prefix.
+    const prefix = Uint8Array.from([
+      0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+    ]);
+    const der = concat(prefix, raw.slice(1));
+    const probe = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, true, ["sign"]);
+    const jwk = await crypto.subtle.exportKey("jwk", probe);
+    const pub = b64urlToStd(jwk.x);
+    if (!activeKeys.includes(pub)) {
+      throw new Error(`this key is not an active signing key of ${party}`);
+    }
+    const key = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, false, ["sign"]);
+    der.fill(0);
+    raw.fill(0);
+    return { key, keyid: `${parts[2]}+${parts[3]}`, party };
+  }
+
+  async function acknowledge(m) {
+    const body = b64decode(m.envelope.payload);
+    const statement = await sha256hex(pae(m.envelope.payloadType, body));
+    // Sorted keys, no spaces: the form cbmnet writes acts in.
+    const act = JSON.stringify({ act: "ack", entry: m.index, party: signer.party, statement });
+    const bytes = enc.encode(act);
+    const sig = new Uint8Array(
+      await crypto.subtle.sign({ name: "Ed25519" }, signer.key, pae(view.ack_payload_type, bytes)),
+    );
+    const envelope = {
+      payload: b64encode(bytes),
+      payloadType: view.ack_payload_type,
+      signatures: [{ keyid: signer.keyid, sig: b64encode(sig) }],
+    };
+    const r = await fetch("/v1/acts?proof=false", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(envelope),
+      credentials: "omit",
+    });
+    if (!r.ok) {
+      let detail = `HTTP ${r.status}`;
+      try {
+        const doc = await r.json();
+        if (doc && doc.detail) detail = String(doc.detail);
+      } catch (e) {
+        /* not JSON: keep the status */
+      }
+      throw new Error(detail);
+    }
+    return r.json();
+  }
+
+  function span(text, cls) {
+    const s = document.createElement("span");
+    if (cls) s.className = cls;
+    s.textContent = text;
+    return s;
+  }
+
+  function fmtLeft(ms) {
+    const s = Math.max(0, Math.floor(Math.abs(ms) / 1000));
+    const h = Math.floor(s / 3600);
+    const mm = String(Math.floor((s % 3600) / 60)).padStart(2, "0");
+    const ss = String(s % 60).padStart(2, "0");
+    return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+  }
+
+  // Whose silence the countdown is about, for the signed-in party.
+  function running(m) {
+    if (view.party === "secretariat" || view.party === m.from) return m.waiting.length > 0;
+    return m.waiting.includes(view.party);
+  }
+
+  function countdownText(m, now) {
+    const mine = m.acks[view.party];
+    if (mine) return `stopped: acknowledged at ${mine.at}`;
+    if (m.no_answer.includes(view.party)) return "stopped: NO ANSWER logged";
+    if (!running(m)) return m.waiting.length === 0 ? "stopped: all acknowledged" : "";
+    const left = m.deadline_ms - now;
+    return left >= 0 ? `${fmtLeft(left)} left` : `overdue by ${fmtLeft(left)}`;
+  }
+
+  function tick() {
+    if (!view) return;
+    const now = Date.now() + offset;
+    for (const m of view.messages) {
+      const cell = document.querySelector(`tr[data-index="${m.index}"] .countdown`);
+      if (!cell) continue;
+      const text = countdownText(m, now);
+      if (cell.textContent !== text) cell.textContent = text;
+      const late = running(m) && !m.acks[view.party] && m.deadline_ms < now;
+      cell.classList.toggle("late", late);
+      cell.dataset.state = text.startsWith("stopped") ? "stopped" : running(m) ? "running" : "idle";
+    }
+  }
+
+  function showError(text) {
+    const el = $("hl-error");
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
+  function row(m) {
+    const tr = document.createElement("tr");
+    tr.dataset.index = String(m.index);
+    const td = (...kids) => {
+      const c = document.createElement("td");
+      for (const k of kids) c.append(k);
+      tr.append(c);
+      return c;
+    };
+    const first = td(String(m.index));
+    if (m.exercise) first.append(" ", span("EXERCISE", "badge exercise"));
+    td(m.sent);
+    td(m.channel);
+    td(m.from);
+    td(span(m.precedence.toUpperCase(), `badge prec-${m.precedence}`));
+    td(`${m.deadline} `, span("", "countdown"));
+    const acked = td();
+    const names = Object.keys(m.acks).sort();
+    acked.append(names.map((w) => `${w} at ${m.acks[w].at}`).join("; "));
+    for (const w of m.no_answer) acked.append(" ", span(`NO ANSWER: ${w}`, "badge no-answer"));
+    if (m.waiting.length) acked.append(`${names.length ? "; " : ""}waiting for ${m.waiting.join(", ")}`);
+    const action = td();
+    if (m.may_ack) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "ack";
+      b.textContent = `Acknowledge ${m.index}`;
+      b.disabled = !signer || busy.has(m.index);
+      b.title = signer ? "Sign and log an acknowledgement" : "Load your signing key first";
+      b.addEventListener("click", async () => {
+        busy.add(m.index);
+        b.disabled = true;
+        b.textContent = "Signing…";
+        try {
+          const receipt = await acknowledge(m);
+          showError("");
+          b.textContent = `Acknowledged (entry ${receipt.index})`;
+          await refresh();
+        } catch (e) {
+          showError(`Acknowledgement of entry ${m.index} refused: ${e.message}`);
+          b.textContent = `Acknowledge ${m.index}`;
+          b.disabled = false;
+        } finally {
+          busy.delete(m.index);
+        }
+      });
+      action.append(b);
+    }
+    return tr;
+  }
+
+  function render() {
+    const body = $("hl-rows");
+    const rows = view.messages.map(row);
+    if (!rows.length) {
+      const tr = document.createElement("tr");
+      const c = document.createElement("td");
+      c.colSpan = 8;
+      c.textContent = "No messages on your channels.";
+      tr.append(c);
+      rows.push(tr);
+    }
+    body.replaceChildren(...rows);
+    $("hl-now").textContent = view.now;
+    tick();
+  }
+
+  async function refresh() {
+    const r = await fetch("/dashboard/hotline.json", { credentials: "same-origin", cache: "no-store" });
+    if (r.status === 401) {
+      $("hl-live").textContent = "Your session ended: sign in again.";
+      return;
+    }
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    view = await r.json();
+    offset = view.now_ms - Date.now();
+    render();
+  }
+
+  let retry = 1000;
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/dashboard/hotline/stream`);
+    ws.addEventListener("open", () => {
+      retry = 1000;
+      $("hl-live").textContent = "Live.";
+    });
+    ws.addEventListener("message", (ev) => {
+      let msg = null;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      if (msg && msg.type === "changed") refresh().catch((e) => showError(`Refresh failed: ${e.message}`));
+    });
+    ws.addEventListener("close", (ev) => {
+      if (ev.code === 4401) {
+        $("hl-live").textContent = "Your session ended: sign in again.";
+        return;
+      }
+      $("hl-live").textContent = "Reconnecting…";
+      setTimeout(() => {
+        refresh().catch(() => {});
+        connect();
+      }, retry);
+      retry = Math.min(retry * 2, 30000);
+    });
+  }
+
+  const input = $("hl-key");
+  if (input) {
+    input.addEventListener("change", async () => {
+      const out = $("hl-key-status");
+      const file = input.files && input.files[0];
+      input.value = "";
+      if (!file) return;
+      try {
+        if (file.size > 4096) throw new Error("a signer key file is a single short line");
+        if (!view) await refresh();
+        signer = await importSigner(await file.text(), view.party, view.signing_keys);
+        out.textContent = `Key ${signer.keyid} of ${signer.party} loaded: acknowledgements are signed in this page.`;
+        render();
+      } catch (e) {
+        signer = null;
+        out.textContent = `Key not loaded: ${e.message}`;
+        render();
+      }
+    });
+  }
+
+  setInterval(tick, 1000);
+  refresh()
+    .then(connect)
+    .catch((e) => showError(`Could not load the console: ${e.message}`));
+})();

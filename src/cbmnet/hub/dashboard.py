@@ -25,6 +25,7 @@ from cbmnet.agreements.model import Quota
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import CbmnetError, ForbiddenError, NotFoundError
 from cbmnet.hub.dashboard_hotline import add_hotline
+from cbmnet.hub.dashboard_log import registry_policy, verdict
 from cbmnet.hub.service import Hub
 from cbmnet.ledger.tlogproof import format_proof
 
@@ -382,6 +383,8 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
         cps = [
             c for c in hub.rstore.checkpoints_after(max(-1, before - limit - 1), limit) if c.seq < before
         ]
+        with hub._state_lock:
+            wp = registry_policy(hub.state, hub.log.vkey)
         lines: dict[int, list[str]] = {}
         if cps:
             for cs in hub.rstore.cosignatures_between(cps[0].seq, cps[-1].seq):
@@ -393,11 +396,12 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
                 "created_at": format_time(c.created_ms),
                 "note": c.note,
                 "cosignatures": lines.get(c.seq, []),
+                "verdict": verdict(c.note, lines.get(c.seq, []), wp),
             }
             for c in reversed(cps)
         ]
         older = rows[-1]["seq"] if rows and rows[-1]["seq"] > 0 else None
-        return render("log.html", party=party, checkpoints=rows, older=older, limit=limit)
+        return render("log.html", party=party, checkpoints=rows, older=older, limit=limit, policy=wp)
 
     def verify_page(party: str, index: int | None) -> Response:
         if index is None:

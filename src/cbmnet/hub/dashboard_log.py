@@ -1,0 +1,64 @@
+"""The log page's witness verdict: does a checkpoint carry the cosignatures a party needs?
+
+Why a policy derived from the registry: every registered party names a witness key, and
+the regime's default is that a party relies on a checkpoint once a majority of the
+parties' witnesses cosigned it (a split view then needs a majority to collude). The
+policy is shown as a C2SP tlog-policy text, so a party can save it, change the quorum to
+its own rule and check receipts offline with ``cbmnet verify`` under exactly that policy.
+The verdict is recomputed here from the signatures, not taken from the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cbmnet.acts.state import HubState
+from cbmnet.errors import CbmnetError
+from cbmnet.ledger.policy import Policy, parse_policy, verify_checkpoint
+
+
+@dataclass(frozen=True)
+class WitnessPolicy:
+    text: str
+    policy: Policy
+    witnesses: tuple[str, ...]
+    threshold: int
+
+
+def registry_policy(state: HubState, log_vkey: str) -> WitnessPolicy:
+    """Majority of the registered parties' witnesses (caller holds the hub's state lock)."""
+    named = sorted((p.id, p.witness_key) for p in state.parties.values() if p.witness_key)
+    lines = [f"log {log_vkey}"]
+    lines += [f"witness {pid} {vkey}" for pid, vkey in named]
+    if named:
+        k = len(named) // 2 + 1
+        lines += [f"group majority {k} {' '.join(pid for pid, _ in named)}", "quorum majority"]
+    else:
+        k = 0
+        lines.append("quorum none")
+    text = "\n".join(lines) + "\n"
+    return WitnessPolicy(text, parse_policy(text), tuple(pid for pid, _ in named), k)
+
+
+def verdict(note: str, cosignature_lines: list[str], wp: WitnessPolicy) -> dict[str, object]:
+    """Which registered witnesses' cosignatures verify on this checkpoint, and whether the
+    majority is met; a note that does not open under the log key says so."""
+    signed = note if note.endswith("\n") else note + "\n"
+    signed += "".join(ln + "\n" for ln in cosignature_lines)
+    lax = Policy(logs=wp.policy.logs, witnesses=wp.policy.witnesses, quorum="none")
+    try:
+        agreed = verify_checkpoint(signed, lax)
+    except CbmnetError as e:
+        return {"ok": False, "cosigned": [], "text": f"does not verify: {str(e)[:200]}"}
+    cosigned = sorted(agreed.cosigned_by)
+    ok = wp.policy.satisfied(set(cosigned))
+    if not wp.witnesses:
+        text = "no witness is registered: only the log's own signature vouches for it"
+    elif ok:
+        text = f"meets the majority quorum: {len(cosigned)} of {len(wp.witnesses)} witnesses"
+    else:
+        text = (
+            f"not yet relied on: {len(cosigned)} of {len(wp.witnesses)} witnesses cosigned, "
+            f"{wp.threshold} needed"
+        )
+    return {"ok": ok and bool(wp.witnesses), "cosigned": cosigned, "text": text}

@@ -104,9 +104,16 @@ def signed_in(w: World, http: httpx.Client, party: str | None) -> httpx.Client:
 def test_sign_in_link_sets_cookie_and_pages_render(world: World) -> None:
     with session(world, "AUT") as http:
         want = {
-            "/dashboard": ("Overview", "Registered parties", "Timeliness", "vienna-document-2011"),
+            "/dashboard": (
+                "Overview",
+                "Registered parties",
+                "Timeliness",
+                "vienna-document-2011",
+                '<svg class="spark"',
+                'aria-label="Timeliness, month by month: ',
+            ),
             "/dashboard/deadlines": ("Deadlines", "pending", "act-1"),
-            "/dashboard/archive": ("Notifications and exchanges", "act-1", "/v1/entries/"),
+            "/dashboard/archive": ("Notifications and exchanges", "act-1", "/dashboard/entries/"),
             "/dashboard/log": ("Checkpoint", "cosignature"),
         }
         for path, needles in want.items():
@@ -232,8 +239,17 @@ def test_csv_and_json_exports_match_the_archive(world: World) -> None:
             assert r["receipt_url"] == f"/v1/entries/{i['index']}/proof"
         page = http.get("/dashboard/archive").text
         for i in items:
-            assert f'href="/v1/entries/{i["index"]}"' in page
-            assert f'href="/v1/entries/{i["index"]}/proof"' in page
+            assert f'href="/dashboard/entries/{i["index"]}/envelope"' in page
+            assert f'href="/dashboard/entries/{i["index"]}/proof"' in page
+        # One click away with the session cookie: the logged envelope and its receipt.
+        first = items[0]["index"]
+        env = http.get(f"/dashboard/entries/{first}/envelope")
+        assert env.status_code == 200 and "attachment" in env.headers["content-disposition"]
+        assert env.content == world.th.hub.envelope(first)
+        proof = http.get(f"/dashboard/entries/{first}/proof")
+        assert proof.status_code == 200 and proof.text.startswith("c2sp.org/tlog-proof")
+        assert http.get("/dashboard/entries/999999/proof").status_code == 404
+        assert http.get("/dashboard/entries/x/envelope").status_code == 404
         # Filters apply to the page and both exports alike.
         mine = http.get("/dashboard/archive.json", params={"party": "AUT", "kind": "request"}).json()
         assert [i["event_id"] for i in mine["items"]] == [SECRET]

@@ -755,6 +755,27 @@ def _dash_entry(path: str) -> Probe:
     return probe
 
 
+def _dash_blob(path: str) -> Probe:
+    """A download of the private entry (envelope or receipt): seen if it decodes to that entry."""
+
+    def probe(w: World, who: str) -> tuple[int, bool | None]:
+        p = w.party(who)
+        cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.tokens[p]}"}
+        r = w.api.http.get(path.format(i=w.private), headers=cookie)
+        if r.status_code == 401:
+            return 401, None
+        if r.status_code != 200:
+            return r.status_code, w.private_id in r.text
+        if path.endswith("/proof"):
+            env = verify_entry_proof(r.text, single_log_policy(w.api.th.hub.log.vkey)).entry.envelope
+        else:
+            env = r.content
+        payload = base64.b64decode(json.loads(env)["payload"])
+        return 200, w.private_id in payload.decode()
+
+    return probe
+
+
 def p_dash_login(w: World, who: str) -> tuple[int, bool | None]:
     p = w.party(who)
     params = {} if p is None else {"token": w.api.tokens[p]}
@@ -865,6 +886,17 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         p_dash_hotline_stream,
         {**dict.fromkeys(("author", "addressee", "outsider"), 101), **WS_NOBODY},
         {},
+    ),
+    # The archive's one-click envelope and receipt: only an entry the caller may read.
+    ("GET", "/dashboard/entries/{index}/envelope"): (
+        _dash_blob("/dashboard/entries/{i}/envelope"),
+        NOT_FOR_OUTSIDERS,
+        SEEN_BY_BOTH,
+    ),
+    ("GET", "/dashboard/entries/{index}/proof"): (
+        _dash_blob("/dashboard/entries/{i}/proof"),
+        NOT_FOR_OUTSIDERS,
+        SEEN_BY_BOTH,
     ),
     # Verify in the browser: only an entry the caller may read (its proof carries the entry).
     ("GET", "/dashboard/verify/{index}"): (

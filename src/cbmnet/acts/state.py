@@ -83,6 +83,8 @@ class Entry:
     event_id: str | None = None
     statement: bytes = b""
     """SHA-256 of the DSSE PAE: what an acknowledgement may name to bind to this very act."""
+    exercise: bool = False
+    """The act marks itself exercise data (``"exercise": true``), as real exercise traffic is."""
 
 
 @dataclass
@@ -480,7 +482,15 @@ class HubState:
         if index != self.size:
             raise ValueError(f"entry {index} applied to a state of size {self.size}")
         d = act.doc
-        e = Entry(index, ms, act.payload_type, act.kind, act.author, statement=statement)
+        e = Entry(
+            index,
+            ms,
+            act.payload_type,
+            act.kind,
+            act.author,
+            statement=statement,
+            exercise=d.get("exercise") is True,
+        )
         if act.payload_type == PT_REGISTRY:
             self._apply_registry(act, e)
         elif act.payload_type == PT_EVENT:

@@ -24,6 +24,7 @@ from cbmnet.acts.state import Entry
 from cbmnet.agreements.model import Quota
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import CbmnetError, ForbiddenError, NotFoundError
+from cbmnet.hub.charts import Sparkline, sparkline
 from cbmnet.hub.dashboard_hotline import add_hotline
 from cbmnet.hub.dashboard_log import registry_policy, verdict
 from cbmnet.hub.service import Hub
@@ -34,7 +35,17 @@ HERE = Path(__file__).parent
 PAGE = 100
 MAX_PAGE = 1000
 QUOTA_KINDS = ("inspection", "evaluation", "observation_flight")
-ARCHIVE_FIELDS = ("index", "integrated_at", "author", "kind", "agreement", "form", "event_id", "ref")
+ARCHIVE_FIELDS = (
+    "index",
+    "integrated_at",
+    "author",
+    "kind",
+    "agreement",
+    "form",
+    "event_id",
+    "ref",
+    "exercise",
+)
 
 _env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -96,6 +107,28 @@ def static_path(name: str) -> tuple[Path, str] | None:
     if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
         return None
     return path, media_type
+
+
+TREND_MONTHS = 12
+"""The overview's sparklines cover the last year, month by month."""
+
+
+def trends(months: list[str], rows: list[dict[str, Any]]) -> dict[str, Sparkline]:
+    """Sparklines of one party's indicator rows: timeliness, checks passed, open findings."""
+    by_month = {r["month"]: r for r in rows}
+
+    def pick(get: Any) -> list[float | None]:
+        return [get(by_month[m]) if m in by_month else None for m in months]
+
+    return {
+        "timeliness": sparkline(pick(lambda r: r["timeliness"]["share"]), months, lo=0.0, hi=1.0),
+        "checks": sparkline(
+            pick(lambda r: r["responsiveness"]["checks"]["share"]), months, lo=0.0, hi=1.0
+        ),
+        "findings": sparkline(
+            pick(lambda r: float(r["compliance"]["open"]["total"])), months, lo=0.0, fmt="{:.0f}"
+        ),
+    }
 
 
 def _int(raw: str | None, default: int, lo: int, hi: int) -> int:
@@ -261,6 +294,7 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
                 "form": e.form,
                 "event_id": e.event_id,
                 "ref": e.ref,
+                "exercise": e.exercise,
                 "envelope_url": f"/v1/entries/{e.index}",
                 "receipt_url": f"/v1/entries/{e.index}/proof",
             }
@@ -308,8 +342,13 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
         for ag in agreements_of(party):
             doc = hub.indicators_for(party, ag, now)
             latest = doc["months"][-1] if doc["months"] else None
+            recent = doc["months"][-TREND_MONTHS:]
+            series: dict[str, list[dict[str, Any]]] = {}
+            for r in doc["rows"]:
+                if r["month"] in recent:
+                    series.setdefault(r["party"], []).append(r)
             indicators += [
-                {**r, "agreement": ag}
+                {**r, "agreement": ag, "trend": trends(recent, series.get(r["party"], []))}
                 for r in doc["rows"]
                 if r["month"] == latest and (party == SECRETARIAT or r["party"] == party)
             ]
@@ -442,6 +481,47 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
         """One readable entry's tlog-proof and the log's key, checked by verify.js in the browser."""
         party = who(request)
         return verify_page(party, _int(index, -1, -1, 2**62))
+
+    def readable_or_page(party: str, raw: str) -> Response | int:
+        index = _int(raw, -1, -1, 2**62)
+        try:
+            hub.readable(party, index)
+        except (ForbiddenError, NotFoundError) as err:
+            status = 403 if isinstance(err, ForbiddenError) else 404
+            return Response(str(err)[:300], status_code=status, media_type="text/plain")
+        return index
+
+    @app.get("/dashboard/entries/{index}/envelope", include_in_schema=False)
+    def entry_envelope(request: Request, index: str) -> Response:
+        """The signed DSSE envelope exactly as logged, one click from the archive."""
+        party = who(request)
+        got = readable_or_page(party, index)
+        if isinstance(got, Response):
+            return got
+        return Response(
+            hub.envelope(got),
+            media_type="application/json",
+            headers={
+                "Content-Disposition": f'attachment; filename="entry-{got}.dsse.json"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @app.get("/dashboard/entries/{index}/proof", include_in_schema=False)
+    def entry_proof(request: Request, index: str) -> Response:
+        """The entry's receipt: a tlog-proof that ``cbmnet verify`` checks offline."""
+        party = who(request)
+        got = readable_or_page(party, index)
+        if isinstance(got, Response):
+            return got
+        return Response(
+            format_proof(hub.receipt_bundle(got)),
+            media_type="text/plain; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="entry-{got}.tlog-proof"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     add_hotline(app, hub, who, render, COOKIE)
 

@@ -198,6 +198,23 @@ def test_browser_acknowledges_with_the_loaded_key_and_the_countdown_stops(
             "() => /not loaded/.test(document.getElementById('hl-key-status').textContent)"
         )
         assert "not an active signing key of POL" in page.text_content("#hl-key-status")
+        # The hotline key opens POL's own copy of each message in the page.
+        hpke_file = tmp_path / "POL.hpke"
+        hpke_file.write_text(th.keys["POL"].enc_private + "\n")
+        wrong_hpke = tmp_path / "FRA.hpke"
+        wrong_hpke.write_text(th.keys["FRA"].enc_private + "\n")
+        page.set_input_files("#hl-hpke", str(wrong_hpke))
+        page.wait_for_function(
+            "() => /not loaded:/.test(document.getElementById('hl-hpke-status').textContent)"
+        )
+        assert "not the hotline key POL registered" in page.text_content("#hl-hpke-status")
+        assert row.locator("td.body").text_content() == "sealed"
+        page.set_input_files("#hl-hpke", str(hpke_file))
+        page.wait_for_function(
+            'i => document.querySelector(`tr[data-index="${i}"] td.body`)?.textContent'
+            " === 'EXERCISE: confirm receipt'",
+            arg=index,
+        )
         page.set_input_files("#hl-key", str(key_file))
         page.wait_for_function(
             "() => /loaded:/.test(document.getElementById('hl-key-status').textContent)"

@@ -6,8 +6,9 @@ act, and the hub never holds a party's key. The operator loads the party's signi
 into the page (it stays in the page's memory, never sent); ``hotline.js`` computes the
 message's statement digest itself from the envelope, signs the ``ack`` act with WebCrypto
 Ed25519 and posts the DSSE envelope to ``/v1/acts`` like any client. Message bodies are
-HPKE ciphertext to each member; the console shows that they are sealed, and
-``cbmnet hotline listen`` opens them with the party's X25519 key.
+HPKE ciphertext to each member; the operator may load the party's X25519 key too, and
+``hpke.js`` opens the party's own ciphertext in the page (``cbmnet hotline listen`` does
+the same on the command line).
 """
 
 from __future__ import annotations
@@ -131,9 +132,11 @@ def hotline_view(hub: Hub, index: _Messages, party: str, now_ms: int) -> dict[st
             ag = st.agreements.get(ch.agreement)
             rows.append((row, ag.hotline if ag is not None else None))
         keys = []
+        hpke = None
         p = st.parties.get(party)
         if p is not None:
             keys = [base64.b64encode(k).decode() for k in p.active_keys()]
+            hpke = base64.b64encode(p.encryption_key).decode()
     messages = []
     for row, terms in rows:
         got = index.doc(hub, row["index"])
@@ -156,8 +159,10 @@ def hotline_view(hub: Hub, index: _Messages, party: str, now_ms: int) -> dict[st
         "party": party,
         "now_ms": now_ms,
         "now": format_time(now_ms),
+        "origin": hub.log.origin,
         "ack_payload_type": PT_ACK,
         "signing_keys": keys,
+        "encryption_key": hpke,
         "channels": channels,
         "messages": messages,
     }

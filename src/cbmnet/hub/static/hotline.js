@@ -14,6 +14,8 @@
   let view = null;
   let offset = 0; // server clock minus ours, from the last view
   let signer = null; // {key: CryptoKey, keyid: string, party: string}
+  let reader = null; // {key: CryptoKey, pub: Uint8Array}: the party's X25519 hotline key
+  const opened = new Map(); // entry index -> {text} or {error}
   const busy = new Set();
 
   function b64decode(text) {
@@ -186,6 +188,12 @@
     td(m.channel);
     td(m.from);
     td(span(m.precedence.toUpperCase(), `badge prec-${m.precedence}`));
+    const got = opened.get(m.index);
+    const bodyCell = td();
+    bodyCell.className = "body";
+    if (got && got.text !== undefined) bodyCell.textContent = got.text;
+    else if (got) bodyCell.append(span(`not opened: ${got.error}`, "error"));
+    else bodyCell.textContent = "sealed";
     td(`${m.deadline} `, span("", "countdown"));
     const acked = td();
     const names = Object.keys(m.acks).sort();
@@ -228,7 +236,7 @@
     if (!rows.length) {
       const tr = document.createElement("tr");
       const c = document.createElement("td");
-      c.colSpan = 8;
+      c.colSpan = 9;
       c.textContent = "No messages on your channels.";
       tr.append(c);
       rows.push(tr);
@@ -236,6 +244,28 @@
     body.replaceChildren(...rows);
     $("hl-now").textContent = view.now;
     tick();
+  }
+
+  // Open our own ciphertext of each shown message, once (entries never change).
+  async function openBodies() {
+    if (!reader || !view) return;
+    const H = globalThis.cbmnetHpke;
+    let changed = false;
+    for (const m of view.messages) {
+      if (opened.has(m.index)) continue;
+      try {
+        const doc = JSON.parse(new TextDecoder().decode(b64decode(m.envelope.payload)));
+        const ct = doc.ciphertexts && doc.ciphertexts[view.party];
+        if (!ct) throw new Error(`no ciphertext for ${view.party}`);
+        const info = H.hotlineInfo(view.origin, doc.channel, doc.id, doc.party);
+        const pt = await H.open(H.unb64(ct), reader, info);
+        opened.set(m.index, { text: new TextDecoder("utf-8", { fatal: true }).decode(pt) });
+      } catch (e) {
+        opened.set(m.index, { error: e.message });
+      }
+      changed = true;
+    }
+    if (changed) render();
   }
 
   async function refresh() {
@@ -248,6 +278,7 @@
     view = await r.json();
     offset = view.now_ms - Date.now();
     render();
+    await openBodies();
   }
 
   let retry = 1000;
@@ -298,6 +329,31 @@
         signer = null;
         out.textContent = `Key not loaded: ${e.message}`;
         render();
+      }
+    });
+  }
+
+  const hpkeInput = $("hl-hpke");
+  if (hpkeInput) {
+    hpkeInput.addEventListener("change", async () => {
+      const out = $("hl-hpke-status");
+      const file = hpkeInput.files && hpkeInput.files[0];
+      hpkeInput.value = "";
+      if (!file) return;
+      try {
+        if (file.size > 1024) throw new Error("a hotline key file is one short line");
+        if (!view) await refresh();
+        const loaded = await globalThis.cbmnetHpke.importPrivate(await file.text());
+        if (b64encode(loaded.pub) !== view.encryption_key) {
+          throw new Error(`this is not the hotline key ${view.party} registered`);
+        }
+        reader = loaded;
+        opened.clear();
+        out.textContent = "Hotline key loaded: your copy of each message is opened in this page.";
+        await openBodies();
+      } catch (e) {
+        reader = null;
+        out.textContent = `Hotline key not loaded: ${e.message}`;
       }
     });
   }

@@ -1,0 +1,129 @@
+"""The console's HPKE opener (static/hpke.js) under Node, against the hub's own sealing.
+
+Python's ``cryptography`` is the peer implementation: whatever it seals for a member, the
+page must open with that member's key and binding, and nothing else may open: another
+key, another binding (channel, message id, sender), or a flipped bit.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cbmnet.communication import hotline
+from tests.test_verify_js import _node
+
+SCRIPT = Path(__file__).resolve().parent.parent / "src" / "cbmnet" / "hub" / "static" / "hpke.js"
+DRIVER = r"""
+const fs = require("fs");
+require(process.argv[2]);
+const H = globalThis.cbmnetHpke;
+(async () => {
+  const cases = JSON.parse(fs.readFileSync(0, "utf8"));
+  const out = [];
+  for (const c of cases) {
+    try {
+      const key = await H.importPrivate(c.key);
+      const info = H.hotlineInfo(c.origin, c.channel, c.id, c.sender);
+      const pt = await H.open(H.unb64(c.ct), key, info);
+      out.push({ ok: true, text: new TextDecoder("utf-8", { fatal: true }).decode(pt) });
+    } catch (e) {
+      out.push({ ok: false, error: String(e.message || e) });
+    }
+  }
+  process.stdout.write(JSON.stringify(out));
+})();
+"""
+
+
+def run_cases(tmp: Path, cases: list[dict[str, str]]) -> list[dict[str, Any]]:
+    driver = tmp / "hpke-driver.cjs"
+    driver.write_text(DRIVER)
+    r = subprocess.run(
+        [_node(), str(driver), str(SCRIPT)],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    got: list[dict[str, Any]] = json.loads(r.stdout)
+    return got
+
+
+def _case(text: str, channel: str, mid: str, sender: str) -> tuple[dict[str, str], str]:
+    priv, pub = hotline.generate_encryption_key()
+    bind = hotline.info("hub.test/log", channel, mid, sender)
+    ct = hotline.seal(text.encode(), {"X": base64.b64decode(pub)}, bind)["X"]
+    case = {
+        "key": priv,
+        "ct": ct,
+        "origin": "hub.test/log",
+        "channel": channel,
+        "id": mid,
+        "sender": sender,
+    }
+    return case, priv
+
+
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=20)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    texts=st.lists(st.text(max_size=300), min_size=1, max_size=8),
+    channel=names,
+    mid=names,
+    sender=st.sampled_from(["IND", "PAK", "DEU", "secretariat"]),
+)
+def test_opens_what_python_seals_and_nothing_else(
+    tmp_path: Path, texts: list[str], channel: str, mid: str, sender: str
+) -> None:
+    cases: list[dict[str, str]] = []
+    want: list[str | None] = []
+    for t in texts:
+        # Lone surrogates cannot be sent as UTF-8: the hub's bodies are UTF-8 text.
+        t = t.encode("utf-8", "replace").decode()
+        good, _ = _case(t, channel, mid, sender)
+        cases.append(good)
+        want.append(t)
+        other_key, _ = hotline.generate_encryption_key()
+        cases.append({**good, "key": other_key})
+        want.append(None)
+        cases.append({**good, "id": mid + "x"})
+        want.append(None)
+        cases.append({**good, "sender": "EVE"})
+        want.append(None)
+        raw = bytearray(base64.b64decode(good["ct"]))
+        raw[len(raw) // 2] ^= 0x01
+        cases.append({**good, "ct": base64.b64encode(bytes(raw)).decode()})
+        want.append(None)
+    got = run_cases(tmp_path, cases)
+    for g, w, c in zip(got, want, cases, strict=True):
+        if w is None:
+            assert g["ok"] is False, c
+        else:
+            assert g == {"ok": True, "text": w}, (g, c)
+
+
+def test_bad_keys_are_named(tmp_path: Path) -> None:
+    good, _ = _case("hello", "c", "m", "IND")
+    got = run_cases(
+        tmp_path,
+        [
+            {**good, "key": "not base64!"},
+            {**good, "key": base64.b64encode(b"short").decode()},
+            {**good, "ct": base64.b64encode(b"x" * 10).decode()},
+        ],
+    )
+    assert [g["ok"] for g in got] == [False, False, False]
+    assert "not base64" in got[0]["error"]
+    assert "32 bytes, not 5" in got[1]["error"]
+    assert "too short" in got[2]["error"]

@@ -108,6 +108,11 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
         with HubClient(base, Identity("secretariat", sec_skey)) as sec:
             say(f"  ... as the secretariat (the aggregate view): {login}{sec.token()}")
         say("  a fresh link any time: .venv/bin/cbmnet dashboard login  (with the environment below)")
+        say(
+            f"  pages: Overview, Deadlines (.ics), Map, Notifications and exchanges, Hotline,"
+            f" Inspections and quotas, Log; on Hotline, load {keys}/PAK.key (to acknowledge)"
+            f" and {keys}/PAK.hpke (to open messages): keys stay in the page"
+        )
         say("Try, in another terminal:")
         say(f"  export CBMNET_HUB={base} CBMNET_PARTY=PAK \\")
         say(f"         CBMNET_KEY={keys}/PAK.key CBMNET_HPKE={keys}/PAK.hpke \\")

@@ -52,14 +52,15 @@ class _Messages:
         self.docs: dict[int, dict[str, Any]] = {}
         self.lock = threading.Lock()
 
-    def catch_up(self, state: HubState) -> None:
-        """Index the entries folded since the last call (caller holds the hub's state lock)."""
+    def catch_up(self, state: HubState, upto: int) -> None:
+        """Index the durable entries (below ``upto``, the hub's committed size) not seen yet;
+        the caller holds the hub's state lock."""
         entries = state.entries
-        for i in range(self.scanned, len(entries)):
+        for i in range(self.scanned, min(upto, len(entries))):
             e = entries[i]
             if e.payload_type == PT_HOTLINE and e.kind == "hotline.message":
                 self.indices.append(i)
-        self.scanned = len(entries)
+        self.scanned = max(self.scanned, min(upto, len(entries)))
 
     def doc(self, hub: Hub, index: int) -> dict[str, Any]:
         with self.lock:
@@ -86,7 +87,8 @@ def hotline_view(hub: Hub, index: _Messages, party: str, now_ms: int) -> dict[st
     """
     with hub._state_lock:
         st = hub.state
-        index.catch_up(st)
+        durable = hub.committed
+        index.catch_up(st, durable)
         channels = [
             {
                 "id": c.id,
@@ -111,7 +113,7 @@ def hotline_view(hub: Hub, index: _Messages, party: str, now_ms: int) -> dict[st
             acks = {
                 m: {"index": a, "at": format_time(st.entries[a].ms), "at_ms": st.entries[a].ms}
                 for m in ch.members
-                if (a := st.acks.get((e.index, m))) is not None
+                if (a := st.acks.get((e.index, m))) is not None and a < durable
             }
             silent = sorted(m for m in ch.members if (e.index, m) in st.no_answer)
             held = sorted(ch.accepted - {e.author})

@@ -880,6 +880,9 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
     ("GET", "/dashboard/archive.json"): (_page("/dashboard/archive.json"), PARTIES_ONLY, SEEN_BY_BOTH),
     ("GET", "/dashboard/log"): (_page("/dashboard/log"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("GET", "/dashboard/quotas"): (_page("/dashboard/quotas"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    # The map draws located events and findings: the private request has no location.
+    ("GET", "/dashboard/map"): (_page("/dashboard/map"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("GET", "/dashboard/map.json"): (_page("/dashboard/map.json"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("GET", "/dashboard/hotline"): (_page("/dashboard/hotline"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("GET", "/dashboard/hotline.json"): (_page("/dashboard/hotline.json"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("WS", "/dashboard/hotline/stream"): (

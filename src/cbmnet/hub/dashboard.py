@@ -590,6 +590,10 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
             )
         return out
 
+    from cbmnet.hub.dashboard_map import add_map  # it imports this module: at call time
+
+    add_map(app, hub, who)
+
 
 def _quota_total(m: Quota, host: str | None) -> int | None:
     """The host's yearly quota where the measure states it as a plain figure."""

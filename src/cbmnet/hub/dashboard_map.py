@@ -1,0 +1,574 @@
+"""The dashboard's Map: zones, declared activity areas, observation density and findings.
+
+Everything on it comes from the same Hub reads the other pages use, cut to the signed-in
+party before anything is drawn: events and observation batches only where
+``HubState.may_read`` says so, findings from ``Hub.report_for`` (already cut). The page
+works without its canvas: a table lists the same features. The map itself is Leaflet with
+country outlines from world-atlas (Natural Earth), both vendored by ``make assets``; no tile
+layer, nothing fetched from the internet at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from cbmnet.acts.model import SECRETARIAT
+from cbmnet.compliance.timeutil import format_time, parse_time
+from cbmnet.errors import CbmnetError, FormatError, NotFoundError, error_code
+from cbmnet.hub.dashboard import STATIC, render
+from cbmnet.hub.service import Hub
+
+MAX_FEATURES = 5000
+"""At most this many features in one answer (then ``truncated: true``)."""
+MAX_TABLE_ROWS = 1000
+MAX_BATCHES = 20
+"""Observation batches read for one answer: the newest readable ones."""
+MAX_ROWS = 500_000
+"""Observation rows aggregated for one answer, over all batches."""
+CELL_DEG = 0.25
+"""Side of an observation-density grid cell, in degrees of longitude and latitude."""
+MAX_GEOMETRY_POINTS = 20_000
+"""A declared location with more vertices than this is drawn as its bounding box."""
+VENDOR_FILES = ("leaflet.js", "leaflet.css", "topojson-client.min.js", "countries-50m.json")
+LAYERS = ("zone", "activity", "observations", "finding")
+GEOMETRY_TYPES = frozenset(
+    {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
+)
+_PARTY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DAY_MS = 86_400_000
+_BATCH_CACHE: dict[int, tuple[np.ndarray[Any, Any], ...]] = {}
+
+
+def vendor_ready() -> bool:
+    """Whether ``make assets`` has copied the map's libraries into ``static/vendor/``."""
+    return all((STATIC / "vendor" / f).is_file() for f in VENDOR_FILES)
+
+
+@dataclass(frozen=True)
+class Filters:
+    agreement: str | None = None
+    party: str | None = None
+    start: int | None = None
+    end: int | None = None
+    """Exclusive: a date-only ``to`` covers that whole day."""
+
+
+def parse_filters(
+    params: Any, agreements: list[str], parties: set[str]
+) -> tuple[Filters, dict[str, str]]:
+    """The query's filters, validated; a FormatError names the field that is wrong."""
+    raw = {k: str(params.get(k) or "").strip()[:128] for k in ("agreement", "party", "from", "to")}
+    agreement = raw["agreement"] or None
+    if agreement is not None and agreement not in agreements:
+        raise FormatError(f"agreement: {agreement!r} is not an agreement of yours on this hub")
+    party = raw["party"] or None
+    if party is not None and (not _PARTY.match(party) or party not in parties):
+        raise FormatError(f"party: {party!r} is not a registered party")
+    start = _when(raw["from"], "from", end=False)
+    end = _when(raw["to"], "to", end=True)
+    if start is not None and end is not None and end <= start:
+        raise FormatError(f"to: {raw['to']!r} is not after from {raw['from']!r}")
+    return Filters(agreement, party, start, end), raw
+
+
+def _when(text: str, field: str, *, end: bool) -> int | None:
+    """``YYYY-MM-DD`` (the day's start; for ``to``, the next day's) or an RFC 3339 time."""
+    if not text:
+        return None
+    if _DATE.match(text):
+        ms = parse_time(text + "T00:00:00Z", field) if _valid_date(text) else None
+        if ms is None:
+            raise FormatError(f"{field}: {text!r} is not a valid date")
+        return ms + _DAY_MS if end else ms
+    try:
+        return parse_time(text, field)
+    except FormatError as e:
+        raise FormatError(f"{field}: {text!r} is not a date (YYYY-MM-DD) or an RFC 3339 time") from e
+
+
+def _valid_date(text: str) -> bool:
+    from datetime import date
+
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _ms(value: Any) -> int | None:
+    try:
+        return parse_time(value, "time")
+    except FormatError:
+        return None
+
+
+def _overlaps(lo: int | None, hi: int | None, f: Filters) -> bool:
+    """Whether [lo, hi] meets the filter's [start, end); unknown times always pass."""
+    if lo is None and hi is None:
+        return True
+    lo = hi if lo is None else lo
+    hi = lo if hi is None else hi
+    assert lo is not None and hi is not None
+    return (f.end is None or lo < f.end) and (f.start is None or hi >= f.start)
+
+
+def _points(geom: Any) -> Iterator[tuple[float, float]]:
+    """Every position of a GeoJSON geometry's coordinates (any nesting)."""
+    stack = [geom.get("coordinates")]
+    while stack:
+        c = stack.pop()
+        if isinstance(c, list | tuple):
+            if len(c) >= 2 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in c[:2]
+            ):
+                yield float(c[0]), float(c[1])
+            else:
+                stack.extend(c)
+
+
+def clean_geometry(geom: Any) -> dict[str, Any] | None:
+    """A declared location fit to draw: a GeoJSON geometry of a known type with lon/lat in
+    range; a huge one becomes its bounding box. None if it is not such a geometry."""
+    if not isinstance(geom, dict) or geom.get("type") not in GEOMETRY_TYPES:
+        return None
+    pts = []
+    for i, (x, y) in enumerate(_points(geom)):
+        if not (-180 <= x <= 180 and -90 <= y <= 90):
+            return None
+        if i < MAX_GEOMETRY_POINTS:
+            pts.append((x, y))
+        else:
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            return _box(min(xs), min(ys), max(xs), max(ys))
+    if not pts:
+        return None
+    return {"type": geom["type"], "coordinates": geom["coordinates"]}
+
+
+def _box(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
+    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+
+
+def anchor(geom: dict[str, Any]) -> dict[str, Any]:
+    """A point on ``geom`` to pin a finding to (a point stays itself)."""
+    if geom["type"] == "Point":
+        return geom
+    from shapely.geometry import mapping, shape
+
+    try:
+        p = shape(geom).representative_point()
+        return dict(mapping(p))
+    except Exception:  # shapely raises several kinds for odd geometries; fall back to a vertex
+        x, y = next(_points(geom))
+        return {"type": "Point", "coordinates": [x, y]}
+
+
+def entry_links(index: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "entry_url": f"/v1/entries/{index}",
+        "verify_url": f"/dashboard/verify/{index}",
+    }
+
+
+class Collector:
+    """Features in layer order, stopping at :data:`MAX_FEATURES`."""
+
+    def __init__(self) -> None:
+        self.features: list[dict[str, Any]] = []
+        self.truncated = False
+
+    def add(self, geometry: dict[str, Any] | None, **props: Any) -> bool:
+        if len(self.features) >= MAX_FEATURES:
+            self.truncated = True
+            return False
+        self.features.append({"type": "Feature", "geometry": geometry, "properties": props})
+        return True
+
+    def full(self) -> bool:
+        return len(self.features) >= MAX_FEATURES
+
+
+def agreements_of(hub: Hub, party: str) -> list[str]:
+    with hub._state_lock:
+        if party == SECRETARIAT:
+            return sorted(hub.agreements)
+        p = hub.state.parties.get(party)
+        return sorted(a for a in (p.agreements if p else ()) if a in hub.agreements)
+
+
+def parties_of(hub: Hub) -> list[str]:
+    with hub._state_lock:
+        return sorted(hub.state.parties)
+
+
+def map_features(hub: Hub, party: str, f: Filters) -> dict[str, Any]:
+    """The map's GeoJSON FeatureCollection for ``party``, cut to what it may read."""
+    now = hub.clock()
+    ags = [a for a in agreements_of(hub, party) if f.agreement in (None, a)]
+    out = Collector()
+    for ag in ags:
+        _zones(hub, ag, f, out)
+    located: dict[tuple[str, str], dict[str, Any]] = {}
+    for ag in ags:
+        _events(hub, party, ag, f, out, located)
+    _observations(hub, party, ags, f, out)
+    for ag in ags:
+        _findings(hub, party, ag, now, f, out, located)
+    return {
+        "type": "FeatureCollection",
+        "features": out.features,
+        "truncated": out.truncated,
+        "party": party,
+        "as_of": format_time(now),
+        "limits": {"features": MAX_FEATURES, "batches": MAX_BATCHES, "rows": MAX_ROWS},
+        "cell_deg": CELL_DEG,
+    }
+
+
+def _zones(hub: Hub, ag: str, f: Filters, out: Collector) -> None:
+    """The agreement's named zones (its own geometry, or a border drawn from Natural Earth)."""
+    if f.party is not None:
+        return  # zones belong to the agreement, not to a party's acts
+    from shapely.geometry import mapping
+
+    for name, zone in sorted(hub.agreements[ag].zones.items()):
+        geom = hub.zones.get(ag, {}).get(name)
+        if geom is None or geom.is_empty:
+            continue
+        simple = geom.simplify(0.01, preserve_topology=True)
+        gj = clean_geometry(json.loads(json.dumps(mapping(simple))))
+        source = "agreement geometry" if zone.geometry is not None else "Natural Earth border"
+        out.add(
+            gj,
+            layer="zone",
+            agreement=ag,
+            id=name,
+            label=f"zone {name}",
+            description=zone.description.strip()[:500],
+            source=source,
+        )
+
+
+def _events(
+    hub: Hub,
+    party: str,
+    ag: str,
+    f: Filters,
+    out: Collector,
+    located: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    """Events with a declared ``location`` that ``party`` may read (activities and others)."""
+    with hub._state_lock:
+        docs = [
+            (d, d.get("exercise") is True or getattr(e, "exercise", False) is True)
+            for d in hub.state.events(ag, upto=hub.committed)
+            if hub.state.may_read(party, e := hub.state.entries[d["log_index"]])
+        ]
+    for d, exercise in docs:
+        geom = clean_geometry(d.get("location"))
+        if geom is None:
+            continue
+        located[(ag, str(d.get("id")))] = {"geometry": geom, "exercise": exercise}
+        if f.party is not None and d.get("party") != f.party:
+            continue
+        start, end = _ms(d.get("start")), _ms(d.get("end"))
+        if start is None and end is None:
+            start = end = _ms(d.get("time"))
+        if not _overlaps(start, end, f):
+            continue
+        raw_size = d.get("size")
+        size: dict[str, Any] = raw_size if isinstance(raw_size, dict) else {}
+        if not out.add(
+            geom,
+            layer="activity",
+            agreement=ag,
+            id=str(d.get("id")),
+            type=str(d.get("type")),
+            party=str(d.get("party")),
+            category=d.get("category"),
+            start=d.get("start"),
+            end=d.get("end"),
+            time=d.get("time"),
+            size={str(k): v for k, v in size.items() if isinstance(v, int)},
+            exercise=exercise,
+            label=f"{d.get('type')} {d.get('id')} of {d.get('party')}",
+            **entry_links(int(d["log_index"])),
+        ):
+            return
+
+
+def _observations(hub: Hub, party: str, ags: list[str], f: Filters, out: Collector) -> None:
+    """Observation density: rows of readable batches counted per grid cell."""
+    with hub._state_lock:
+        cands = sorted(
+            (
+                (i, dict(meta), hub.state.entries[i].author)
+                for i, meta in hub.state.batches.items()
+                if i < hub.committed
+                and meta.get("agreement") in ags
+                and (f.party is None or hub.state.entries[i].author == f.party)
+                and hub.state.may_read(party, hub.state.entries[i])
+            ),
+            key=lambda t: -t[0],
+        )[:MAX_BATCHES]
+    cells: dict[tuple[int, int], list[Any]] = {}
+    budget = MAX_ROWS
+    truncated = False
+    for index, meta, author in cands:
+        if budget <= 0:
+            truncated = True
+            break
+        try:
+            t, lon, lat, count = _batch_rows(hub, party, index, str(meta.get("format")))
+        except (CbmnetError, KeyError):
+            continue  # rows not uploaded (yet), or an unknown format: nothing to count
+        if len(t) > budget:
+            t, lon, lat, count = t[:budget], lon[:budget], lat[:budget], count[:budget]
+            truncated = True
+        budget -= len(t)
+        keep = np.ones(len(t), dtype=bool)
+        if f.start is not None:
+            keep &= t >= f.start
+        if f.end is not None:
+            keep &= t < f.end
+        if not keep.any():
+            continue
+        ci = np.floor(lon[keep] / CELL_DEG).astype(np.int64)
+        cj = np.floor(lat[keep] / CELL_DEG).astype(np.int64)
+        uniq, inv = np.unique(np.stack([ci, cj], axis=1), axis=0, return_inverse=True)
+        inv = inv.ravel()
+        rows = np.bincount(inv)
+        total = np.bincount(inv, weights=count[keep].astype(np.float64))
+        for (i, j), n, s in zip(uniq.tolist(), rows.tolist(), total.tolist(), strict=True):
+            c = cells.setdefault((int(i), int(j)), [0, 0, set(), set()])
+            c[0] += int(n)
+            c[1] += int(s)
+            c[2].add(index)
+            c[3].add(author)
+    for (i, j), (n, s, batches, authors) in sorted(cells.items()):
+        x0, y0 = i * CELL_DEG, j * CELL_DEG
+        if not out.add(
+            _box(x0, y0, x0 + CELL_DEG, y0 + CELL_DEG),
+            layer="observations",
+            id=f"cell {x0:.2f},{y0:.2f}",
+            label=f"{n} observations in cell {x0:.2f},{y0:.2f}",
+            observations=n,
+            count=s,
+            batches=sorted(batches),
+            parties=sorted(authors),
+            batches_truncated=truncated,
+        ):
+            return
+
+
+def _batch_rows(hub: Hub, party: str, index: int, fmt: str) -> tuple[np.ndarray[Any, Any], ...]:
+    """(time, lon, lat, count) of a batch's rows, at most :data:`MAX_ROWS` of them.
+
+    ``get_batch`` checks that ``party`` may read it; the parsed rows are kept for a few
+    batches (their bytes are fixed by the signed hash, so the cache never goes stale).
+    """
+    data = hub.get_batch(party, index)
+    cached = _BATCH_CACHE.get(index)
+    if cached is not None:
+        return cached
+    from cbmnet.verification.observations import open_observations
+
+    suffix = {"csv": ".csv", "geojson": ".geojson", "parquet": ".parquet"}[fmt]
+    parts: list[tuple[np.ndarray[Any, Any], ...]] = []
+    n = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"batch{suffix}"
+        path.write_bytes(data)
+        for b in open_observations(path).batches():
+            parts.append((b.time, b.lon, b.lat, b.count))
+            n += len(b)
+            if n >= MAX_ROWS:
+                break
+    if parts:
+        rows = tuple(np.concatenate([p[k] for p in parts])[:MAX_ROWS] for k in range(4))
+    else:
+        rows = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
+    if len(_BATCH_CACHE) >= 8:
+        _BATCH_CACHE.pop(next(iter(_BATCH_CACHE)))
+    _BATCH_CACHE[index] = rows
+    return rows
+
+
+def _findings(
+    hub: Hub,
+    party: str,
+    ag: str,
+    now: int,
+    f: Filters,
+    out: Collector,
+    located: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    """Findings, pinned to a subject event's location, with links to their evidence."""
+    try:
+        rep = hub.report_for(party, ag, now)
+    except CbmnetError:
+        return
+    for fd in rep["findings"]:
+        if f.party is not None and fd.get("party") != f.party:
+            continue
+        due = _ms(fd.get("due"))
+        if due is not None and not _overlaps(due, due, f):
+            continue
+        evidence = []
+        geom = None
+        exercise = False
+        with hub._state_lock:
+            for sid in fd.get("subjects", []):
+                idx = hub.state.event_entry(ag, sid)
+                if idx is None or idx >= hub.committed:
+                    continue
+                if not hub.state.may_read(party, hub.state.entries[idx]):
+                    continue
+                evidence.append({"subject": sid, **entry_links(idx)})
+        for sid in fd.get("subjects", []):
+            where = located.get((ag, sid))
+            if where is not None:
+                geom = anchor(where["geometry"])
+                exercise = exercise or bool(where["exercise"])
+                break
+        extra = fd.get("evidence")
+        if extra is not None and len(json.dumps(extra)) > 2000:
+            extra = {"note": "too large to show here: see /v1/obligations"}
+        if not out.add(
+            geom,
+            layer="finding",
+            agreement=ag,
+            id=f"{fd.get('code')}:{','.join(fd.get('subjects', []))}",
+            code=fd.get("code"),
+            severity=fd.get("severity"),
+            party=fd.get("party"),
+            provision=fd.get("provision"),
+            message=fd.get("message"),
+            due=fd.get("due"),
+            subjects=list(fd.get("subjects", [])),
+            evidence=evidence,
+            details=extra,
+            exercise=exercise,
+            label=f"{fd.get('severity')}: {fd.get('code')} ({fd.get('party')})",
+        ):
+            return
+
+
+def table_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The features as rows for the page's text alternative."""
+    rows = []
+    for feat in doc["features"][:MAX_TABLE_ROWS]:
+        p = feat["properties"]
+        geom = feat["geometry"]
+        where = ""
+        if geom is not None:
+            pts = list(_points(geom))
+            if len(pts) == 1:
+                where = f"{pts[0][1]:.4f}, {pts[0][0]:.4f}"
+            elif pts:
+                xs, ys = [q[0] for q in pts], [q[1] for q in pts]
+                where = f"{min(ys):.2f}…{max(ys):.2f}, {min(xs):.2f}…{max(xs):.2f}"
+        layer = p["layer"]
+        if layer == "activity":
+            when = " to ".join(x for x in (p.get("start"), p.get("end")) if x) or (p.get("time") or "")
+            what = f"{p['type']} {p['id']}" + (f" ({p['category']})" if p.get("category") else "")
+            who_ = p["party"]
+            links = [p]
+        elif layer == "finding":
+            when = p.get("due") or ""
+            what = f"{p['severity']}: {p['code']} — {p['message']}"
+            who_ = p["party"]
+            links = p["evidence"]
+        elif layer == "observations":
+            when = ""
+            what = f"{p['observations']} observations (count {p['count']}) in batches " + ", ".join(
+                str(b) for b in p["batches"]
+            )
+            who_ = ", ".join(p["parties"])
+            links = [entry_links(b) for b in p["batches"]]
+        else:
+            when = ""
+            what = f"zone {p['id']} ({p['source']})"
+            who_ = ""
+            links = []
+        rows.append(
+            {
+                "layer": layer,
+                "agreement": p.get("agreement", ""),
+                "what": what,
+                "party": who_,
+                "when": when,
+                "where": where or "not placed",
+                "exercise": p.get("exercise") is True,
+                "links": [{"index": x["index"], "verify_url": x["verify_url"]} for x in links],
+            }
+        )
+    return rows
+
+
+def add_map(app: FastAPI, hub: Hub, who: Callable[[Request], str]) -> None:
+    """Mount ``/dashboard/map`` (the page) and ``/dashboard/map.json`` (its features)."""
+
+    def filters_for(party: str, request: Request) -> tuple[Filters, dict[str, str]]:
+        return parse_filters(request.query_params, agreements_of(hub, party), set(parties_of(hub)))
+
+    @app.get("/dashboard/map.json", include_in_schema=False)
+    def map_json(request: Request) -> Response:
+        """The map's features as GeoJSON, cut to the signed-in party (cookie, like the pages)."""
+        party = who(request)
+        try:
+            f, _ = filters_for(party, request)
+            doc = map_features(hub, party, f)
+        except (FormatError, NotFoundError) as e:
+            return JSONResponse(
+                {"error": error_code(e), "message": str(e)[:500]},
+                status_code=e.http_status,
+                headers={"Cache-Control": "no-store"},
+            )
+        return JSONResponse(doc, headers={"Cache-Control": "no-store"})
+
+    @app.get("/dashboard/map", include_in_schema=False)
+    def map_page(request: Request) -> Response:
+        party = who(request)
+        agreements = agreements_of(hub, party)
+        parties = parties_of(hub)
+        raw = {
+            k: str(request.query_params.get(k) or "")[:128] for k in ("agreement", "party", "from", "to")
+        }
+        ctx: dict[str, Any] = {
+            "party": party,
+            "agreements": agreements,
+            "parties": parties,
+            "filters": raw,
+            "assets": vendor_ready(),
+            "layers": LAYERS,
+        }
+        try:
+            f, raw = filters_for(party, request)
+            doc = map_features(hub, party, f)
+        except (FormatError, NotFoundError) as e:
+            return render(
+                "map.html", e.http_status, scripts=True, error=str(e)[:300], rows=[], doc=None, **ctx
+            )
+        return render(
+            "map.html",
+            scripts=True,
+            error=None,
+            rows=table_rows(doc),
+            doc=doc,
+            shown=min(len(doc["features"]), MAX_TABLE_ROWS),
+            **ctx,
+        )

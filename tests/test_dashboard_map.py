@@ -249,6 +249,39 @@ def test_page_renders_with_and_without_the_vendored_libraries(
         assert "act-1" in bare.text
 
 
+def test_zones_of_the_agreement_are_drawn(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cbmnet.agreements.loader import resolve_zones
+    from cbmnet.agreements.model import Zone
+
+    hub = world.th.hub
+    area = {"type": "Polygon", "coordinates": [[[15, 47], [17, 47], [17, 49], [15, 49], [15, 47]]]}
+    zones = {
+        "training-area": Zone(geometry=area, description="agreed <b>area</b>"),
+        "aut-che": Zone(border=("AUT", "CHE")),
+    }
+    agreement = hub.agreements[VD].model_copy(update={"zones": zones})
+    monkeypatch.setitem(hub.agreements, VD, agreement)
+    monkeypatch.setitem(hub.zones, VD, resolve_zones(agreement))
+    with session(world, "CHE") as http:
+        got = by_id(features(http, agreement=VD), "zone")
+        assert by_id(features(http, agreement=VD, party="AUT"), "zone") == {}
+        page = http.get("/dashboard/map", params={"agreement": VD}).text
+    assert set(got) == {"training-area", "aut-che"}
+    assert got["training-area"]["geometry"] == area
+    assert got["training-area"]["properties"]["source"] == "agreement geometry"
+    assert got["training-area"]["properties"]["description"] == "agreed <b>area</b>"
+    border = got["aut-che"]
+    assert border["properties"]["source"] == "Natural Earth border"
+    assert border["geometry"]["type"] in ("LineString", "MultiLineString")
+    xs = [
+        float(c)
+        for c in str(border["geometry"]["coordinates"]).replace("[", "").replace("]", "").split(",")
+    ]
+    assert all(9 < x < 48 for x in xs)  # lon 9.5-10.5, lat 46.8-47.6: the Rhine and Alps
+    assert "zone training-area" in page and "agreed &lt;b&gt;area&lt;/b&gt;" in page  # escaped
+    assert "<b>area" not in page
+
+
 def test_map_json_is_bounded(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dashboard_map, "MAX_FEATURES", 2)
     with session(world, "AUT") as http:

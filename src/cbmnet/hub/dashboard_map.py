@@ -47,7 +47,8 @@ GEOMETRY_TYPES = frozenset(
 _PARTY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DAY_MS = 86_400_000
-_BATCH_CACHE: dict[int, tuple[np.ndarray[Any, Any], ...]] = {}
+_BATCH_CACHE: dict[tuple[str, int, str], tuple[np.ndarray[Any, Any], ...]] = {}
+"""Parsed rows of a few batches, by (store, entry, SHA-256): uploads are never undone or changed."""
 
 
 def vendor_ready() -> bool:
@@ -332,7 +333,7 @@ def _observations(hub: Hub, party: str, ags: list[str], f: Filters, out: Collect
             truncated = True
             break
         try:
-            t, lon, lat, count = _batch_rows(hub, party, index, str(meta.get("format")))
+            t, lon, lat, count = _batch_rows(hub, party, index, meta)
         except (CbmnetError, KeyError):
             continue  # rows not uploaded (yet), or an unknown format: nothing to count
         if len(t) > budget:
@@ -374,16 +375,21 @@ def _observations(hub: Hub, party: str, ags: list[str], f: Filters, out: Collect
             return
 
 
-def _batch_rows(hub: Hub, party: str, index: int, fmt: str) -> tuple[np.ndarray[Any, Any], ...]:
+def _batch_rows(
+    hub: Hub, party: str, index: int, meta: dict[str, Any]
+) -> tuple[np.ndarray[Any, Any], ...]:
     """(time, lon, lat, count) of a batch's rows, at most :data:`MAX_ROWS` of them.
 
-    ``get_batch`` checks that ``party`` may read it; the parsed rows are kept for a few
-    batches (their bytes are fixed by the signed hash, so the cache never goes stale).
+    Only for a batch ``party`` may read. The parsed rows of a few batches are kept: an
+    upload is checked against the signed hash and never replaced, so they never go stale.
     """
-    data = hub.get_batch(party, index)
-    cached = _BATCH_CACHE.get(index)
+    hub.readable(party, index)
+    key = (hub.url, index, str(meta.get("sha256")))
+    cached = _BATCH_CACHE.get(key)
     if cached is not None:
         return cached
+    data = hub.get_batch(party, index)  # NotFoundError while the rows are not uploaded
+    fmt = str(meta.get("format"))
     from cbmnet.verification.observations import open_observations
 
     suffix = {"csv": ".csv", "geojson": ".geojson", "parquet": ".parquet"}[fmt]
@@ -403,7 +409,7 @@ def _batch_rows(hub: Hub, party: str, index: int, fmt: str) -> tuple[np.ndarray[
         rows = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
     if len(_BATCH_CACHE) >= 8:
         _BATCH_CACHE.pop(next(iter(_BATCH_CACHE)))
-    _BATCH_CACHE[index] = rows
+    _BATCH_CACHE[key] = rows
     return rows
 
 
@@ -501,7 +507,9 @@ def table_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             links = [entry_links(b) for b in p["batches"]]
         else:
             when = ""
-            what = f"zone {p['id']} ({p['source']})"
+            what = f"zone {p['id']} ({p['source']})" + (
+                f": {p['description']}" if p["description"] else ""
+            )
             who_ = ""
             links = []
         rows.append(

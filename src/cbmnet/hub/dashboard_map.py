@@ -354,16 +354,18 @@ def _observations(hub: Hub, party: str, ags: list[str], f: Filters, out: Collect
         rows = np.bincount(inv)
         total = np.bincount(inv, weights=count[keep].astype(np.float64))
         for (i, j), n, s in zip(uniq.tolist(), rows.tolist(), total.tolist(), strict=True):
-            c = cells.setdefault((int(i), int(j)), [0, 0, set(), set()])
+            c = cells.setdefault((int(i), int(j)), [0, 0, set(), set(), set()])
             c[0] += int(n)
             c[1] += int(s)
             c[2].add(index)
             c[3].add(author)
-    for (i, j), (n, s, batches, authors) in sorted(cells.items()):
+            c[4].add(str(meta.get("agreement")))
+    for (i, j), (n, s, batches, authors, agreements) in sorted(cells.items()):
         x0, y0 = i * CELL_DEG, j * CELL_DEG
         if not out.add(
             _box(x0, y0, x0 + CELL_DEG, y0 + CELL_DEG),
             layer="observations",
+            agreement=", ".join(sorted(agreements)),
             id=f"cell {x0:.2f},{y0:.2f}",
             label=f"{n} observations in cell {x0:.2f},{y0:.2f}",
             observations=n,
@@ -500,8 +502,9 @@ def table_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             links = p["evidence"]
         elif layer == "observations":
             when = ""
-            what = f"{p['observations']} observations (count {p['count']}) in batches " + ", ".join(
-                str(b) for b in p["batches"]
+            n = p["observations"]
+            what = f"{n} observation{'' if n == 1 else 's'} ({p['count']} objects counted), batch " + (
+                ", ".join(str(b) for b in p["batches"])
             )
             who_ = ", ".join(p["parties"])
             links = [entry_links(b) for b in p["batches"]]

@@ -24,7 +24,13 @@
   };
   const RADIUS = { activity: 7, finding: 13, zone: 4, observations: 4 };
 
-  const map = L.map(el, { worldCopyJump: true, attributionControl: true, preferCanvas: false });
+  const map = L.map(el, {
+    worldCopyJump: true,
+    attributionControl: true,
+    preferCanvas: false, // SVG: every feature is a DOM element (clickable, testable)
+    fadeAnimation: false,
+    zoomAnimation: false,
+  });
   map.attributionControl.setPrefix(false);
   map.attributionControl.addAttribution("Outlines: Natural Earth (world-atlas)");
   map.setView([30, 10], 2, { animate: false });

@@ -102,7 +102,7 @@ def test_activity_shows_at_its_declared_location(world: World) -> None:
     p = a1["properties"]
     assert (p["party"], p["agreement"], p["type"], p["exercise"]) == ("AUT", VD, "activity", True)
     assert (p["start"], p["end"]) == ("2030-05-01T00:00:00Z", "2030-05-10T00:00:00Z")
-    assert p["entry_url"] == f"/v1/entries/{world.index['act-1']}"
+    assert p["entry_url"] == f"/dashboard/entries/{world.index['act-1']}/envelope"
     assert p["verify_url"] == f"/dashboard/verify/{world.index['act-1']}"
     assert acts["act-b"]["geometry"] == BRUSSELS and acts["act-b"]["properties"]["exercise"] is False
 
@@ -127,7 +127,7 @@ def test_finding_shows_with_links_to_its_evidence(world: World) -> None:
         {
             "subject": "act-1",
             "index": i,
-            "entry_url": f"/v1/entries/{i}",
+            "entry_url": f"/dashboard/entries/{i}/envelope",
             "verify_url": f"/dashboard/verify/{i}",
         }
     ]

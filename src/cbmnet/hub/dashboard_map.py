@@ -179,7 +179,7 @@ def anchor(geom: dict[str, Any]) -> dict[str, Any]:
 def entry_links(index: int) -> dict[str, Any]:
     return {
         "index": index,
-        "entry_url": f"/v1/entries/{index}",
+        "entry_url": f"/dashboard/entries/{index}/envelope",
         "verify_url": f"/dashboard/verify/{index}",
     }
 

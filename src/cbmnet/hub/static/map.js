@@ -61,7 +61,7 @@
     if (!Number.isSafeInteger(i) || i < 0) return null;
     const wrap = node("p");
     wrap.appendChild(node("strong", "Entry " + i + ": "));
-    wrap.appendChild(link("/v1/entries/" + i, "signed envelope"));
+    wrap.appendChild(link("/dashboard/entries/" + i + "/envelope", "signed envelope"));
     wrap.appendChild(document.createTextNode(" · "));
     wrap.appendChild(link("/dashboard/verify/" + i, "verify in your browser"));
     return wrap;

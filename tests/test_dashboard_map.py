@@ -369,3 +369,39 @@ def test_browser_draws_the_map_and_opens_popups(world: World, browser: Any) -> N
         assert not problems, problems  # no script error, no CSP refusal
     finally:
         ctx.close()
+
+
+def test_undeclared_activity_is_reconciled_on_the_hub_with_its_batch_as_evidence(world: World) -> None:
+    """Sensor rows far from anything declared: the hub reconciles the readable batches and
+    the map shows the discrepancy where the rows are, linking the batch that holds them."""
+    rows = [b"id,time,lon,lat,sensor_id,sensor_kind,object_class,count,confidence"]
+    for k in range(30):
+        # Two looks (a satellite pass at 06:00, an aerial one at 10:00) at 30 units of 700.
+        sensor, hour = ("sat-1,satellite", "06") if k % 2 else ("aer-2,aerial", "10")
+        rows.append(
+            f"u{k},2030-04-02T{hour}:0{k % 10}:00Z,{15.90 + k * 0.002:.3f},{47.60 + k * 0.001:.3f},"
+            f"{sensor},troops,700,0.95".encode()
+        )
+    with world.th.client("AUT") as aut:
+        batch = aut.submit_observations(VD, "pass-undeclared", b"\n".join(rows) + b"\n", "csv")["index"]
+    with session(world, "CHE") as http:
+        found = [
+            f
+            for f in features(http)
+            if f["properties"]["layer"] == "finding"
+            and f["properties"].get("source") == "reconciliation"
+        ]
+        later = [
+            f
+            for f in features(http, to="2030-03-01")
+            if f["properties"].get("source") == "reconciliation"
+        ]
+    undeclared = [f for f in found if f["properties"]["code"] == "discrepancy.undeclared_activity"]
+    assert len(undeclared) == 1, [f["properties"]["code"] for f in found]
+    p = undeclared[0]["properties"]
+    assert p["details"]["sensors"] == ["aer-2", "sat-1"]
+    assert p["details"]["observations"] == 30 and p["details"]["estimate"].get("troops", 0) >= 9000
+    assert batch in [e["index"] for e in p["evidence"]]
+    xs = [x for x, _ in undeclared[0]["geometry"]["coordinates"][0]]
+    assert min(xs) >= 15.89 and max(xs) <= 15.97
+    assert later == []  # the rows are of April: a window ending in February shows nothing

@@ -403,3 +403,24 @@ def test_verify_page_only_for_a_readable_entry(world: World, tmp_path: Path) -> 
     # What the page embeds is what the browser checks: verify.js accepts it as served.
     got = run_js(tmp_path, [], [{"text": proof, "vkey": world.th.hub.log.vkey}])["proofs"][0]
     assert got["ok"] and got["message"].startswith(f"verified: entry {idx} is in the tree"), got
+
+
+def test_pages_that_evaluate_share_the_callers_evaluation_budget(tmp_path: Path) -> None:
+    """The overview runs the engine: a party reloading it in a loop gets 429 with
+    Retry-After, as from the API, while another party's pages still answer."""
+    # A burst of one, then one every two seconds.
+    settings = HubSettings(sweep_s=3600, checkpoint_s=3600, evaluations_per_s=0.5)
+    with running_hub(f"sqlite:///{tmp_path / 'log.db'}", tmp_path, settings=settings) as th:
+        th.register("AUT", "BEL")
+        with th.client("AUT") as a, th.client("BEL") as b:
+            aut, bel = a.token(), b.token()
+        with httpx.Client(base_url=th.url, timeout=30) as http:
+            first = http.get("/dashboard", headers={"Cookie": f"{COOKIE}={aut}"})
+            again = http.get("/dashboard/deadlines", headers={"Cookie": f"{COOKIE}={aut}"})
+            assert first.status_code == 200
+            assert again.status_code == 429 and int(again.headers["retry-after"]) >= 1
+            # Pages that do not evaluate, and other parties, are not held back.
+            assert (
+                http.get("/dashboard/archive", headers={"Cookie": f"{COOKIE}={aut}"}).status_code == 200
+            )
+            assert http.get("/dashboard", headers={"Cookie": f"{COOKIE}={bel}"}).status_code == 200

@@ -21,6 +21,7 @@ import pytest
 from cbmnet.acts.model import PT_EVENT
 from cbmnet.hub import dashboard_map
 from cbmnet.hub.dashboard import STATIC
+from cbmnet.hub.service import HubSettings
 from tests import browserkit
 from tests.hubkit import TestHub, running_hub
 from tests.test_hub_api import POINT, Api, FakeClock, activity, event
@@ -49,7 +50,9 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("map")
     clock = FakeClock("2030-06-01T00:00:00Z")
-    with running_hub(f"sqlite:///{tmp / 'log.db'}", tmp, clock=clock) as th:
+    # Many map requests in a row: lift the per-party evaluation budget (tested elsewhere).
+    fast = HubSettings(sweep_s=3600, checkpoint_s=3600, evaluations_per_s=1000)
+    with running_hub(f"sqlite:///{tmp / 'log.db'}", tmp, clock=clock, settings=fast) as th:
         api = Api(th)
         try:
             th.register("AUT", "BEL", "CHE")

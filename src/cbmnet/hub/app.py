@@ -683,7 +683,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         except (WebSocketDisconnect, RuntimeError):
             return
 
-    add_dashboard(app, hub)
+    add_dashboard(app, hub, evaluations.take)
     return app
 
 

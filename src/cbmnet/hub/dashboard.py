@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +211,9 @@ def ics_feed(origin: str, party: str, obligations: Iterable[dict[str, Any]], now
 # ---- the pages -----------------------------------------------------------------------------
 
 
-def add_dashboard(app: FastAPI, hub: Hub) -> None:
+def add_dashboard(
+    app: FastAPI, hub: Hub, evaluated: Callable[[str], None] = lambda _party: None
+) -> None:
     """Mount the dashboard's pages, exports and stylesheet on ``app``."""
     from cbmnet.hub.app import _credentials  # app imports this module: resolve at call time
 
@@ -248,6 +250,13 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
             return _credentials(hub, token)[0]
         except CbmnetError as e:
             raise NotSignedIn(str(e)[:300]) from None
+
+    def evaluating(request: Request) -> str:
+        """The signed-in party, for a page that runs the compliance engine: it spends from
+        the same per-party budget as the API's evaluations (429 with Retry-After beyond)."""
+        party = who(request)
+        evaluated(party)
+        return party
 
     def agreements_of(party: str) -> list[str]:
         with hub._state_lock:
@@ -334,7 +343,7 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
 
     @app.get("/dashboard", include_in_schema=False)
     def overview(request: Request) -> Response:
-        party = who(request)
+        party = evaluating(request)
         now = hub.clock()
         with hub._state_lock:
             parties = [(p.id, p.name) for p in sorted(hub.state.parties.values(), key=lambda p: p.id)]
@@ -366,13 +375,13 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
 
     @app.get("/dashboard/deadlines", include_in_schema=False)
     def deadlines(request: Request) -> Response:
-        party = who(request)
+        party = evaluating(request)
         return render("deadlines.html", party=party, obligations=obligations_of(party, hub.clock()))
 
     @app.get("/dashboard/deadlines.ics", include_in_schema=False)
     def deadlines_ics(request: Request) -> Response:
         """The caller's pending obligations as a feed its own calendar subscribes to."""
-        party = who(request)
+        party = evaluating(request)
         now = hub.clock()
         pending = [o for o in obligations_of(party, now) if o["status"] == "pending"]
         return Response(
@@ -528,7 +537,7 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
     @app.get("/dashboard/quotas", include_in_schema=False)
     def quotas(request: Request) -> Response:
         """Per agreement with quota measures: what each host owes the caller, and its requests."""
-        party = who(request)
+        party = evaluating(request)
         sections = [q for ag in agreements_of(party) if (q := quota_section(party, ag)) is not None]
         return render("quotas.html", party=party, sections=sections, as_of=format_time(hub.clock()))
 
@@ -592,7 +601,7 @@ def add_dashboard(app: FastAPI, hub: Hub) -> None:
 
     from cbmnet.hub.dashboard_map import add_map  # it imports this module: at call time
 
-    add_map(app, hub, who)
+    add_map(app, hub, evaluating)
 
 
 def _quota_total(m: Quota, host: str | None) -> int | None:

@@ -250,6 +250,12 @@ def test_csv_and_json_exports_match_the_archive(world: World) -> None:
         assert proof.status_code == 200 and proof.text.startswith("c2sp.org/tlog-proof")
         assert http.get("/dashboard/entries/999999/proof").status_code == 404
         assert http.get("/dashboard/entries/x/envelope").status_code == 404
+        # Free-text search: a case-blind substring of the event id (or form, kind, author).
+        hits = http.get("/dashboard/archive.json", params={"q": SECRET.upper()[:8]}).json()["items"]
+        assert [i["event_id"] for i in hits] == [SECRET]
+        assert http.get("/dashboard/archive.json", params={"q": "no-such-thing"}).json()["items"] == []
+        page_q = http.get("/dashboard/archive", params={"q": SECRET}).text
+        assert 'name="q" type="search" value="req-secret-9"' in page_q
         # Filters apply to the page and both exports alike.
         mine = http.get("/dashboard/archive.json", params={"party": "AUT", "kind": "request"}).json()
         assert [i["event_id"] for i in mine["items"]] == [SECRET]

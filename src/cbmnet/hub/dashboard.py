@@ -279,9 +279,17 @@ def add_dashboard(
 
     def archive_rows(party: str, request: Request) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         q = request.query_params
-        filters = {k: _text(q.get(k)) for k in ("agreement", "form", "party", "kind")}
+        filters = {k: _text(q.get(k)) for k in ("q", "agreement", "form", "party", "kind")}
         after = _int(q.get("after"), -1, -1, 2**62)
         limit = _int(q.get("limit"), PAGE, 1, MAX_PAGE)
+        needle = filters["q"].casefold() if filters["q"] else None
+
+        def found(e: Entry) -> bool:
+            """Free text: a case-blind substring of the event id, form, kind or author."""
+            assert needle is not None
+            return any(
+                needle in v.casefold() for v in (e.event_id, e.form, e.kind, e.author) if v is not None
+            )
 
         def match(e: Entry) -> bool:
             return (
@@ -290,6 +298,7 @@ def add_dashboard(
                 and (filters["form"] is None or e.form == filters["form"])
                 and (filters["party"] is None or e.author == filters["party"])
                 and (filters["kind"] is None or e.kind == filters["kind"])
+                and (needle is None or found(e))
             )
 
         items = hub.entries_for(party, after=after, limit=limit, match=match)

@@ -157,6 +157,8 @@ class HubState:
         self._logs: dict[str, _AgreementLog] = {a: _AgreementLog() for a in self.agreements}
         self.version = 0
         """Bumped by every apply: caches keyed by it stay exact."""
+        self._events_memo: dict[str, tuple[int, int, list[dict[str, Any]]]] = {}
+        """Agreement -> (version, upto, ``events()``): read again only after a change."""
 
     # ---- who signs --------------------------------------------------------------------
 
@@ -225,10 +227,21 @@ class HubState:
         under the original's id (the original stays in the log): with the original's time
         if only its text changed (a corrigendum), else with the correction's own time, so
         a change of substance counts from when it was made and nothing is backdated.
+
+        The list is the caller's; the documents in it are shared between calls (until the
+        state changes): read them, never modify them.
         """
+        limit = self.size if upto is None else upto
+        memo = self._events_memo.get(agreement)
+        if memo is not None and memo[0] == self.version and memo[1] == limit:
+            return list(memo[2])
+        out = self._read_events(agreement, limit)
+        self._events_memo[agreement] = (self.version, limit, out)
+        return list(out)
+
+    def _read_events(self, agreement: str, limit: int) -> list[dict[str, Any]]:
         log = self._logs[agreement]
         out = []
-        limit = self.size if upto is None else upto
         for idx, doc in log.docs.items():
             if idx >= limit:
                 break

@@ -1091,3 +1091,34 @@ def evaluate(
     finally:
         if was_enabled:
             gc.enable()
+
+
+def next_change(agreement: am.Agreement, events: Sequence[Event], report: Report) -> int:
+    """An instant after ``report.as_of`` before which ``evaluate`` over the same events
+    answers the same report but for ``as_of`` (a cache may re-stamp it until then).
+
+    Conservative: the earliest of every instant the engine compares ``as_of`` with that
+    lies ahead of it: event times and declared starts and ends (an event or a visit
+    record coming into view), obligations' due times (pending turns missed), the next
+    UTC year (periodic exchanges' periods), and each periodic exchange's due time less
+    366 days (its obligation coming into view).
+    """
+    as_of = report.as_of
+    year = year_of(as_of)
+    horizon = date_in_year(year + 1, "01-01", "next year")
+    for e in events:
+        for t in (e.time, e.start, e.end):
+            if t is not None and as_of < t < horizon:
+                horizon = t
+    for o in report.obligations:
+        if as_of < o.due + 1 < horizon:
+            horizon = o.due + 1
+    for m in agreement.measures:
+        if not isinstance(m, am.PeriodicExchange):
+            continue
+        for period in range(year - m.due_year_offset - 2, year - m.due_year_offset + 3):
+            due = _end_of_day(date_in_year(period + m.due_year_offset, m.due, m.id))
+            for t in (due - 366 * MS_PER_DAY, due + 1):
+                if as_of < t < horizon:
+                    horizon = t
+    return horizon

@@ -58,6 +58,28 @@ class QuotaStatus:
         }
 
 
+QuotaBooks = list[QuotaBook]
+"""The replayed books of one agreement's quota measures for one request kind."""
+
+
+def quota_books(
+    agreement: am.Agreement, events: Sequence[Event], request_kind: str, as_of: int
+) -> QuotaBooks:
+    """Replay the books ``quota_status`` reads, over the events up to ``as_of``.
+
+    A moment's books depend on which events it sees, not on the moment itself: books
+    built at or after the latest event's time serve ``quota_status`` at any later moment.
+    """
+    ctx = Context(agreement, as_of, list(events), {})
+    out = []
+    for m in agreement.measures:
+        if isinstance(m, am.Quota) and m.request_kind == request_kind:
+            book = QuotaBook(m, ctx)
+            book.replay()
+            out.append(book)
+    return out
+
+
 def _min(values: list[int | None]) -> int | None:
     known = [v for v in values if v is not None]
     return min(known) if known else None
@@ -73,6 +95,7 @@ def quota_status(
     *,
     eta_ms: int | None = None,
     until_ms: int | None = None,
+    books: QuotaBooks | None = None,
 ) -> QuotaStatus:
     """The quota a request sent at ``at_ms`` (epoch ms) would meet, as of that moment.
 
@@ -81,6 +104,8 @@ def quota_status(
     request would carry them in ``eta``/``until``; concurrency is judged on them (default:
     the visit starts at ``at_ms`` and lasts the measure's ``visit_length``). The year is the
     calendar year of ``at_ms``, as the engine counts a request in the year it was sent.
+    ``books``: ``quota_books`` of ``request_kind`` over the events ``at_ms`` sees, if at hand
+    (they are only read here).
     """
     year = year_of(at_ms)
 
@@ -104,14 +129,14 @@ def quota_status(
     parties = set(agreement.parties)
     if host == requester or host not in parties or requester not in parties:
         return status(ids, f"a request from {requester} to {host} does not bind under {agreement.id}")
-    ctx = Context(agreement, at_ms, list(events), {})
+    if books is None:
+        books = quota_books(agreement, events, request_kind, at_ms)
     host_left: list[int | None] = []
     mine_left: list[int | None] = []
     busy = 0
     limits: list[str] = []
-    for m in quotas:
-        book = QuotaBook(m, ctx)
-        book.replay()
+    for book in books:
+        m = book.m
         start, end = book.span_of(at_ms if eta_ms is None else eta_ms, until_ms)
         host_left.append(max(0, book.quota(host, year, at_ms) - book.used(host, year)))
         cap = book.requester_cap(host, requester, year, at_ms)

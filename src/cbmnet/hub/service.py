@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,13 @@ from cbmnet.acts.model import HUB, PT_HUB, SECRETARIAT, read_act
 from cbmnet.acts.state import Entry, HubState, act_json
 from cbmnet.agreements.loader import parse_agreement, resolve_zones
 from cbmnet.agreements.model import Agreement
-from cbmnet.compliance.engine import evaluate
-from cbmnet.compliance.events import parse_events
-from cbmnet.compliance.quota import quota_status
+from cbmnet.compliance.engine import evaluate, next_change
+from cbmnet.compliance.events import Event, parse_events
+from cbmnet.compliance.quota import QuotaBooks, quota_books, quota_status
 from cbmnet.compliance.report import Report
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.confidence import Record, facts_from_state, indicators
+from cbmnet.confidence.indicators import month_end, month_of
 from cbmnet.errors import (
     CbmnetError,
     ConflictError,
@@ -168,6 +169,29 @@ def describe_batch(data: bytes, fmt: str, what: str) -> dict[str, Any]:
 
 
 @dataclass
+class _Parsed:
+    """One agreement's events as of ``committed``: the state's documents and the engine's."""
+
+    committed: int
+    docs: list[dict[str, Any]]
+    """Shared by every reader: never modified."""
+    events: list[Event]
+    latest: int
+    """The latest event time (-1 when none): a moment at or after it sees every event."""
+    books: dict[str, QuotaBooks]
+
+
+@dataclass
+class _Window:
+    """A result valid for ``committed`` and any moment in [``since``, ``until``)."""
+
+    committed: int
+    since: int
+    until: int
+    value: Any
+
+
+@dataclass
 class HubSettings:
     sweep_s: float = 2.0
     """How often the hub looks for missed deadlines (hotline acknowledgements, obligations)."""
@@ -217,6 +241,13 @@ class Hub:
         self.state = self._new_state()
         self._cp_lock = threading.Lock()
         self._report_cache: dict[tuple[str, int, int], Report] = {}
+        # Compliance views of the present (see ``report``): per agreement, and per
+        # (caller, agreement) for what is cut to the caller; exact for one log size and
+        # a span of time over which the engine's answer cannot change.
+        self._parsed: dict[str, _Parsed] = {}
+        self._present: dict[str, _Window] = {}
+        self._views: dict[tuple[str, str, str], _Window] = {}
+        self._eval_lock = threading.Lock()
         self._listeners: dict[str, set[Callable[[], None]]] = {}
         """Party -> wake-up callbacks of its open streams (woken only for what it may read)."""
         self._listeners_lock = threading.Lock()
@@ -333,6 +364,9 @@ class Hub:
             self._recent_bytes = 0
             self.push_cache.clear()
             self._report_cache.clear()
+            self._parsed.clear()
+            self._present.clear()
+            self._views.clear()
         size = self.wstore.log_state()[0]
         self._fold(self.wstore, size)
         with self._state_lock:
@@ -563,17 +597,26 @@ class Hub:
         with self._state_lock:
             if host not in self.state.parties:
                 raise NotFoundError(f"{host!r} is not a registered party")
-            docs = self.state.events(agreement, upto=self.committed)
-        events = parse_events(docs, f"log of {agreement}")
+        parsed = self.parsed_events(agreement)
+        ag = self.agreements[agreement]
+        at = self.clock()
+        books = None
+        if at >= parsed.latest:  # every event seen: the books replayed once serve any later moment
+            books = parsed.books.get(request_kind)
+            if books is None:
+                books = parsed.books[request_kind] = quota_books(
+                    ag, parsed.events, request_kind, max(0, parsed.latest)
+                )
         status = quota_status(
-            self.agreements[agreement],
-            events,
+            ag,
+            parsed.events,
             host,
             party,
             request_kind,
-            self.clock(),
+            at,
             eta_ms=eta_ms,
             until_ms=until_ms,
+            books=books,
         )
         return status.to_json()
 
@@ -624,27 +667,113 @@ class Hub:
 
     # ---- compliance ---------------------------------------------------------------------
 
+    def parsed_events(self, agreement: str) -> _Parsed:
+        """The agreement's events in the committed log, read and parsed once per log size."""
+        with self._state_lock:
+            committed = self.committed
+            got = self._parsed.get(agreement)
+            if got is not None and got.committed == committed:
+                return got
+            docs = self.state.events(agreement, upto=committed)
+        events = parse_events(docs, f"log of {agreement}")
+        got = _Parsed(committed, docs, events, max((e.time for e in events), default=-1), {})
+        with self._state_lock:
+            have = self._parsed.get(agreement)
+            if have is None or have.committed < committed:
+                self._parsed[agreement] = got
+        return got
+
+    def agreement_events(self, agreement: str) -> list[dict[str, Any]]:
+        """``HubState.events`` of the committed log (shared: read, never modify)."""
+        return self.parsed_events(agreement).docs
+
     def report(self, agreement: str, as_of: int) -> Report:
+        win = self._report_window(agreement, as_of)
+        rep: Report = win.value
+        return rep if rep.as_of == as_of else replace(rep, as_of=as_of)
+
+    def _report_window(self, agreement: str, as_of: int) -> _Window:
+        """The report of ``agreement`` over the committed log, and the span of time it holds for.
+
+        The engine is pure: over the same events, its answer changes only at the instants
+        ``next_change`` names (a due time passing, a declared start coming, a new year).
+        So the report of the present is computed once per log size and re-stamped with
+        each later ``as_of`` until the next such instant.
+        """
         if agreement not in self.agreements:
             raise NotFoundError(f"this hub does not serve agreement {agreement!r}")
         with self._state_lock:
-            key = (agreement, self.committed, as_of)
-            cached = self._report_cache.get(key)
+            hit = self._window_hit(self._present.get(agreement), as_of)
+            if hit is not None:
+                return hit
+            cached = self._report_cache.get((agreement, self.committed, as_of))
             if cached is not None:
-                return cached
-            docs = self.state.events(agreement, upto=self.committed)
-        try:
-            events = parse_events(docs, f"log of {agreement}")
-            rep = evaluate(self.agreements[agreement], events, as_of, self.zones[agreement])
-        except CbmnetError as e:
-            # Admission should make this impossible; if not, say so without quoting events
-            # the caller may not read, and tell the operator the details.
-            log.error("compliance evaluation of %s failed: %s", agreement, e)
-            raise StoreError(f"the log of {agreement} cannot be evaluated; the operator is told") from e
-        if len(self._report_cache) > 64:
-            self._report_cache.clear()
-        self._report_cache[key] = rep
-        return rep
+                return _Window(self.committed, as_of, as_of + 1, cached)
+        with self._eval_lock:  # one evaluation at a time: concurrent callers share it
+            with self._state_lock:
+                hit = self._window_hit(self._present.get(agreement), as_of)
+            if hit is not None:
+                return hit
+            ag = self.agreements[agreement]
+            try:
+                parsed = self.parsed_events(agreement)
+                rep = evaluate(ag, parsed.events, as_of, self.zones[agreement])
+                until = next_change(ag, parsed.events, rep)
+            except CbmnetError as e:
+                # Admission should make this impossible; if not, say so without quoting events
+                # the caller may not read, and tell the operator the details.
+                log.error("compliance evaluation of %s failed: %s", agreement, e)
+                raise StoreError(
+                    f"the log of {agreement} cannot be evaluated; the operator is told"
+                ) from e
+            win = _Window(parsed.committed, as_of, until, rep)
+            with self._state_lock:
+                if len(self._report_cache) > 64:
+                    self._report_cache.clear()
+                self._report_cache[(agreement, parsed.committed, as_of)] = rep
+                have = self._present.get(agreement)
+                if (
+                    have is None
+                    or have.committed < win.committed
+                    or (have.committed == win.committed and have.since <= as_of)
+                ):
+                    self._present[agreement] = win
+            return win
+
+    def _window_hit(self, win: _Window | None, as_of: int) -> _Window | None:
+        """``win`` if it holds for the committed log at ``as_of`` (call with the state lock)."""
+        if win is not None and win.committed == self.committed and win.since <= as_of < win.until:
+            return win
+        return None
+
+    def _view(
+        self,
+        name: str,
+        party: str,
+        agreement: str,
+        as_of: int,
+        make: Callable[[Report, int], tuple[dict[str, Any], int]],
+    ) -> dict[str, Any]:
+        """A JSON view of the report cut to ``party``, kept for the report's window (or the
+        shorter one ``make`` names with it); only ``as_of`` differs within, and is re-stamped.
+        ``make(report, committed)`` answers (view, until).
+
+        Keyed by the caller: a view is never served to anyone but the party it was cut for.
+        """
+        key = (name, party, agreement)
+        with self._state_lock:
+            hit = self._window_hit(self._views.get(key), as_of)
+        if hit is None:
+            win = self._report_window(agreement, as_of)
+            rep: Report = win.value
+            doc, until = make(rep, win.committed)
+            hit = _Window(win.committed, win.since, min(win.until, until), doc)
+            with self._state_lock:
+                if len(self._views) > 4096:
+                    self._views.clear()
+                self._views[key] = hit
+        out: dict[str, Any] = hit.value
+        return out if hit.since == as_of else {**out, "as_of": format_time(as_of)}
 
     def _readable_report(self, party: str, rep: Report) -> Report:
         """``rep`` cut to what ``party`` may read (call with the state lock held)."""
@@ -669,9 +798,12 @@ class Hub:
     def report_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
         """The agreement's report, cut to what ``party`` may read."""
         self._member(party, agreement)
-        rep = self.report(agreement, as_of)  # takes the state lock itself: not under it
-        with self._state_lock:
-            return self._readable_report(party, rep).to_json()
+
+        def make(rep: Report, _committed: int) -> tuple[dict[str, Any], int]:
+            with self._state_lock:
+                return self._readable_report(party, rep).to_json(), 2**62
+
+        return self._view("report", party, agreement, as_of, make)
 
     def indicators_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
         """Confidence indicators as ``party`` can recompute them from what it may read.
@@ -681,16 +813,24 @@ class Hub:
         through a count.
         """
         self._member(party, agreement)
-        full = self.report(agreement, as_of)
-        with self._state_lock:
-            rep = self._readable_report(party, full)
-            facts = [
-                f
-                for f in facts_from_state(self.state, agreement, upto=self.committed)
-                if self.state.may_read(party, self.state.entries[f.index])
-            ]
-            parties = self.state.members_of(agreement)
-        return indicators(Record.of(rep, facts, parties))
+
+        def make(full: Report, committed: int) -> tuple[dict[str, Any], int]:
+            with self._state_lock:
+                rep = self._readable_report(party, full)
+                facts = [
+                    f
+                    for f in facts_from_state(self.state, agreement, upto=committed)
+                    if self.state.may_read(party, self.state.entries[f.index])
+                ]
+                parties = self.state.members_of(agreement)
+            # Months run to the month of as_of; what is dated after as_of counts once due.
+            times = [o.due for o in full.obligations] + [f.ms for f in facts]
+            times += [f.due for f in full.findings if f.due is not None]
+            later = [t + 1 for t in times if t + 1 > full.as_of]
+            until = min([month_end(month_of(full.as_of)), *later])
+            return indicators(Record.of(rep, facts, parties)), until
+
+        return self._view("indicators", party, agreement, as_of, make)
 
     # ---- the hub's own duties -----------------------------------------------------------
 

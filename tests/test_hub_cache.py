@@ -1,0 +1,223 @@
+"""The hub's compliance caches: exact for one log size and a span of time, never wider.
+
+What a party relies on: a view served from a cache is the view the engine would compute
+now. So the cache must drop a report when the log grows, when the clock passes a due
+time (a pending obligation turns missed) or the next instant the engine names, and must
+never hand one party's cut to another.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cbmnet.acts.model import PT_EVENT
+from cbmnet.agreements.loader import bundled
+from cbmnet.compliance import engine
+from cbmnet.compliance.engine import evaluate, next_change
+from cbmnet.compliance.events import parse_events
+from cbmnet.compliance.timeutil import MS_PER_DAY, format_time, parse_time
+from cbmnet.hub import service
+from tests.hubkit import TestHub, running_hub
+from tests.test_hub_api import AG, Api, FakeClock, activity, event
+
+
+class Counted:
+    """``evaluate`` wrapped: how often the hub ran the engine."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *a: Any, **kw: Any) -> Any:
+        self.calls += 1
+        return evaluate(*a, **kw)
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[TestHub, Api, FakeClock, Counted]]:
+    counted = Counted()
+    monkeypatch.setattr(service, "evaluate", counted)
+    clock = FakeClock("2030-01-10T00:00:00Z")
+    with running_hub(f"sqlite:///{tmp_path / 'log.db'}", tmp_path, clock=clock) as th:
+        api = Api(th)
+        try:
+            th.register("AUT", "BEL", "CHE")
+            yield th, api, clock, counted
+        finally:
+            api.close()
+
+
+def _obligation(doc: dict[str, Any], subject: str) -> dict[str, Any]:
+    """The prior notification owed for ``subject``."""
+    found = [
+        o for o in doc["obligations"] if subject in o["subjects"] and o["kind"] == "prior_notification"
+    ]
+    assert len(found) == 1, doc["obligations"]
+    one: dict[str, Any] = found[0]
+    return one
+
+
+def test_report_cache_invalidates_on_append_and_on_time(
+    world: tuple[TestHub, Api, FakeClock, Counted],
+) -> None:
+    th, api, clock, counted = world
+    hub = th.hub
+    # An activity starting 2030-04-01: its prior notification is due 42 days before.
+    api.act(
+        api.sign(
+            "AUT", PT_EVENT, activity("AUT", "ex-1", "2030-04-01T00:00:00Z", "2030-04-05T00:00:00Z")
+        )
+    )
+    now = clock()
+    first = hub.report_for("AUT", AG, now)
+    assert _obligation(first, "ex-1")["status"] == "pending"
+    runs = counted.calls
+    # Later moments before the due time: served from the cache, re-stamped, equal otherwise.
+    for later in (now + 1, now + 3_600_000, now + 20 * MS_PER_DAY):
+        again = hub.report_for("AUT", AG, later)
+        assert again["as_of"] == format_time(later)
+        assert {**again, "as_of": first["as_of"]} == first
+    assert counted.calls == runs
+    # The due time passes: the engine runs again and the obligation is missed.
+    due = parse_time(_obligation(first, "ex-1")["due"], "due")
+    assert hub.report_for("AUT", AG, due)["obligations"] == first["obligations"]
+    missed = hub.report_for("AUT", AG, due + 1)
+    assert _obligation(missed, "ex-1")["status"] == "missed"
+    assert counted.calls == runs + 1
+    assert hub.report(AG, due + 1) == evaluate(
+        bundled(AG), parse_events(hub.agreement_events(AG), "log"), due + 1, hub.zones[AG]
+    )
+    # A new entry: the cache is dropped even though the time is the same.
+    clock.set("2030-02-01T00:00:00Z")
+    before = hub.report_for("AUT", AG, clock())
+    runs = counted.calls
+    note = event("AUT", "ex-1-n", "notification", form="prior_notification", activity="ex-1")
+    api.act(api.sign("AUT", PT_EVENT, note))
+    after = hub.report_for("AUT", AG, clock())
+    assert counted.calls == runs + 1
+    assert _obligation(before, "ex-1")["status"] == "pending"
+    assert _obligation(after, "ex-1")["status"] == "met"
+
+
+def test_views_are_cut_per_caller_and_indicators_follow_time(
+    world: tuple[TestHub, Api, FakeClock, Counted],
+) -> None:
+    th, api, clock, counted = world
+    hub = th.hub
+    secret = event("AUT", "private-ask", "request", kind="explanation", to="BEL")
+    api.act(api.sign("AUT", PT_EVENT, secret))
+    now = clock()
+    runs = counted.calls
+    mine = hub.report_for("BEL", AG, now)
+    assert any("private-ask" in o["subjects"] for o in mine["obligations"])
+    # CHE asks right after, from the same cached report: its own cut, without the request.
+    theirs = hub.report_for("CHE", AG, now + 1)
+    assert not any("private-ask" in o["subjects"] for o in theirs["obligations"])
+    assert hub.report_for("BEL", AG, now + 2)["obligations"] == mine["obligations"]
+    assert counted.calls == runs + 1
+    # Indicators: cached within the month, recomputed in the next (a new month row).
+    ind = hub.indicators_for("BEL", AG, now)
+    assert hub.indicators_for("BEL", AG, now + 5)["rows"] == ind["rows"]
+    next_month = parse_time("2030-02-01T00:00:00Z", "t")
+    later = hub.indicators_for("BEL", AG, next_month)
+    assert later["months"] == [*ind["months"], "2030-02"]
+    assert later["as_of"] == format_time(next_month)
+    # A new entry changes what BEL's indicators count.
+    api.act(
+        api.sign(
+            "BEL",
+            PT_EVENT,
+            event("BEL", "private-ask-r", "response", request="private-ask", decision="answer"),
+        )
+    )
+    fresh = hub.indicators_for("BEL", AG, clock())
+    assert fresh != hub.indicators_for("CHE", AG, clock())
+    assert fresh["rows"] != ind["rows"]
+
+
+def _random_events(rng: random.Random, start: int) -> list[dict[str, Any]]:
+    parties = ["AUT", "BEL", "CHE", "DNK"]
+    out: list[dict[str, Any]] = []
+    for k in range(60):
+        p = rng.choice(parties)
+        t = start + rng.randrange(300 * MS_PER_DAY)
+        base = {"agreement": AG, "party": p, "time": format_time(t)}
+        roll = rng.random()
+        if roll < 0.4:
+            s = t + rng.randrange(10, 90) * MS_PER_DAY
+            aid = f"a{k}"
+            out.append(
+                {
+                    **base,
+                    "id": aid,
+                    "type": "activity",
+                    "category": "land",
+                    "start": format_time(s),
+                    "end": format_time(s + 3 * MS_PER_DAY),
+                    "size": {"troops": rng.choice((9500, 14000, 45000))},
+                }
+            )
+            if rng.random() < 0.7:
+                out.append(
+                    {
+                        **base,
+                        "id": f"{aid}-n",
+                        "type": "notification",
+                        "form": "prior_notification",
+                        "activity": aid,
+                        "time": format_time(t + rng.randrange(5) * MS_PER_DAY),
+                    }
+                )
+        elif roll < 0.7:
+            to = rng.choice([q for q in parties if q != p])
+            kind = rng.choice(("explanation", "inspection", "evaluation"))
+            out.append({**base, "id": f"r{k}", "type": "request", "kind": kind, "to": to})
+            if rng.random() < 0.6:
+                out.append(
+                    {
+                        **base,
+                        "id": f"r{k}-r",
+                        "type": "response",
+                        "party": to,
+                        "request": f"r{k}",
+                        "decision": "answer"
+                        if kind == "explanation"
+                        else rng.choice(("accept", "refuse")),
+                        "time": format_time(t + rng.randrange(4) * MS_PER_DAY),
+                    }
+                )
+        else:
+            out.append(
+                {
+                    **base,
+                    "id": f"x{k}",
+                    "type": "exchange",
+                    "form": "annual_military_information",
+                    "period": str(int(format_time(t)[:4]) + 1),
+                    "units": 80,
+                }
+            )
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_next_change_is_conservative(seed: int) -> None:
+    """Between ``as_of`` and ``next_change`` the engine's answer is the same report."""
+    rng = random.Random(seed)
+    ag = bundled(AG)
+    start = parse_time("2030-01-01T00:00:00Z", "t")
+    events = parse_events(_random_events(rng, start), "random")
+    for _ in range(12):
+        as_of = start + rng.randrange(500 * MS_PER_DAY)
+        rep = engine.evaluate(ag, events, as_of)
+        horizon = next_change(ag, events, rep)
+        assert horizon > as_of
+        for t in {as_of + 1, horizon - 1, rng.randrange(as_of, horizon)}:
+            assert engine.evaluate(ag, events, t) == replace(rep, as_of=t), (as_of, t, horizon)

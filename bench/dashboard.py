@@ -2,15 +2,19 @@
 
 The log is a year of Vienna Document traffic among the 57 participating States (plus the
 OSCE ICT communication checks), built once and cached under ``build/bench/`` (keyed by
-``VERSION``, the entry count and the seed): activities with their prior notifications
-(some late, some missing) and observation invitations, each notification acknowledged by
-about half the others, annual calendars and exchanges, explanation, inspection and
-evaluation requests with their answers, hotline channels with encrypted messages and
-their acknowledgements, the hub's own ``hotline.no_answer`` and ``obligation.overdue``
-statements. Every act is signed with its author's key and goes through the hub's own
-admission (``Hub._admit``: ``HubState.check`` then ``apply``) and the log's append, in
-batches of ``--batch`` acts per durable commit rather than one HTTP request each; an act
-the hub refuses stops the build. The hub's clock follows the simulated year while
+``VERSION``, the entry count and the seed; other versions' copies are removed): annual
+calendars and exchanges; activities (5 % of draws) with their prior notifications (15 %
+late, 10 % missing) and observation invitations, each notification acknowledged by about
+half the others; explanation, inspection and evaluation requests (4 %) and communication
+checks (1 %), mostly answered; 400 hotline channels (one net of all, the rest of 2 to 5
+States) carrying encrypted messages (90 %), acknowledged by 98 % of the members; the hub's
+own ``hotline.no_answer`` and ``obligation.overdue`` statements. At 1,000,000 entries
+that is some 35,000 agreement events: far more compliance traffic than the real Vienna
+Document sees in a year, most of the log being acknowledgements and hotline traffic.
+Every act is signed with its author's key and goes through the hub's own admission
+(``Hub._admit``: ``HubState.check`` then ``apply``) and the log's append, in batches of
+``--batch`` acts per durable commit rather than one HTTP request each; an act the hub
+refuses stops the build. The hub's clock follows the simulated year while
 building (event times are integration times), ending at the time of the build.
 
 Then a hub process is started on that database (``serve`` below: ``Hub`` + uvicorn on
@@ -19,7 +23,9 @@ timed over real HTTP, one request at a time, signed in as one party (cookie
 ``cbmnet_session`` = a bearer token from the challenge/token exchange) and as the
 secretariat. The first request of each page is reported as ``cold_ms``; then ``--warmup``
 requests are discarded and ``--samples`` are timed (client wall time, loopback included:
-``/healthz``, timed the same way in the same run, is the baseline).
+``/healthz``, timed the same way at the end of the same run, is the baseline; its timing
+right after start, while the hub's first sweep evaluates every agreement, is reported as
+``healthz_at_start``). Nothing is written during the run but what the hub states itself.
 
 Last line, one JSON object: ``pages`` (``"<who> <page>"`` -> ``{p50_ms, p99_ms, cold_ms}``),
 ``worst_p99_ms`` (over the pages), ``healthz_p99_ms``, ``entries``, ``build_s`` (0 when
@@ -66,7 +72,7 @@ from cbmnet.compliance.timeutil import format_time
 from cbmnet.ledger import dsse
 from cbmnet.ledger.note import generate_key, parse_signer_key
 
-VERSION = 1
+VERSION = 2
 """Bump when the generated traffic changes: the cached database is keyed by it."""
 ROOT = Path(__file__).resolve().parents[1]
 ORIGIN = "hub.bench.cbmnet.test/log"
@@ -166,7 +172,7 @@ def traffic(
         k += 1
         roll = rng.random()
         p = rng.choice(parties)
-        if roll < 0.30:  # an activity, its notification and invitation, acknowledgements
+        if roll < 0.05:  # an activity, its notification and invitation, acknowledgements
             troops = rng.choice((2000, 5000, 9500, 9500, 11000, 14000, 16000, 30000))
             r = rng.random()
             lead = 20 if r < 0.15 else -1 if r < 0.25 else 45 + rng.randrange(30)
@@ -215,7 +221,7 @@ def traffic(
                         "activity": aid,
                     },
                 )
-        elif roll < 0.40:  # a request between two States, mostly answered
+        elif roll < 0.09:  # a request between two States, mostly answered
             q = rng.choice([x for x in parties if x != p])
             kind = rng.choice(("explanation", "explanation", "inspection", "evaluation"))
             rid = f"req-{k}"
@@ -246,7 +252,7 @@ def traffic(
                         "decision": decision,
                     },
                 )
-        elif roll < 0.42:  # a communication check by the secretariat, mostly answered
+        elif roll < 0.10:  # a communication check by the secretariat, mostly answered
             cid = f"check-{k}"
             yield (
                 SECRETARIAT,
@@ -511,6 +517,9 @@ def main() -> None:
     info_path = folder / "info.json"
     build_s = 0.0
     if args.rebuild or not info_path.exists():
+        for old in folder.parent.glob("dashboard-v*"):
+            if not old.name.startswith(f"dashboard-v{VERSION}-"):
+                shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         print(f"building {args.entries} entries in {folder.relative_to(ROOT)} ...", file=sys.stderr)
@@ -562,7 +571,7 @@ def main() -> None:
                 print(f"{name}: {pages[name]}", file=sys.stderr)
 
             measure("healthz", lambda: "/healthz", {})
-            healthz = pages.pop("healthz")
+            healthz_start = pages.pop("healthz")
             for who, ident in ids.items():
                 with HubClient(hub.url, ident) as c:
                     token = c.token()
@@ -599,6 +608,8 @@ def main() -> None:
                     measure(f"{who} {name}", make, cookie)
                 for name, make in api:
                     measure(f"{who} {name}", make, bearer)
+            measure("healthz", lambda: "/healthz", {})  # the baseline: same run, hub settled
+            healthz = pages.pop("healthz")
     finally:
         hub.close()
     worst = max(v["p99_ms"] for v in pages.values())
@@ -614,6 +625,7 @@ def main() -> None:
                 "worst_p99_ms": worst,
                 "healthz_p50_ms": healthz["p50_ms"],
                 "healthz_p99_ms": healthz["p99_ms"],
+                "healthz_at_start": healthz_start,
                 "target_p99_ms": TARGET_P99_MS,
                 "meets_target": worst <= TARGET_P99_MS and not errors,
                 "errors": errors,

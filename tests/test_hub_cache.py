@@ -22,6 +22,7 @@ from cbmnet.compliance import engine
 from cbmnet.compliance.engine import evaluate, next_change
 from cbmnet.compliance.events import parse_events
 from cbmnet.compliance.timeutil import MS_PER_DAY, format_time, parse_time
+from cbmnet.confidence.record import facts_from_state
 from cbmnet.hub import service
 from tests.hubkit import TestHub, running_hub
 from tests.test_hub_api import AG, Api, FakeClock, activity, event
@@ -221,3 +222,43 @@ def test_next_change_is_conservative(seed: int) -> None:
         assert horizon > as_of
         for t in {as_of + 1, horizon - 1, rng.randrange(as_of, horizon)}:
             assert engine.evaluate(ag, events, t) == replace(rep, as_of=t), (as_of, t, horizon)
+
+
+def test_facts_are_extended_and_reread_after_an_amendment(
+    world: tuple[TestHub, Api, FakeClock, Counted],
+) -> None:
+    """The facts kept per log size equal a fresh read after appends, corrections and
+    withdrawals (an amendment rewrites an earlier entry's fact: everything is read again)."""
+    th, api, _clock, _ = world
+    hub = th.hub
+
+    def same() -> None:
+        with hub._state_lock:
+            kept = hub._facts_of(AG, hub.committed)
+            assert kept == facts_from_state(hub.state, AG, upto=hub.committed)
+
+    ask = event("AUT", "q-1", "request", kind="explanation", to="BEL")
+    api.act(api.sign("AUT", PT_EVENT, ask))
+    same()
+    api.act(
+        api.sign("BEL", PT_EVENT, event("BEL", "q-1-r", "response", request="q-1", decision="answer"))
+    )
+    api.act(
+        api.sign(
+            "AUT", PT_EVENT, activity("AUT", "ex-2", "2030-05-01T00:00:00Z", "2030-05-03T00:00:00Z")
+        )
+    )
+    same()
+    fixed = activity("AUT", "ex-2-fix", "2030-05-01T00:00:00Z", "2030-05-03T00:00:00Z", troops=14_000)
+    api.act(api.sign("AUT", PT_EVENT, {**fixed, "amends": {"id": "ex-2", "action": "correct"}}))
+    same()
+    gone = event("BEL", "q-1-r-w", "response", request="q-1", decision="answer")
+    api.act(api.sign("BEL", PT_EVENT, {**gone, "amends": {"id": "q-1-r", "action": "withdraw"}}))
+    same()
+    # And the archive's author filter reads the author's own index: the same rows.
+    every = hub.entries_for("CHE", limit=1000)
+    assert hub.entries_for("CHE", limit=1000, author="AUT") == [e for e in every if e.author == "AUT"]
+    assert (
+        hub.entries_for("secretariat", limit=2, author="BEL", after=0)
+        == [e for e in hub.entries_for("secretariat", limit=1000) if e.author == "BEL"][:2]
+    )

@@ -154,6 +154,7 @@ class HubState:
         self.batch_ids: set[tuple[str, str]] = set()
         self._by_party: dict[str, list[int]] = {}
         self._by_scope: dict[str, list[int]] = {}
+        self._by_author: dict[str, list[int]] = {}
         self._logs: dict[str, _AgreementLog] = {a: _AgreementLog() for a in self.agreements}
         self.version = 0
         """Bumped by every apply: caches keyed by it stay exact."""
@@ -219,6 +220,19 @@ class HubState:
             if i > last:  # a party that joined an agreement later may be on two lists
                 last = i
                 yield i
+
+    def authored(self, party: str, author: str, after: int = -1) -> Iterator[int]:
+        """Indices of ``author``'s entries ``party`` may read, ascending, from ``after + 1``
+        (the same as ``visible`` keeps of them, without walking everything else)."""
+        lst = self._by_author.get(author, [])
+        for i in _tail(lst, bisect_right(lst, after)):
+            if self.may_read(party, self.entries[i]):
+                yield i
+
+    def amended(self, agreement: str, lo: int, hi: int) -> bool:
+        """Does an entry in [lo, hi) amend (correct or withdraw) one of the agreement's events?"""
+        docs = self._logs[agreement].docs if agreement in self._logs else {}
+        return any(docs.get(i, {}).get("amends") is not None for i in range(lo, hi))
 
     def events(self, agreement: str, upto: int | None = None) -> list[dict[str, Any]]:
         """The agreement's events as the compliance engine reads them, in log order.
@@ -545,6 +559,7 @@ class HubState:
         self.version += 1
         if e.scope is not None:
             self._by_scope.setdefault(e.scope, []).append(e.index)
+        self._by_author.setdefault(e.author, []).append(e.index)
         for p in e.addressees:
             if e.scope is None or not self.may_read(p, e):
                 self._by_party.setdefault(p, []).append(e.index)

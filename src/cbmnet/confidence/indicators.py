@@ -25,10 +25,20 @@ VISITS = frozenset({"inspection", "evaluation", "observation_flight"})
 EXCHANGE = "periodic_exchange"
 
 
+_MONTH_OF_DAY: dict[int, str] = {}
+
+
 def month_of(ms: int) -> str:
-    """The UTC calendar month of an instant, as ``YYYY-MM``."""
-    t = time.gmtime(ms // 1000)
-    return f"{t.tm_year:04d}-{t.tm_mon:02d}"
+    """The UTC calendar month of an instant, as ``YYYY-MM`` (looked up by day: this runs
+    for every fact)."""
+    day = ms // 86_400_000
+    got = _MONTH_OF_DAY.get(day)
+    if got is None:
+        t = time.gmtime(day * 86_400)
+        got = f"{t.tm_year:04d}-{t.tm_mon:02d}"
+        if len(_MONTH_OF_DAY) < 1_000_000:
+            _MONTH_OF_DAY[day] = got
+    return got
 
 
 def month_end(month: str) -> int:

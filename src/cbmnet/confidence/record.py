@@ -80,18 +80,26 @@ class Record:
 _KINDS_FROM_HUB = frozenset({"check.result"})
 
 
-def facts_from_state(state: HubState, agreement: str, upto: int | None = None) -> tuple[Fact, ...]:
+def facts_from_state(
+    state: HubState, agreement: str, upto: int | None = None, since: int = 0
+) -> tuple[Fact, ...]:
     """The agreement's facts folded into ``state`` (entries before ``upto``), in log order.
 
     Reads only the state's public attributes. Events are taken as ``events()`` reads
     them: a withdrawn event is left out, a corrected one counts once, at its original
     entry, with its corrected content; the amendments themselves are not facts.
+    ``since``: only the facts of entries from that index on (those before it are the same
+    as long as no event before ``upto`` was amended since they were read).
     """
     limit = state.size if upto is None else min(upto, state.size)
     known = agreement in state.agreements
-    docs = {d["log_index"]: d for d in state.events(agreement, limit)} if known else {}
+    docs = (
+        {d["log_index"]: d for d in state.events(agreement, limit) if d["log_index"] >= since}
+        if known
+        else {}
+    )
     out: list[Fact] = []
-    for e in state.entries[:limit]:
+    for e in state.entries[since:limit]:
         if e.agreement != agreement:
             continue
         to = frozenset(e.addressees - {e.author})

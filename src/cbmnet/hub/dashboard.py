@@ -301,7 +301,7 @@ def add_dashboard(
                 and (needle is None or found(e))
             )
 
-        items = hub.entries_for(party, after=after, limit=limit, match=match)
+        items = hub.entries_for(party, after=after, limit=limit, match=match, author=filters["party"])
         rows = [
             {
                 "index": e.index,

@@ -38,6 +38,7 @@ from cbmnet.compliance.report import Report
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.confidence import Record, facts_from_state, indicators
 from cbmnet.confidence.indicators import month_end, month_of
+from cbmnet.confidence.record import Fact
 from cbmnet.errors import (
     CbmnetError,
     ConflictError,
@@ -247,6 +248,8 @@ class Hub:
         self._parsed: dict[str, _Parsed] = {}
         self._present: dict[str, _Window] = {}
         self._views: dict[tuple[str, str, str], _Window] = {}
+        self._facts: dict[str, tuple[int, tuple[Fact, ...]]] = {}
+        """Agreement -> (log size, its facts): extended as the log grows, unless amended."""
         self._eval_lock = threading.Lock()
         self._listeners: dict[str, set[Callable[[], None]]] = {}
         """Party -> wake-up callbacks of its open streams (woken only for what it may read)."""
@@ -367,6 +370,7 @@ class Hub:
             self._parsed.clear()
             self._present.clear()
             self._views.clear()
+            self._facts.clear()
         size = self.wstore.log_state()[0]
         self._fold(self.wstore, size)
         with self._state_lock:
@@ -486,17 +490,26 @@ class Hub:
         limit: int = 100,
         inbox: bool = False,
         match: Callable[[Entry], bool] | None = None,
+        author: str | None = None,
     ) -> list[Entry]:
-        """Entries ``party`` may read, oldest first, after ``after``."""
+        """Entries ``party`` may read, oldest first, after ``after``; ``author``: only that
+        author's (read through its own index, not by walking every entry)."""
         out: list[Entry] = []
         with self._state_lock:
-            for i in self.state.visible(party, after):
+            found = (
+                self.state.visible(party, after)
+                if author is None
+                else self.state.authored(party, author, after)
+            )
+            for i in found:
                 if i >= self.committed:
                     break  # admitted but not yet durable: never shown
                 e = self.state.entries[i]
                 if inbox and e.author == party:
                     continue
                 if match is not None and not match(e):
+                    continue
+                if author is not None and e.author != author:
                     continue
                 out.append(e)
                 if len(out) >= limit:
@@ -817,10 +830,9 @@ class Hub:
         def make(full: Report, committed: int) -> tuple[dict[str, Any], int]:
             with self._state_lock:
                 rep = self._readable_report(party, full)
+                entries, may_read = self.state.entries, self.state.may_read
                 facts = [
-                    f
-                    for f in facts_from_state(self.state, agreement, upto=committed)
-                    if self.state.may_read(party, self.state.entries[f.index])
+                    f for f in self._facts_of(agreement, committed) if may_read(party, entries[f.index])
                 ]
                 parties = self.state.members_of(agreement)
             # Months run to the month of as_of; what is dated after as_of counts once due.
@@ -831,6 +843,27 @@ class Hub:
             return indicators(Record.of(rep, facts, parties)), until
 
         return self._view("indicators", party, agreement, as_of, make)
+
+    def _facts_of(self, agreement: str, committed: int) -> tuple[Fact, ...]:
+        """``facts_from_state`` up to ``committed`` (call with the state lock held).
+
+        Facts of earlier entries never change unless an event is amended (a withdrawal or
+        correction rewrites its original's fact): otherwise only the new entries are read.
+        """
+        have = self._facts.get(agreement)
+        if have is not None and have[0] == committed:
+            return have[1]
+        if (
+            have is not None
+            and have[0] < committed
+            and not self.state.amended(agreement, have[0], committed)
+        ):
+            facts = have[1] + facts_from_state(self.state, agreement, upto=committed, since=have[0])
+        else:
+            facts = facts_from_state(self.state, agreement, upto=committed)
+        if have is None or have[0] <= committed:
+            self._facts[agreement] = (committed, facts)
+        return facts
 
     # ---- the hub's own duties -----------------------------------------------------------
 

@@ -148,12 +148,13 @@ class _Book:
         self.given: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
         answered: set[tuple[int, str]] = set()
         for f in facts:
-            month = month_of(f.ms)
             if f.kind == "notification" and f.author in parties:
+                month = month_of(f.ms)
                 for other in sorted(parties - {f.author}):
                     if f.addressed_to(other):
                         self.given[(f.author, other, month)]["notifications"] += 1
             elif f.kind == "response" and f.ref is not None:
+                month = month_of(f.ms)
                 req = by_index.get(f.ref)
                 if req is None or req.kind != "request" or not req.addressed_to(f.author):
                     continue

@@ -22,7 +22,8 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,9 @@ META_AGREEMENTS = "hub_agreements"
 META_SECRETARIAT = "hub_secretariat_vkey"
 META_HUB_VKEY = "hub_vkey"
 CACHE_BYTES = 64 << 20
+FREEZE_OBJECTS = 50_000
+"""A cache built of at least this many objects is moved out of the cyclic collector's
+sight once built (see ``_keep``)."""
 """Per cache (recent envelopes, serialised pushes): bounded by bytes, not entries."""
 META_TOKEN_SECRET = "hub_token_secret"  # noqa: S105 - the meta key, not the secret
 
@@ -167,6 +171,29 @@ def describe_batch(data: bytes, fmt: str, what: str) -> dict[str, Any]:
         "start": format_time(lo) if lo is not None else None,
         "end": format_time(hi) if hi is not None else None,
     }
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Building a cache makes many small acyclic objects: pause the cyclic collector
+    meanwhile (as the engine does), or it rescans them again and again as they pile up."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _keep(objects: int) -> None:
+    """A large cache was just built: it lives until the log grows or time moves on, and is
+    acyclic (freed by reference counting when replaced). Freeze it, as the state is
+    frozen at start-up, so that each full collection does not rescan it (a second's
+    stall at a million entries); a small one is left to the collector."""
+    if objects >= FREEZE_OBJECTS:
+        gc.collect(1)
+        gc.freeze()
 
 
 @dataclass
@@ -688,8 +715,10 @@ class Hub:
             if got is not None and got.committed == committed:
                 return got
             docs = self.state.events(agreement, upto=committed)
-        events = parse_events(docs, f"log of {agreement}")
+        with _no_gc():
+            events = parse_events(docs, f"log of {agreement}")
         got = _Parsed(committed, docs, events, max((e.time for e in events), default=-1), {})
+        _keep(len(events))
         with self._state_lock:
             have = self._parsed.get(agreement)
             if have is None or have.committed < committed:
@@ -740,6 +769,7 @@ class Hub:
                     f"the log of {agreement} cannot be evaluated; the operator is told"
                 ) from e
             win = _Window(parsed.committed, as_of, until, rep)
+            _keep(len(rep.obligations) + len(rep.findings))
             with self._state_lock:
                 if len(self._report_cache) > 64:
                     self._report_cache.clear()
@@ -779,7 +809,9 @@ class Hub:
         if hit is None:
             win = self._report_window(agreement, as_of)
             rep: Report = win.value
-            doc, until = make(rep, win.committed)
+            with _no_gc():
+                doc, until = make(rep, win.committed)
+            _keep(sum(len(v) for v in doc.values() if isinstance(v, list)))
             hit = _Window(win.committed, win.since, min(win.until, until), doc)
             with self._state_lock:
                 if len(self._views) > 4096:
@@ -860,7 +892,9 @@ class Hub:
         ):
             facts = have[1] + facts_from_state(self.state, agreement, upto=committed, since=have[0])
         else:
-            facts = facts_from_state(self.state, agreement, upto=committed)
+            with _no_gc():
+                facts = facts_from_state(self.state, agreement, upto=committed)
+            _keep(len(facts))
         if have is None or have[0] <= committed:
             self._facts[agreement] = (committed, facts)
         return facts

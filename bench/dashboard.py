@@ -25,7 +25,9 @@ secretariat. The first request of each page is reported as ``cold_ms``; then ``-
 requests are discarded and ``--samples`` are timed (client wall time, loopback included:
 ``/healthz``, timed the same way at the end of the same run, is the baseline; its timing
 right after start, while the hub's first sweep evaluates every agreement, is reported as
-``healthz_at_start``). Nothing is written during the run but what the hub states itself.
+``healthz_at_start``). Nothing is written while pages are timed but what the hub states
+itself; at the end one request is logged and ``after_append_ms`` gives the first
+``/dashboard`` and ``/v1/indicators`` after it (their caches dropped by the new entry).
 
 Last line, one JSON object: ``pages`` (``"<who> <page>"`` -> ``{p50_ms, p99_ms, cold_ms}``),
 ``worst_p99_ms`` (over the pages), ``healthz_p99_ms``, ``entries``, ``build_s`` (0 when
@@ -543,6 +545,8 @@ def main() -> None:
         picks = info["public_events"]
         pages: dict[str, dict[str, float]] = {}
         errors: dict[str, str] = {}
+        sessions: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+        after_append: dict[str, float] = {}
         with httpx.Client(base_url=hub.url, timeout=120) as http:
 
             def timed(path: str, headers: dict[str, str]) -> float:
@@ -577,6 +581,7 @@ def main() -> None:
                     token = c.token()
                 cookie = {"Cookie": f"cbmnet_session={token}"}
                 bearer = {"Authorization": f"Bearer {token}"}
+                sessions[who] = (cookie, bearer)
                 other = host if who == "party" else party
                 dash: list[tuple[str, Callable[[], str]]] = [
                     ("/dashboard", lambda: "/dashboard"),
@@ -610,6 +615,24 @@ def main() -> None:
                     measure(f"{who} {name}", make, bearer)
             measure("healthz", lambda: "/healthz", {})  # the baseline: same run, hub settled
             healthz = pages.pop("healthz")
+            # One new entry (a request between two States): every cached view of its
+            # agreement is dropped, and the first page after it computes them again.
+            with HubClient(hub.url, ids["party"]) as c:
+                c.event(
+                    {
+                        "agreement": VD,
+                        "id": f"bench-after-{time.time_ns()}",
+                        "type": "request",
+                        "kind": "explanation",
+                        "to": host,
+                        "body": "Please explain.",
+                    },
+                    proof=False,
+                )
+            for who, (cookie, bearer) in sessions.items():
+                after_append[f"{who} /dashboard"] = round(timed("/dashboard", cookie), 2)
+                q = f"/v1/indicators?agreement={VD}"
+                after_append[f"{who} /v1/indicators"] = round(timed(q, bearer), 2)
     finally:
         hub.close()
     worst = max(v["p99_ms"] for v in pages.values())
@@ -626,6 +649,7 @@ def main() -> None:
                 "healthz_p50_ms": healthz["p50_ms"],
                 "healthz_p99_ms": healthz["p99_ms"],
                 "healthz_at_start": healthz_start,
+                "after_append_ms": after_append,
                 "target_p99_ms": TARGET_P99_MS,
                 "meets_target": worst <= TARGET_P99_MS and not errors,
                 "errors": errors,

@@ -262,3 +262,23 @@ def test_facts_are_extended_and_reread_after_an_amendment(
         hub.entries_for("secretariat", limit=2, author="BEL", after=0)
         == [e for e in hub.entries_for("secretariat", limit=1000) if e.author == "BEL"][:2]
     )
+
+
+def test_a_look_at_another_moment_keeps_the_present_cached(
+    world: tuple[TestHub, Api, FakeClock, Counted],
+) -> None:
+    th, api, clock, counted = world
+    hub = th.hub
+    api.act(
+        api.sign(
+            "AUT", PT_EVENT, activity("AUT", "ex-3", "2030-06-01T00:00:00Z", "2030-06-02T00:00:00Z")
+        )
+    )
+    now = clock()
+    present = hub.report_for("AUT", AG, now)
+    runs = counted.calls
+    future = hub.report_for("AUT", AG, now + 400 * MS_PER_DAY)  # ?as_of= a year on
+    assert _obligation(future, "ex-3")["status"] == "missed"
+    assert counted.calls == runs + 1
+    assert hub.report_for("AUT", AG, now + 1)["obligations"] == present["obligations"]
+    assert counted.calls == runs + 1

@@ -173,6 +173,17 @@ def describe_batch(data: bytes, fmt: str, what: str) -> dict[str, Any]:
     }
 
 
+def _better(have: _Window | None, new: _Window, now: int) -> bool:
+    """Keep ``new`` in place of ``have``? Yes if it is of a longer log, or of the same one
+    unless ``have`` holds for the present and ``new`` does not (one look at another
+    ``as_of`` must not evict the view of the present)."""
+    if have is None or have.committed < new.committed:
+        return True
+    if have.committed > new.committed:
+        return False
+    return not (have.since <= now < have.until) or new.since <= now < new.until
+
+
 @contextmanager
 def _no_gc() -> Iterator[None]:
     """Building a cache makes many small acyclic objects: pause the cyclic collector
@@ -774,12 +785,7 @@ class Hub:
                 if len(self._report_cache) > 64:
                     self._report_cache.clear()
                 self._report_cache[(agreement, parsed.committed, as_of)] = rep
-                have = self._present.get(agreement)
-                if (
-                    have is None
-                    or have.committed < win.committed
-                    or (have.committed == win.committed and have.since <= as_of)
-                ):
+                if _better(self._present.get(agreement), win, self.clock()):
                     self._present[agreement] = win
             return win
 
@@ -816,7 +822,8 @@ class Hub:
             with self._state_lock:
                 if len(self._views) > 4096:
                     self._views.clear()
-                self._views[key] = hit
+                if _better(self._views.get(key), hit, self.clock()):
+                    self._views[key] = hit
         out: dict[str, Any] = hit.value
         return out if hit.since == as_of else {**out, "as_of": format_time(as_of)}
 

@@ -236,6 +236,9 @@ def test_facts_are_extended_and_reread_after_an_amendment(
         with hub._state_lock:
             kept = hub._facts_of(AG, hub.committed)
             assert kept == facts_from_state(hub.state, AG, upto=hub.committed)
+            for who in ("AUT", "BEL", "CHE", "secretariat", "nobody"):
+                readable = [f for f in kept if hub.state.may_read(who, hub.state.entries[f.index])]
+                assert hub._readable_facts(who, kept) == readable
 
     ask = event("AUT", "q-1", "request", kind="explanation", to="BEL")
     api.act(api.sign("AUT", PT_EVENT, ask))

@@ -128,14 +128,23 @@ class _Book:
             self.findings[g.party].append(g)
         # Reactions: the first acknowledgement or answer of each party to each entry.
         first: dict[tuple[int, str], Fact] = {}
+        lookup = by_index.get
         for f in facts:
-            target = by_index.get(f.ref) if f.ref is not None else None
-            if target is None or f.ms < target.ms or not target.addressed_to(f.author):
+            ref = f.ref
+            if ref is None:
                 continue
-            if f.kind == "ack" or (f.kind == "response" and target.kind == "request"):
-                key = (target.index, f.author)
-                if key not in first or (f.ms, f.index) < (first[key].ms, first[key].index):
-                    first[key] = f
+            target = lookup(ref)
+            if target is None or f.ms < target.ms:
+                continue
+            kind = f.kind
+            if not (kind == "ack" or (kind == "response" and target.kind == "request")):
+                continue
+            if not target.addressed_to(f.author):
+                continue
+            key = (target.index, f.author)
+            had = first.get(key)
+            if had is None or (f.ms, f.index) < (had.ms, had.index):
+                first[key] = f
         self.reactions: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
         for (target_index, party), f in first.items():
             delay = f.ms - by_index[target_index].ms
@@ -235,8 +244,11 @@ class _Book:
         for other in self.record.parties:
             if other == party:
                 continue
-            gives = self.given.get((party, other, month), Counter())
-            receives = self.given.get((other, party, month), Counter())
+            gives = self.given.get((party, other, month))
+            receives = self.given.get((other, party, month))
+            if gives is None and receives is None:
+                continue
+            gives, receives = gives or Counter(), receives or Counter()
             given, received = sum(gives.values()), sum(receives.values())
             if not given and not received:
                 continue

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cbmnet.acts.model import HUB, PT_HUB, SECRETARIAT, read_act
-from cbmnet.acts.state import Entry, HubState, act_json
+from cbmnet.acts.state import ALL, Entry, HubState, act_json
 from cbmnet.agreements.loader import parse_agreement, resolve_zones
 from cbmnet.agreements.model import Agreement
 from cbmnet.compliance.engine import evaluate, next_change
@@ -869,10 +869,7 @@ class Hub:
         def make(full: Report, committed: int) -> tuple[dict[str, Any], int]:
             with self._state_lock:
                 rep = self._readable_report(party, full)
-                entries, may_read = self.state.entries, self.state.may_read
-                facts = [
-                    f for f in self._facts_of(agreement, committed) if may_read(party, entries[f.index])
-                ]
+                facts = self._readable_facts(party, self._facts_of(agreement, committed))
                 parties = self.state.members_of(agreement)
             # Months run to the month of as_of; what is dated after as_of counts once due.
             times = [o.due for o in full.obligations] + [f.ms for f in facts]
@@ -882,6 +879,22 @@ class Hub:
             return indicators(Record.of(rep, facts, parties)), until
 
         return self._view("indicators", party, agreement, as_of, make)
+
+    def _readable_facts(self, party: str, facts: Sequence[Fact]) -> list[Fact]:
+        """The facts of entries ``party`` may read: ``HubState.may_read``, inlined (it runs
+        once per entry of the log; call with the state lock held)."""
+        if party == SECRETARIAT:
+            return list(facts)
+        entries = self.state.entries
+        p = self.state.parties.get(party)
+        ags = p.agreements if p is not None else ()
+        return [
+            f
+            for f in facts
+            if (e := entries[f.index]).scope == ALL
+            or party in e.addressees
+            or (e.scope is not None and e.scope in ags)
+        ]
 
     def _facts_of(self, agreement: str, committed: int) -> tuple[Fact, ...]:
         """``facts_from_state`` up to ``committed`` (call with the state lock held).

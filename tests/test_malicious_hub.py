@@ -26,16 +26,18 @@ import pytest
 from cbmnet.acts.model import PT_EVENT, PT_REGISTRY, read_act
 from cbmnet.agreements.loader import bundled
 from cbmnet.client import HubClient, Identity, Pins
-from cbmnet.errors import AuthError, ForbiddenError, NotFoundError, VerificationError
+from cbmnet.errors import AuthError, ForbiddenError, FormatError, NotFoundError, VerificationError
 from cbmnet.hub import auth
 from cbmnet.hub.app import create_app
 from cbmnet.hub.server import ServerThread
 from cbmnet.hub.service import Hub, HubKeys, HubSettings, init_hub
 from cbmnet.ledger import dsse
-from cbmnet.ledger.entry import decode_entry
-from cbmnet.ledger.note import generate_key, parse_verifier_key
+from cbmnet.ledger.checkpoint import format_checkpoint
+from cbmnet.ledger.entry import decode_entry, encode_entry
+from cbmnet.ledger.merkle import inclusion_proof, root_hash
+from cbmnet.ledger.note import generate_key, new_signer, parse_verifier_key, sign_note
 from cbmnet.ledger.policy import Policy, parse_policy
-from cbmnet.ledger.tlogproof import verify_entry_proof
+from cbmnet.ledger.tlogproof import ProofBundle, format_proof, verify_entry_proof
 from cbmnet.log.evidence import (
     backdated_entry,
     rewritten_entry,
@@ -687,3 +689,32 @@ def test_a_revoked_key_signs_nothing_more_and_what_it_signed_before_stands(
             ),
         ):
             audit_hub(fra, vkey)
+
+
+# ---- the evidence documents refuse what proves nothing --------------------------------------
+
+
+def test_evidence_documents_refuse_malformed_or_mismatched_input() -> None:
+    """Pure: no hub. A document of another type, an unknown reason, proofs of two indexes."""
+    skey, vkey = generate_key("log.cbmnet.test/tlog")
+    signer = new_signer(skey)
+    leaves = [encode_entry(1000 + i, b'{"n":%d}' % i) for i in range(3)]
+    note = sign_note(format_checkpoint(signer.name, 3, root_hash(leaves)), signer)
+
+    def proof(i: int) -> str:
+        return format_proof(ProofBundle(i, inclusion_proof(leaves, i), note, leaves[i]))
+
+    assert split_view_from_proofs(proof(1), proof(1), vkey) is None
+    with pytest.raises(FormatError, match="compare one index"):
+        split_view_from_proofs(proof(0), proof(1), vkey)
+    bad = proof(1).replace(base64.b64encode(leaves[1]).decode(), base64.b64encode(leaves[0]).decode())
+    with pytest.raises(VerificationError, match="first proof: inclusion proof"):
+        split_view_from_proofs(bad, proof(1), vkey)
+    with pytest.raises(FormatError, match="not a cbmnet/split-view/v1 document"):
+        verify_split_view({"type": "cbmnet/rewritten-entry/v1"}, vkey)
+    with pytest.raises(FormatError, match="unknown reason"):
+        verify_split_view(
+            {"type": "cbmnet/split-view/v1", "reason": "x", "first": note, "second": note}, vkey
+        )
+    with pytest.raises(FormatError, match="not JSON"):
+        verify_split_view("{", vkey)

@@ -21,10 +21,12 @@ import queue
 import secrets
 import threading
 import time
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +64,10 @@ META_AGREEMENTS = "hub_agreements"
 META_SECRETARIAT = "hub_secretariat_vkey"
 META_HUB_VKEY = "hub_vkey"
 CACHE_BYTES = 64 << 20
+"""Per cache (recent envelopes, serialised pushes): bounded by bytes, not entries."""
 FREEZE_OBJECTS = 50_000
 """A cache built of at least this many objects is moved out of the cyclic collector's
 sight once built (see ``_keep``)."""
-"""Per cache (recent envelopes, serialised pushes): bounded by bytes, not entries."""
 META_TOKEN_SECRET = "hub_token_secret"  # noqa: S105 - the meta key, not the secret
 
 
@@ -905,6 +907,12 @@ class Hub:
         have = self._facts.get(agreement)
         if have is not None and have[0] == committed:
             return have[1]
+        if (
+            have is not None
+            and have[0] > committed
+            and not self.state.amended(agreement, committed, have[0])
+        ):  # kept for a longer log (another caller was quicker): its prefix
+            return have[1][: bisect_left(have[1], committed, key=attrgetter("index"))]
         if (
             have is not None
             and have[0] < committed

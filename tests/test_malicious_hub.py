@@ -352,8 +352,8 @@ def test_an_entry_hidden_from_its_addressee_is_proven_by_the_senders_receipt(
     (only the leaf hash stays; without it no root would match). FRA is never told, so the
     record would show FRA as silent.
 
-    Caught by: while the leaves still carry the bytes, FRA's cross-check of the leaves it
-    may read against its listing names the hidden index. Once the bytes are stripped too,
+    Caught by: while the leaves still carry the bytes, FRA's audit (which checks the
+    leaves it may read against its listing) names the hidden index. Once the bytes are stripped too,
     FRA alone cannot tell (its audit passes: an unreadable leaf is normal) and the evidence
     is DEU's receipt, shown to FRA: a tlog-proof under a checkpoint FRA's own witness
     cosigned, of an act signed by DEU and addressed to FRA. It verifies offline with the
@@ -377,8 +377,11 @@ def test_an_entry_hidden_from_its_addressee_is_proven_by_the_senders_receipt(
             assert idx + 1 in [i["index"] for i in fra.entries()["items"]]
             with pytest.raises(NotFoundError):
                 fra.entry(idx)
-            # FRA's cross-check finds the entry while its bytes are still in the leaves.
+            # FRA's cross-check finds the entry while its bytes are still in the leaves,
+            # and so does FRA's own audit.
             assert _readable_but_unlisted(fra) == [idx]
+            with pytest.raises(VerificationError, match=f"entry {idx} is readable by this party"):
+                audit_hub(fra, vkey)
             hide.strip_leaves = True
             assert _readable_but_unlisted(fra) == []
             report = audit_hub(fra, vkey)  # the tree is intact: the audit sees nothing wrong
@@ -400,14 +403,9 @@ def test_an_entry_hidden_from_its_addressee_is_proven_by_the_senders_receipt(
         assert env.statement_digest() == dsse.parse(sent).statement_digest()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit_hub checks every leaf a party may read but never compares them with the "
-    "party's /v1/inbox or /v1/entries: an entry the hub serves in the leaves yet drops from "
-    "the listing passes the audit (the cross-check exists only in this test)",
-)
 def test_the_addressees_own_audit_catches_an_entry_dropped_from_its_listing(tmp_path: Path) -> None:
-    """The operator drops DEU's request from FRA's inbox and listing only; FRA's audit runs."""
+    """The operator drops DEU's request from FRA's inbox and listing only; FRA's own audit
+    catches it: an entry the leaves serve FRA must be in FRA's listing."""
     with _filtered_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, "FRA") as (th, hide):
         th.register("DEU", "FRA")
         with th.client("DEU") as deu:
@@ -592,18 +590,11 @@ def test_an_entry_dated_before_a_cosigned_checkpoint_without_it_is_provable(
                 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit_hub only checks that integration times never decrease, and "
-    "verify_entry_proof only bounds a time from above (not after the first cosignature); "
-    "neither compares an entry's time with the cosignature times of earlier checkpoints "
-    "that do not contain it, so an entry backdated by a hub whose clock was set back passes "
-    "(cbmnet.log.evidence.backdated_entry makes that check, offline, when given the pair)",
-)
 def test_the_audit_catches_an_entry_dated_before_a_cosigned_checkpoint_without_it(
     tmp_path: Path,
 ) -> None:
-    """Same attack as above; the parties' audit is run on the hub."""
+    """Same attack as above; the parties' audit catches it on its own: no entry may be
+    dated before a registered witness's cosignature of a tree that did not hold it."""
     with _hub_with_clock(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path) as (th, now):
         th.register("DEU", "FRA")
         ws = _witnesses(tmp_path, th, "DEU", "FRA")

@@ -19,6 +19,7 @@ from typing import Any
 
 from cbmnet.acts.model import HUB, PT_REGISTRY, SECRETARIAT, read_act
 from cbmnet.client import HubClient
+from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import (
     CbmnetError,
     ConflictError,
@@ -48,7 +49,7 @@ from cbmnet.ledger.note import (
     parse_verifier_key,
     split_note,
 )
-from cbmnet.ledger.tlogproof import parse_add_checkpoint
+from cbmnet.ledger.tlogproof import MAX_CLOCK_SKEW_MS, parse_add_checkpoint
 from cbmnet.log.witness import Witness
 
 LEAF_PAGE = 1000
@@ -438,10 +439,18 @@ def _fetch_checkpoints(client: HubClient, verifier: Ed25519Verifier) -> list[_Si
     return out
 
 
-def _check_cosignatures(cps: Sequence[_SignedCheckpoint], log: Ed25519Verifier, reg: _Registry) -> int:
-    """Every line after the log's signature must be a valid cosignature by a party's witness."""
+def _check_cosignatures(
+    cps: Sequence[_SignedCheckpoint], log: Ed25519Verifier, reg: _Registry
+) -> tuple[int, list[tuple[int, int]]]:
+    """Every line after the log's signature must be a valid cosignature by a party's witness.
+
+    Also returns, per cosigned checkpoint, (size, the earliest witness cosignature time in
+    ms): a witness that cosigned a tree of that size at that time attests that no entry at
+    or beyond that size had been integrated before it.
+    """
     witnesses = reg.verifiers() if reg.mapped else []
     count = 0
+    seen: list[tuple[int, int]] = []
     for c in cps:
         what = f"checkpoint #{c.seq} (size {c.checkpoint.size})"
         try:
@@ -456,7 +465,30 @@ def _check_cosignatures(cps: Sequence[_SignedCheckpoint], log: Ed25519Verifier, 
                 f"{what}: cosignature by {s.name}+{s.key_id:08x} matches no witness key any "
                 "registered party holds"
             )
-    return count
+        times = [sig.timestamp for sig in ours if sig.timestamp is not None]
+        if reg.mapped and times:
+            seen.append((c.checkpoint.size, min(times) * 1000))
+    return count, seen
+
+
+def _check_listing(client: HubClient, readable: Sequence[int]) -> None:
+    """Every entry the leaves serve this party must be in its listing (``/v1/entries``):
+    a hub that keeps an entry in the tree but drops it from the addressee's view is caught."""
+    listed: set[int] = set()
+    after = -1
+    while True:
+        page = client.entries(after=after, limit=1000)
+        items = page.get("items") or []
+        if not items:
+            break
+        listed.update(int(i["index"]) for i in items)
+        after = int(page["next"])
+    missing = [i for i in readable if i not in listed]
+    if missing:
+        raise _fail(
+            f"entry {missing[0]} is readable by this party in the log but missing from its "
+            f"listing (/v1/entries): hidden from its view ({len(missing)} entries in all)"
+        )
 
 
 def audit_hub(client: HubClient, log_vkey: str, state_path: Path | None = None) -> RemoteAuditReport:
@@ -466,7 +498,10 @@ def audit_hub(client: HubClient, log_vkey: str, state_path: Path | None = None) 
     never shrinks; its root equals the root recomputed from the leaf hashes served; every
     cosignature verifies under a witness key a registered party holds (without an
     identity the lines must still parse); every entry the caller may read hashes to its
-    leaf and verifies under a key of its author. With ``state_path``, the root at the
+    leaf and verifies under a key of its author, is in the caller's own listing (a hub
+    that hides an entry from its addressee's view is caught), and is not dated before a
+    registered witness cosigned a tree without it (beyond 5 minutes of clock skew: a
+    backdate). With ``state_path``, the root at the
     size remembered from the last run must be the remembered one, and the hub's
     consistency proof from it to the latest checkpoint must verify; the state is
     rewritten (atomically) only after all of this passed.
@@ -501,12 +536,18 @@ def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None
     reg = _Registry.from_hub(client, info)
     cps = _fetch_checkpoints(client, verifier)
 
+    cosigs, witnessed = _check_cosignatures(cps, verifier, reg)
+    witnessed.sort()
     wanted = {c.checkpoint.size for c in cps}
     if state is not None:
         wanted.add(state.size)
     tree = TreeRoots(wanted)
     entries = 0
     last_ms = (-1, 0)
+    readable: list[int] = []
+    # Not before: the latest witness time on a tree that did not yet hold the entry.
+    floor = (-1, 0)  # (size of that tree, its earliest cosignature time)
+    w = 0
     while True:
         page = client.leaves(tree.size, LEAF_PAGE)
         if not page:
@@ -532,9 +573,21 @@ def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None
                     "(backdated or reordered)"
                 )
             last_ms = (idx, entry.integrated_ms)
+            while w < len(witnessed) and witnessed[w][0] <= idx:
+                floor = max(floor, witnessed[w], key=lambda t: t[1])
+                w += 1
+            if entry.integrated_ms < floor[1] - MAX_CLOCK_SKEW_MS:
+                raise _fail(
+                    f"entry {idx}: integrated at {entry.integrated_at}, but a witness cosigned "
+                    f"the tree of size {floor[0]} (without it) at {format_time(floor[1])}: "
+                    "backdated (evidence: cbmnet.log.evidence.backdated_entry)"
+                )
             reg.check_entry(idx, entry.envelope)
+            readable.append(idx)
             entries += 1
     size = tree.size
+    if client.identity is not None:
+        _check_listing(client, readable)
 
     if state is not None:
         m = state.size
@@ -564,7 +617,6 @@ def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None
                 f"[{lo}, {cp.size}) was altered after it was signed for"
             )
         prev = c
-    cosigs = _check_cosignatures(cps, verifier, reg)
 
     latest = cps[-1] if cps else None
     if state is not None:

@@ -242,10 +242,74 @@ class HubClient:
         """(Secretariat) log a party's registration: id, name, keys, contact."""
         return self.act(PT_REGISTRY, {"act": "party.register", **doc})
 
-    def event(self, doc: Mapping[str, Any], *, proof: bool = True) -> dict[str, Any]:
-        """Submit an events-v1 event (notification, exchange, request, response …)."""
+    def event(self, doc: Mapping[str, Any], *, proof: bool = True, seal: bool = False) -> dict[str, Any]:
+        """Submit an events-v1 event (notification, exchange, request, response …).
+
+        ``seal``: the event's ``body`` is sealed (HPKE) to each of its readers (a request,
+        its response, a notification with ``to``), so the hub stores ciphertext only.
+        """
         assert self.identity is not None
-        return self.act(PT_EVENT, {"party": self.identity.party, **doc}, proof=proof)
+        out = {"party": self.identity.party, **doc}
+        if seal:
+            out = self._seal_body(out)
+        return self.act(PT_EVENT, out, proof=proof)
+
+    def event_readers(self, doc: Mapping[str, Any]) -> list[str]:
+        """Who may read an event about to be sent (the hub's rule, acts/state.py)."""
+        assert self.identity is not None
+        me = self.identity.party
+        if doc.get("type") == "request":
+            return sorted({me, str(doc["to"])})
+        if doc.get("type") == "response":
+            req = next(
+                (
+                    i
+                    for i in self.iter_entries(agreement=doc["agreement"], kind="request")
+                    if i.get("event_id") == doc.get("request")
+                ),
+                None,
+            )
+            if req is None:
+                raise NotFoundError(f"no request {doc.get('request')!r} this party may read")
+            asked = json.loads(base64.b64decode(req["envelope"]["payload"]))
+            return sorted({me, str(asked["party"]), str(asked["to"])})
+        to = doc.get("to")
+        if doc.get("type") == "notification" and isinstance(to, list) and to and to != ["*"]:
+            return sorted({me, *map(str, to)})
+        raise FormatError(
+            "only an event for some parties (request, response, notification with to) is sealed"
+        )
+
+    def _seal_body(self, doc: dict[str, Any]) -> dict[str, Any]:
+        body = doc.pop("body", None)
+        if not isinstance(body, str):
+            raise FormatError("nothing to seal: the event has no 'body' text")
+        readers = self.event_readers(doc)
+        reg = self.registry()
+        missing = [p for p in readers if p not in reg]
+        if missing:
+            raise VerificationError(f"no verified registration for {', '.join(missing)}")
+        assert self.identity is not None
+        bind = hotline.body_info(self.info()["origin"], doc["agreement"], doc["id"], self.identity.party)
+        cts = hotline.seal(body.encode(), {p: reg[p].encryption_key for p in readers}, bind)
+        return {**doc, "sealed_body": {"suite": hotline.SUITE_NAME, "ciphertexts": cts}}
+
+    def read_body(self, item: Mapping[str, Any]) -> str | None:
+        """An event's body: as sent, or opened with our X25519 key when sealed to us."""
+        doc = json.loads(base64.b64decode(item["envelope"]["payload"]))
+        if isinstance(doc.get("body"), str):
+            return str(doc["body"])
+        sealed = doc.get("sealed_body")
+        if not isinstance(sealed, dict):
+            return None
+        if self.identity is None or self.identity.encryption_key is None:
+            raise AuthError("no X25519 key to open sealed bodies with")
+        ct = sealed.get("ciphertexts", {}).get(self.identity.party)
+        if ct is None:
+            raise VerificationError(f"the body is not sealed to {self.identity.party!r}")
+        bind = hotline.body_info(self.info()["origin"], doc["agreement"], doc["id"], doc["party"])
+        key = hotline.private_key(self.identity.encryption_key, "encryption key")
+        return hotline.open_sealed(ct, key, bind).decode()
 
     def ack(self, index: int) -> dict[str, Any]:
         """Acknowledge entry ``index``, naming its statement: the ack binds to that very act."""
@@ -345,6 +409,16 @@ class HubClient:
         after = params.pop("after", -1)
         while True:
             page = self.inbox(after=after, **params)
+            yield from page["items"]
+            if not page["items"]:
+                return
+            after = page["next"]
+
+    def iter_entries(self, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every entry we may read (filters as ``/v1/entries``), page by page; marks nothing."""
+        after = params.pop("after", -1)
+        while True:
+            page = self.entries(after=after, **params)
             yield from page["items"]
             if not page["items"]:
                 return

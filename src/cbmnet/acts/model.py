@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +43,9 @@ MAX_CIPHERTEXT_CHARS = 32 * 1024
 MAX_MEMBERS = 200
 MAX_CONTACT_FIELDS = 20
 
-PARTY_ID = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
-LOCAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-CHANNEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+PARTY_ID = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}\Z")
+LOCAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
+CHANNEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 
 REGISTRY_ACTS = ("party.register", "key.rotate", "key.revoke")
 HOTLINE_ACTS = ("channel.open", "hotline.message")
@@ -158,7 +159,7 @@ def read_act(payload_type: str, payload: bytes) -> Act:
         if kind != "ack":
             raise f.fail("act", "must be 'ack'")
         f.index("entry")
-        f.opt_str("statement", re.compile(r"^[0-9a-f]{64}$"))
+        f.opt_str("statement", re.compile(r"^[0-9a-f]{64}\Z"))
         return Act(payload_type, kind, f.str_("party", PARTY_ID), doc)
     if payload_type == PT_HOTLINE:
         return _read_hotline(kind, doc, f)
@@ -174,12 +175,12 @@ def _read_registry(kind: str, doc: dict[str, Any], f: _Fields) -> Act:
         raise f.fail("act", f"is not one of {', '.join(REGISTRY_ACTS)}")
     party = f.str_("party", PARTY_ID)
     if kind == "party.register":
-        f.str_("name", limit=200)
+        _shown_text(f, "name", f.str_("name", limit=200))
         agreements = doc.get("agreements")
         if not isinstance(agreements, list) or not 1 <= len(agreements) <= 50:
             raise f.fail("agreements", "must be a list of 1 to 50 agreement ids")
         for a in agreements:
-            if not isinstance(a, str) or not re.match(r"^[a-z0-9][a-z0-9-]{0,127}$", a):
+            if not isinstance(a, str) or not re.match(r"^[a-z0-9][a-z0-9-]{0,127}\Z", a):
                 raise f.fail("agreements", f"{str(a)[:40]!r} is not an agreement id")
         check_public_key(f.signing_key("signing_key"), f"{f.what}, field 'signing_key'")
         f.encryption_key("encryption_key")
@@ -207,6 +208,17 @@ def _read_registry(kind: str, doc: dict[str, Any], f: _Fields) -> Act:
     return Act(PT_REGISTRY, kind, by, doc)
 
 
+def _shown_text(f: _Fields, fld: str, v: str) -> None:
+    """Text people read (a display name): any script, but no control or format characters.
+
+    Bidi overrides, zero-width characters and other Cc/Cf code points make one name render
+    like another (or reorder what follows it); lone surrogates are not Unicode at all.
+    """
+    for i, c in enumerate(v):
+        if unicodedata.category(c) in ("Cc", "Cf", "Cs"):
+            raise f.fail(fld, f"control or format character U+{ord(c):04X} at position {i}")
+
+
 def _cosigner_key(f: _Fields) -> None:
     text = f.str_("witness_key", limit=512)
     try:
@@ -217,15 +229,39 @@ def _cosigner_key(f: _Fields) -> None:
         raise f.fail("witness_key", "must be a cosigner (type 0x04) verifier key")
 
 
+def _sealed(sealed: Any, f: _Fields) -> None:
+    """``{"suite": ..., "ciphertexts": {party: base64}}``: the body sealed to each reader."""
+    if not isinstance(sealed, dict) or set(sealed) != {"suite", "ciphertexts"}:
+        raise f.fail("sealed_body", 'must be {"suite": ..., "ciphertexts": {party: base64}}')
+    if sealed["suite"] != SUITE_NAME:
+        raise f.fail("sealed_body", f"suite must be {SUITE_NAME!r}")
+    cts = sealed["ciphertexts"]
+    if not isinstance(cts, dict) or not 1 <= len(cts) <= MAX_MEMBERS:
+        raise f.fail("sealed_body", f"ciphertexts: 1 to {MAX_MEMBERS} {{party: base64}}")
+    for p, ct in cts.items():
+        if p != SECRETARIAT and not PARTY_ID.match(p):
+            raise f.fail("sealed_body", f"ciphertexts: {p[:40]!r} is not a party id")
+        if not isinstance(ct, str) or not 0 < len(ct) <= MAX_CIPHERTEXT_CHARS:
+            raise f.fail("sealed_body", f"{p[:40]!r}: a base64 string of at most {MAX_CIPHERTEXT_CHARS}")
+        try:
+            base64.b64decode(ct, validate=True)
+        except ValueError:
+            raise f.fail("sealed_body", f"{p[:40]!r}: not standard base64") from None
+
+
 def _read_event(doc: dict[str, Any], f: _Fields) -> Act:
     f.what = "event"
-    f.str_("agreement", re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$"))
+    f.str_("agreement", re.compile(r"^[a-z0-9][a-z0-9-]{0,127}\Z"))
     f.str_("id", LOCAL_ID)
     f.what = f"event {doc['id']!r}"
     party = f.str_("party")
     if party != SECRETARIAT and not PARTY_ID.match(party):
         raise f.fail("party", f"{party[:40]!r} is not a party id")
     f.opt_str("body", limit=MAX_BODY_CHARS)
+    if doc.get("sealed_body") is not None:
+        if "body" in doc:
+            raise f.fail("sealed_body", "an event carries a body or a sealed body, not both")
+        _sealed(doc["sealed_body"], f)
     amends = doc.get("amends")
     if amends is not None:
         if not isinstance(amends, dict):
@@ -281,9 +317,9 @@ def _read_observations(kind: str, doc: dict[str, Any], f: _Fields) -> Act:
     party = f.str_("party")
     if party != SECRETARIAT and not PARTY_ID.match(party):
         raise f.fail("party", f"{party[:40]!r} is not a party id")
-    f.str_("agreement", re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$"))
+    f.str_("agreement", re.compile(r"^[a-z0-9][a-z0-9-]{0,127}\Z"))
     f.str_("batch", LOCAL_ID)
-    f.str_("sha256", re.compile(r"^[0-9a-f]{64}$"))
+    f.str_("sha256", re.compile(r"^[0-9a-f]{64}\Z"))
     f.enum("format", OBSERVATION_FORMATS)
     size = doc.get("bytes")
     if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_BATCH_BYTES:

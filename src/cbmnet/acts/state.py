@@ -276,7 +276,9 @@ class HubState:
                 fixed["corrected_at"], fixed["corrected_by"] = prev["time"], prev["id"]
                 fixed["id"], fixed["time"] = eid, when
                 doc = fixed
-            out.append({k: v for k, v in doc.items() if k != "body"} | {"log_index": idx})
+            out.append(
+                {k: v for k, v in doc.items() if k not in ("body", "sealed_body")} | {"log_index": idx}
+            )
         return out
 
     def event_doc(self, agreement: str, event_id: str) -> dict[str, Any] | None:
@@ -379,6 +381,24 @@ class HubState:
         log = self._logs[ag.id]
         if d["id"] in log.events:
             raise ConflictError(f"{what}: agreement {ag.id!r} already has an event with this id")
+        sealed = d.get("sealed_body")
+        if sealed is not None:
+            amended = d.get("amends")
+            if amended is not None and amended["id"] in log.events:
+                readers: frozenset[str] | None = self.entries[log.events[amended["id"]]].addressees
+                readers = readers or None
+            else:
+                readers = self._event_readers(act)
+            if readers is None:
+                raise FormatError(
+                    f"{what}, field 'sealed_body': only an event for some parties (a request, its "
+                    "response, a notification with 'to') is sealed; this one is read by all"
+                )
+            if set(sealed["ciphertexts"]) != set(readers):
+                raise FormatError(
+                    f"{what}, field 'sealed_body': needs one ciphertext for each reader "
+                    f"({', '.join(sorted(readers))})"
+                )
         amends = d.get("amends")
         if amends is not None:
             orig = log.events.get(amends["id"])
@@ -604,6 +624,23 @@ class HubState:
                     if k.until is None:
                         k.until = e.index
 
+    def _event_readers(self, act: Act) -> frozenset[str] | None:
+        """Who may read a new (not amending) event: its addressees, or None when every
+        party of the agreement may (a notification to all, a declaration, an exchange)."""
+        d = act.doc
+        log = self._logs.get(d["agreement"])
+        if d["type"] == "request":
+            return frozenset({act.author, d["to"]})
+        if d["type"] == "response":
+            req = log.events.get(d["request"]) if log is not None else None
+            if req is None:
+                return frozenset({act.author})
+            asked = self.entries[req]
+            return asked.addressees | {act.author, asked.author}
+        if d["type"] == "notification" and d.get("to") and d["to"] != [ALL]:
+            return frozenset({act.author, *d["to"]})
+        return None
+
     def _apply_event(self, act: Act, e: Entry) -> None:
         d = act.doc
         aid = d["agreement"]
@@ -622,20 +659,14 @@ class HubState:
             else:
                 log.corrected[amends["id"]] = e.index
                 log.corrections.setdefault(amends["id"], []).append(e.index)
-        elif d["type"] == "request":
-            e.addressees = frozenset({act.author, d["to"]})
-        elif d["type"] == "response":
-            req = log.events.get(d["request"])
-            if req is not None:
-                e.ref = req
-                asked = self.entries[req]
-                e.addressees = asked.addressees | {act.author, asked.author}
-            else:
-                e.addressees = frozenset({act.author})
-        elif d["type"] == "notification" and d.get("to") and d["to"] != [ALL]:
-            e.addressees = frozenset({act.author, *d["to"]})
         else:
-            e.scope = aid
+            if d["type"] == "response":
+                e.ref = log.events.get(d["request"])
+            readers = self._event_readers(act)
+            if readers is None:
+                e.scope = aid
+            else:
+                e.addressees = readers
         log.events.setdefault(d["id"], e.index)
         log.docs[e.index] = {**d, "time": format_time(e.ms)}
         referrer = amends["id"] if amends is not None else d["id"]
@@ -742,7 +773,9 @@ class HubState:
         return out
 
 
-_NOT_SUBSTANCE = frozenset({"id", "time", "amends", "body", "log_index", "corrected_at", "corrected_by"})
+_NOT_SUBSTANCE = frozenset(
+    {"id", "time", "amends", "body", "sealed_body", "log_index", "corrected_at", "corrected_by"}
+)
 
 
 def _substance(doc: Mapping[str, Any]) -> dict[str, Any]:

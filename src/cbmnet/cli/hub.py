@@ -467,6 +467,14 @@ def submit(
     proof_out: Annotated[
         Path | None, typer.Option(help="Write the receipt's tlog-proof to this file.")
     ] = None,
+    seal: Annotated[
+        bool,
+        typer.Option(
+            "--seal",
+            help="Seal the event's 'body' (HPKE) to its readers: a request, its response or a "
+            "notification with 'to'. The hub stores ciphertext only.",
+        ),
+    ] = False,
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -491,7 +499,7 @@ def submit(
         doc["party"] = who
         _in_file(file, lambda: read_act(PT_EVENT, act_json(doc)))
         with _client(hub, who, key) as c:
-            r = c.event(doc)
+            r = _in_file(file, lambda: c.event(doc, seal=seal))
     out = _receipt(r, file=file)
     if proof_out is not None:
         try:
@@ -520,8 +528,12 @@ def inbox(
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
+    hpke: HpkeOpt = None,
 ) -> None:
-    """What others addressed to you, oldest first, one JSON line each; fetching marks it delivered."""
+    """What others addressed to you, oldest first, one JSON line each; fetching marks it delivered.
+
+    An event's body is shown as ``body``; one sealed to you is opened with your hotline
+    key (``--hpke``/``CBMNET_HPKE``)."""
     filters: dict[str, Any] = {
         "agreement": agreement,
         "form": form,
@@ -531,14 +543,29 @@ def inbox(
         "until": until,
         "limit": limit,
     }
-    with _client(hub, party, key) as c:
+    from cbmnet.acts.model import PT_EVENT
+
+    with _client(hub, party, key, hpke) as c:
+
+        def shown(item: dict[str, Any]) -> dict[str, Any]:
+            out = _item(item, envelopes)
+            if item.get("payload_type") == PT_EVENT:
+                try:
+                    body = c.read_body(item)
+                except CbmnetError as e:
+                    out["body_error"] = str(e)[:300]
+                else:
+                    if body is not None:
+                        out["body"] = body
+            return out
+
         if all_pages:
             for item in c.iter_inbox(after=after, **filters):
-                _echo_json(_item(item, envelopes))
+                _echo_json(shown(item))
             return
         page = c.inbox(after=after, **filters)
         for item in page["items"]:
-            _echo_json(_item(item, envelopes))
+            _echo_json(shown(item))
         if len(page["items"]) >= limit:
             typer.echo(f"more after {page['next']}: use --after {page['next']} or --all", err=True)
 

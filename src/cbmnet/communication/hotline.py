@@ -30,6 +30,12 @@ def info(origin: str, channel: str, message_id: str, sender: str) -> bytes:
     return f"cbmnet/hotline/v1\n{origin}\n{channel}\n{message_id}\n{sender}\n".encode()
 
 
+def body_info(origin: str, agreement: str, event_id: str, sender: str) -> bytes:
+    """The binding of a restricted event's sealed body: lifted into another event, it does
+    not open."""
+    return f"cbmnet/event-body/v1\n{origin}\n{agreement}\n{event_id}\n{sender}\n".encode()
+
+
 def generate_encryption_key() -> tuple[str, str]:
     """A new X25519 key pair as (private, public), each standard base64 of 32 bytes."""
     k = x25519.X25519PrivateKey.generate()

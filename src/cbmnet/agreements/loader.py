@@ -19,6 +19,8 @@ from cbmnet.agreements.model import RULE_NAMES, Agreement
 from cbmnet.errors import FormatError
 
 MAX_AGREEMENT_BYTES = 4 << 20
+MAX_AGREEMENT_VALUES = 1_000_000
+"""Values in one parsed agreement; YAML aliases can expand a small file past any size."""
 
 
 def _where(loc: tuple[Any, ...], doc: Any) -> str:
@@ -54,7 +56,12 @@ def parse_agreement(text: str, source: str) -> Agreement:
         raise FormatError(f"{source}: not valid YAML{line}") from e
     except RecursionError as e:
         raise FormatError(f"{source}: nested too deeply") from e
-    bad = _bad_string(doc, "")
+    try:
+        bad = _bad_string(doc, "", [MAX_AGREEMENT_VALUES])
+    except RecursionError:  # a YAML alias inside its own anchor: the document holds itself
+        raise FormatError(f"{source}: nested too deeply, or an alias refers to itself") from None
+    if bad is _TOO_MANY:
+        raise FormatError(f"{source}: more than {MAX_AGREEMENT_VALUES} values (aliases expanded)")
     if bad is not None:
         raise FormatError(f"{source}, {bad or '(top level)'}: text is not valid Unicode")
     if not isinstance(doc, dict):
@@ -67,8 +74,17 @@ def parse_agreement(text: str, source: str) -> Agreement:
         raise FormatError(f"{source}, {_where(err['loc'], doc)}: {err['msg']}{more}") from None
 
 
-def _bad_string(node: Any, path: str) -> str | None:
-    """The path of the first string that is not valid Unicode (a lone surrogate), if any."""
+_TOO_MANY = "\0too many values"
+
+
+def _bad_string(node: Any, path: str, budget: list[int]) -> str | None:
+    """The path of the first string that is not valid Unicode (a lone surrogate), if any.
+
+    ``budget`` counts down the values visited; ``_TOO_MANY`` when it runs out.
+    """
+    budget[0] -= 1
+    if budget[0] < 0:
+        return _TOO_MANY
     if isinstance(node, str):
         try:
             node.encode("utf-8")
@@ -76,12 +92,12 @@ def _bad_string(node: Any, path: str) -> str | None:
             return path
     elif isinstance(node, dict):
         for k, v in node.items():
-            found = _bad_string(v, f"{path}.{k}" if path else str(k))
+            found = _bad_string(v, f"{path}.{k}" if path else str(k), budget)
             if found is not None:
                 return found
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            found = _bad_string(v, f"{path}[{i}]")
+            found = _bad_string(v, f"{path}[{i}]", budget)
             if found is not None:
                 return found
     return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import time as _time
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -71,13 +72,15 @@ def check_public_key(raw: bytes, what: str) -> None:
 
 
 def is_valid_name(name: str) -> bool:
-    """Key names: non-empty, no whitespace, no '+', no control characters."""
+    """Key names: non-empty, no whitespace, no '+', no control or format characters.
+
+    Format characters (Unicode category Cf: bidi overrides, zero-width spaces and joiners,
+    the BOM) are refused too, so that no key name can render like another.
+    """
     return (
         bool(name)
         and "+" not in name
-        and not any(
-            c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in name
-        )
+        and not any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name)
     )
 
 
@@ -98,7 +101,9 @@ def _verifier_text(name: str, alg: int, public_key: bytes) -> str:
 def generate_key(name: str) -> tuple[str, str]:
     """A fresh Ed25519 key: ``(signer key, verifier key)`` in the note encodings."""
     if not is_valid_name(name):
-        raise FormatError(f"key name {name!r}: must be non-empty, without spaces or '+'")
+        raise FormatError(
+            f"key name {name!r}: must be non-empty, without spaces, '+', control or format characters"
+        )
     private = Ed25519PrivateKey.generate()
     seed = private.private_bytes_raw()
     pub = _raw_public(private)

@@ -439,7 +439,10 @@ class CsvObservations:
             raise FormatError(f"{self.path}, header: not valid UTF-8") from e
         if not line.strip():
             raise FormatError(f"{self.path}: empty (a CSV file needs a header row)")
-        names = next(csv.reader([line]))
+        try:
+            names = next(csv.reader([line]))
+        except csv.Error as e:  # a quoted name past the csv module's field limit
+            raise FormatError(f"{self.path}, header: not a CSV header row ({e})") from None
         names = [n.strip() for n in names]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

@@ -958,3 +958,29 @@ def test_a_registration_in_disguise_changes_nothing(tmp_path: Path) -> None:
             assert r.status_code == 400, (changes, r.text)
             assert table_counts(db) == before and th.hub.log.size() == size
         assert set(th.hub.state.parties) == {"AUT", "BEL"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("[16.3, 48.2]", "[1" + "0" * 400 + ", 48.2]", "'lon': is out of range"),
+        ('"confidence": 0.9', '"confidence": 1' + "0" * 400, "'confidence': is out of range"),
+        ('"count": 3', '"count": -1' + "0" * 400, "'count': a huge negative is not an integer >= 1"),
+    ],
+)
+def test_geojson_numbers_past_float_or_int64_are_refused(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    """Were OverflowError (bench/fuzz.py found them): a JSON integer of 400 digits."""
+    path = tmp_path / "big.geojson"
+    path.write_text(GEOJSON.replace(old, new))
+    with pytest.raises(FormatError, match=message):
+        total_rows(open_observations(path))
+
+
+def test_a_csv_header_past_the_field_limit_is_refused(tmp_path: Path) -> None:
+    """Was _csv.Error: a quoted header name longer than the csv module's field limit."""
+    path = tmp_path / "wide.csv"
+    path.write_text('"' + "A" * 300_000 + '"\n')
+    with pytest.raises(FormatError, match="header"):
+        total_rows(open_observations(path))

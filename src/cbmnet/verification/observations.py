@@ -714,7 +714,10 @@ class RowObservations:
                 elif c in ("lon", "lat", "confidence"):
                     if not isinstance(v, int | float) or isinstance(v, bool):
                         raise fail(c, f"{v!r} is not a number")
-                    v = float(v)
+                    try:
+                        v = float(v)
+                    except OverflowError:  # a JSON integer of hundreds of digits
+                        raise fail(c, "is out of range") from None
                 elif c == "count":
                     if isinstance(v, float) and v.is_integer():
                         v = int(v)
@@ -722,6 +725,10 @@ class RowObservations:
                         raise fail(c, f"{v!r} is not an integer >= 1")
                     if v > MAX_COUNT:
                         raise fail(c, f"larger than {MAX_COUNT}")
+                    if v < 1:  # checked here too: a huge negative one does not fit int64
+                        raise fail(
+                            c, f"{v if v > -MAX_COUNT else 'a huge negative'} is not an integer >= 1"
+                        )
                 elif c == "time":
                     if not isinstance(v, str) or not _RFC3339_RE.match(v):
                         raise fail(c, f"{v!r} is not an RFC 3339 time with an offset")

@@ -109,6 +109,16 @@ def static_path(name: str) -> tuple[Path, str] | None:
     return path, media_type
 
 
+DEADLINES_PAGE = 500
+"""Obligations on one deadlines page; the rest are a "next" link (and the .ics feed)."""
+DEADLINE_VIEWS: dict[str, tuple[str, ...]] = {
+    "open": ("pending", "missed"),
+    "pending": ("pending",),
+    "missed": ("missed",),
+    "late": ("late",),
+    "met": ("met",),
+    "all": ("pending", "missed", "late", "met"),
+}
 TREND_MONTHS = 12
 """The overview's sparklines cover the last year, month by month."""
 
@@ -384,8 +394,49 @@ def add_dashboard(
 
     @app.get("/dashboard/deadlines", include_in_schema=False)
     def deadlines(request: Request) -> Response:
+        """A timeline of obligations by month, open ones first by default, a page at a time
+        (the secretariat's whole year is tens of thousands: never one page of them all)."""
         party = evaluating(request)
-        return render("deadlines.html", party=party, obligations=obligations_of(party, hub.clock()))
+        q = request.query_params
+        status = q.get("status") or "open"
+        if status not in DEADLINE_VIEWS:
+            status = "open"
+        who_owes = _text(q.get("party"))
+        ag = _text(q.get("agreement"))
+        obs = obligations_of(party, hub.clock())
+        counts = dict.fromkeys(("pending", "missed", "late", "met"), 0)
+        for o in obs:
+            counts[o["status"]] = counts.get(o["status"], 0) + 1
+        wanted = DEADLINE_VIEWS[status]
+        sel = [
+            o
+            for o in obs
+            if o["status"] in wanted
+            and (who_owes is None or o["party"] == who_owes)
+            and (ag is None or o["agreement"] == ag)
+        ]
+        offset = _int(q.get("offset"), 0, 0, max(0, len(sel) - 1))
+        page = sel[offset : offset + DEADLINES_PAGE]
+        months: list[tuple[str, list[dict[str, Any]]]] = []
+        for o in page:
+            m = str(o["due"])[:7]
+            if not months or months[-1][0] != m:
+                months.append((m, []))
+            months[-1][1].append(o)
+        nxt = offset + DEADLINES_PAGE if offset + DEADLINES_PAGE < len(sel) else None
+        return render(
+            "deadlines.html",
+            party=party,
+            months=months,
+            counts=counts,
+            shown=len(page),
+            total=len(sel),
+            offset=offset,
+            next=nxt,
+            filters={"status": status, "party": who_owes or "", "agreement": ag or ""},
+            views=list(DEADLINE_VIEWS),
+            agreements=agreements_of(party),
+        )
 
     @app.get("/dashboard/deadlines.ics", include_in_schema=False)
     def deadlines_ics(request: Request) -> Response:

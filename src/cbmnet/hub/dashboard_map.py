@@ -14,6 +14,7 @@ import dataclasses
 import json
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,9 +217,33 @@ def parties_of(hub: Hub) -> list[str]:
         return sorted(hub.state.parties)
 
 
+_MAP_CACHE: dict[tuple[str, str, Filters, int, int], dict[str, Any]] = {}
+_MAP_LOCK = threading.Lock()
+MAP_CACHE_MS = 10_000
+"""A map answer is reused for the same caller and filters while the log has not grown,
+for at most this long (findings may change as deadlines pass)."""
+
+
 def map_features(hub: Hub, party: str, f: Filters) -> dict[str, Any]:
-    """The map's GeoJSON FeatureCollection for ``party``, cut to what it may read."""
+    """The map's features for ``party`` (kept per caller, filters and log size, briefly)."""
     now = hub.clock()
+    with hub._state_lock:
+        version = hub.state.version
+    key = (hub.url, party, f, version, now // MAP_CACHE_MS)
+    with _MAP_LOCK:
+        got = _MAP_CACHE.get(key)
+    if got is not None:
+        return got
+    doc = _map_features(hub, party, f, now)
+    with _MAP_LOCK:
+        while len(_MAP_CACHE) >= 64:
+            _MAP_CACHE.pop(next(iter(_MAP_CACHE)))
+        _MAP_CACHE[key] = doc
+    return doc
+
+
+def _map_features(hub: Hub, party: str, f: Filters, now: int) -> dict[str, Any]:
+    """The map's GeoJSON FeatureCollection for ``party``, cut to what it may read."""
     ags = [a for a in agreements_of(hub, party) if f.agreement in (None, a)]
     out = Collector()
     for ag in ags:

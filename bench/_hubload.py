@@ -131,7 +131,14 @@ class HubProcess:
     """A hub for ``parties`` served by a child process; ``secretariat`` registers them."""
 
     def __init__(
-        self, url: str, tmp: Path, parties: list[str], *, writes_per_s: float, profiling: bool = False
+        self,
+        url: str,
+        tmp: Path,
+        parties: list[str],
+        *,
+        writes_per_s: float,
+        party_writes_per_s: float | None = None,
+        profiling: bool = False,
     ) -> None:
         sec_skey, sec_vkey = generate_key("secretariat.bench.cbmnet.test")
         self.secretariat = Identity("secretariat", sec_skey)
@@ -152,6 +159,11 @@ class HubProcess:
             str(tmp / "hubkeys"),
             "--writes-per-s",
             str(writes_per_s),
+            *(
+                ["--party-writes-per-s", str(party_writes_per_s)]
+                if party_writes_per_s is not None
+                else []
+            ),
             *(["--profiling"] if profiling else []),
         ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -477,9 +489,11 @@ def serve(argv: list[str]) -> None:
     ap.add_argument("--url", required=True)
     ap.add_argument("--keys", required=True)
     ap.add_argument("--writes-per-s", type=float, default=HubSettings.writes_per_s)
+    ap.add_argument("--party-writes-per-s", type=float, default=HubSettings.party_writes_per_s)
     ap.add_argument("--profiling", action="store_true", help="accept 'profile start|stop'")
     args = ap.parse_args(argv)
-    hub = Hub(args.url, HubKeys.load(Path(args.keys)), HubSettings(writes_per_s=args.writes_per_s))
+    settings = HubSettings(writes_per_s=args.writes_per_s, party_writes_per_s=args.party_writes_per_s)
+    hub = Hub(args.url, HubKeys.load(Path(args.keys)), settings)
     app = create_app(hub)
     capture = LoopCapture(app) if args.profiling else None  # one ASGI layer more: only then
     server = ServerThread(capture or app)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cbmnet.acts.model import MAX_BATCH_BYTES, SECRETARIAT
+from cbmnet.acts.model import MAX_BATCH_BYTES, SECRETARIAT, read_act
 from cbmnet.acts.state import Entry
 from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import (
@@ -158,6 +158,22 @@ class _Bucket:
             if len(self._state) > 100_000:
                 self._state.clear()
 
+    def spent(self, who: str) -> None:
+        """Refuse at once if ``who`` has no token left, without taking one.
+
+        For a key that only proven acts spend: looking costs nothing, so an act whose
+        author is already over budget is refused before its signature is checked.
+        """
+        now = time.monotonic()
+        with self._lock:
+            got = self._state.get(who)
+            if got is None:
+                return
+            tokens = min(self.burst, got[0] + (now - got[1]) * self.rate)
+            if tokens < 1:
+                wait = math.ceil((1 - tokens) / self.rate) if self.rate > 0 else 60
+                raise _SlowDown(f"too many requests from {who}; slow down", max(1, wait))
+
 
 class SignatureIn(BaseModel):
     keyid: str = Field(default="", max_length=256)
@@ -252,6 +268,7 @@ Filter = Annotated[Callable[[Entry], bool], Depends(entry_filter)]
 def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     """The ASGI app over ``hub``; ``run_duties`` starts the sweeps and the log tailer."""
     writes = _Bucket(hub.settings.writes_per_s)
+    party_writes = _Bucket(hub.settings.party_writes_per_s)
     evaluations = _Bucket(hub.settings.evaluations_per_s)
     state: dict[str, Any] = {}
 
@@ -392,8 +409,17 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     async def submit(body: EnvelopeIn, request: Request, proof: bool = True) -> JSONResponse:
         """Log a signed act; the answer is a receipt with an offline-verifiable proof."""
         limited(request, "")
+        # An author already over its budget is refused here, on the event loop, before the
+        # signature check and the worker thread: a flood costs the hub as little as it can.
+        # Only the author's proven acts spend the budget, so naming it costs it nothing.
+        try:
+            claimed: str | None = read_act(body.payloadType, base64.b64decode(body.payload)).author
+        except (CbmnetError, ValueError):
+            claimed = None  # malformed: hub.submit names what is wrong
+        if claimed is not None:
+            party_writes.spent(claimed)
         raw = json.dumps(body.model_dump(), separators=(",", ":")).encode()
-        receipt = await run_in_threadpool(hub.submit, raw)
+        receipt = await run_in_threadpool(hub.submit, raw, party_writes.take)
         out: dict[str, Any] = {
             "index": receipt.index,
             "integrated_ms": receipt.integrated_ms,

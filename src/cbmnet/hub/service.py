@@ -240,7 +240,9 @@ class HubSettings:
     """How often a new checkpoint is signed when the log grew."""
     token_ttl_s: int = 900
     writes_per_s: float = 500.0
-    """Per caller; a burst of twice this is allowed."""
+    """Per client address (before anything is verified); a burst of twice this is allowed."""
+    party_writes_per_s: float = 100.0
+    """Per party, once its signature is verified: a flood spends its author's own budget."""
     evaluations_per_s: float = 5.0
     """Compliance views per party per second (each may run the engine over an agreement)."""
 
@@ -474,12 +476,19 @@ class Hub:
 
     # ---- submitting -----------------------------------------------------------------------
 
-    def submit(self, envelope: bytes | str) -> Receipt:
+    def submit(
+        self,
+        envelope: bytes | str,
+        budget: Callable[[str], None] | None = None,
+    ) -> Receipt:
         """Verify an act under its author's active keys, admit and log it durably.
 
         The signature is checked against this process's view of the registry, which may
         lag other processes by a moment: a miss is retried once after catching up. The
         decision that counts is taken again inside the write transaction (``_admit``).
+        ``budget(author)`` is called once the author is proven (it may refuse with a
+        rate limit): a party flooding the hub spends its own budget, and nobody can spend
+        another's by naming it in an act it did not sign.
         """
         env = dsse.parse(envelope)
         act = read_act(env.payload_type, env.payload)
@@ -488,6 +497,8 @@ class Hub:
         except CbmnetError:
             self.sync()
             verified = self._verify_author(envelope, act.author)
+        if budget is not None:
+            budget(act.author)
         return self.sequencer.submit([verified]).result()[0]
 
     def _verify_author(self, envelope: bytes | str, author: str) -> dsse.Envelope:

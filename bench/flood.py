@@ -1,0 +1,222 @@
+"""Flood: one party writes far above its budget; do the others keep their latency?
+
+A hub (SQLite in a temp dir) runs in a child process (``bench/_hubload.py``) so this load
+generator does not share its GIL. Parties P000..P(n-1) are registered; each opens a
+hotline channel with its neighbour. Every act is presigned and sealed before the timed
+phases (``HubClient.hotline_envelope``), so the load generator spends no CPU on crypto.
+
+Two phases of ``--seconds`` each, the calm load identical in both: every calm party
+posts one message every ``1 / --calm-rate`` s (open loop). In the second phase, party
+P000 also floods: ``--flood-conns`` connections posting back to back. The hub's per-party
+write budget is ``--party-rate`` per second (a burst of twice that); its per-address
+budget is raised out of the way, since every client here shares 127.0.0.1.
+
+Last line, one JSON object:
+* ``calm_p50_ms`` / ``calm_p99_ms``: POST /v1/acts round trips of the calm parties in the
+  first phase (the baseline, same run), ``flood_p50_ms`` / ``flood_p99_ms`` in the second,
+  and ``p99_ratio`` = flood_p99 / calm_p99;
+* ``calm_refused``: calm acts not logged (any status but 201) in either phase (must be 0);
+* ``flooder``: requests sent, accepted (201 or 200: an envelope logged already), refused
+  with 429, the 429 share, and its request rate.
+
+Usage: python bench/flood.py [--parties 6] [--seconds 10] [--calm-rate 5]
+       [--party-rate 20] [--flood-conns 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import gc
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _hubload import AGREEMENT_ID, HubProcess, new_party, store_url
+from cbmnet.client import HubClient
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+async def calm_party(
+    http: httpx.AsyncClient, envs: list[bytes], rate: float, seconds: float, out: dict[str, Any]
+) -> None:
+    """Open loop: message i at start + i / rate, each from its own task."""
+    start = time.perf_counter()
+
+    async def one(env: bytes) -> None:
+        t = time.perf_counter()
+        r = await http.post("/v1/acts", content=env, params={"proof": "false"})
+        ms = 1000 * (time.perf_counter() - t)
+        if r.status_code == 201:
+            out["ms"].append(ms)
+        else:
+            out["refused"].append(r.status_code)
+
+    tasks = []
+    for i, env in enumerate(envs[: int(rate * seconds)]):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(env)))
+    await asyncio.gather(*tasks)
+
+
+async def flooder(
+    http: httpx.AsyncClient, envs: list[bytes], stop: asyncio.Event, out: dict[str, int]
+) -> None:
+    t = time.perf_counter()
+    i = 0
+    while not stop.is_set():  # the same envelopes again when done: the flood lasts the phase
+        env = envs[i % len(envs)]
+        i += 1
+        r = await http.post("/v1/acts", content=env, params={"proof": "false"})
+        out["sent"] += 1
+        out[str(r.status_code)] = out.get(str(r.status_code), 0) + 1
+    out["seconds_x1000"] = out.get("seconds_x1000", 0) + int(1000 * (time.perf_counter() - t))
+
+
+async def phase(
+    url: str,
+    calm: dict[str, list[bytes]],
+    flood: list[list[bytes]] | None,
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], dict[str, int]]:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    headers = {"Content-Type": "application/json"}
+    out: dict[str, Any] = {"ms": [], "refused": []}
+    fl: dict[str, int] = {"sent": 0}
+    async with httpx.AsyncClient(base_url=url, limits=limits, headers=headers, timeout=60) as http:
+        stop = asyncio.Event()
+        floods = [asyncio.create_task(flooder(http, part, stop, fl)) for part in (flood or [])]
+        await asyncio.sleep(0.5 if flood else 0)  # the flood is on before the calm load starts
+        await asyncio.gather(
+            *(calm_party(http, envs, args.calm_rate, args.seconds, out) for envs in calm.values())
+        )
+        stop.set()
+        await asyncio.gather(*floods)
+    return out, fl
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--parties", type=int, default=6)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--calm-rate", type=float, default=5.0, help="messages/s per calm party")
+    ap.add_argument("--party-rate", type=float, default=20.0, help="the hub's per-party budget")
+    ap.add_argument("--flood-conns", type=int, default=8)
+    args = ap.parse_args()
+    if args.parties < 3:
+        ap.error("--parties: at least 3 (one flooder, two calm)")
+    ids = [f"P{i:03d}" for i in range(args.parties)]
+    per_calm = int(args.calm_rate * args.seconds) + 1
+    flood_total = 6000
+
+    with (
+        tempfile.TemporaryDirectory(prefix="cbmnet-flood-") as tmpdir,
+        store_url(None, Path(tmpdir)) as (url, _backend),
+    ):
+        hub = HubProcess(
+            url, Path(tmpdir), ids, writes_per_s=1_000_000.0, party_writes_per_s=args.party_rate
+        )
+        try:
+            parties = {pid: new_party(pid) for pid in ids}
+            hub.register(list(parties.values()))
+            clients = {pid: HubClient(hub.url, p.identity()) for pid, p in parties.items()}
+            try:
+                chans = {}
+                for k, pid in enumerate(ids):
+                    peer = ids[(k + 1) % len(ids)]
+                    chans[pid] = (f"ch-{pid.lower()}", [pid, peer])
+                    clients[pid].open_channel(chans[pid][0], AGREEMENT_ID, chans[pid][1])
+                keys = {pid: base64.b64decode(p.enc_public) for pid, p in parties.items()}
+
+                def sealed(pid: str, tag: str, n: int) -> list[bytes]:
+                    cid, members = chans[pid]
+                    return [
+                        clients[pid].hotline_envelope(
+                            cid,
+                            f"{tag}-{i}",
+                            "routine",
+                            "calm traffic " * 4,
+                            {m: keys[m] for m in members},
+                        )
+                        for i in range(n)
+                    ]
+
+                t = time.perf_counter()
+                calm1 = {pid: sealed(pid, "a", per_calm) for pid in ids[1:]}
+                calm2 = {pid: sealed(pid, "b", per_calm) for pid in ids[1:]}
+                flood_envs = sealed(ids[0], "f", flood_total)
+                log(f"presigned in {time.perf_counter() - t:.1f} s")
+            finally:
+                for c in clients.values():
+                    c.close()
+            gc.collect()
+            gc.freeze()
+            cpu0 = hub.cpu_s()
+            base, _ = asyncio.run(phase(hub.url, calm1, None, args))
+            log(f"calm phase: {len(base['ms'])} acts")
+            conns = args.flood_conns
+            parts = [flood_envs[k::conns] for k in range(conns)]
+            loaded, fl = asyncio.run(phase(hub.url, calm2, parts, args))
+            cpu1 = hub.cpu_s()
+            log(f"flood phase: {len(loaded['ms'])} calm acts, flooder {fl}")
+        finally:
+            hub.close()
+
+    sent = fl["sent"]
+    accepted = fl.get("201", 0) + fl.get("200", 0)
+    refused = fl.get("429", 0)
+    calm_p99, flood_p99 = pct(base["ms"], 0.99), pct(loaded["ms"], 0.99)
+    out = {
+        "benchmark": "flood",
+        "parties": args.parties,
+        "seconds_per_phase": args.seconds,
+        "calm_rate_per_party": args.calm_rate,
+        "party_budget_per_s": args.party_rate,
+        "calm_p50_ms": round(statistics.median(base["ms"]), 2),
+        "calm_p99_ms": round(calm_p99, 2),
+        "flood_p50_ms": round(statistics.median(loaded["ms"]), 2),
+        "flood_p99_ms": round(flood_p99, 2),
+        "p99_ratio": round(flood_p99 / calm_p99, 2),
+        "calm_acts": len(base["ms"]) + len(loaded["ms"]),
+        "calm_refused": len(base["refused"]) + len(loaded["refused"]),
+        "flooder": {
+            "sent": sent,
+            "accepted": accepted,
+            "refused_429": refused,
+            "share_429": round(refused / sent, 3) if sent else None,
+            "per_s": round(sent / (fl.get("seconds_x1000", 1) / 1000 / args.flood_conns), 1),
+            "other": {
+                k: v for k, v in fl.items() if k not in ("sent", "200", "201", "429", "seconds_x1000")
+            },
+        },
+        "hub_cpu_s": round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None,
+    }
+    print(json.dumps(out))
+    if out["calm_refused"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

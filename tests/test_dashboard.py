@@ -464,3 +464,16 @@ def test_deadlines_page_by_page_with_filters(world: World, monkeypatch: pytest.M
         assert "Nothing to show." in none
         odd = http.get("/dashboard/deadlines", params={"status": "<x>", "offset": "-5"})
         assert odd.status_code == 200 and "&lt;x&gt;" not in odd.text
+
+
+def test_overview_shows_each_keys_span_and_a_revocation_boundary(world: World) -> None:
+    """DNK's key was revoked (a stolen key): the overview says from which entry on acts
+    signed with it are refused; the other parties' keys sign from their registration."""
+    state = world.th.hub.state
+    dnk = state.parties["DNK"].keys[0]
+    assert dnk.revoked and dnk.until is not None
+    with session(world, "AUT") as http:
+        page = http.get("/dashboard").text
+    assert f"key 1: REVOKED at entry {dnk.until} (signed entries {dnk.since} to {dnk.until - 1})" in page
+    aut = state.parties["AUT"].keys[0]
+    assert f"key 1: signs from entry {aut.since}" in page

@@ -141,6 +141,24 @@ def trends(months: list[str], rows: list[dict[str, Any]]) -> dict[str, Sparkline
     }
 
 
+def key_spans(keys: Iterable[Any]) -> list[str]:
+    """Each signing key's span in the log: a revoked key shows the index from which acts
+    signed with it are refused (a stolen key's boundary); earlier acts stand."""
+    out = []
+    for n, k in enumerate(keys, start=1):
+        if k.until is None:
+            out.append(f"key {n}: signs from entry {k.since}")
+        elif k.revoked:
+            out.append(
+                f"key {n}: REVOKED at entry {k.until} (signed entries {k.since} to {k.until - 1})"
+            )
+        else:
+            out.append(
+                f"key {n}: retired at entry {k.until} (signed entries {k.since} to {k.until - 1})"
+            )
+    return out
+
+
 def _int(raw: str | None, default: int, lo: int, hi: int) -> int:
     try:
         value = int(raw) if raw is not None else default
@@ -365,7 +383,10 @@ def add_dashboard(
         party = evaluating(request)
         now = hub.clock()
         with hub._state_lock:
-            parties = [(p.id, p.name) for p in sorted(hub.state.parties.values(), key=lambda p: p.id)]
+            parties = [
+                (p.id, p.name, key_spans(p.keys))
+                for p in sorted(hub.state.parties.values(), key=lambda p: p.id)
+            ]
         indicators: list[dict[str, Any]] = []
         for ag in agreements_of(party):
             doc = hub.indicators_for(party, ag, now)

@@ -657,6 +657,7 @@ def test_a_revoked_key_signs_nothing_more_and_what_it_signed_before_stands(
             assert base64.b64decode(k["key"]) == _pub(th, "DEU") and deu_doc["signing_keys"] == []
             report = audit_hub(fra, vkey)
             assert report.entries_checked == report.size == r + 1
+            assert ("DEU", r) in report.key_ends  # the audit states the boundary too
             proof = _proof(fra, early)  # FRA may read DEU's activity (agreement-wide)
         with HubClient(
             th.url, th.keys["FRA"].identity(), pins=Pins.load(str(tmp_path / "hubkeys" / "hub.json"))

@@ -320,6 +320,8 @@ def _audit_hub(
     typer.echo(f"latest checkpoint: size {r.checkpoint_size}, root {b64(r.root_hash)}")
     if r.previous_size is not None:
         typer.echo(f"consistent with the checkpoint of size {r.previous_size} verified last time")
+    for who_, at in r.key_ends:
+        typer.echo(f"key boundary: a key of {who_} ended at entry {at}; it signs nothing after it")
     if not r.cosigners_mapped:
         typer.echo("note: without --party/--key, cosignatures were parsed but not matched to parties")
     if r.uncovered:

@@ -267,6 +267,9 @@ class RemoteAuditReport:
     """The size remembered from the last run, now shown to be extended consistently."""
     cosigners_mapped: bool
     """False without an identity: cosignature lines parsed, but not matched to parties."""
+    key_ends: tuple[tuple[str, int], ...] = ()
+    """(party, index): a key rotated out or revoked by the registry act at that index;
+    acts it signed after that are refused (a stolen key's boundary), earlier ones stand."""
 
     @property
     def uncovered(self) -> int:
@@ -652,4 +655,12 @@ def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None
         root_hash=latest.checkpoint.root_hash if latest else EMPTY_ROOT,
         previous_size=state.size if state is not None else None,
         cosigners_mapped=reg.mapped,
+        key_ends=tuple(
+            sorted(
+                (party, int(span[2]))
+                for party, spans in reg.spans.items()
+                for span in spans
+                if span[2] is not None
+            )
+        ),
     )

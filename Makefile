@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean assets
+.PHONY: demo test lint typecheck bench soak clean assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ $(VENDOR_STAMP): package.json package-lock.json
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Fault-injection soak (docs/RELIABILITY.md): two hubs on one PostgreSQL under load while a
+# hub is SIGKILLed, PostgreSQL restarts, a witness goes away and a clock is skewed.
+# SOAK_SECONDS=60 make soak for a shorter run.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) data demo-data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -11,6 +11,7 @@ and nothing of the group is in the log.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +20,8 @@ from concurrent.futures import Future
 from cbmnet.errors import CbmnetError, StoreError
 from cbmnet.ledger import dsse
 from cbmnet.log.service import Admit, Receipt, TransparencyLog, verify_all
+
+_log = logging.getLogger(__name__)
 
 _Item = tuple[Sequence[dsse.Envelope], "Future[list[Receipt]]"]
 
@@ -113,7 +116,10 @@ class Sequencer:
             results = self.log.append_admitted(envelopes, self.admit)
         except Exception as e:  # the writer thread must outlive any one bad group
             if self.on_failure is not None:
-                self.on_failure(e)
+                try:
+                    self.on_failure(e)
+                except Exception as again:  # e.g. the store is still down: its next commit recovers
+                    _log.warning("after a failed commit, recovery failed too: %s", again)
             if len(group) > 1:
                 for item in group:  # isolate the culprit: only its submitter fails
                     self._commit([item])

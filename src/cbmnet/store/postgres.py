@@ -40,9 +40,26 @@ class PostgresStore(Store):
     def _sql(sql: str) -> str:
         return sql.replace("?", "%s")
 
+    def _live(self) -> psycopg.Connection[Any]:
+        """The connection, opened anew if the server dropped the old one (a restart).
+
+        Called only where no transaction is open: a transaction whose connection died has
+        failed and its caller was told so; statements and transactions after it run on a
+        new connection instead of failing for the rest of the process's life.
+        """
+        if self._conn.closed or self._conn.broken:
+            old = self._conn
+            try:
+                self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            except psycopg.Error as e:
+                raise StoreError(f"cannot reconnect to PostgreSQL store: {e}") from e
+            old.close()
+        return self._conn
+
     def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
-            cur = self._conn.execute(self._sql(sql), params, prepare=False)
+            conn = self._conn if self._in_tx else self._live()
+            cur = conn.execute(self._sql(sql), params, prepare=False)
             return cur.fetchall() if cur.description else []
         except psycopg.errors.IntegrityError as e:
             raise ConflictError(f"PostgreSQL store: {e}") from e
@@ -51,7 +68,8 @@ class PostgresStore(Store):
 
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
-            with self._conn.cursor() as cur:
+            conn = self._conn if self._in_tx else self._live()
+            with conn.cursor() as cur:
                 cur.executemany(self._sql(sql), rows)
         except psycopg.errors.IntegrityError as e:
             raise ConflictError(f"PostgreSQL store: {e}") from e
@@ -61,7 +79,8 @@ class PostgresStore(Store):
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         try:
-            with self._conn.transaction():
+            # Store.transaction holds the lock and no transaction is open yet: reconnect here.
+            with self._live().transaction():
                 yield
         except psycopg.errors.IntegrityError as e:
             raise ConflictError(f"PostgreSQL store: {e}") from e

@@ -685,8 +685,9 @@ class Soak:
 
     def finish(self) -> None:
         self.stop_all.set()
+        end = now() + 15
         for t in self.threads:
-            t.join(timeout=10)
+            t.join(timeout=max(0.1, end - now()))
 
 
 # ---- checks -----------------------------------------------------------------------------
@@ -845,6 +846,11 @@ def verify(soak: Soak, sec: Identity) -> dict[str, Any]:
 # ---- main -------------------------------------------------------------------------------
 
 
+def _interrupt(*_: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: the finally blocks stop the hubs and drop the schema."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", "300")))
@@ -870,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     if not wait_pg(args.db, 5):
         say(f"PostgreSQL not reachable at {args.db}")
         return 2

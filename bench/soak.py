@@ -523,8 +523,6 @@ class Soak:
                 c = HubClient(self.hubs[i % len(self.hubs)].url, timeout=self.args.http_timeout)
                 try:
                     skew = self.clocks[party].skew_s
-                    if skew > 0 and not self.args.skew_witness_fast:
-                        skew = 0  # see --skew-witness-fast
                     ts = int(time.time()) + skew if skew else None
                     r = witness_hub(c, w, timestamp=ts)
                     with self.rec.lock:
@@ -866,13 +864,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-deadline", type=float, default=60.0)
     ap.add_argument("--http-timeout", type=float, default=10.0)
     ap.add_argument("--no-pg-restart", action="store_true", help="never restart PostgreSQL")
-    ap.add_argument(
-        "--skew-witness-fast",
-        action="store_true",
-        help="the skewed party's witness runs fast too (by default only its slow phase "
-        "reaches its cosignatures): the audit then calls honest entries backdated, "
-        "docs/RELIABILITY.md",
-    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)

@@ -8,6 +8,10 @@ server the other tests share.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import httpx
 import psycopg
 import pytest
 
@@ -18,6 +22,7 @@ from cbmnet.log.service import TransparencyLog
 from cbmnet.store import open_store
 from cbmnet.store.postgres import PostgresStore
 from tests.conftest import pg_base_url
+from tests.hubkit import running_hub
 
 
 def _terminate(store: PostgresStore) -> None:
@@ -54,3 +59,43 @@ def test_store_reconnects_after_its_connection_is_dropped(pg_schema_url: str) ->
         assert store.log_state()[0] == 2
     finally:
         store.close()
+
+
+def _listeners(app_marker: str) -> list[int]:
+    with psycopg.connect(pg_base_url(), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE %s AND state IS NOT NULL",
+            (f"LISTEN {app_marker}%",),
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def test_the_hubs_listen_thread_reconnects_after_its_connection_is_dropped(
+    pg_schema_url: str, tmp_path: Path
+) -> None:
+    """The hub's LISTEN connection (how it hears of other processes' appends) is dropped as
+    by a database restart: the thread opens a new one (it used to die with the connection,
+    so the hub stopped waking its streams for other processes' writes)."""
+    from cbmnet.store.postgres import NOTIFY_CHANNEL
+
+    with running_hub(pg_schema_url, tmp_path) as th:
+        deadline = time.monotonic() + 10
+        before: list[int] = []
+        while not before and time.monotonic() < deadline:
+            before = _listeners(NOTIFY_CHANNEL)
+            time.sleep(0.1)
+        assert before, "the hub opened no LISTEN connection"
+        with psycopg.connect(pg_base_url(), autocommit=True) as admin:
+            for pid in before:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        after: list[int] = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            after = [p for p in _listeners(NOTIFY_CHANNEL) if p not in before]
+            if after:
+                break
+            time.sleep(0.2)
+        assert after, "the LISTEN connection was not reopened"
+        # And the hub still serves and writes.
+        th.register("DEU")
+        assert httpx.get(f"{th.url}/healthz").json()["log_size"] >= 1

@@ -42,6 +42,11 @@ SPLIT_VIEW = "cbmnet/split-view/v1"
 REWRITTEN_ENTRY = "cbmnet/rewritten-entry/v1"
 BACKDATED_ENTRY = "cbmnet/backdated-entry/v1"
 
+BACKDATE_TOLERANCE_MS = 2 * MAX_CLOCK_SKEW_MS
+"""How much earlier than a witness's cosignature an entry may be dated before it counts
+as backdated: the witness's clock may be 5 minutes fast (as the soak skews it) and the
+checkpoint may wait a while for its cosignature; twice the tolerated clock skew."""
+
 
 def _log_checkpoint(note: str, log_vkey: str, what: str) -> Checkpoint:
     """The checkpoint of a note signed by the log key (other signature lines ignored)."""
@@ -259,7 +264,7 @@ class BackdatedEntry:
 
 
 def backdated_entry(
-    proof: str, earlier: str, policy: Policy, *, max_skew_ms: int = MAX_CLOCK_SKEW_MS
+    proof: str, earlier: str, policy: Policy, *, max_skew_ms: int = BACKDATE_TOLERANCE_MS
 ) -> BackdatedEntry | None:
     """Is the entry of ``proof`` dated before a witness saw a tree without it?
 
@@ -295,7 +300,7 @@ def backdated_entry(
 
 
 def verify_backdated_entry(
-    doc: str | Mapping[str, Any], policy: Policy, *, max_skew_ms: int = MAX_CLOCK_SKEW_MS
+    doc: str | Mapping[str, Any], policy: Policy, *, max_skew_ms: int = BACKDATE_TOLERANCE_MS
 ) -> BackdatedEntry:
     """Re-check a ``BackdatedEntry`` document; raise unless it shows a backdate."""
     d = _doc(doc, BACKDATED_ENTRY)

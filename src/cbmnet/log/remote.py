@@ -49,7 +49,8 @@ from cbmnet.ledger.note import (
     parse_verifier_key,
     split_note,
 )
-from cbmnet.ledger.tlogproof import MAX_CLOCK_SKEW_MS, parse_add_checkpoint
+from cbmnet.ledger.tlogproof import parse_add_checkpoint
+from cbmnet.log.evidence import BACKDATE_TOLERANCE_MS
 from cbmnet.log.witness import Witness
 
 LEAF_PAGE = 1000
@@ -503,11 +504,11 @@ def audit_hub(client: HubClient, log_vkey: str, state_path: Path | None = None) 
     identity the lines must still parse); every entry the caller may read hashes to its
     leaf and verifies under a key of its author, is in the caller's own listing (a hub
     that hides an entry from its addressee's view is caught), and is not dated before a
-    registered witness cosigned a tree without it (beyond 5 minutes of clock skew: a
-    backdate). With ``state_path``, the root at the
-    size remembered from the last run must be the remembered one, and the hub's
-    consistency proof from it to the latest checkpoint must verify; the state is
-    rewritten (atomically) only after all of this passed.
+    registered witness cosigned a tree without it (beyond 10 minutes: a witness's
+    clock may be 5 minutes off, and a checkpoint waits for its cosignature: a backdate).
+    With ``state_path``, the root at the size remembered from the last run must be the
+    remembered one, and the hub's consistency proof from it to the latest checkpoint must
+    verify; the state is rewritten (atomically) only after all of this passed.
 
     A party's key counts only over the span the log's registry acts give it, so an act
     signed after its key was rotated out or revoked is caught. Weaker than ideal: joint acts are
@@ -579,7 +580,7 @@ def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None
             while w < len(witnessed) and witnessed[w][0] <= idx:
                 floor = max(floor, witnessed[w], key=lambda t: t[1])
                 w += 1
-            if entry.integrated_ms < floor[1] - MAX_CLOCK_SKEW_MS:
+            if entry.integrated_ms < floor[1] - BACKDATE_TOLERANCE_MS:
                 raise _fail(
                     f"entry {idx}: integrated at {entry.integrated_at}, but a witness cosigned "
                     f"the tree of size {floor[0]} (without it) at {format_time(floor[1])}: "

@@ -37,6 +37,7 @@ from cbmnet.errors import (
 from cbmnet.hub import auth
 from cbmnet.hub.dashboard import add_dashboard
 from cbmnet.hub.service import Hub
+from cbmnet.hub.wakeup import woken_by_appends
 from cbmnet.ledger import dsse
 from cbmnet.ledger.encoding import b64
 from cbmnet.ledger.entry import encode_entry
@@ -639,55 +640,32 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
             await ws.close(code=4401, reason=str(e)[:120])
             return
         await ws.accept()
-        loop = asyncio.get_running_loop()
-        wake = asyncio.Event()
-
-        def poke() -> None:
-            loop.call_soon_threadsafe(wake.set)
-
-        hub.add_listener(party, poke)
-        closed = asyncio.Event()
-
-        async def reader() -> None:
-            # Clients send nothing we act on; any frame type, or an error, is read past.
-            try:
-                while (await ws.receive())["type"] != "websocket.disconnect":
-                    pass
-            except Exception:  # noqa: S110 - a broken socket is a closed socket
-                pass
-            finally:
-                closed.set()
-                wake.set()
-
-        rtask = asyncio.create_task(reader())
         cursor = max(-1, min(after, 2**62))
         try:
-            while not closed.is_set():
-                wake.clear()
-                if time.time() > exp or not hub.key_active(party, key):
-                    await ws.close(code=4401, reason="token expired or key no longer active")
-                    return
-                items = hub.entries_for(party, after=cursor, limit=200)
-                for ent in items:
-                    text = hub.pushed_text(ent.index)
-                    if text is None:
-                        env = hub.cached_envelope(ent.index)
-                        if env is None:
-                            env = await run_in_threadpool(hub.envelope, ent.index)
-                        text = json.dumps(item_json(ent, env))
-                        hub.keep_pushed(ent.index, text)
-                    await ws.send_text(text)
-                    cursor = ent.index
-                if items:
-                    hub.queue_delivery(party, items)
-                    if len(items) == 200:
-                        continue
-                await wake.wait()
+            async with woken_by_appends(ws, hub, party) as w:
+                while not w.closed.is_set():
+                    w.wake.clear()
+                    if time.time() > exp or not hub.key_active(party, key):
+                        await ws.close(code=4401, reason="token expired or key no longer active")
+                        return
+                    items = hub.entries_for(party, after=cursor, limit=200)
+                    for ent in items:
+                        text = hub.pushed_text(ent.index)
+                        if text is None:
+                            env = hub.cached_envelope(ent.index)
+                            if env is None:
+                                env = await run_in_threadpool(hub.envelope, ent.index)
+                            text = json.dumps(item_json(ent, env))
+                            hub.keep_pushed(ent.index, text)
+                        await ws.send_text(text)
+                        cursor = ent.index
+                    if items:
+                        hub.queue_delivery(party, items)
+                        if len(items) == 200:
+                            continue
+                    await w.wake.wait()
         except (WebSocketDisconnect, RuntimeError):
             pass
-        finally:
-            hub.remove_listener(party, poke)
-            rtask.cancel()
 
     @app.websocket("/v1/echo")
     async def echo(ws: WebSocket, token: str = "") -> None:

@@ -32,6 +32,7 @@ from cbmnet.agreements.model import HotlineTerms
 from cbmnet.compliance.timeutil import format_time, parse_duration
 from cbmnet.errors import CbmnetError
 from cbmnet.hub.service import Hub
+from cbmnet.hub.wakeup import woken_by_appends
 
 MAX_MESSAGES = 100
 """The console shows the latest messages; older ones stay in the archive and the log."""
@@ -215,41 +216,19 @@ def add_hotline(
             await ws.close(code=4401, reason=str(e)[:120])
             return
         await ws.accept()
-        loop = asyncio.get_running_loop()
-        wake = asyncio.Event()
-
-        def poke() -> None:
-            loop.call_soon_threadsafe(wake.set)
-
-        hub.add_listener(party, poke)
-        closed = asyncio.Event()
-
-        async def reader() -> None:
-            try:
-                while (await ws.receive())["type"] != "websocket.disconnect":
-                    pass
-            except Exception:  # noqa: S110 - a broken socket is a closed socket
-                pass
-            finally:
-                closed.set()
-                wake.set()
-
-        rtask = asyncio.create_task(reader())
         try:
-            await ws.send_text(json.dumps({"type": "hello", "now_ms": hub.clock()}))
-            while not closed.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=30)
-                wake.clear()
-                if closed.is_set():
-                    break
-                if time.time() > exp or not hub.key_active(party, key):
-                    await ws.close(code=4401, reason="token expired or key no longer active")
-                    return
-                await ws.send_text(json.dumps({"type": "changed", "now_ms": hub.clock()}))
-                await asyncio.sleep(0.05)  # a burst of entries is one refetch
+            async with woken_by_appends(ws, hub, party) as w:
+                await ws.send_text(json.dumps({"type": "hello", "now_ms": hub.clock()}))
+                while not w.closed.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(w.wake.wait(), timeout=30)
+                    w.wake.clear()
+                    if w.closed.is_set():
+                        break
+                    if time.time() > exp or not hub.key_active(party, key):
+                        await ws.close(code=4401, reason="token expired or key no longer active")
+                        return
+                    await ws.send_text(json.dumps({"type": "changed", "now_ms": hub.clock()}))
+                    await asyncio.sleep(0.05)  # a burst of entries is one refetch
         except (WebSocketDisconnect, RuntimeError):
             pass
-        finally:
-            hub.remove_listener(party, poke)
-            rtask.cancel()

@@ -13,11 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -339,20 +337,28 @@ def _events(
             return
 
 
+def _readable_batches(
+    hub: Hub, party: str, ags: set[str], author: str | None
+) -> list[tuple[int, dict[str, Any], str]]:
+    """(index, statement, author) of the newest :data:`MAX_BATCHES` durable observation
+    batches of ``ags`` that ``party`` may read (by ``author`` only, if given); the caller
+    holds the hub's state lock."""
+    st = hub.state
+    found = [
+        (i, dict(meta), st.entries[i].author)
+        for i, meta in st.batches.items()
+        if i < hub.committed
+        and meta.get("agreement") in ags
+        and (author is None or st.entries[i].author == author)
+        and st.may_read(party, st.entries[i])
+    ]
+    return sorted(found, key=lambda t: -t[0])[:MAX_BATCHES]
+
+
 def _observations(hub: Hub, party: str, ags: list[str], f: Filters, out: Collector) -> None:
     """Observation density: rows of readable batches counted per grid cell."""
     with hub._state_lock:
-        cands = sorted(
-            (
-                (i, dict(meta), hub.state.entries[i].author)
-                for i, meta in hub.state.batches.items()
-                if i < hub.committed
-                and meta.get("agreement") in ags
-                and (f.party is None or hub.state.entries[i].author == f.party)
-                and hub.state.may_read(party, hub.state.entries[i])
-            ),
-            key=lambda t: -t[0],
-        )[:MAX_BATCHES]
+        cands = _readable_batches(hub, party, set(ags), f.party)
     cells: dict[tuple[int, int], list[Any]] = {}
     budget = MAX_ROWS
     truncated = False
@@ -419,16 +425,12 @@ def _batch_rows(
     if cached is not None:
         return cached
     data = hub.get_batch(party, index)  # NotFoundError while the rows are not uploaded
-    fmt = str(meta.get("format"))
-    from cbmnet.verification.observations import open_observations
+    from cbmnet.verification.observations import observations_in
 
-    suffix = {"csv": ".csv", "geojson": ".geojson", "parquet": ".parquet"}[fmt]
     parts: list[tuple[np.ndarray[Any, Any], ...]] = []
     n = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"batch{suffix}"
-        path.write_bytes(data)
-        for b in open_observations(path).batches():
+    with observations_in(data, str(meta.get("format")), f"batch {index}") as source:
+        for b in source.batches():
             parts.append((b.time, b.lon, b.lat, b.count))
             n += len(b)
             if n >= MAX_ROWS:
@@ -516,7 +518,11 @@ def _verification(hub: Hub, party: str, ag: str, now: int, f: Filters, out: Coll
     """
     from cbmnet.compliance.events import parse_events
     from cbmnet.geo import territory
-    from cbmnet.verification.observations import ObservationBatch, open_observations
+    from cbmnet.verification.observations import (
+        BATCH_SUFFIXES,
+        ObservationBatch,
+        observations_in,
+    )
     from cbmnet.verification.reconcile import iter_batches, reconcile
     from cbmnet.verification.settings import ReconcileSettings
 
@@ -525,16 +531,7 @@ def _verification(hub: Hub, party: str, ag: str, now: int, f: Filters, out: Coll
         return
     with hub._state_lock:
         committed = hub.committed
-        batches = sorted(
-            (
-                (i, dict(meta))
-                for i, meta in hub.state.batches.items()
-                if i < committed
-                and meta.get("agreement") == ag
-                and hub.state.may_read(party, hub.state.entries[i])
-            ),
-            key=lambda t: -t[0],
-        )[:MAX_BATCHES]
+        batches = [(i, meta) for i, meta, _ in _readable_batches(hub, party, {ag}, None)]
         docs = [
             d
             for d in hub.state.events(ag, upto=committed)
@@ -554,17 +551,12 @@ def _verification(hub: Hub, party: str, ag: str, now: int, f: Filters, out: Coll
                 data = hub.get_batch(party, index)
             except CbmnetError:
                 continue  # rows not uploaded yet
-            suffix = {"csv": ".csv", "geojson": ".geojson", "parquet": ".parquet"}.get(
-                str(meta.get("format"))
-            )
-            if suffix is None:
+            if str(meta.get("format")) not in BATCH_SUFFIXES:
                 continue
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / f"batch{suffix}"
-                path.write_bytes(data)
+            with observations_in(data, str(meta.get("format")), f"batch {index}") as source:
                 # One source out of several files: row numbers run on (evidence is found
                 # by them) and sensors share one table of names (estimates count looks).
-                for b in open_observations(path).batches():
+                for b in source.batches():
                     codes = np.array(
                         [sensor_code.setdefault(n, len(sensor_code)) for n in b.sensor_names] or [0],
                         dtype=np.int64,

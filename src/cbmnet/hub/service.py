@@ -150,24 +150,16 @@ def init_hub(
 def describe_batch(data: bytes, fmt: str, what: str) -> dict[str, Any]:
     """Validate every row of a batch file (strictly: the first bad row is named and nothing
     is kept) and say its shape: rows, and the first and last detection time."""
-    import tempfile
+    from cbmnet.verification.observations import observations_in
 
-    from cbmnet.verification.observations import open_observations
-
-    suffix = {"csv": ".csv", "geojson": ".geojson", "parquet": ".parquet"}[fmt]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"batch{suffix}"
-        path.write_bytes(data)
-        rows, lo, hi = 0, None, None
-        try:
-            for b in open_observations(path).batches():
-                rows += len(b)
-                if len(b):
-                    first, last = int(b.time.min()), int(b.time.max())
-                    lo = first if lo is None else min(lo, first)
-                    hi = last if hi is None else max(hi, last)
-        except FormatError as e:
-            raise FormatError(str(e).replace(str(path), what)) from None
+    rows, lo, hi = 0, None, None
+    with observations_in(data, fmt, what) as source:
+        for b in source.batches():
+            rows += len(b)
+            if len(b):
+                first, last = int(b.time.min()), int(b.time.max())
+                lo = first if lo is None else min(lo, first)
+                hi = last if hi is None else max(hi, last)
     return {
         "rows": rows,
         "start": format_time(lo) if lo is not None else None,

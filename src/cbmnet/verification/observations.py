@@ -21,7 +21,9 @@ import csv
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -807,6 +809,27 @@ def geojson_records(text: str, source: str) -> list[dict[str, Any]]:
             rec["id"] = str(f["id"])
         out.append(rec)
     return out
+
+
+BATCH_SUFFIXES = {"csv": ".csv", "geojson": ".geojson", "parquet": ".parquet"}
+"""A logged batch's ``format`` and the file suffix its reader goes by."""
+
+
+@contextmanager
+def observations_in(data: bytes, fmt: str, what: str) -> Iterator[ObservationSource]:
+    """A source over a batch file held in memory (a logged batch's rows), named ``what``
+    in errors. The readers take paths, so the bytes sit in a private temporary file for
+    as long as the source is read."""
+    suffix = BATCH_SUFFIXES.get(fmt)
+    if suffix is None:
+        raise FormatError(f"{what}: format {fmt!r} is not one of {', '.join(BATCH_SUFFIXES)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"batch{suffix}"
+        path.write_bytes(data)
+        try:
+            yield open_observations(path)
+        except FormatError as e:
+            raise FormatError(str(e).replace(str(path), what)) from None
 
 
 def open_observations(path: str | Path) -> ObservationSource:

@@ -43,8 +43,12 @@ $(VENDOR_STAMP): package.json package-lock.json
 	cp node_modules/world-atlas/countries-50m.json $(VENDOR)/
 	touch $@
 
-bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+# Every benchmark but the soak (make soak: it restarts PostgreSQL).
+bench: $(STAMP) assets
+	@for b in bench/[!_]*.py; do \
+	  [ "$$b" = bench/soak.py ] && continue; \
+	  echo "== $$b"; $(BIN)/python $$b || exit 1; \
+	done
 
 # Fault-injection soak (docs/RELIABILITY.md): two hubs on one PostgreSQL under load while a
 # hub is SIGKILLed, PostgreSQL restarts, a witness goes away and a clock is skewed.
@@ -53,4 +57,5 @@ soak: $(STAMP)
 	$(BIN)/python bench/soak.py
 
 clean:
-	rm -rf $(VENV) data demo-data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) data demo-data .pytest_cache .mypy_cache .ruff_cache .hypothesis \
+	  node_modules $(VENDOR) build

@@ -445,6 +445,20 @@ def _batch_rows(
     return rows
 
 
+def _finding_fields(fd: dict[str, Any]) -> dict[str, Any]:
+    """A finding's events-v1 fields as the map shows them, whichever rule made it."""
+    return {
+        "code": fd.get("code"),
+        "severity": fd.get("severity"),
+        "party": fd.get("party"),
+        "provision": fd.get("provision"),
+        "message": fd.get("message"),
+        "due": fd.get("due"),
+        "subjects": list(fd.get("subjects", [])),
+        "label": f"{fd.get('severity')}: {fd.get('code')} ({fd.get('party') or 'unattributed'})",
+    }
+
+
 def _findings(
     hub: Hub,
     party: str,
@@ -490,17 +504,10 @@ def _findings(
             layer="finding",
             agreement=ag,
             id=f"{fd.get('code')}:{','.join(fd.get('subjects', []))}",
-            code=fd.get("code"),
-            severity=fd.get("severity"),
-            party=fd.get("party"),
-            provision=fd.get("provision"),
-            message=fd.get("message"),
-            due=fd.get("due"),
-            subjects=list(fd.get("subjects", [])),
+            **_finding_fields(fd),
             evidence=evidence,
             details=extra,
             exercise=exercise,
-            label=f"{fd.get('severity')}: {fd.get('code')} ({fd.get('party')})",
         ):
             return
 
@@ -600,13 +607,7 @@ def _verification(hub: Hub, party: str, ag: str, now: int, f: Filters, out: Coll
             layer="finding",
             agreement=ag,
             id=f"{fd.get('code')}:{ev.get('start')}",
-            code=fd.get("code"),
-            severity=fd.get("severity"),
-            party=fd.get("party"),
-            provision=fd.get("provision"),
-            message=fd.get("message"),
-            due=fd.get("due"),
-            subjects=list(fd.get("subjects", [])),
+            **_finding_fields(fd),
             evidence=[{"batch": i, **entry_links(i)} for i, _ in batches],
             details={
                 "observations": len(ev.get("observations", [])),
@@ -618,7 +619,6 @@ def _verification(hub: Hub, party: str, ag: str, now: int, f: Filters, out: Coll
             },
             exercise=False,
             source="reconciliation",
-            label=f"{fd.get('severity')}: {fd.get('code')} ({fd.get('party') or 'unattributed'})",
         ):
             return
 

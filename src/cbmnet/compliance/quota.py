@@ -3,8 +3,13 @@
 The hub asks this so it can tell a requester that a host's quota is exhausted before the
 request goes on the log. Pure and deterministic (no clock, no I/O): the answer depends only
 on the agreement, the events and the moment given. It replays the engine's own
-``QuotaBook``, so it cannot disagree with the ``quota.refusal_within_quota`` finding that
-``evaluate`` would make of a refusal sent at the same moment.
+``QuotaBook``, so over the same events it cannot disagree with the
+``quota.refusal_within_quota`` finding that ``evaluate`` would make of a refusal sent at the
+same moment.
+
+The hub gives a party only the events that party may read (ADR 0006): a request between two
+other parties must not show through a count, a window or a reason. A party's answer is then
+advisory; the engine's findings are made on the full record.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from cbmnet.compliance.engine import Context, QuotaBook
 from cbmnet.compliance.events import Event
 from cbmnet.compliance.timeutil import year_of
 
+WHOLE_RECORD = "every entry of the log (the secretariat reads them all)"
+"""``basis`` of an answer counted on the full record."""
+
 
 @dataclass(frozen=True)
 class QuotaStatus:
@@ -28,6 +36,9 @@ class QuotaStatus:
     when no quota applies at all (``reason`` says why). ``remaining_*`` are None when no
     figure limits them; ``concurrent_open`` counts the host's accepted visits of that kind
     that overlap the one asked for (or are under way at its start).
+
+    ``basis`` names the record the figures are counted on; ``caveat`` says, in words, what
+    that record may lack that could change the host's obligation (None when nothing can).
     """
 
     host: str
@@ -41,6 +52,8 @@ class QuotaStatus:
     exhausted: bool
     obliged: bool
     reason: str
+    basis: str = WHOLE_RECORD
+    caveat: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,7 +68,19 @@ class QuotaStatus:
             "exhausted": self.exhausted,
             "obliged": self.obliged,
             "reason": self.reason,
+            "basis": self.basis,
+            "caveat": self.caveat,
         }
+
+
+BOOK_TYPES = frozenset({"request", "response", "exchange"})
+"""The event types a ``QuotaBook`` reads (requests, their answers, the exchanges that set a
+quota by units): the rest cannot change a quota answer."""
+
+
+def basis_of(reader: str | None) -> str:
+    """What an answer is counted on: the events ``reader`` may read, or (None) all of them."""
+    return WHOLE_RECORD if reader is None else f"entries readable by {reader}"
 
 
 QuotaBooks = list[QuotaBook]
@@ -70,7 +95,7 @@ def quota_books(
     A moment's books depend on which events it sees, not on the moment itself: books
     built at or after the latest event's time serve ``quota_status`` at any later moment.
     """
-    ctx = Context(agreement, as_of, list(events), {})
+    ctx = Context(agreement, as_of, [e for e in events if e.type in BOOK_TYPES], {})
     out = []
     for m in agreement.measures:
         if isinstance(m, am.Quota) and m.request_kind == request_kind:
@@ -96,6 +121,7 @@ def quota_status(
     eta_ms: int | None = None,
     until_ms: int | None = None,
     books: QuotaBooks | None = None,
+    reader: str | None = None,
 ) -> QuotaStatus:
     """The quota a request sent at ``at_ms`` (epoch ms) would meet, as of that moment.
 
@@ -106,8 +132,13 @@ def quota_status(
     calendar year of ``at_ms``, as the engine counts a request in the year it was sent.
     ``books``: ``quota_books`` of ``request_kind`` over the events ``at_ms`` sees, if at hand
     (they are only read here).
+
+    ``reader``: the party whose readable events ``events`` are (None: the full record). The
+    answer then says so, and warns that the host's visits with others, which that party does
+    not see, could leave the host less to give: the figures are never guessed up.
     """
     year = year_of(at_ms)
+    basis = basis_of(reader)
 
     def status(measures: tuple[str, ...], reason: str, **kw: Any) -> QuotaStatus:
         fields: dict[str, Any] = {
@@ -118,7 +149,9 @@ def quota_status(
             "obliged": False,
         }
         fields.update(kw)
-        return QuotaStatus(host, requester, request_kind, year, measures, reason=reason, **fields)
+        return QuotaStatus(
+            host, requester, request_kind, year, measures, reason=reason, basis=basis, **fields
+        )
 
     quotas = [
         m for m in agreement.measures if isinstance(m, am.Quota) and m.request_kind == request_kind
@@ -129,6 +162,7 @@ def quota_status(
     parties = set(agreement.parties)
     if host == requester or host not in parties or requester not in parties:
         return status(ids, f"a request from {requester} to {host} does not bind under {agreement.id}")
+    caveat = _caveat(quotas, host, request_kind, reader)
     if books is None:
         books = quota_books(agreement, events, request_kind, at_ms)
     host_left: list[int | None] = []
@@ -149,7 +183,22 @@ def quota_status(
     left, mine = _min(host_left), _min(mine_left)
     counts = {"remaining_for_host": left, "remaining_for_requester": mine, "concurrent_open": busy}
     if limits:
-        return status(ids, "; ".join(limits), exhausted=True, **counts)
+        return status(ids, "; ".join(limits), exhausted=True, caveat=caveat, **counts)
     of_mine = f", {mine} for {requester}" if mine is not None else ""
-    reason = f"within quota: {left} left for {host} in {year}{of_mine}"
-    return status(ids, reason, obliged=True, **counts)
+    seen = "" if reader is None else f" as far as the entries readable by {reader} show"
+    reason = f"within quota{seen}: {left} left for {host} in {year}{of_mine}"
+    return status(ids, reason, obliged=True, caveat=caveat, **counts)
+
+
+def _caveat(quotas: list[am.Quota], host: str, kind: str, reader: str | None) -> str | None:
+    """What the reader's record may lack. Said whenever it could matter, never from whether
+    anything is in fact hidden: that would itself tell of the hidden entries."""
+    if reader is None:
+        return None
+    if reader == host and not any(host in members for m in quotas for members in m.groups.values()):
+        return None  # every request to the host is addressed to it
+    return (
+        f"{host} may have accepted {kind} visits from others that are not shown to {reader}: "
+        f"they would leave {host} less to give, and could make a refusal lawful where this "
+        "answer says obliged. The engine judges a refusal on the full record."
+    )

@@ -36,7 +36,7 @@ from cbmnet.agreements.loader import parse_agreement, resolve_zones
 from cbmnet.agreements.model import Agreement
 from cbmnet.compliance.engine import evaluate, next_change
 from cbmnet.compliance.events import Event, parse_events
-from cbmnet.compliance.quota import QuotaBooks, quota_books, quota_status
+from cbmnet.compliance.quota import BOOK_TYPES, QuotaBooks, quota_books, quota_status
 from cbmnet.compliance.report import Report
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.confidence import Record, facts_from_state, indicators
@@ -211,7 +211,19 @@ class _Parsed:
     events: list[Event]
     latest: int
     """The latest event time (-1 when none): a moment at or after it sees every event."""
+    quota: dict[str, _QuotaView]
+    """Reader -> its quota view: keyed by the party it was cut for, never served to another."""
+
+
+@dataclass
+class _QuotaView:
+    """The quota books' events one reader may read at one log size, and books replayed on them."""
+
+    events: list[Event]
+    latest: int
+    """The latest time among ``events`` (-1 when none): the books serve any moment after it."""
     books: dict[str, QuotaBooks]
+    """Request kind -> the books replayed over every one of ``events``."""
 
 
 @dataclass
@@ -653,19 +665,19 @@ class Hub:
         with self._state_lock:
             if host not in self.state.parties:
                 raise NotFoundError(f"{host!r} is not a registered party")
-        parsed = self.parsed_events(agreement)
+        view = self._quota_view(party, self.parsed_events(agreement))
         ag = self.agreements[agreement]
         at = self.clock()
         books = None
-        if at >= parsed.latest:  # every event seen: the books replayed once serve any later moment
-            books = parsed.books.get(request_kind)
+        if at >= view.latest:  # every event seen: the books replayed once serve any later moment
+            books = view.books.get(request_kind)
             if books is None:
-                books = parsed.books[request_kind] = quota_books(
-                    ag, parsed.events, request_kind, max(0, parsed.latest)
+                books = view.books[request_kind] = quota_books(
+                    ag, view.events, request_kind, max(0, view.latest)
                 )
         status = quota_status(
             ag,
-            parsed.events,
+            view.events,
             host,
             party,
             request_kind,
@@ -673,8 +685,26 @@ class Hub:
             eta_ms=eta_ms,
             until_ms=until_ms,
             books=books,
+            reader=None if party == SECRETARIAT else party,
         )
         return status.to_json()
+
+    def _quota_view(self, party: str, parsed: _Parsed) -> _QuotaView:
+        """The events a quota answer to ``party`` may rest on: those it may read (all, for
+        the secretariat). A request between two others must not move any figure, window or
+        reason of the answer (ADR 0006), so the books are replayed per reader."""
+        got = parsed.quota.get(party)
+        if got is not None:
+            return got
+        pairs = [(d, e) for d, e in zip(parsed.docs, parsed.events, strict=True) if e.type in BOOK_TYPES]
+        with self._state_lock:
+            if party != SECRETARIAT:
+                entries = self.state.entries
+                pairs = [(d, e) for d, e in pairs if self.state.may_read(party, entries[d["log_index"]])]
+        events = [e for _, e in pairs]
+        got = _QuotaView(events, max((e.time for e in events), default=-1), {})
+        parsed.quota[party] = got
+        return got
 
     def _member(self, party: str, agreement: str) -> None:
         if agreement not in self.agreements:

@@ -30,6 +30,9 @@ class PartyKeys:
     enc_public: str
     witness_signer: str
     witness_vkey: str
+    recovery_signer: str
+    recovery_vkey: str
+    """The key the party declared at registration and keeps offline (docs/adr/0007)."""
 
     def identity(self) -> Identity:
         return Identity(self.party, self.signer, self.enc_private)
@@ -39,7 +42,10 @@ def party_keys(party: str) -> PartyKeys:
     skey, vkey = generate_key(f"{party.lower()}.cbmnet.test")
     ep, eq = generate_encryption_key()
     wskey, _ = generate_key(f"witness.{party.lower()}.cbmnet.test")
-    return PartyKeys(party, skey, vkey, ep, eq, wskey, parse_signer_key(wskey).cosigner_verifier_key)
+    rskey, rvkey = generate_key(f"recovery.{party.lower()}.cbmnet.test")
+    return PartyKeys(
+        party, skey, vkey, ep, eq, wskey, parse_signer_key(wskey).cosigner_verifier_key, rskey, rvkey
+    )
 
 
 @dataclass
@@ -67,6 +73,7 @@ class TestHub:
                         "signing_key": k.vkey,
                         "encryption_key": k.enc_public,
                         "witness_key": k.witness_vkey,
+                        "recovery_key": k.recovery_vkey,
                         "contact": {"poc": f"verification centre of {p}"},
                     }
                 )

@@ -76,10 +76,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             revoke = {
                 "act": "key.revoke",
                 "party": "DNK",
-                "by": "secretariat",
+                "by": "recovery",
                 "key": th.keys["DNK"].vkey,
             }
-            api.act(api.sign("secretariat", PT_REGISTRY, revoke))
+            api.act(api.sign("DNK/recovery", PT_REGISTRY, revoke))
             yield World(th, api, revoked)
         finally:
             api.close()

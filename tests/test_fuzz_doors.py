@@ -337,7 +337,7 @@ ACT_SEEDS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (PT_REGISTRY, {"act": "key.rotate", "party": "AUT", "by": "AUT", "signing_key": PARTY_VKEY}),
-    (PT_REGISTRY, {"act": "key.revoke", "party": "AUT", "by": "secretariat", "key": PARTY_VKEY}),
+    (PT_REGISTRY, {"act": "key.revoke", "party": "AUT", "by": "recovery", "key": PARTY_VKEY}),
     (
         PT_EVENT,
         {

@@ -169,7 +169,11 @@ class Api:
         return receipt
 
     def signer(self, party: str) -> str:
-        return self.th.secretariat.signer_key if party == "secretariat" else self.th.keys[party].signer
+        if party == "secretariat":
+            return self.th.secretariat.signer_key
+        if party.endswith("/recovery"):  # a party's offline recovery key (docs/adr/0007)
+            return self.th.keys[party.removesuffix("/recovery")].recovery_signer
+        return self.th.keys[party].signer
 
     def sign(self, party: str, payload_type: str, doc: Mapping[str, Any]) -> bytes:
         return signed(self.signer(party), payload_type, doc)
@@ -553,11 +557,11 @@ def build_world(th: TestHub) -> World:
     revoke = {
         "act": "key.revoke",
         "party": "DNK",
-        "by": "secretariat",
+        "by": "recovery",
         "key": th.keys["DNK"].vkey,
         "reason": "compromised",
     }
-    api.act(api.sign("secretariat", PT_REGISTRY, revoke))
+    api.act(api.sign("DNK/recovery", PT_REGISTRY, revoke))
     marker = api.act(
         api.sign(
             "AUT", PT_EVENT, activity("AUT", "marker", "2030-01-01T00:00:00Z", "2030-01-02T00:00:00Z")
@@ -979,8 +983,8 @@ def test_revoked_key_loses_tokens_and_signing_at_once(store_url: str, tmp_path: 
         signed_before = api.sign(
             "DNK", PT_EVENT, activity("DNK", "early", "2030-01-01T00:00:00Z", "2030-01-02T00:00:00Z")
         )
-        revoke = {"act": "key.revoke", "party": "DNK", "by": "secretariat", "key": th.keys["DNK"].vkey}
-        api.act(api.sign("secretariat", PT_REGISTRY, revoke))
+        revoke = {"act": "key.revoke", "party": "DNK", "by": "recovery", "key": th.keys["DNK"].vkey}
+        api.act(api.sign("DNK/recovery", PT_REGISTRY, revoke))
         size = api.size()
 
         # The token minted before the revocation stops working on every party route.
@@ -1011,10 +1015,12 @@ def test_revoked_key_loses_tokens_and_signing_at_once(store_url: str, tmp_path: 
         )
         assert api.size() == size
 
-        # The revocation is of a key, not of the party: the secretariat gives DNK a new one.
+        # The revocation is of a key, not of the party: DNK installs a new one with its
+        # offline recovery key (the secretariat cannot: docs/adr/0007).
         fresh = party_keys("DNK")
-        rotate = {"act": "key.rotate", "party": "DNK", "by": "secretariat", "signing_key": fresh.vkey}
-        api.act(api.sign("secretariat", PT_REGISTRY, rotate))
+        rotate = {"act": "key.rotate", "party": "DNK", "by": "recovery", "signing_key": fresh.vkey}
+        api.act(api.sign("DNK/recovery", PT_REGISTRY, rotate))
+        fresh.recovery_signer, fresh.recovery_vkey = th.keys["DNK"].recovery_signer, th.keys["DNK"].recovery_vkey
         th.keys["DNK"] = fresh
         del api.tokens["DNK"]
         api.ok("/v1/entries", "DNK")

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import websockets
 
+from cbmnet.client import HubClient, Identity
 from cbmnet.errors import StoreError
 from cbmnet.hub.service import HubSettings
 from tests.hubkit import TestHub, running_hub
@@ -39,7 +40,8 @@ def _ws_url(th: TestHub, path: str, token: str, after: int = -1) -> str:
 def test_an_open_stream_ends_when_the_key_is_revoked(tmp_path: Path) -> None:
     with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path) as th:
         th.register("DEU", "FRA")
-        with th.client("DEU") as deu, th.client("FRA") as fra, th.client() as sec:
+        recovery = Identity("DEU", th.keys["DEU"].recovery_signer)
+        with th.client("DEU") as deu, th.client("FRA") as fra, HubClient(th.url, recovery) as owner:
             token = deu.token()
 
             async def run() -> tuple[list[str], int | None]:
@@ -48,12 +50,12 @@ def test_an_open_stream_ends_when_the_key_is_revoked(tmp_path: Path) -> None:
                     await asyncio.to_thread(fra.event, _activity("before"))
                     seen.append(json.loads(await asyncio.wait_for(ws.recv(), 10))["event_id"])
                     await asyncio.to_thread(
-                        sec.act,
+                        owner.act,
                         "application/vnd.cbmnet.registry+json",
                         {
                             "act": "key.revoke",
                             "party": "DEU",
-                            "by": "secretariat",
+                            "by": "recovery",
                             "key": th.keys["DEU"].vkey,
                         },
                     )

@@ -631,15 +631,15 @@ def test_a_revoked_key_signs_nothing_more_and_what_it_signed_before_stands(
         with HubClient(th.url, stolen) as deu:
             early = deu.event(_activity("before-theft"))["index"]
             signed_early = deu.sign(PT_EVENT, {"party": "DEU", **_activity("signed-before")})
-        with th.client() as sec:
+        with HubClient(th.url, Identity("DEU", th.keys["DEU"].recovery_signer)) as owner:
             revoke = {
                 "act": "key.revoke",
                 "party": "DEU",
-                "by": "secretariat",
+                "by": "recovery",
                 "key": th.keys["DEU"].vkey,
                 "reason": "compromised",
             }
-            r = sec.act(PT_REGISTRY, revoke)["index"]
+            r = owner.act(PT_REGISTRY, revoke)["index"]
         _cosign(th.url, ws)
 
         with HubClient(th.url, stolen) as thief:

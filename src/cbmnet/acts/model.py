@@ -47,7 +47,10 @@ PARTY_ID = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}\Z")
 LOCAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 CHANNEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 
-REGISTRY_ACTS = ("party.register", "key.rotate", "key.revoke")
+REGISTRY_ACTS = ("party.register", "key.rotate", "key.revoke", "key.approve")
+KEY_CHANGERS = ("recovery", "quorum")
+"""Besides the party itself, who may sign a change of its keys (docs/adr/0007); never the
+secretariat."""
 HOTLINE_ACTS = ("channel.open", "hotline.message")
 HUB_ACTS = ("hotline.no_answer", "obligation.overdue", "check.result")
 
@@ -186,6 +189,8 @@ def _read_registry(kind: str, doc: dict[str, Any], f: _Fields) -> Act:
         f.encryption_key("encryption_key")
         if doc.get("witness_key") is not None:
             _cosigner_key(f)
+        if doc.get("recovery_key") is not None:
+            _recovery_key(f, doc)
         contact = doc.get("contact", {})
         if not isinstance(contact, dict) or len(contact) > MAX_CONTACT_FIELDS:
             raise f.fail("contact", f"must be an object of at most {MAX_CONTACT_FIELDS} fields")
@@ -193,19 +198,50 @@ def _read_registry(kind: str, doc: dict[str, Any], f: _Fields) -> Act:
             if not isinstance(v, str) or len(k) > 64 or len(v) > 500:
                 raise f.fail("contact", f"field {k[:40]!r} must be a string of at most 500 characters")
         return Act(PT_REGISTRY, kind, SECRETARIAT, doc)
+    if kind == "key.approve":
+        # Another party vouches for the exact keys a party that lost both of its keys
+        # installs by quorum; the approver is the author.
+        target = f.str_("for", PARTY_ID)
+        if target == party:
+            raise f.fail("for", "a party does not approve its own recovery")
+        _new_keys(f, doc)
+        f.opt_str("reason", limit=1000)
+        return Act(PT_REGISTRY, kind, party, doc)
     by = f.str_("by")
-    if by not in (SECRETARIAT, party):
-        raise f.fail("by", f"must be {SECRETARIAT!r} or the party itself ({party!r})")
+    if by == SECRETARIAT:
+        raise f.fail(
+            "by",
+            "the secretariat registers parties but never changes their keys; the party "
+            "signs with its current key, its recovery key, or after a quorum of approvals",
+        )
+    allowed = (party, *KEY_CHANGERS) if kind == "key.rotate" else (party, KEY_CHANGERS[0])
+    if by not in allowed:
+        raise f.fail("by", f"must be one of {', '.join(map(repr, allowed))}")
     if kind == "key.rotate":
-        check_public_key(f.signing_key("signing_key"), f"{f.what}, field 'signing_key'")
-        if doc.get("encryption_key") is not None:
-            f.encryption_key("encryption_key")
-        if doc.get("witness_key") is not None:
-            _cosigner_key(f)
+        _new_keys(f, doc)
     else:
         f.signing_key("key")
         f.opt_str("reason", limit=1000)
-    return Act(PT_REGISTRY, kind, by, doc)
+    # The party is the author whichever key signed: the registry says which keys may.
+    return Act(PT_REGISTRY, kind, party, doc)
+
+
+def _new_keys(f: _Fields, doc: dict[str, Any]) -> None:
+    """The keys a rotation (or an approval of one) installs: signing, and optionally the rest."""
+    check_public_key(f.signing_key("signing_key"), f"{f.what}, field 'signing_key'")
+    if doc.get("encryption_key") is not None:
+        f.encryption_key("encryption_key")
+    if doc.get("witness_key") is not None:
+        _cosigner_key(f)
+    if doc.get("recovery_key") is not None:
+        _recovery_key(f, doc)
+
+
+def _recovery_key(f: _Fields, doc: dict[str, Any]) -> None:
+    key = f.signing_key("recovery_key")
+    check_public_key(key, f"{f.what}, field 'recovery_key'")
+    if doc.get("signing_key") is not None and key == f.signing_key("signing_key"):
+        raise f.fail("recovery_key", "must differ from the signing key (it is kept offline)")
 
 
 def _shown_text(f: _Fields, fld: str, v: str) -> None:

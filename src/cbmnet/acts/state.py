@@ -30,38 +30,14 @@ from cbmnet.acts.model import (
     Act,
     read_act,
 )
+from cbmnet.acts.registry import Party, Registry
 from cbmnet.agreements.model import Agreement
 from cbmnet.compliance.timeutil import format_time, parse_duration
 from cbmnet.errors import CbmnetError, ConflictError, ForbiddenError, FormatError, NotFoundError
 from cbmnet.ledger.dsse import pae
-from cbmnet.ledger.note import parse_verifier_key
 
 ALL = "*"
 """Audience scope: every registered party (the registry itself)."""
-
-
-@dataclass
-class Key:
-    public: bytes
-    since: int
-    until: int | None = None
-    """Index of the act that retired or revoked it; acts after it are refused."""
-    revoked: bool = False
-
-
-@dataclass
-class Party:
-    id: str
-    name: str
-    agreements: tuple[str, ...]
-    contact: dict[str, str]
-    keys: list[Key]
-    encryption_key: bytes
-    witness_key: str | None
-    registered_at: int
-
-    def active_keys(self) -> list[bytes]:
-        return [k.public for k in self.keys if k.until is None]
 
 
 @dataclass
@@ -139,7 +115,12 @@ class HubState:
         self.hub_key = hub_key
         self.size = 0
         self.entries: list[Entry] = []
-        self.parties: dict[str, Party] = {}
+        self.registry = Registry(
+            secretariat_key,
+            hub_key,
+            {a: ag.key_recovery_quorum for a, ag in self.agreements.items() if ag.key_recovery_quorum},
+        )
+        self.parties: dict[str, Party] = self.registry.parties
         self.channels: dict[str, Channel] = {}
         self.pending: dict[int, Pending] = {}
         self.acks: dict[tuple[int, str], int] = {}
@@ -164,21 +145,15 @@ class HubState:
     # ---- who signs --------------------------------------------------------------------
 
     def signing_keys(self, author: str) -> list[bytes]:
-        """The keys that may sign the next act of ``author`` (empty: it cannot sign now)."""
-        if author == SECRETARIAT:
-            return [self.secretariat_key]
-        if author == HUB:
-            return [self.hub_key]
-        p = self.parties.get(author)
-        return p.active_keys() if p else []
+        """The keys that may sign the next ordinary act of ``author`` (empty: it cannot)."""
+        return self.registry.signing_keys(author)
+
+    def signers_for(self, act: Act) -> list[bytes]:
+        """The keys one of which must sign ``act`` (a recovery or quorum rotation differs)."""
+        return self.registry.signers_for(act)
 
     def party_of_key(self, key: bytes) -> str | None:
-        if key == self.secretariat_key:
-            return SECRETARIAT
-        for p in self.parties.values():
-            if key in p.active_keys():
-                return p.id
-        return None
+        return self.registry.party_of_key(key)
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -293,7 +268,7 @@ class HubState:
 
     def check(self, act: Act, signers: Sequence[bytes]) -> None:
         """May ``act``, signed by ``signers``, be logged next? Raises if not; changes nothing."""
-        if not set(signers) & set(self.signing_keys(act.author)):
+        if not set(signers) & set(self.signers_for(act)):
             if act.author in (SECRETARIAT, HUB) or act.author in self.parties:
                 raise ForbiddenError(f"the key that signed is not an active key of {act.author!r}")
             raise ForbiddenError(f"{act.author!r} is not a registered party of this hub")
@@ -343,30 +318,11 @@ class HubState:
 
     def _check_registry(self, act: Act) -> None:
         d, what = act.doc, f"registry act {act.kind!r}"
-        pid = d["party"]
         if act.kind == "party.register":
-            if pid in self.parties:
-                raise ConflictError(f"{what}: party {pid!r} is already registered")
             for aid in d["agreements"]:
-                if pid not in self._agreement(aid, what).parties:
-                    raise FormatError(f"{what}: {pid!r} is not a party to {aid!r}")
-            key = parse_verifier_key(d["signing_key"]).public_key
-            if self.party_of_key(key) is not None or any(
-                k.public == key for p in self.parties.values() for k in p.keys
-            ):
-                raise ConflictError(f"{what}: that signing key is already in use")
-            return
-        party = self._party(pid, what)
-        if act.kind == "key.rotate":
-            key = parse_verifier_key(d["signing_key"]).public_key
-            if key == self.secretariat_key or any(
-                k.public == key for p in self.parties.values() for k in p.keys
-            ):
-                raise ConflictError(f"{what}: the new key was used before; keys are never reused")
-        else:
-            key = parse_verifier_key(d["key"]).public_key
-            if not any(k.public == key and not k.revoked for k in party.keys):
-                raise NotFoundError(f"{what}: {pid!r} holds no unrevoked key like that")
+                if d["party"] not in self._agreement(aid, what).parties:
+                    raise FormatError(f"{what}: {d['party']!r} is not a party to {aid!r}")
+        self.registry.check(act)
 
     def _check_event(self, act: Act) -> None:
         d = act.doc
@@ -586,43 +542,9 @@ class HubState:
         return e
 
     def _apply_registry(self, act: Act, e: Entry) -> None:
-        d = act.doc
         e.scope = ALL
-        pid = d["party"]
-        e.form = pid
-        if act.kind == "party.register":
-            if pid in self.parties:
-                return
-            self.parties[pid] = Party(
-                pid,
-                d["name"],
-                tuple(a for a in d["agreements"] if a in self.agreements),
-                dict(d.get("contact") or {}),
-                [Key(parse_verifier_key(d["signing_key"]).public_key, e.index)],
-                _b64(d["encryption_key"]),
-                d.get("witness_key"),
-                e.index,
-            )
-            return
-        party = self.parties.get(pid)
-        if party is None:
-            return
-        if act.kind == "key.rotate":
-            for k in party.keys:
-                if k.until is None:
-                    k.until = e.index
-            party.keys.append(Key(parse_verifier_key(d["signing_key"]).public_key, e.index))
-            if d.get("encryption_key"):
-                party.encryption_key = _b64(d["encryption_key"])
-            if d.get("witness_key"):
-                party.witness_key = d["witness_key"]
-        else:
-            key = parse_verifier_key(d["key"]).public_key
-            for k in party.keys:
-                if k.public == key:
-                    k.revoked = True
-                    if k.until is None:
-                        k.until = e.index
+        e.form = act.doc["for"] if act.kind == "key.approve" else act.doc["party"]
+        self.registry.apply(act, e.index)
 
     def _event_readers(self, act: Act) -> frozenset[str] | None:
         """Who may read a new (not amending) event: its addressees, or None when every
@@ -787,12 +709,6 @@ def _tail(lst: list[int], start: int) -> Iterator[int]:
     """``lst[start:]`` without copying it (lists grow with the log)."""
     for i in range(start, len(lst)):
         yield lst[i]
-
-
-def _b64(text: str) -> bytes:
-    import base64
-
-    return base64.b64decode(text)
 
 
 def act_json(doc: Mapping[str, Any]) -> bytes:

@@ -397,6 +397,9 @@ class Agreement(_Strict):
     measures: tuple[Rule, ...]
     hotline: HotlineTerms = Field(default_factory=HotlineTerms)
     verification: VerificationTerms = Field(default_factory=VerificationTerms)
+    key_recovery_quorum: int | None = Field(default=None, ge=2, le=1000)
+    """How many other parties' approvals recover a party that lost its signing and recovery
+    keys (docs/adr/0007). Unset: a majority of the others; never fewer than two."""
 
     @model_validator(mode="after")
     def _references(self) -> Agreement:

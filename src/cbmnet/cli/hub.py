@@ -277,6 +277,13 @@ def serve(
         float, typer.Option(help="How often to look for missed deadlines.", min=0.05)
     ] = 2.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    proxy: Annotated[
+        str | None,
+        typer.Option(
+            help="Address (or network) of the reverse proxy whose X-Forwarded-For is believed;"
+            " default none: every client is charged by the address it connects from."
+        ),
+    ] = None,
 ) -> None:
     """Run the hub in the foreground (JSON log lines on stderr) until SIGTERM or Ctrl-C."""
     import socket
@@ -284,11 +291,13 @@ def serve(
     import uvicorn
 
     from cbmnet.hub.app import create_app
+    from cbmnet.hub.server import trusted_proxy, uvicorn_config
     from cbmnet.hub.service import Hub, HubKeys, HubSettings
 
     level = getattr(logging, log_level.upper(), None)
     if log_level.lower() not in ("debug", "info", "warning", "error") or not isinstance(level, int):
         raise FormatError(f"--log-level {log_level!r}: use debug, info, warning or error")
+    trusted_proxy(proxy)  # a bad address is refused before anything starts
     hub_keys = HubKeys.load(keys or data / "keys")
     url = db or f"sqlite:///{data}/hub.db"
     try:
@@ -307,16 +316,12 @@ def serve(
     hub = None
     try:
         hub = Hub(url, hub_keys, HubSettings(sweep_s=sweep_seconds))
-        from cbmnet.hub.server import WS_MAX_BYTES
-
-        config = uvicorn.Config(
+        config = uvicorn_config(
             create_app(hub),
+            proxy=proxy,
             log_config=None,
             log_level=level,
             access_log=False,  # the app logs each request as JSON itself
-            ws_max_size=WS_MAX_BYTES,
-            ws_per_message_deflate=False,  # ciphertext does not compress; save the CPU
-            lifespan="on",
         )
         log.info(
             json.dumps(
@@ -354,6 +359,10 @@ def party_register(
     witness_key: Annotated[
         str | None, typer.Option(help="Its witness's cosigner key, or the .cosigner.vkey file.")
     ] = None,
+    recovery_key: Annotated[
+        str | None,
+        typer.Option(help="The verifier key the party keeps offline to recover its identity (.vkey)."),
+    ] = None,
     contact: Annotated[
         list[str] | None, typer.Option("--contact", help="A point of contact as KEY=VALUE (repeatable).")
     ] = None,
@@ -372,6 +381,8 @@ def party_register(
     }
     if witness_key is not None:
         doc["witness_key"] = _key_arg(witness_key, "--witness-key", _check_vkey)
+    if recovery_key is not None:
+        doc["recovery_key"] = _key_arg(recovery_key, "--recovery-key", _check_vkey)
     pairs: dict[str, str] = {}
     for item in contact or ():
         k, sep, v = item.partition("=")
@@ -386,38 +397,59 @@ def party_register(
 
 ByOpt = Annotated[
     str | None,
-    typer.Option("--by", help="Who signs: the party itself (default) or 'secretariat'."),
+    typer.Option(
+        "--by",
+        help="Who signs (--key): the party's current key (default), 'recovery' (its offline "
+        "recovery key) or, for a rotation, 'quorum' (the NEW signing key, once a quorum of other "
+        "parties has approved these exact keys). Never the secretariat (docs/adr/0007).",
+    ),
 ]
+NewEncryptionOpt = Annotated[
+    str | None, typer.Option("--encryption-key", help="A new X25519 public key, or its .hpke.pub file.")
+]
+NewWitnessOpt = Annotated[
+    str | None,
+    typer.Option("--witness-key", help="A new witness key (.cosigner.vkey file)."),
+]
+NewRecoveryOpt = Annotated[
+    str | None,
+    typer.Option("--recovery-key", help="A new recovery verifier key (only by recovery or quorum)."),
+]
+
+
+def _new_keys(
+    doc: dict[str, Any],
+    signing_key: str,
+    encryption_key: str | None,
+    witness_key: str | None,
+    recovery_key: str | None,
+) -> dict[str, Any]:
+    doc["signing_key"] = _key_arg(signing_key, "--signing-key", _check_vkey)
+    if encryption_key is not None:
+        doc["encryption_key"] = _key_arg(encryption_key, "--encryption-key", _check_x25519_public)
+    if witness_key is not None:
+        doc["witness_key"] = _key_arg(witness_key, "--witness-key", _check_vkey)
+    if recovery_key is not None:
+        doc["recovery_key"] = _key_arg(recovery_key, "--recovery-key", _check_vkey)
+    return doc
 
 
 @party_app.command("rotate")
 def party_rotate(
     signing_key: Annotated[str, typer.Option(help="The new verifier key, or its .vkey file.")],
-    encryption_key: Annotated[
-        str | None, typer.Option(help="A new X25519 public key, or its .hpke.pub file.")
-    ] = None,
-    witness_key: Annotated[
-        str | None, typer.Option(help="A new witness cosigner key, or its .cosigner.vkey file.")
-    ] = None,
+    encryption_key: NewEncryptionOpt = None,
+    witness_key: NewWitnessOpt = None,
+    recovery_key: NewRecoveryOpt = None,
     by: ByOpt = None,
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
 ) -> None:
-    """Replace the party's signing key (the old one stops at this entry); --key is the signer's."""
+    """Replace the party's signing key (the old one stops at this entry); --key signs (see --by)."""
     if not party:
         raise FormatError("whose key? give --party ID or set CBMNET_PARTY")
-    doc: dict[str, Any] = {
-        "act": "key.rotate",
-        "party": party,
-        "by": by or party,
-        "signing_key": _key_arg(signing_key, "--signing-key", _check_vkey),
-    }
-    if encryption_key is not None:
-        doc["encryption_key"] = _key_arg(encryption_key, "--encryption-key", _check_x25519_public)
-    if witness_key is not None:
-        doc["witness_key"] = _key_arg(witness_key, "--witness-key", _check_vkey)
-    _registry_act(hub, doc, key)
+    doc = {"act": "key.rotate", "party": party, "by": by or party}
+    _registry_act(hub, _new_keys(doc, signing_key, encryption_key, witness_key, recovery_key), key)
 
 
 @party_app.command("revoke")
@@ -429,7 +461,8 @@ def party_revoke(
     party: PartyOpt = None,
     key: KeyOpt = None,
 ) -> None:
-    """Revoke one of the party's keys (e.g. compromised); acts it signs are refused from now."""
+    """Revoke one of the party's keys (e.g. stolen: sign with --by recovery); acts it signs are
+    refused from this entry on."""
     if not party:
         raise FormatError("whose key? give --party ID or set CBMNET_PARTY")
     doc: dict[str, Any] = {
@@ -443,11 +476,33 @@ def party_revoke(
     _registry_act(hub, doc, key)
 
 
+@party_app.command("approve")
+def party_approve(
+    for_party: Annotated[str, typer.Option("--for", help="The party that lost its keys (e.g. PAK).")],
+    signing_key: Annotated[str, typer.Option(help="Its new verifier key, as it gave it to you.")],
+    encryption_key: NewEncryptionOpt = None,
+    witness_key: NewWitnessOpt = None,
+    recovery_key: NewRecoveryOpt = None,
+    reason: Annotated[str | None, typer.Option(help="How you checked, for the record.")] = None,
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Vouch, as your party, for the exact new keys of a party that lost its signing and
+    recovery keys; once a quorum has, it logs the rotation itself (--by quorum)."""
+    if not party:
+        raise FormatError("who approves? give --party ID or set CBMNET_PARTY")
+    doc: dict[str, Any] = {"act": "key.approve", "party": party, "for": for_party}
+    if reason is not None:
+        doc["reason"] = reason
+    _registry_act(hub, _new_keys(doc, signing_key, encryption_key, witness_key, recovery_key), key)
+
+
 def _registry_act(hub: str | None, doc: dict[str, Any], key: Path | None) -> None:
     from cbmnet.acts.model import PT_REGISTRY
 
-    with _client(hub, doc["by"], key) as c:
-        _echo_json(_receipt(c.act(PT_REGISTRY, doc), party=doc["party"]))
+    with _client(hub, doc["party"], key) as c:
+        _echo_json(_receipt(c.act(PT_REGISTRY, doc), party=doc.get("for", doc["party"])))
 
 
 def parties(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:

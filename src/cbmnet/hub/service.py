@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cbmnet.acts.model import HUB, PT_HUB, SECRETARIAT, read_act
 from cbmnet.acts.state import ALL, Entry, HubState, act_json
@@ -234,6 +234,14 @@ class _Window:
     since: int
     until: int
     value: Any
+
+
+class WriteBudget(Protocol):
+    """A per-author write budget (``hub.app``): refuse or charge one act, or pay it back."""
+
+    def spent(self, who: str) -> None: ...
+    def take(self, who: str) -> None: ...
+    def give_back(self, who: str) -> None: ...
 
 
 @dataclass
@@ -480,30 +488,59 @@ class Hub:
 
     # ---- submitting -----------------------------------------------------------------------
 
-    def submit(
-        self,
-        envelope: bytes | str,
-        budget: Callable[[str], None] | None = None,
-    ) -> Receipt:
+    def submit(self, envelope: bytes | str, budget: WriteBudget | None = None) -> Receipt:
         """Verify an act under its author's active keys, admit and log it durably.
 
-        The signature is checked against this process's view of the registry, which may
-        lag other processes by a moment: a miss is retried once after catching up. The
-        decision that counts is taken again inside the write transaction (``_admit``).
-        ``budget(author)`` is called once the author is proven (it may refuse with a
-        rate limit): a party flooding the hub spends its own budget, and nobody can spend
-        another's by naming it in an act it did not sign.
+        A statement logged already is answered with its original receipt first, before
+        the budget or the signature is looked at (``logged_receipt``): anyone holding a
+        party's logged envelopes (the log, its receipts) could otherwise replay them to
+        spend that party's budget. Then an author over ``budget`` is refused before its
+        signature is checked; the signature is checked against this process's view of
+        the registry, which may lag other processes by a moment (a miss is retried once
+        after catching up); only then does the proven author pay, and it is paid back if
+        the log found the statement already there. The decision that counts is taken
+        again inside the write transaction (``_admit``); an act refused there stays paid
+        for: it was the author's own signed attempt, not one found in the log.
         """
         env = dsse.parse(envelope)
         act = read_act(env.payload_type, env.payload)
+        known = self.logged_receipt(env)
+        if known is not None:
+            return known
+        if budget is not None:
+            budget.spent(act.author)
         try:
             verified = self._verify_author(envelope, act.author)
         except CbmnetError:
             self.sync()
             verified = self._verify_author(envelope, act.author)
         if budget is not None:
-            budget(act.author)
-        return self.sequencer.submit([verified]).result()[0]
+            budget.take(act.author)
+        receipt = self.sequencer.submit([verified]).result()[0]
+        if receipt.duplicate and budget is not None:
+            budget.give_back(act.author)
+        return receipt
+
+    def logged_receipt(self, env: dsse.Envelope) -> Receipt | None:
+        """The receipt of ``env``'s statement if the log holds it with one of ``env``'s
+        signatures, byte for byte; else None (then the signature must be checked).
+
+        A logged signature verified over this very statement (same PAE digest), and
+        Ed25519 verification is a function of key, message and signature only: an
+        identical signature is as good as one checked again, and costs a lookup instead.
+        Without one (a statement guessed, not signed), nothing is said about the log.
+        """
+        digest = env.statement_digest()
+        index = self.rstore.find_statements([digest]).get(digest)
+        if index is None:
+            return None
+        row = self.rstore.get_entry(index)
+        if row is None:
+            return None
+        logged = {s.sig for s in dsse.parse(row.envelope).signatures}
+        if not any(s.sig in logged for s in env.signatures):
+            return None
+        return Receipt(index, row.integrated_ms, duplicate=True)
 
     def _verify_author(self, envelope: bytes | str, author: str) -> dsse.Envelope:
         with self._state_lock:

@@ -70,6 +70,9 @@ def _error(err: CbmnetError) -> JSONResponse:
 class _Limits:
     """Body size limit and one JSON log line per request, as plain ASGI.
 
+    The body is never read here: a route reads it after checking the caller (an upload is
+    refused on its token before a byte of it is read), and ``receive`` is wrapped to count
+    what it hands over, so a body without a length is cut at the limit as it streams.
     (Starlette's ``BaseHTTPMiddleware`` would add a task group and memory streams to
     every request; this sits on the hot path of every submit.)
     """
@@ -86,32 +89,20 @@ class _Limits:
         limit = MAX_REQUEST_BYTES
         if scope["method"] == "PUT" and scope["path"].startswith("/v1/observations/"):
             limit = MAX_BATCH_BYTES  # a batch of sensor rows, checked against its logged hash
-        too_large = TooLargeError(f"request body larger than {limit} bytes")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await _error(too_large)(scope, receive, send)
+            await _error(TooLargeError(f"request body larger than {limit} bytes"))(scope, receive, send)
             return
-        if length is None and b"chunked" in headers.get(b"transfer-encoding", b"").lower():
-            # No length announced: read no more than the limit, then hand the route the body.
-            body = bytearray()
-            while True:
-                msg = await receive()
-                if msg["type"] == "http.disconnect":
-                    return
-                body += msg.get("body", b"")
-                if len(body) > limit:
-                    await _error(too_large)(scope, receive, send)
-                    return
-                if not msg.get("more_body", False):
-                    break
-            replayed = False
-            upstream = receive
+        got = 0
 
-            async def receive() -> Any:
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": bytes(body), "more_body": False}
-                return await upstream()
+        async def counted(receive: Any = receive) -> Any:
+            nonlocal got
+            msg = await receive()
+            got += len(msg.get("body", b""))
+            if got > limit:
+                # Raised in the route that reads. An HTTPException because FastAPI turns any
+                # other error of a body read into a 400; ``_http_error`` answers it 413.
+                raise StarletteHTTPException(413, f"request body larger than {limit} bytes")
+            return msg
 
         started = time.perf_counter()
         status = 0
@@ -122,7 +113,7 @@ class _Limits:
                 status = msg["status"]
             await send(msg)
 
-        await self.app(scope, receive, send_status)
+        await self.app(scope, counted, send_status)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 json.dumps(

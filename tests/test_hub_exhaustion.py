@@ -211,3 +211,37 @@ def test_serve_refuses_a_proxy_that_is_not_an_address(tmp_path: Path) -> None:
     r = cli("serve", "--data", str(tmp_path), "--proxy", "proxy.example")
     assert r.exit_code != 0
     assert "--proxy 'proxy.example': not an IP address or network" in r.output
+
+
+def test_hostile_static_paths_never_answer_500(tmp_path: Path) -> None:
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path) as th:
+        hostile = [
+            "%00",
+            "dashboard.css%00",
+            "dashboard.css%00.js",
+            "a%00%2f..%2fdashboard.css",
+            "x" * 5000 + ".css",
+            "/".join(["a"] * 500) + ".css",
+            "..%2f..%2fpyproject.toml",
+            "%2e%2e/%2e%2e/app.py",
+            "..\\..\\app.py",
+            "%5c..%5capp.py",
+            "vendor\\..\\dashboard.css",
+            "\u00e9t\u00e9.css",
+            "%ff%fe.css",
+            "d\u0430shboard.css",  # Cyrillic a
+            "dashboard.css\u202e",
+            "%ef%bf%bf.js",
+            "C:%5cwindows%5cwin.ini.css",
+            "//etc/passwd.css",
+        ]
+        with raw(th.url) as sock:
+            # A literal NUL in the request line: refused by the parser, never a 500.
+            sock.sendall(b"GET /dashboard/static/a\x00.css HTTP/1.1\r\nHost: hub\r\n\r\n")
+            got = answer(sock)
+            assert got.startswith(b"HTTP/1.1 4"), got[:200]
+        with httpx.Client(base_url=th.url) as http:
+            for name in hostile:
+                r = http.get("/dashboard/static/" + name)
+                assert r.status_code == 404, (name, r.status_code, r.text[:200])
+            assert http.get("/dashboard/static/dashboard.css").status_code == 200

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -93,12 +94,18 @@ STATIC_TYPES = {
 }
 
 
+STATIC_NAME = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}/){0,3}[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+"""What a static file may be called: ASCII letters, digits, ``._-`` and at most three
+folders, no part starting with a dot. The client's text reaches the filesystem only if it
+matches, so no NUL, backslash, ``..``, Unicode or overlong name can make a path call fail."""
+
+
 def static_path(name: str) -> tuple[Path, str] | None:
     """The file under ``static/`` that ``name`` names, with its type; None if there is none.
 
     Only known suffixes, no hidden files, and nothing outside the folder (``..`` or links).
     """
-    if len(name) > 200 or not name or any(part.startswith(".") for part in name.split("/")):
+    if not STATIC_NAME.fullmatch(name):
         return None
     media_type = STATIC_TYPES.get(Path(name).suffix)
     if media_type is None:

@@ -30,7 +30,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
-from cbmnet.acts.model import HUB, PT_HUB, SECRETARIAT, read_act
+from cbmnet.acts.model import HUB, PT_HUB, SECRETARIAT, Act, read_act
 from cbmnet.acts.state import ALL, Entry, HubState, act_json
 from cbmnet.agreements.loader import parse_agreement, resolve_zones
 from cbmnet.agreements.model import Agreement
@@ -510,10 +510,10 @@ class Hub:
         if budget is not None:
             budget.spent(act.author)
         try:
-            verified = self._verify_author(envelope, act.author)
+            verified = self._verify_author(envelope, act)
         except CbmnetError:
             self.sync()
-            verified = self._verify_author(envelope, act.author)
+            verified = self._verify_author(envelope, act)
         if budget is not None:
             budget.take(act.author)
         receipt = self.sequencer.submit([verified]).result()[0]
@@ -542,9 +542,10 @@ class Hub:
             return None
         return Receipt(index, row.integrated_ms, duplicate=True)
 
-    def _verify_author(self, envelope: bytes | str, author: str) -> dsse.Envelope:
+    def _verify_author(self, envelope: bytes | str, act: Act) -> dsse.Envelope:
+        author = act.author
         with self._state_lock:
-            keys = self.state.signing_keys(author)
+            keys = self.state.signers_for(act)  # a recovery or quorum rotation: other keys
             party = self.state.parties.get(author)
             old = [k.public for k in party.keys if k.until is not None] if party else []
         if not keys and not old:

@@ -21,7 +21,7 @@ from cbmnet.log.service import TransparencyLog
 from cbmnet.store import open_store
 from cbmnet.store.sql import Store
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 pytest_plugins = ["tests.browserkit"]  # the `browser` fixture (Debian chromium)
 
@@ -89,11 +89,13 @@ def tlog(store: Store, log_key: tuple[str, str]) -> TransparencyLog:
 
 
 @pytest.fixture
-def shared_data() -> Callable[[str], Path]:
+def asset() -> Callable[[str], Path]:
+    """A file of tests/assets/ (peer test data, copied in with its source: assets/README.md)."""
+
     def get(name: str) -> Path:
-        p = SHARED / "data" / name
+        p = ASSETS / name
         if not p.exists():
-            pytest.fail(f"shared test data {p} is missing")
+            pytest.fail(f"test asset {p} is missing")
         return p
 
     return get

@@ -16,9 +16,9 @@ from cbmnet.ledger import merkle as m
 
 @pytest.fixture(scope="module")
 def ref(request: pytest.FixtureRequest) -> dict[str, object]:
-    from tests.conftest import SHARED
+    from tests.conftest import ASSETS
 
-    return json.loads((SHARED / "data" / "merkle_reference_hashes.json").read_text())
+    return json.loads((ASSETS / "merkle_reference_hashes.json").read_text())
 
 
 def test_reference_roots(ref: dict) -> None:
@@ -227,5 +227,5 @@ def test_frontier_matches_root(entries: list[bytes]) -> None:
     assert len(created) == sum(len(entries) >> lv for lv in range(len(entries).bit_length()))
 
 
-def test_reference_file_location(shared_data: Callable[[str], Path]) -> None:
-    assert shared_data("merkle_reference_hashes.json").stat().st_size > 0
+def test_reference_file_is_in_the_repository(asset: Callable[[str], Path]) -> None:
+    assert asset("merkle_reference_hashes.json").stat().st_size > 0

@@ -61,9 +61,9 @@ def _happy(vectors: list[dict[str, Any]]) -> list[Any]:
 
 
 @pytest.fixture
-def ref_leaves(shared_data: Callable[[str], Path]) -> list[bytes]:
+def ref_leaves(asset: Callable[[str], Path]) -> list[bytes]:
     """The reference tree's leaf inputs (transparency-dev/merkle testonly constants)."""
-    ref = json.loads(shared_data("merkle_reference_hashes.json").read_text())
+    ref = json.loads(asset("merkle_reference_hashes.json").read_text())
     return [bytes.fromhex(x) for x in ref["leaf_inputs_hex"]]
 
 

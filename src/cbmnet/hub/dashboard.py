@@ -630,6 +630,8 @@ def add_dashboard(
         return render("quotas.html", party=party, sections=sections, as_of=format_time(hub.clock()))
 
     def quota_section(party: str, ag: str) -> dict[str, Any] | None:
+        """One agreement's tables: each row is ``Hub.quota_for`` for the caller, as the API
+        answers it (counted on what the caller may read, ADR 0006); nothing else is counted."""
         measures = [m for m in hub.agreements[ag].measures if isinstance(m, Quota)]
         kinds = [k for k in QUOTA_KINDS if any(m.request_kind == k for m in measures)]
         if not kinds:

@@ -28,6 +28,7 @@ def _keys(out: Path, *parties: str) -> None:
     """Signer (+ witness cosigner) and X25519 keys per party, the way an operator makes them."""
     for p in parties:
         ok("keys", "generate", "--name", f"{p.lower()}.example", "--out", str(out))
+        ok("keys", "generate", "--name", f"recovery.{p.lower()}.example", "--out", str(out))
         ok("keys", "hpke", "--name", p, "--out", str(out))
 
 
@@ -51,6 +52,8 @@ def _register(hub: str, keys: Path, sec_key: Path, party: str, agreement: str) -
         str(keys / f"{party}.hpke.pub"),
         "--witness-key",
         str(keys / f"{party.lower()}.example.cosigner.vkey"),
+        "--recovery-key",
+        str(keys / f"recovery.{party.lower()}.example.vkey"),
         "--contact",
         f"poc=verification centre of {party}",
     )
@@ -255,24 +258,42 @@ def test_submit_signed_inbox_pages_and_key_rotation(hub: tuple[TestHub, Path], t
     usa2 = {**usa, "CBMNET_KEY": str(keys / "usa2.example.key")}
     listed = {p["id"]: p for p in json.loads(ok("parties", env=usa2).stdout)}
     assert len(listed["USA"]["signing_keys"]) == 1
-    # The secretariat revokes the new key: nothing signed by it is accepted any more.
+    # The secretariat cannot revoke it (only the party changes its keys: ADR 0007) ...
+    sec = {"CBMNET_HUB": h.url, "CBMNET_PARTY": "USA", "CBMNET_KEY": str(keys / "secretariat.key")}
+    refused = cli(
+        "party", "revoke", "--by", "secretariat", "--revoke", str(keys / "usa2.example.vkey"), env=sec
+    )
+    _one_line_error(refused, 2, "'by'", "never changes their keys")
+    assert cli("parties", env=usa2).exit_code == 0
+    # ... USA does, with its offline recovery key (the key was stolen): nothing signed by it
+    # is accepted any more; a new key, installed with the same recovery key, works.
+    recovery = {**usa, "CBMNET_KEY": str(keys / "recovery.usa.example.key")}
+    revoke = ("party", "revoke", "--by", "recovery", "--revoke", str(keys / "usa2.example.vkey"))
+    ok(*revoke, "--reason", "stolen", env=recovery)
+    assert cli("parties", env=usa2).exit_code == 3
+    ok("keys", "generate", "--name", "usa3.example", "--out", str(keys))
     ok(
         "party",
-        "revoke",
-        "--party",
-        "USA",
+        "rotate",
         "--by",
-        "secretariat",
-        "--revoke",
-        str(keys / "usa2.example.vkey"),
-        "--reason",
-        "lost",
-        "--hub",
-        h.url,
-        "--key",
-        str(keys / "secretariat.key"),
+        "recovery",
+        "--signing-key",
+        str(keys / "usa3.example.vkey"),
+        env=recovery,
     )
-    assert cli("parties", env=usa2).exit_code == 3
+    usa3 = {**usa, "CBMNET_KEY": str(keys / "usa3.example.key")}
+    listed = {p["id"]: p for p in json.loads(ok("parties", env=usa3).stdout)}
+    assert [k["revoked"] for k in listed["USA"]["key_history"]] == [False, True, False]
+    # Two parties: the rival alone can never recover USA (a quorum is at least two).
+    ok("keys", "generate", "--name", "usa4.example", "--out", str(keys))
+    new4 = str(keys / "usa4.example.vkey")
+    ok("party", "approve", "--for", "USA", "--signing-key", new4, env=rus)
+    quorum = {**usa, "CBMNET_KEY": str(keys / "usa4.example.key")}
+    _one_line_error(
+        cli("party", "rotate", "--by", "quorum", "--signing-key", new4, env=quorum),
+        3,
+        "needs 2 approvals",
+    )
 
 
 def _one_line_error(r: Any, code: int, *words: str) -> None:

@@ -93,12 +93,15 @@ class _AgreementLog:
     docs: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Index -> the event as the engine reads it (``time`` = integration time)."""
     withdrawn: set[str] = field(default_factory=set)
+    withdrawn_at: dict[str, int] = field(default_factory=dict)
+    """Event id -> index of its withdrawal (what ``events(upto=...)`` reads as withdrawn)."""
     corrected: dict[str, int] = field(default_factory=dict)
     """Event id -> index of its latest correction."""
     corrections: dict[str, list[int]] = field(default_factory=dict)
     """Event id -> indices of its corrections, in log order."""
     refs: dict[str, set[str]] = field(default_factory=dict)
-    """Event id -> ids of the events that refer to it (a withdrawal must not orphan them)."""
+    """Event id -> ids of the events that ever referred to it (the author's own live ones
+    block its withdrawal; see ``_own_live_refs``)."""
 
 
 class HubState:
@@ -230,6 +233,7 @@ class HubState:
 
     def _read_events(self, agreement: str, limit: int) -> list[dict[str, Any]]:
         log = self._logs[agreement]
+        gone = {eid for eid, at in log.withdrawn_at.items() if at < limit}
         out = []
         for idx, doc in log.docs.items():
             if idx >= limit:
@@ -237,7 +241,7 @@ class HubState:
             if doc.get("amends") is not None:
                 continue
             eid = doc["id"]
-            if eid in log.withdrawn:
+            if eid in gone:
                 continue
             made = [c for c in log.corrections.get(eid, ()) if c < limit]
             if made:
@@ -251,9 +255,14 @@ class HubState:
                 fixed["corrected_at"], fixed["corrected_by"] = prev["time"], prev["id"]
                 fixed["id"], fixed["time"] = eid, when
                 doc = fixed
-            out.append(
-                {k: v for k, v in doc.items() if k not in ("body", "sealed_body")} | {"log_index": idx}
-            )
+            view = {k: v for k, v in doc.items() if k not in _NOT_READ} | {"log_index": idx}
+            # Another party's event may name one its owner withdrew since (a withdrawal is
+            # never blocked by others' references): say so, so the engine can tell a
+            # reference withdrawn from one that never resolved, and judge nothing on it.
+            dangling = sorted({r for r in _refs_of(view) if r in gone})
+            if dangling:
+                view["withdrawn_refs"] = dangling
+            out.append(view)
         return out
 
     def event_doc(self, agreement: str, event_id: str) -> dict[str, Any] | None:
@@ -368,10 +377,11 @@ class HubState:
             if o.kind != d["type"]:
                 raise FormatError(f"{what}: a correction must have type {o.kind!r}")
             if amends["action"] == "withdraw":
-                live = sorted(r for r in log.refs.get(amends["id"], ()) if r not in log.withdrawn)
+                live = self._own_live_refs(log, amends["id"], author)
                 if live:
                     raise ConflictError(
-                        f"{what}: {', '.join(live)} still refer to {amends['id']!r}; withdraw them first"
+                        f"{what}, field 'amends': {', '.join(live)} still refer to {amends['id']!r}; "
+                        "withdraw them first"
                     )
             else:
                 first = log.docs[orig]
@@ -421,6 +431,25 @@ class HubState:
                     raise ForbiddenError(f"{what}: {author!r} is not a side of the request {ref!r}")
             elif d["type"] == "notification" and target.author != author:
                 raise ForbiddenError(f"{what}, field {fld!r}: {ref!r} is another party's activity")
+
+    def _own_live_refs(self, log: _AgreementLog, eid: str, author: str) -> list[str]:
+        """The author's own events that still (in their latest version) name ``eid``.
+
+        These block its withdrawal, so the author's own record stays coherent (its notice
+        or report does not point at what it withdrew itself) and it can clear them first.
+        Other parties' references never block: otherwise naming an activity in one's own
+        request or exchange would pin it on its owner, who cannot withdraw what it did not
+        write, with its missed obligations accruing. Those stay, read by the engine with
+        ``withdrawn_refs`` (``_read_events``).
+        """
+        live = []
+        for r in log.refs.get(eid, ()):
+            first = log.events.get(r)
+            if r in log.withdrawn or first is None or self.entries[first].author != author:
+                continue
+            if eid in _refs_of(log.docs[log.corrected.get(r, first)]):
+                live.append(r)
+        return sorted(live)
 
     def _check_ack(self, act: Act) -> None:
         idx = act.doc["entry"]
@@ -578,6 +607,7 @@ class HubState:
             e.ref, e.scope, e.addressees = orig.index, orig.scope, orig.addressees
             if amends["action"] == "withdraw":
                 log.withdrawn.add(amends["id"])
+                log.withdrawn_at.setdefault(amends["id"], e.index)
             else:
                 log.corrected[amends["id"]] = e.index
                 log.corrections.setdefault(amends["id"], []).append(e.index)
@@ -592,10 +622,8 @@ class HubState:
         log.events.setdefault(d["id"], e.index)
         log.docs[e.index] = {**d, "time": format_time(e.ms)}
         referrer = amends["id"] if amends is not None else d["id"]
-        targets = [d.get("activity"), d.get("request"), *(d.get("activities") or ())]
-        for t in targets:
-            if isinstance(t, str) and t:
-                log.refs.setdefault(t, set()).add(referrer)
+        for t in _refs_of(d):
+            log.refs.setdefault(t, set()).add(referrer)
 
     def _apply_hotline(self, act: Act, e: Entry) -> None:
         d = act.doc
@@ -693,6 +721,17 @@ class HubState:
                     }
                 )
         return out
+
+
+_NOT_READ = frozenset({"body", "sealed_body", "withdrawn_refs"})
+"""Left out of what the engine reads: the human text, and ``withdrawn_refs``, which only
+the hub states (a party that sent its own would make a live reference look withdrawn)."""
+
+
+def _refs_of(doc: Mapping[str, Any]) -> list[str]:
+    """The ids an event names in ``activity``, ``activities`` and ``request``."""
+    out = [doc.get("activity"), doc.get("request"), *(doc.get("activities") or ())]
+    return [r for r in out if isinstance(r, str) and r]
 
 
 _NOT_SUBSTANCE = frozenset(

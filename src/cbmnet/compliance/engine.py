@@ -253,6 +253,20 @@ def _finding(
     return Finding(code, party, m.provision, tuple(subjects), due, message, period, m.id)
 
 
+def _withdrawn(e: Event, ref: object) -> bool:
+    """Does ``e`` name ``ref`` as an event its owner withdrew since (the hub marks those
+    in ``withdrawn_refs``: another party's reference never blocks a withdrawal)?"""
+    return isinstance(ref, str) and ref in (e.raw.get("withdrawn_refs") or ())
+
+
+def _unassessable(
+    m: am._Measure, party: str, subjects: Iterable[str], due: int | None, message: str
+) -> Finding:
+    """What the engine says where an event it would judge on was withdrawn: that it
+    cannot judge (severity info), rather than accuse on half a record or stay silent."""
+    return _finding(m, "data.unassessable", party, subjects, due, message)
+
+
 def _owed(
     ctx: Context,
     m: am._Measure,
@@ -706,6 +720,14 @@ class QuotaBook:
         finds: list[Finding] = []
         asked = [r for r in ctx.by_type["request"] if r.raw.get("kind") == m.request_kind]
         asked.sort(key=attrgetter("time", "id"))
+        # A host's acceptance of a request its requester withdrew since: the visit may
+        # have used the host's quota, in that year or one before (the request's time went
+        # with it). A refusal the host made in such a year cannot be judged within quota.
+        blind: dict[str, int] = {}
+        for r in ctx.by_type["response"]:
+            if r.raw.get("decision") == "accept" and _withdrawn(r, r.raw.get("request")):
+                k = self.key(r.party)
+                blind[k] = max(blind.get(k, -1), year_of(r.time))
         for req in asked:
             if not _between_parties(ctx, req):
                 continue
@@ -735,6 +757,13 @@ class QuotaBook:
                 self.accepted_from[(self.key(host), self.key(req.party), year)] += 1
                 self.spans[self.key(host)].append((start, end, req.id))
             elif decision == "refuse" and not self.limit(host, req.party, year, req.time, start, end):
+                if year <= blind.get(self.key(host), -1):
+                    msg = (
+                        f"{host}'s refusal of {m.request_kind} request {req.id} cannot be judged "
+                        f"against its {year} quota: it accepted a request withdrawn since"
+                    )
+                    finds.append(_unassessable(m, host, [req.id, ans.id], ans.time, msg))
+                    continue
                 q = self.quota(host, year, req.time)
                 finds.append(
                     _finding(
@@ -891,6 +920,11 @@ def visit_report(m: am.VisitReport, ctx: Context) -> Result:
     for req in _visits(ctx, m.request_kind):
         ref = req.raw.get("activity")
         act = ctx.activity_by_id.get(ref) if isinstance(ref, str) else None
+        if act is None and _withdrawn(req, ref):
+            # Whose it was, and when it ended, went with it: no report can be judged owed.
+            msg = f"{req.party}'s {m.form} on {req.id} cannot be judged: {ref} was withdrawn"
+            finds.append(_unassessable(m, req.party, (req.id, str(ref)), None, msg))
+            continue
         if act is None or act.party != req.party or act.end is None:
             continue
         reports = [
@@ -933,6 +967,7 @@ def observer_terms(m: am.ObserverTerms, ctx: Context) -> Result:
         act = ctx.activity_by_id.get(ref) if isinstance(ref, str) else None
         if act is not None and act.party != inv.party:
             act = None
+        gone = act is None and _withdrawn(inv, ref)
         for p in invited:
             ans = ctx.replies.get((inv.id, p))
             if reply is not None:
@@ -950,6 +985,9 @@ def observer_terms(m: am.ObserverTerms, ctx: Context) -> Result:
                 obs.append(ob)
                 finds.extend(found)
             accepted = ans is not None and ans.raw.get("decision") == "accept"
+            if report is not None and accepted and gone:
+                msg = f"{p}'s {m.report_form} on {inv.id} cannot be judged: {ref} was withdrawn"
+                finds.append(_unassessable(m, p, (inv.id, str(ref)), None, msg))
             if report is not None and accepted and act is not None and act.end is not None:
                 reports = [r for r in ctx.attached.get((inv.id, m.report_form), ()) if r.party == p]
                 ob, found = _owed_on(

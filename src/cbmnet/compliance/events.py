@@ -267,6 +267,7 @@ def _parse_one(doc: Any, source: str, index: int) -> Event:
     else:  # incident
         r.str_("kind")
         r.geometry("location")
+    r.str_list("withdrawn_refs")  # the hub's mark of references whose event was withdrawn
     assert ev_time is not None
     return Event(eid, etype, party, ev_time, doc, start, end, r.size(), to)
 
@@ -277,7 +278,8 @@ def parse_event(doc: Any, source: str) -> Event:
 
 
 def parse_events(records: Sequence[Any], source: str = "events") -> list[Event]:
-    """Validate records into events; ids unique, references resolved, or a ``FormatError``."""
+    """Validate records into events; ids unique, references resolved (or listed in the
+    event's ``withdrawn_refs``), or a ``FormatError``."""
     if len(records) > MAX_EVENTS:
         raise FormatError(f"{source}: more than {MAX_EVENTS} events")
     was_enabled = gc.isenabled()
@@ -304,8 +306,11 @@ def parse_events(records: Sequence[Any], source: str = "events") -> list[Event]:
             refs = [*refs, *(("activities", a) for a in e.raw.get("activities") or ())]
         elif e.type == "request" and e.raw.get("activity"):
             refs = (("activity", e.raw["activity"]),)
+        # A reference the hub marks withdrawn (its owner withdrew it after this event named
+        # it) resolves to nothing on purpose: the rules judge nothing on it.
+        gone = e.raw.get("withdrawn_refs") or ()
         for fld, ref in refs:
-            if ref not in ids:
+            if ref not in ids and ref not in gone:
                 raise FormatError(
                     f"{source}, record {i} (id {e.id!r}), field {fld!r}: "
                     f"refers to {ref!r}, which is not an event in {source}"

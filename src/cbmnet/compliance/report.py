@@ -39,6 +39,8 @@ SEVERITY: dict[str, Severity] = {
     "visit.entry_late": "lapse",
     "visit.stay_exceeded": "violation",
     "visit.team_too_large": "violation",
+    # Where an event the engine would judge on was withdrawn: not an accusation.
+    "data.unassessable": "info",
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cbmnet.errors import ForbiddenError
+from cbmnet.errors import ForbiddenError, NotFoundError
 from cbmnet.hub.service import HubSettings
 from tests.hubkit import running_hub
 
@@ -23,11 +23,15 @@ def test_inspection_quota_is_told_before_the_request_and_enforced_after(tmp_path
     with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=settings) as th:
         th.register("DEU", "FRA", "POL", "ITA", "BEL")
         with th.client("DEU") as deu:
-            for n, who in enumerate(("FRA", "POL", "ITA"), start=1):
+            for who in ("FRA", "POL", "ITA"):
                 with th.client(who) as c:
+                    # Each requester counts only what it may read (ADR 0006): the others'
+                    # accepted visits are private to them and DEU, so it is told so in words.
                     before = c.quota(VD, "DEU", "inspection")
                     assert before["obliged"] and not before["exhausted"]
-                    assert before["remaining_for_host"] == 3 - (n - 1)
+                    assert before["remaining_for_host"] == 3
+                    assert before["basis"] == f"entries readable by {who}"
+                    assert f"not shown to {who}" in before["caveat"]
                     c.event(_request(f"insp-{who}", "DEU", team_size=4))
                 deu.event(
                     {
@@ -39,8 +43,25 @@ def test_inspection_quota_is_told_before_the_request_and_enforced_after(tmp_path
                     }
                 )
             with th.client("BEL") as bel:
+                # BEL sees none of them: obliged as far as it can see, with the caveat ...
                 fourth = bel.quota(VD, "DEU", "inspection")
-                assert fourth["exhausted"] and fourth["remaining_for_host"] == 0
+                assert fourth["obliged"] and fourth["remaining_for_host"] == 3
+                assert "not shown to BEL" in fourth["caveat"]
+                bel.event(_request("insp-BEL", "DEU", team_size=4))
+            # ... and the engine, on the whole record, holds no refusal against DEU.
+            deu.event(
+                {
+                    "agreement": VD,
+                    "id": "no-BEL",
+                    "type": "response",
+                    "request": "insp-BEL",
+                    "decision": "refuse",
+                    "reason": "quota for the year is spent",
+                }
+            )
+            with th.client() as sec:
+                codes = [f["code"] for f in sec.obligations(VD)["findings"]]
+                assert "quota.refusal_within_quota" not in codes
             with th.client("FRA") as fra:
                 again = fra.quota(VD, "DEU", "inspection")
                 assert again["exhausted"] and again["remaining_for_requester"] == 0
@@ -55,8 +76,9 @@ def test_inspection_quota_is_told_before_the_request_and_enforced_after(tmp_path
                         "body": "Entry 0600Z, left 1800Z; nothing unusual.",
                     }
                 )
-            # Only a side of the visit reports on it.
-            with th.client("BEL") as bel, pytest.raises(ForbiddenError, match="not addressed to 'BEL'"):
+            # Only a side of the visit reports on it; to others the request does not exist.
+            no_event = "field 'request': no event 'insp-FRA' you may refer to in"
+            with th.client("BEL") as bel, pytest.raises(NotFoundError, match=no_event):
                 bel.event(
                     {
                         "agreement": VD,

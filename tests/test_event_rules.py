@@ -2,10 +2,13 @@
 
 Hole 6: a party named another's activity in its own request or exchange, and the owner
 could no longer withdraw it (409) while missed obligations kept accruing against it.
+Hole 7: the answers of ``POST /v1/acts`` told a party what it may not read: whether a
+private event exists, who wrote it, who reads it, and which ids are taken.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cbmnet.acts.model import PT_EVENT
+from cbmnet.acts.model import PT_ACK, PT_EVENT
 from cbmnet.compliance.engine import evaluate
 from cbmnet.compliance.events import parse_events
 from cbmnet.compliance.timeutil import parse_time
@@ -218,3 +221,153 @@ def test_the_engine_says_it_cannot_judge_a_visit_on_a_withdrawn_activity() -> No
         ("data.unassessable", a, "info", ("f-1", "fl-1"))
     ]
     assert not [o for o in rep.obligations if "fl-1" in o.subjects]
+
+
+# ---- hole 7: one answer for "none" and "not yours" --------------------------------------
+
+
+def _same_but_id(r1: httpx.Response, id1: str, r2: httpx.Response, id2: str) -> str:
+    """The two answers are one answer, apart from the id asked about."""
+    assert r1.status_code == r2.status_code, (r1.text, r2.text)
+    m1, m2 = r1.json()["message"], r2.json()["message"]
+    assert r1.json()["error"] == r2.json()["error"]
+    assert re.sub(re.escape(id1), "ID", m1) == re.sub(re.escape(id2), "ID", m2), (m1, m2)
+    return str(m1)
+
+
+def test_refusals_do_not_tell_a_private_event_from_a_missing_one(store_url: str, tmp_path: Path) -> None:
+    with running_hub(store_url, tmp_path) as th:
+        th.register("AUT", "BEL", "CHE")
+        ok(th, "AUT", ev("AUT", "q-1", "request", kind="explanation", to="BEL"))  # private
+        ok(th, "AUT", activity("AUT", "act-1"))  # public, but AUT's
+        private_index = th.hub.state.event_entry(AG, "q-1")
+        assert private_index is not None
+        size = th.hub.committed
+        # CHE asks about each private id and a missing one the same ways.
+        probes = {
+            "answer": lambda rid: ev("CHE", "c-1", "response", request=rid, decision="answer"),
+            "report": lambda rid: ev(
+                "CHE", "c-2", "notification", form="inspection_report", request=rid
+            ),
+            "name": lambda rid: ev("CHE", "c-3", "request", kind="explanation", to="BEL", activity=rid),
+            "correct": lambda rid: ev(
+                "CHE",
+                "c-4",
+                "request",
+                kind="explanation",
+                to="BEL",
+                amends={"id": rid, "action": "correct"},
+            ),
+            "withdraw": lambda rid: ev(
+                "CHE",
+                "c-5",
+                "request",
+                kind="explanation",
+                to="BEL",
+                amends={"id": rid, "action": "withdraw"},
+            ),
+        }
+        for how, make in probes.items():
+            m = _same_but_id(post(th, "CHE", make("q-1")), "q-1", post(th, "CHE", make("q-9")), "q-9")
+            assert "AUT" not in m and "BEL" not in m, (how, m)
+            assert post(th, "CHE", make("q-1")).status_code == 404, how
+        assert (
+            _same_but_id(
+                post(th, "CHE", probes["answer"]("q-1")),
+                "q-1",
+                post(th, "CHE", probes["answer"]("q-9")),
+                "q-9",
+            )
+            == "event 'c-1', field 'request': no event 'q-1' you may refer to in 'vienna-document-2011'"
+        )
+        # Amending another's event, even a public one, is answered as a missing one: the
+        # answer never names the author (before: 403 "only 'AUT' may amend ...").
+        withdraw_act = activity("CHE", "c-6") | {"amends": {"id": "act-1", "action": "withdraw"}}
+        withdraw_none = activity("CHE", "c-6") | {"amends": {"id": "act-9", "action": "withdraw"}}
+        m = _same_but_id(post(th, "CHE", withdraw_act), "act-1", post(th, "CHE", withdraw_none), "act-9")
+        assert (
+            m == "event 'c-6', field 'amends': no event 'act-1' you may amend in 'vienna-document-2011'"
+        )
+        # Acknowledging a private entry is answered as acknowledging one beyond the log.
+        ack = lambda i: {"act": "ack", "party": "CHE", "entry": i}  # noqa: E731
+        far = size + 1000
+        m = _same_but_id(
+            post(th, "CHE", ack(private_index), PT_ACK),
+            str(private_index),
+            post(th, "CHE", ack(far), PT_ACK),
+            str(far),
+        )
+        i = private_index
+        assert m == f"acknowledgement of entry {i}, field 'entry': no entry {i} you may acknowledge"
+        assert th.hub.committed == size
+
+
+def test_a_sealed_body_names_its_readers_only_to_an_entitled_author(
+    store_url: str, tmp_path: Path
+) -> None:
+    ct = "AAAA"
+    with running_hub(store_url, tmp_path) as th:
+        th.register("AUT", "BEL", "CHE")
+        ok(th, "AUT", ev("AUT", "q-1", "request", kind="explanation", to="BEL"))
+        sealed = {
+            "suite": "DHKEM-X25519-HKDF-SHA256/HKDF-SHA256/AES-128-GCM",
+            "ciphertexts": {"CHE": ct},
+        }
+        # Before: 400 "needs one ciphertext for each reader (AUT, BEL, CHE)" for the answer,
+        # "(AUT, BEL)" for the amendment: the readers of a request CHE may not read.
+        for doc, missing in (
+            (ev("CHE", "c-1", "response", request="q-1", decision="answer", sealed_body=sealed), "q-9"),
+            (
+                ev("CHE", "c-2", "request", kind="explanation", to="BEL", sealed_body=sealed)
+                | {"amends": {"id": "q-1", "action": "correct"}},
+                "q-9",
+            ),
+        ):
+            hidden = post(th, "CHE", doc)
+            assert hidden.status_code == 404, hidden.text
+            m = hidden.json()["message"]
+            assert "AUT" not in m and "BEL" not in m and "sealed_body" not in m, m
+            other = dict(doc)
+            if "amends" in other:
+                other["amends"] = {"id": missing, "action": "correct"}
+            else:
+                other["request"] = missing
+            _same_but_id(hidden, "q-1", post(th, "CHE", other), missing)
+        # BEL, asked, is entitled: it learns the readers it must seal to (its own request's).
+        answer = ev("BEL", "b-1", "response", request="q-1", decision="answer", sealed_body=sealed)
+        r = post(th, "BEL", answer)
+        assert r.status_code == 400, r.text
+        assert r.json()["message"] == (
+            "event 'b-1', field 'sealed_body': needs one ciphertext for each reader (AUT, BEL)"
+        )
+
+
+def test_ids_with_a_party_prefix_are_that_partys_and_cannot_be_probed(
+    store_url: str, tmp_path: Path
+) -> None:
+    with running_hub(store_url, tmp_path) as th:
+        th.register("AUT", "BEL", "CHE")
+        ok(th, "AUT", ev("AUT", "AUT-Q-1", "request", kind="explanation", to="BEL"))  # private
+        ok(th, "AUT", ev("AUT", "free-1", "request", kind="explanation", to="BEL"))  # private
+        size = th.hub.committed
+        # CHE can neither take AUT's ids nor learn which exist: one answer either way.
+        taken = post(th, "CHE", activity("CHE", "AUT-Q-1"))
+        free = post(th, "CHE", activity("CHE", "AUT-Q-2"))
+        m = _same_but_id(taken, "AUT-Q-1", free, "AUT-Q-2")
+        assert taken.status_code == 403
+        assert m == "event 'AUT-Q-1', field 'id': ids beginning 'AUT-' are reserved to 'AUT'"
+        # Nor the ids of a party of the agreement that has not registered yet (POL).
+        assert post(th, "CHE", activity("CHE", "POL-1")).status_code == 403
+        # A free-form id is first come, first served: the 409 says it is taken, nothing
+        # about the event that took it (residual leak: that the id exists).
+        r = post(th, "CHE", activity("CHE", "free-1"))
+        assert r.status_code == 409
+        assert r.json()["message"] == (
+            "event 'free-1', field 'id': agreement 'vienna-document-2011' already has an event "
+            "with this id"
+        )
+        assert th.hub.committed == size
+        # AUT uses its own prefix freely; CHE uses its own and free-form ids.
+        ok(th, "AUT", activity("AUT", "AUT-Q-2"))
+        ok(th, "CHE", activity("CHE", "CHE-1"))
+        ok(th, "CHE", activity("CHE", "free-2"))

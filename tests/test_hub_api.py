@@ -393,7 +393,8 @@ def test_amendments_correct_and_withdraw_by_the_author_only(store_url: str, tmp_
             "notification-land:AUT:act-2": ("missed", None),
         }
 
-        # Only the author amends: BEL can neither correct nor withdraw AUT's notification.
+        # Only the author amends: BEL can neither correct nor withdraw AUT's notification,
+        # and is answered as if there were none (the answer never names an author).
         size = api.size()
         for action in ("correct", "withdraw"):
             forged = event(
@@ -405,7 +406,8 @@ def test_amendments_correct_and_withdraw_by_the_author_only(store_url: str, tmp_
                 amends={"id": "n-1", "action": action},
             )
             r = api.submit(api.sign("BEL", PT_EVENT, forged))
-            assert_error(r, 403, "forbidden", "only 'AUT' may amend 'n-1'")
+            msg = assert_error(r, 404, "not_found")
+            assert msg == f"event 'bel-{action}', field 'amends': no event 'n-1' you may amend in {AG!r}"
         # Nor can BEL pass its amendment off as AUT's.
         forged = event(
             "AUT",
@@ -828,10 +830,11 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         {},
     ),
     ("GET", "/v1/parties"): (_status("/v1/parties"), PARTIES_ONLY, {}),
-    # Acts: no token needed, the signature decides; not addressed to you / revoked: 403.
+    # Acts: no token needed, the signature decides; revoked: 403; acknowledging what is not
+    # addressed to you: 404, as for an entry that does not exist (no existence oracle).
     ("POST", "/v1/acts"): (
         p_acts,
-        {"author": 201, "addressee": 201, "outsider": 403, "anonymous": 201, "revoked": 403},
+        {"author": 201, "addressee": 201, "outsider": 404, "anonymous": 201, "revoked": 403},
         {},
     ),
     ("GET", "/v1/inbox"): (_listing("/v1/inbox"), PARTIES_ONLY, SEEN_BY_ADDRESSEE),
@@ -1109,16 +1112,18 @@ def test_a_party_never_reads_what_is_not_addressed_to_it(store_url: str, tmp_pat
                 streamed.append(json.loads(ws.recv(timeout=10))["index"])
         assert not private & set(streamed)
 
-        # Nor can CHE act on it: acknowledge, answer, or write to the channel.
-        refused = [
-            api.sign("CHE", PT_ACK, {"act": "ack", "entry": req["index"], "party": "CHE"}),
-            api.sign("CHE", PT_ACK, {"act": "ack", "entry": msg["index"], "party": "CHE"}),
-            api.sign(
-                "CHE", PT_EVENT, event("CHE", "resp-2", "response", request="req-1", decision="refuse")
-            ),
-        ]
-        for env in refused:
-            assert_error(api.submit(env), 403, "forbidden", "'CHE'")
+        # Nor can CHE act on it: acknowledge, answer, or write to the channel. What it may
+        # not read is answered as what does not exist (tests/test_event_rules.py).
+        for i in (req["index"], msg["index"]):
+            env = api.sign("CHE", PT_ACK, {"act": "ack", "entry": i, "party": "CHE"})
+            text = assert_error(api.submit(env), 404, "not_found")
+            want = f"acknowledgement of entry {i}, field 'entry': no entry {i} you may acknowledge"
+            assert text == want
+        env = api.sign(
+            "CHE", PT_EVENT, event("CHE", "resp-2", "response", request="req-1", decision="refuse")
+        )
+        text = assert_error(api.submit(env), 404, "not_found")
+        assert text == f"event 'resp-2', field 'request': no event 'req-1' you may refer to in {AG!r}"
         with th.client("CHE") as che:
             keys = {p["id"]: base64.b64decode(p["encryption_key"]) for p in che.parties()}
             env = che.hotline_envelope(

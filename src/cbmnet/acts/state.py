@@ -334,6 +334,10 @@ class HubState:
         self.registry.check(act)
 
     def _check_event(self, act: Act) -> None:
+        """May this event be logged? Ordered so that nothing private leaks: an event the
+        author may not read (or amend) gets the very answer a missing one gets, and the
+        readers of a sealed body are named only once the author is entitled to the event
+        it amends or answers (docs/adr/0003)."""
         d = act.doc
         what = f"event {d['id']!r}"
         ag = self._agreement(d["agreement"], what)
@@ -344,53 +348,10 @@ class HubState:
         elif d["type"] != "request" or d.get("kind") != "communication_check":
             raise ForbiddenError(f"{what}: the secretariat sends communication checks only")
         log = self._logs[ag.id]
-        if d["id"] in log.events:
-            raise ConflictError(f"{what}: agreement {ag.id!r} already has an event with this id")
-        sealed = d.get("sealed_body")
-        if sealed is not None:
-            amended = d.get("amends")
-            if amended is not None and amended["id"] in log.events:
-                readers: frozenset[str] | None = self.entries[log.events[amended["id"]]].addressees
-                readers = readers or None
-            else:
-                readers = self._event_readers(act)
-            if readers is None:
-                raise FormatError(
-                    f"{what}, field 'sealed_body': only an event for some parties (a request, its "
-                    "response, a notification with 'to') is sealed; this one is read by all"
-                )
-            if set(sealed["ciphertexts"]) != set(readers):
-                raise FormatError(
-                    f"{what}, field 'sealed_body': needs one ciphertext for each reader "
-                    f"({', '.join(sorted(readers))})"
-                )
         amends = d.get("amends")
         if amends is not None:
-            orig = log.events.get(amends["id"])
-            if orig is None:
-                raise NotFoundError(f"{what}, field 'amends': no event {amends['id']!r} to amend")
-            o = self.entries[orig]
-            if o.author != author:
-                raise ForbiddenError(f"{what}: only {o.author!r} may amend {amends['id']!r}")
-            if amends["id"] in log.withdrawn:
-                raise ConflictError(f"{what}: {amends['id']!r} was withdrawn already")
-            if o.kind != d["type"]:
-                raise FormatError(f"{what}: a correction must have type {o.kind!r}")
-            if amends["action"] == "withdraw":
-                live = self._own_live_refs(log, amends["id"], author)
-                if live:
-                    raise ConflictError(
-                        f"{what}, field 'amends': {', '.join(live)} still refer to {amends['id']!r}; "
-                        "withdraw them first"
-                    )
-            else:
-                first = log.docs[orig]
-                for fld in ("to", "kind", "request"):
-                    if d.get(fld) != first.get(fld):
-                        raise FormatError(
-                            f"{what}, field {fld!r}: a correction cannot change whom or what an act "
-                            "addresses; withdraw it and send a new one"
-                        )
+            self._check_amendment(act, ag, log, what)
+        self._check_id(act, ag, log, what)
         for fld in ("to",):
             targets = d.get(fld)
             if targets is None:
@@ -408,14 +369,7 @@ class HubState:
         if d["type"] in ("response", "notification") and d.get("request"):
             refs.append(("request", d["request"]))
         for fld, ref in refs:
-            idx = log.events.get(ref)
-            if idx is None:
-                raise NotFoundError(f"{what}, field {fld!r}: no event {ref!r} in {ag.id!r}")
-            if ref in log.withdrawn:
-                raise NotFoundError(f"{what}, field {fld!r}: {ref!r} was withdrawn")
-            target = self.entries[idx]
-            if not self.may_read(author, target):
-                raise ForbiddenError(f"{what}, field {fld!r}: {ref!r} is not addressed to {author!r}")
+            target = self._referable(author, ag.id, log, fld, ref, what)
             if fld == "request" and d["type"] == "response":
                 # An answer goes to a request, or to an invitation to observe (acceptance).
                 invitation = target.kind == "notification" and target.form == "observation_invitation"
@@ -431,6 +385,47 @@ class HubState:
                     raise ForbiddenError(f"{what}: {author!r} is not a side of the request {ref!r}")
             elif d["type"] == "notification" and target.author != author:
                 raise ForbiddenError(f"{what}, field {fld!r}: {ref!r} is another party's activity")
+        # Last: the author is now known to own what it amends and to be asked what it
+        # answers, so the readers it must seal to are its own to know.
+        self._check_sealed(act, log, what)
+
+    def _check_amendment(self, act: Act, ag: Agreement, log: _AgreementLog, what: str) -> None:
+        """Only the author amends, and only an event it sent (not an amendment of one).
+
+        Another party's event, private or not, is answered as a missing one: whether a
+        private event exists, and who wrote it, is not the asker's to learn.
+        """
+        d, amends = act.doc, act.doc["amends"]
+        orig = log.events.get(amends["id"])
+        if orig is None or self.entries[orig].author != act.author:
+            raise NotFoundError(
+                f"{what}, field 'amends': no event {amends['id']!r} you may amend in {ag.id!r}"
+            )
+        first = log.docs[orig]
+        if first.get("amends") is not None:
+            raise FormatError(
+                f"{what}, field 'amends': {amends['id']!r} is an amendment of "
+                f"{first['amends']['id']!r}; amend that event"
+            )
+        if amends["id"] in log.withdrawn:
+            raise ConflictError(f"{what}: {amends['id']!r} was withdrawn already")
+        o = self.entries[orig]
+        if o.kind != d["type"]:
+            raise FormatError(f"{what}: a correction must have type {o.kind!r}")
+        if amends["action"] == "withdraw":
+            live = self._own_live_refs(log, amends["id"], act.author)
+            if live:
+                raise ConflictError(
+                    f"{what}, field 'amends': {', '.join(live)} still refer to {amends['id']!r}; "
+                    "withdraw them first"
+                )
+            return
+        for fld in ("to", "kind", "request"):
+            if d.get(fld) != first.get(fld):
+                raise FormatError(
+                    f"{what}, field {fld!r}: a correction cannot change whom or what an act "
+                    "addresses; withdraw it and send a new one"
+                )
 
     def _own_live_refs(self, log: _AgreementLog, eid: str, author: str) -> list[str]:
         """The author's own events that still (in their latest version) name ``eid``.
@@ -451,14 +446,80 @@ class HubState:
                 live.append(r)
         return sorted(live)
 
+    def _check_id(self, act: Act, ag: Agreement, log: _AgreementLog, what: str) -> None:
+        """Event ids are unique per agreement, and those that begin with a party's id and
+        "-" ("PAK-N-7") are that party's alone.
+
+        The reservation is decided before the id is looked up, so another author gets one
+        answer whether or not the id exists: a party that uses the convention can be
+        neither squatted nor probed. Parties of the agreement not registered yet are
+        covered too. Residual leak: a free-form id (no party prefix) is first come, first
+        served, so the 409 below tells anyone that some event of the agreement has that
+        id, though nothing about it (not its author, type or readers).
+        """
+        eid = act.doc["id"]
+        owner = _id_owner(eid, {*self.parties, *ag.parties})
+        if owner is not None and owner != act.author:
+            raise ForbiddenError(
+                f"{what}, field 'id': ids beginning {owner + '-'!r} are reserved to {owner!r}"
+            )
+        if eid in log.events:
+            raise ConflictError(
+                f"{what}, field 'id': agreement {ag.id!r} already has an event with this id"
+            )
+
+    def _referable(
+        self, author: str, aid: str, log: _AgreementLog, fld: str, ref: str, what: str
+    ) -> Entry:
+        """The event ``ref`` names, if ``author`` may refer to it: one that it may read
+        (an unreadable one is answered as a missing one), not an amendment (the engine
+        reads those under their original's id), not withdrawn."""
+        idx = log.events.get(ref)
+        if idx is None or not self.may_read(author, self.entries[idx]):
+            raise NotFoundError(f"{what}, field {fld!r}: no event {ref!r} you may refer to in {aid!r}")
+        amended = log.docs[idx].get("amends")
+        if amended is not None:
+            raise FormatError(
+                f"{what}, field {fld!r}: {ref!r} is an amendment; name {amended['id']!r} instead"
+            )
+        if ref in log.withdrawn:
+            raise NotFoundError(f"{what}, field {fld!r}: {ref!r} was withdrawn")
+        return self.entries[idx]
+
+    def _check_sealed(self, act: Act, log: _AgreementLog, what: str) -> None:
+        """A sealed body holds one ciphertext per reader, and only a restricted event has one.
+
+        Called only once the author is entitled to what it amends or answers: the readers
+        named in the refusal are then the author's own to know.
+        """
+        d = act.doc
+        sealed = d.get("sealed_body")
+        if sealed is None:
+            return
+        amended = d.get("amends")
+        if amended is not None:
+            readers: frozenset[str] | None = self.entries[log.events[amended["id"]]].addressees
+            readers = readers or None
+        else:
+            readers = self._event_readers(act)
+        if readers is None:
+            raise FormatError(
+                f"{what}, field 'sealed_body': only an event for some parties (a request, its "
+                "response, a notification with 'to') is sealed; this one is read by all"
+            )
+        if set(sealed["ciphertexts"]) != set(readers):
+            raise FormatError(
+                f"{what}, field 'sealed_body': needs one ciphertext for each reader "
+                f"({', '.join(sorted(readers))})"
+            )
+
     def _check_ack(self, act: Act) -> None:
         idx = act.doc["entry"]
         what = f"acknowledgement of entry {idx}"
-        if not 0 <= idx < len(self.entries):
-            raise NotFoundError(f"{what}: no such entry")
+        if not 0 <= idx < len(self.entries) or not self.may_read(act.author, self.entries[idx]):
+            # One answer for "none" and "not yours to read": no existence oracle.
+            raise NotFoundError(f"{what}, field 'entry': no entry {idx} you may acknowledge")
         e = self.entries[idx]
-        if not self.may_read(act.author, e):
-            raise ForbiddenError(f"{what}: the entry is not addressed to {act.author!r}")
         if e.author == act.author:
             raise FormatError(f"{what}: a party does not acknowledge its own act")
         if e.payload_type == PT_ACK:
@@ -742,6 +803,12 @@ _NOT_SUBSTANCE = frozenset(
 def _substance(doc: Mapping[str, Any]) -> dict[str, Any]:
     """What an obligation may depend on: everything but ids, times and the human text."""
     return {k: v for k, v in doc.items() if k not in _NOT_SUBSTANCE}
+
+
+def _id_owner(eid: str, parties: set[str]) -> str | None:
+    """The party an event id is reserved to: the longest party id that, with "-", begins it."""
+    owners = [p for p in parties if eid.startswith(p + "-")]
+    return max(owners, key=len) if owners else None
 
 
 def _tail(lst: list[int], start: int) -> Iterator[int]:

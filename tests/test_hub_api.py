@@ -1023,7 +1023,8 @@ def test_revoked_key_loses_tokens_and_signing_at_once(store_url: str, tmp_path: 
         fresh = party_keys("DNK")
         rotate = {"act": "key.rotate", "party": "DNK", "by": "recovery", "signing_key": fresh.vkey}
         api.act(api.sign("DNK/recovery", PT_REGISTRY, rotate))
-        fresh.recovery_signer, fresh.recovery_vkey = th.keys["DNK"].recovery_signer, th.keys["DNK"].recovery_vkey
+        fresh.recovery_signer = th.keys["DNK"].recovery_signer  # the offline key stays
+        fresh.recovery_vkey = th.keys["DNK"].recovery_vkey
         th.keys["DNK"] = fresh
         del api.tokens["DNK"]
         api.ok("/v1/entries", "DNK")

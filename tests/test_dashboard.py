@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ import pytest
 from cbmnet.acts.model import PT_EVENT, PT_REGISTRY
 from cbmnet.hub.dashboard import COOKIE, ics_escape, ics_feed, ics_fold
 from cbmnet.hub.service import HubSettings
+from tests.browserkit import session_cookie
 from tests.hubkit import AGREEMENTS, TestHub, party_keys, running_hub
 from tests.test_hub_api import Api, activity, event
 from tests.test_verify_js import run_js
@@ -43,7 +45,8 @@ PAGES = (
 class World:
     th: TestHub
     api: Api
-    revoked_token: str
+    revoked_session: str
+    """DNK's dashboard session, opened before its key was revoked."""
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             api.act(api.sign("AUT", PT_EVENT, aut_act))
             request = event("AUT", SECRET, "request", kind="explanation", to="BEL")
             api.act(api.sign("AUT", PT_EVENT, request))
-            revoked = api.token("DNK")
+            revoked = api.session("DNK")
             revoke = {
                 "act": "key.revoke",
                 "party": "DNK",
@@ -93,8 +96,12 @@ def session(w: World, party: str | None) -> Iterator[httpx.Client]:
 
 
 def signed_in(w: World, http: httpx.Client, party: str | None) -> httpx.Client:
+    """Sign in as a browser does: open the link with a one-time code, post its form."""
     if party is not None:
-        r = http.get("/dashboard/login", params={"token": w.api.token(party)})
+        code = w.api.signin_code(party).json()["code"]
+        page = http.get("/dashboard/login", params={"code": code})
+        assert page.status_code == 200 and f"Sign in as {party}" in page.text, page.text
+        r = http.post("/dashboard/login", data={"code": code}, headers={"Origin": w.th.url})
         assert r.status_code == 303, r.text
         assert r.headers["location"] == "/dashboard"
         cookie = r.headers["set-cookie"]
@@ -140,7 +147,7 @@ def test_sign_in_link_sets_cookie_and_pages_render(world: World) -> None:
         ):
             assert http.get(f"/dashboard/static/{bad}").status_code == 404, bad
         # Signing out clears the cookie; the pages then refuse.
-        out = http.post("/dashboard/logout")
+        out = http.post("/dashboard/logout", headers={"Origin": world.th.url})
         assert out.status_code == 303
         assert http.get("/dashboard").status_code == 401
 
@@ -153,12 +160,12 @@ def test_no_cookie_bad_token_and_revoked_key_are_refused(world: World) -> None:
             r = http.get(path)
             assert r.status_code == 401, path
             assert "Sign in" in r.text
-        assert http.get("/dashboard/login", params={"token": "x.y"}).status_code == 401
+        assert http.get("/dashboard/login", params={"code": "x.y"}).status_code == 401
+        r = http.post("/dashboard/login", data={"code": "x.y"}, headers={"Origin": world.th.url})
+        assert r.status_code == 401
         assert COOKIE not in http.cookies
-        r = http.get("/dashboard/login", params={"token": world.revoked_token})
-        assert r.status_code == 401 and "no longer active" in r.text
         for path in PAGES:
-            r = http.get(path, headers={"Cookie": f"{COOKIE}={world.revoked_token}"})
+            r = http.get(path, headers={"Cookie": f"{COOKIE}={world.revoked_session}"})
             assert r.status_code == 401, path
             assert "no longer active" in r.text
 
@@ -306,10 +313,18 @@ def test_cli_prints_a_sign_in_link_that_works(tmp_path: Path) -> None:
         )
         assert r.exit_code == 0, r.output
         link = r.stdout.strip()
-        assert link.startswith(th.url + "/dashboard/login?token=")
+        assert link.startswith(th.url + "/dashboard/login?code=")
         with httpx.Client() as http:
-            page = http.get(link, follow_redirects=True)
-            assert page.status_code == 200 and "DEU" in page.text
+            page = http.get(link)
+            assert page.status_code == 200 and "Sign in as DEU" in page.text
+            code = parse_qs(urlsplit(link).query)["code"][0]
+            r = http.post(
+                th.url + "/dashboard/login",
+                data={"code": code},
+                headers={"Origin": th.url},
+                follow_redirects=True,
+            )
+            assert r.status_code == 200 and "Signed in as <strong>DEU</strong>" in r.text
 
 
 # ---- inspections and quotas; verify an entry in the browser ---------------------------------
@@ -421,7 +436,7 @@ def test_pages_that_evaluate_share_the_callers_evaluation_budget(tmp_path: Path)
     with running_hub(f"sqlite:///{tmp_path / 'log.db'}", tmp_path, settings=settings) as th:
         th.register("AUT", "BEL")
         with th.client("AUT") as a, th.client("BEL") as b:
-            aut, bel = a.token(), b.token()
+            aut, bel = session_cookie(th.url, a.token()), session_cookie(th.url, b.token())
         with httpx.Client(base_url=th.url, timeout=30) as http:
             first = http.get("/dashboard", headers={"Cookie": f"{COOKIE}={aut}"})
             again = http.get("/dashboard/deadlines", headers={"Cookie": f"{COOKIE}={aut}"})

@@ -1,7 +1,7 @@
 """An operator's path through the dashboard in Debian's chromium, over a real hub.
 
-Signs in with the link ``cbmnet dashboard login`` prints, reads the overview (with its
-trend charts), moves by the navigation with the keyboard, downloads the .ics feed,
+Signs in with the link ``cbmnet dashboard login`` prints (and its page's button), reads
+the overview (with its trend charts), moves by the navigation with the keyboard, downloads the .ics feed,
 opens an entry from the archive and verifies it in the browser (WebCrypto), and sees the
 witness verdict on the log page. Screenshots land in build/screenshots/.
 """
@@ -59,7 +59,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             cli, ["dashboard", "login", "--hub", th.url, "--party", "BEL", "--key", str(key)]
         )
         assert out.exit_code == 0, out.output
-        link = next(w for w in out.output.split() if "/dashboard/login?token=" in w)
+        link = next(w for w in out.output.split() if "/dashboard/login?code=" in w)
         yield World(th, notified, link)
 
 
@@ -69,7 +69,9 @@ def test_operator_path_through_the_dashboard(world: World, browser: Any, tmp_pat
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        page.goto(world.link)
+        page.goto(world.link)  # the sign-in page: its button posts the one-time code
+        with page.expect_navigation():
+            page.click("form[action='/dashboard/login'] button[type=submit]")
         assert page.url.endswith("/dashboard")
         assert "Signed in as" in page.text_content("header") and "BEL" in page.text_content("header")
         # The overview: indicators with their parts and trend lines drawn as SVG.

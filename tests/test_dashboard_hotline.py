@@ -25,7 +25,7 @@ from websockets.sync.client import connect as ws_connect
 
 from cbmnet.hub.dashboard import COOKIE
 from cbmnet.ledger.dsse import pae
-from tests.browserkit import screenshot
+from tests.browserkit import screenshot, session_cookie, sign_in
 from tests.hubkit import TestHub, running_hub
 
 FLASH_MS = 10 * 60_000
@@ -46,6 +46,8 @@ class World:
     flash: int
     routine: int
     tokens: dict[str, str]
+    sessions: dict[str, str]
+    """Dashboard session cookies, one per party, opened with its token."""
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +70,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 tokens[p] = c.token()
         with th.client() as sec:
             tokens["secretariat"] = sec.token()
-        yield World(th, clock, flash, routine, tokens)
+        sessions = {p: session_cookie(th.url, t) for p, t in tokens.items()}
+        yield World(th, clock, flash, routine, tokens, sessions)
 
 
 def view(w: World, party: str) -> dict[str, Any]:
     r = httpx.get(
-        f"{w.th.url}/dashboard/hotline.json", headers={"Cookie": f"{COOKIE}={w.tokens[party]}"}
+        f"{w.th.url}/dashboard/hotline.json", headers={"Cookie": f"{COOKIE}={w.sessions[party]}"}
     )
     assert r.status_code == 200, r.text
     doc: dict[str, Any] = r.json()
@@ -105,7 +108,7 @@ def test_members_see_deadlines_from_precedence_and_strangers_see_nothing(world: 
     ita = view(world, "ITA")
     assert ita["channels"] == [] and ita["messages"] == []
     page = httpx.get(
-        f"{world.th.url}/dashboard/hotline", headers={"Cookie": f"{COOKIE}={world.tokens['ITA']}"}
+        f"{world.th.url}/dashboard/hotline", headers={"Cookie": f"{COOKIE}={world.sessions['ITA']}"}
     )
     assert page.status_code == 200 and "deu-fra-pol" not in page.text and "flash-1" not in page.text
     # The secretariat reads every channel.
@@ -116,7 +119,7 @@ def test_members_see_deadlines_from_precedence_and_strangers_see_nothing(world: 
 
 def test_server_rendered_page_works_without_script(world: World) -> None:
     page = httpx.get(
-        f"{world.th.url}/dashboard/hotline", headers={"Cookie": f"{COOKIE}={world.tokens['POL']}"}
+        f"{world.th.url}/dashboard/hotline", headers={"Cookie": f"{COOKIE}={world.sessions['POL']}"}
     )
     assert page.status_code == 200
     text = page.text
@@ -136,12 +139,12 @@ def test_live_stream_says_changed_and_refuses_strangers(world: World) -> None:
             ws_url,
             open_timeout=10,
             additional_headers={
-                "Cookie": f"{COOKIE}={world.tokens['POL']}",
+                "Cookie": f"{COOKIE}={world.sessions['POL']}",
                 "Origin": "http://evil.example",
             },
         ).close()
     with ws_connect(
-        ws_url, open_timeout=10, additional_headers={"Cookie": f"{COOKIE}={world.tokens['POL']}"}
+        ws_url, open_timeout=10, additional_headers={"Cookie": f"{COOKIE}={world.sessions['POL']}"}
     ) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "hello"
         with world.th.client("DEU") as deu:
@@ -161,7 +164,7 @@ def test_missed_deadline_is_marked_no_answer_from_the_logged_statement(world: Wo
     assert after["no_answer"] == ["POL"] and after["waiting"] == []
     assert set(after["acks"]) == {"FRA"}
     page = httpx.get(
-        f"{world.th.url}/dashboard/hotline", headers={"Cookie": f"{COOKIE}={world.tokens['DEU']}"}
+        f"{world.th.url}/dashboard/hotline", headers={"Cookie": f"{COOKIE}={world.sessions['DEU']}"}
     )
     assert "NO ANSWER: POL" in page.text
 
@@ -180,7 +183,7 @@ def test_browser_acknowledges_with_the_loaded_key_and_the_countdown_stops(
     wrong_key.write_text(th.keys["FRA"].signer + "\n")
     page = browser.new_page()
     try:
-        page.goto(f"{th.url}/dashboard/login?token={world.tokens['POL']}")
+        sign_in(page, th.url, world.tokens["POL"])
         page.goto(f"{th.url}/dashboard/hotline")
         row = page.locator(f'tr[data-index="{index}"]')
         countdown = row.locator(".countdown")
@@ -247,7 +250,7 @@ def test_browser_acknowledges_with_the_loaded_key_and_the_countdown_stops(
         # DEU's console, live: POL's acknowledgement appears without a reload.
         deu_page = browser.new_page()
         try:
-            deu_page.goto(f"{th.url}/dashboard/login?token={world.tokens['DEU']}")
+            sign_in(deu_page, th.url, world.tokens["DEU"])
             deu_page.goto(f"{th.url}/dashboard/hotline")
             deu_row = deu_page.locator(f'tr[data-index="{index}"]')
             deu_page.wait_for_function(

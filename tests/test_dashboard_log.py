@@ -21,6 +21,7 @@ from cbmnet.ledger.witness import cosignature_lines
 from cbmnet.log.remote import witness_hub
 from cbmnet.log.witness import Witness
 from cbmnet.store import open_store
+from tests.browserkit import session_cookie
 from tests.hubkit import TestHub, party_keys, running_hub
 
 
@@ -30,6 +31,7 @@ def _witness(th: TestHub, party: str, tmp: Path) -> Witness:
 
 
 def _latest_verdict(th: TestHub, token: str) -> str:
+    """``token``: a dashboard session cookie."""
     r = httpx.get(f"{th.url}/dashboard/log", headers={"Cookie": f"{COOKIE}={token}"})
     assert r.status_code == 200, r.text
     found = re.findall(r"Verdict: ([^<]+)</strong>", r.text)
@@ -41,7 +43,7 @@ def test_verdict_follows_real_cosignatures_of_registered_witnesses(tmp_path: Pat
     with running_hub(f"sqlite:///{tmp_path / 'log.db'}", tmp_path) as th:
         th.register("DEU", "FRA", "POL")
         with th.client("DEU") as c:
-            token = c.token()
+            token = session_cookie(th.url, c.token())
         assert _latest_verdict(th, token).startswith(
             "not yet relied on: 0 of 3 witnesses cosigned, 2 needed"
         )
@@ -64,7 +66,7 @@ def test_a_cosignature_by_an_unregistered_key_does_not_count(tmp_path: Path) -> 
     with running_hub(f"sqlite:///{tmp_path / 'log.db'}", tmp_path) as th:
         th.register("DEU", "FRA")
         with th.client("DEU") as c:
-            token = c.token()
+            token = session_cookie(th.url, c.token())
         # ITA registers nothing: its witness key is not in the registry, so its
         # cosignature, even if the hub stored it, cannot move the verdict.
         stranger = party_keys("ITA")

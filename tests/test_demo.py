@@ -21,5 +21,5 @@ def test_demo_scenario_runs_and_catches_the_tampered_copy(
     assert "tampered copy" in out and "does not match" in out
     assert "this would be a bug" not in out
     assert "The hub is running at http://127.0.0.1:" in out
-    assert "/dashboard/login?token=" in out
+    assert "/dashboard/login?code=" in out
     assert "EXERCISE: the Vienna Document scenario" in out and "acts logged" in out

@@ -131,6 +131,7 @@ class Api:
     th: TestHub
     http: httpx.Client = field(init=False)
     tokens: dict[str, str] = field(default_factory=dict)
+    sessions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.http = httpx.Client(base_url=self.th.url, timeout=30)
@@ -145,6 +146,23 @@ class Api:
             assert r.json()["party"] == party
             self.tokens[party] = r.json()["token"]
         return self.tokens[party]
+
+    def signin_code(self, party: str) -> httpx.Response:
+        return self.http.post("/v1/auth/signin-code", headers=self.auth(party))
+
+    def session(self, party: str) -> str:
+        """A dashboard session, signed in the way a browser is: a one-time code, posted."""
+        if party not in self.sessions:
+            code = self.signin_code(party)
+            assert code.status_code == 200, code.text
+            r = self.http.post(
+                "/dashboard/login",
+                data={"code": code.json()["code"]},
+                headers={"Origin": self.th.url},
+            )
+            assert r.status_code == 303, r.text
+            self.sessions[party] = r.cookies["cbmnet_session"]
+        return self.sessions[party]
 
     def auth(self, party: str | None) -> dict[str, str]:
         return {} if party is None else {"Authorization": f"Bearer {self.token(party)}"}
@@ -548,6 +566,7 @@ def build_world(th: TestHub) -> World:
     th.register("AUT", "BEL", "CHE", "DNK")
     for p in PARTY.values():
         api.token(p)  # DNK's token is minted before its key is revoked, and works till then
+        api.session(p)  # and so is its dashboard session
         assert api.get("/v1/parties", p).status_code == 200
     private_id = "req-x"
     private = api.act(
@@ -725,7 +744,7 @@ def p_echo(w: World, who: str) -> tuple[int, bool | None]:
 
 def p_dash_hotline_stream(w: World, who: str) -> tuple[int, bool | None]:
     p = w.party(who)
-    cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.tokens[p]}"}
+    cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.session(p)}"}
     try:
         with ws_connect(
             _ws_url(w, "/dashboard/hotline/stream"), open_timeout=10, additional_headers=cookie
@@ -741,7 +760,7 @@ def _page(path: str) -> Probe:
 
     def probe(w: World, who: str) -> tuple[int, bool | None]:
         p = w.party(who)
-        cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.tokens[p]}"}
+        cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.session(p)}"}
         r = w.api.http.get(path, headers=cookie)
         return r.status_code, (w.private_id in r.text) if r.status_code == 200 else None
 
@@ -754,7 +773,7 @@ def _dash_entry(path: str) -> Probe:
 
     def probe(w: World, who: str) -> tuple[int, bool | None]:
         p = w.party(who)
-        cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.tokens[p]}"}
+        cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.session(p)}"}
         r = w.api.http.get(path.format(i=w.private), headers=cookie)
         return r.status_code, None if r.status_code == 401 else w.private_id in r.text
 
@@ -766,7 +785,7 @@ def _dash_blob(path: str) -> Probe:
 
     def probe(w: World, who: str) -> tuple[int, bool | None]:
         p = w.party(who)
-        cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.tokens[p]}"}
+        cookie = {} if p is None else {"Cookie": f"cbmnet_session={w.api.session(p)}"}
         r = w.api.http.get(path.format(i=w.private), headers=cookie)
         if r.status_code == 401:
             return 401, None
@@ -782,14 +801,38 @@ def _dash_blob(path: str) -> Probe:
     return probe
 
 
-def p_dash_login(w: World, who: str) -> tuple[int, bool | None]:
+def p_signin_code(w: World, who: str) -> tuple[int, bool | None]:
+    r = w.api.http.post("/v1/auth/signin-code", headers=w.headers(who))
+    if r.status_code == 200:
+        assert r.json()["party"] == w.party(who)
+    return r.status_code, None
+
+
+def _code(w: World, who: str) -> str | None:
+    """A fresh sign-in code of the caller's party; the revoked party cannot get one."""
     p = w.party(who)
-    params = {} if p is None else {"token": w.api.tokens[p]}
+    if p is None:
+        return None
+    r = w.api.http.post("/v1/auth/signin-code", headers=w.headers(who))
+    return str(r.json()["code"]) if r.status_code == 200 else "forged.code"
+
+
+def p_dash_login_page(w: World, who: str) -> tuple[int, bool | None]:
+    code = _code(w, who)
+    params = {} if code is None else {"code": code}
     return w.api.http.get("/dashboard/login", params=params).status_code, None
 
 
+def p_dash_login(w: World, who: str) -> tuple[int, bool | None]:
+    code = _code(w, who)
+    data = {} if code is None else {"code": code}
+    r = w.api.http.post("/dashboard/login", data=data, headers={"Origin": w.api.th.url})
+    return r.status_code, None
+
+
 def p_dash_logout(w: World, who: str) -> tuple[int, bool | None]:
-    return w.api.http.post("/dashboard/logout", headers=w.headers(who)).status_code, None
+    r = w.api.http.post("/dashboard/logout", headers={**w.headers(who), "Origin": w.api.th.url})
+    return r.status_code, None
 
 
 def _everyone(status: int) -> dict[str, int]:
@@ -829,6 +872,7 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         {"author": 200, "addressee": 200, "outsider": 401, "anonymous": 401, "revoked": 401},
         {},
     ),
+    ("POST", "/v1/auth/signin-code"): (p_signin_code, PARTIES_ONLY, {}),
     ("GET", "/v1/parties"): (_status("/v1/parties"), PARTIES_ONLY, {}),
     # Acts: no token needed, the signature decides; revoked: 403; acknowledging what is not
     # addressed to you: 404, as for an entry that does not exist (no existence oracle).
@@ -863,10 +907,12 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         PARTIES_ONLY,
         {},
     ),
-    # Dashboard: the sign-in cookie carries the same token, checked the same way (401 page).
-    ("GET", "/dashboard/login"): (
+    # Dashboard: a one-time code from the API becomes a session cookie (not an API token),
+    # bound to the key like a token and checked the same way (401 page).
+    ("GET", "/dashboard/login"): (p_dash_login_page, {**_everyone(200), "revoked": 401}, {}),
+    ("POST", "/dashboard/login"): (
         p_dash_login,
-        {**PARTIES_ONLY, "anonymous": 200, "author": 303, "addressee": 303, "outsider": 303},
+        {"author": 303, "addressee": 303, "outsider": 303, "anonymous": 401, "revoked": 401},
         {},
     ),
     ("POST", "/dashboard/logout"): (p_dash_logout, _everyone(303), {}),

@@ -102,11 +102,12 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
         _exercise(base, out, sec_skey, say)
         say("")
         say(f"The hub is running at {base}  (API: {base}/docs, {base}/openapi.json)")
-        login = f"{base}/dashboard/login?token="
+        from cbmnet.cli.hub import signin_link
+
         with HubClient(base, Identity("PAK", parties["PAK"]["skey"])) as pak:
-            say(f"Dashboard, signed in as PAK (link valid 15 minutes): {login}{pak.token()}")
+            say(f"Dashboard, sign in as PAK (one use, within a minute): {signin_link(pak)}")
         with HubClient(base, Identity("secretariat", sec_skey)) as sec:
-            say(f"  ... as the secretariat (the aggregate view): {login}{sec.token()}")
+            say(f"  ... as the secretariat (the aggregate view): {signin_link(sec)}")
         say("  a fresh link any time: .venv/bin/cbmnet dashboard login  (with the environment below)")
         say(
             f"  pages: Overview, Deadlines (.ics), Map, Notifications and exchanges, Hotline,"

@@ -832,11 +832,18 @@ dashboard_app = typer.Typer(help="The hub's web dashboard.", no_args_is_help=Tru
 
 @dashboard_app.command("login")
 def dashboard_login(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:
-    """Print a short-lived sign-in link: your key signs the hub's challenge, no password."""
+    """Print a one-time sign-in link (a minute, one use): your key signs the hub's
+    challenge, no password; the link carries a code, never your API token."""
+    with _client(hub, party, key) as c:
+        typer.echo(signin_link(c))
+
+
+def signin_link(c: HubClient) -> str:
+    """A dashboard sign-in link with a one-time code from ``POST /v1/auth/signin-code``."""
     from urllib.parse import quote
 
-    with _client(hub, party, key) as c:
-        typer.echo(f"{c.url}/dashboard/login?token={quote(c.token(), safe='')}")
+    code = c._request("POST", "/v1/auth/signin-code").json()["code"]
+    return f"{c.url}/dashboard/login?code={quote(str(code), safe='')}"
 
 
 def add_hub_verbs(app: typer.Typer, keys_app: typer.Typer) -> None:

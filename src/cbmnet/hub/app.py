@@ -197,13 +197,17 @@ class TokenIn(BaseModel):
     signature: str = Field(min_length=1, max_length=256, description="base64 Ed25519 signature")
 
 
-def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    """The party a bearer token speaks for (its key must still be active)."""
+def _bearer(authorization: str | None) -> str:
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthError(
             "send 'Authorization: Bearer <token>' (POST /v1/auth/challenge, then /v1/auth/token)"
         )
-    return _party_of(request.app.state.hub, authorization.removeprefix("Bearer ").strip())
+    return authorization.removeprefix("Bearer ").strip()
+
+
+def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    """The party a bearer token speaks for (its key must still be active)."""
+    return _party_of(request.app.state.hub, _bearer(authorization))
 
 
 def maybe_caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> str | None:
@@ -364,16 +368,32 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         party_claim = _challenge_party(body.challenge)
         with hub._state_lock:
             keys = hub.state.signing_keys(party_claim)
+        now = int(time.time())
         token, party, exp = auth.issue_token(
             hub.token_secret,
             hub.log.origin,
             body.challenge,
             sig,
             keys,
-            int(time.time()),
+            now,
             hub.settings.token_ttl_s,
+            lambda nonce, until: hub.rstore.spend_nonce(nonce, until, now),
         )
         return {"token": token, "party": party, "expires": format_time(exp * 1000)}
+
+    @app.post("/v1/auth/signin-code", tags=["identity"])
+    def auth_signin_code(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> dict[str, Any]:
+        """A one-time code for the dashboard's sign-in link (``cbmnet dashboard login``).
+
+        The link never carries the bearer token: a leaked link is one short-lived sign-in,
+        used up by the first to open it, and never a key to the API.
+        """
+        limited(request, "")
+        party, key, _exp = _credentials(hub, _bearer(authorization))
+        code, exp = auth.signin_code(hub.token_secret, party, key, int(time.time()))
+        return {"code": code, "party": party, "expires": format_time(exp * 1000)}
 
     @app.get("/v1/parties", tags=["identity"])
     def parties(_party: Caller) -> dict[str, Any]:

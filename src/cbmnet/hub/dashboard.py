@@ -1,9 +1,10 @@
 """The dashboard: server-rendered pages over the same Hub reads the JSON API uses.
 
 Why here and not in app.py: the pages are a second face of the same rules. Every page
-resolves the party from a cookie through the API's own token check (``_credentials``),
-then asks the Hub methods that already cut what they return to that party; nothing on a
-page is computed from entries the caller may not read.
+resolves the party from a session cookie (``session_of``: a session, never an API token,
+bound like a token to a key still active in the log, and revoked by signing out), then asks
+the Hub methods that already cut what they return to that party; nothing on a page is
+computed from entries the caller may not read.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from cbmnet.acts.model import SECRETARIAT
 from cbmnet.acts.state import Entry
 from cbmnet.agreements.model import Quota
 from cbmnet.compliance.timeutil import format_time
-from cbmnet.errors import CbmnetError, ForbiddenError, NotFoundError
+from cbmnet.errors import AuthError, CbmnetError, ForbiddenError, NotFoundError
+from cbmnet.hub import auth
 from cbmnet.hub.charts import Sparkline, sparkline
 from cbmnet.hub.dashboard_hotline import add_hotline
 from cbmnet.hub.dashboard_log import registry_policy, verdict
@@ -32,6 +36,7 @@ from cbmnet.hub.service import Hub
 from cbmnet.ledger.tlogproof import format_proof
 
 COOKIE = "cbmnet_session"
+CROSS_SITE = "sign-in and sign-out are accepted only from this site's own pages"
 HERE = Path(__file__).parent
 PAGE = 100
 MAX_PAGE = 1000
@@ -79,9 +84,35 @@ def render(name: str, status: int = 200, *, scripts: bool = False, **ctx: Any) -
             "X-Frame-Options": "DENY",
             "Content-Security-Policy": csp
             + ("; script-src 'self'; connect-src 'self'; img-src 'self' data:" if scripts else ""),
-            "Referrer-Policy": "no-referrer",
+            # Same-origin, not no-referrer: with no-referrer a browser sends ``Origin: null``
+            # on this site's own form posts, and sign-in and sign-out check the Origin.
+            "Referrer-Policy": "same-origin",
         },
     )
+
+
+def session_of(hub: Hub, session: str) -> tuple[str, bytes, int]:
+    """(party, key, expiry) of a dashboard session cookie that is neither signed out nor
+    bound to a key retired or revoked in the log (caught up first, like ``_credentials``)."""
+    party, key, nonce, exp = auth.read_session(hub.token_secret, session[:4096], int(time.time()))
+    if hub.rstore.nonce_spent(nonce):
+        raise AuthError("session: signed out; sign in again")
+    hub.sync()
+    if not hub.key_active(party, key):
+        raise AuthError(f"the key this session was opened with is no longer active for {party!r}")
+    return party, key, exp
+
+
+def from_this_site(request: Request) -> bool:
+    """A state-changing dashboard POST came from this site's own page: its Origin (or,
+    without one, its Referer) is this hub's. A page of another site cannot sign a browser
+    in or out; a request with neither header is refused too."""
+    here = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return origin == here
+    referer = request.headers.get("referer")
+    return referer is not None and (referer == here or referer.startswith(here + "/"))
 
 
 STATIC = HERE / "static"
@@ -250,7 +281,6 @@ def add_dashboard(
     app: FastAPI, hub: Hub, evaluated: Callable[[str], None] = lambda _party: None
 ) -> None:
     """Mount the dashboard's pages, exports and stylesheet on ``app``."""
-    from cbmnet.hub.app import _credentials  # app imports this module: resolve at call time
 
     @app.get("/dashboard/static/{name:path}", include_in_schema=False)
     def static_file(name: str) -> Response:
@@ -278,11 +308,11 @@ def add_dashboard(
 
     def who(request: Request) -> str:
         """The signed-in party; the token check also catches the state up with the log."""
-        token = request.cookies.get(COOKIE)
-        if not token:
+        session = request.cookies.get(COOKIE)
+        if not session:
             raise NotSignedIn("you are not signed in")
         try:
-            return _credentials(hub, token)[0]
+            return session_of(hub, session)[0]
         except CbmnetError as e:
             raise NotSignedIn(str(e)[:300]) from None
 
@@ -357,30 +387,74 @@ def add_dashboard(
         return rows, {"filters": filters, "limit": limit, "after": after, "next": nxt}
 
     @app.get("/dashboard/login", include_in_schema=False)
-    def login(request: Request, token: str | None = None) -> Response:
-        """A sign-in link carries a bearer token; it becomes an HttpOnly, SameSite=Strict cookie."""
-        if not token:
-            return render("signin.html", reason=None, party=None)
+    def login_page(code: str | None = None) -> Response:
+        """A sign-in link carries a one-time code: this page shows whose it is and a button
+        that posts it (a link alone, opened by another site, signs nobody in)."""
+        if not code:
+            return render("signin.html", reason=None, party=None, code=None, signing_in=None)
         try:
-            _party, _key, exp = _credentials(hub, token[:4096])
+            party = auth.read_signin(hub.token_secret, code[:1024], int(time.time()))[0]
+        except CbmnetError as e:
+            raise NotSignedIn(str(e)[:300]) from None
+        return render("signin.html", reason=None, party=None, code=code, signing_in=party)
+
+    @app.post("/dashboard/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        """Use the code once, from this site's own page; it becomes a session in an
+        HttpOnly, SameSite=Strict cookie."""
+        if not from_this_site(request):
+            return render("signin.html", 403, reason=CROSS_SITE, party=None, code=None, signing_in=None)
+        try:
+            form = parse_qs((await request.body())[:4096].decode("latin-1"), max_num_fields=4)
+        except ValueError:
+            raise NotSignedIn("the sign-in form has more fields than its code") from None
+        code = (form.get("code") or [""])[0][:1024]
+        if not code:
+            raise NotSignedIn("the sign-in form carried no code")
+        try:
+            _party, session, exp = await run_in_threadpool(open_session, code)
         except CbmnetError as e:
             raise NotSignedIn(str(e)[:300]) from None
         resp = RedirectResponse("/dashboard", status_code=303)
         resp.set_cookie(
             COOKIE,
-            token,
+            session,
             max_age=max(1, exp - int(time.time())),
             path="/dashboard",
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
         )
-        resp.headers["Referrer-Policy"] = "no-referrer"
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
+    def open_session(code: str) -> tuple[str, str, int]:
+        """(party, session, expiry) for a sign-in code, spent here once on any process."""
+        now = int(time.time())
+        party, key = auth.redeem_signin(
+            hub.token_secret, code, now, lambda n, until: hub.rstore.spend_nonce(n, until, now)
+        )
+        hub.sync()
+        if not hub.key_active(party, key):
+            raise AuthError(f"the key this code was issued to is no longer active for {party!r}")
+        session, exp = auth.issue_session(hub.token_secret, party, key, now, hub.settings.token_ttl_s)
+        return party, session, exp
+
     @app.post("/dashboard/logout", include_in_schema=False)
-    def logout() -> Response:
+    def logout(request: Request) -> Response:
+        """Sign out: the session is revoked on the hub (a copied cookie stops working too)."""
+        if not from_this_site(request):
+            return render("signin.html", 403, reason=CROSS_SITE, party=None, code=None, signing_in=None)
+        session = request.cookies.get(COOKIE)
+        if session:
+            try:
+                _party, _key, nonce, exp = auth.read_session(
+                    hub.token_secret, session[:4096], int(time.time())
+                )
+            except CbmnetError:
+                pass  # expired or forged: nothing to revoke
+            else:
+                hub.rstore.spend_nonce(nonce, exp, int(time.time()))
         resp = RedirectResponse("/dashboard/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
         return resp

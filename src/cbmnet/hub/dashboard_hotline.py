@@ -179,7 +179,7 @@ def add_hotline(
     cookie: str,
 ) -> None:
     """Mount the console page, its JSON and its WebSocket on ``app``."""
-    from cbmnet.hub.app import _credentials  # app imports the dashboard: resolve at call time
+    from cbmnet.hub.dashboard import session_of  # it imports this module: resolve at call time
 
     index = _Messages()
 
@@ -211,7 +211,7 @@ def add_hotline(
             return
         token = ws.cookies.get(cookie, "")
         try:
-            party, key, exp = await run_in_threadpool(_credentials, hub, token[:4096])
+            party, key, exp = await run_in_threadpool(session_of, hub, token)
         except CbmnetError as e:
             await ws.close(code=4401, reason=str(e)[:120])
             return

@@ -10,7 +10,11 @@ Tables (schema version 1):
   the leaf hashes. Any proof needs O(log n) of them, read in one query;
 * ``log_checkpoints`` / ``log_cosignatures``: the signed checkpoints and what witnesses
   added to them;
-* ``witness_state``: for a witness, the latest checkpoint it cosigned per origin.
+* ``witness_state``: for a witness, the latest checkpoint it cosigned per origin;
+* ``hub_used_nonces``: nonces of sign-in challenges and dashboard sign-in codes redeemed,
+  and of dashboard sessions signed out, each until its expiry, so each is used once across
+  every hub process of the database. Added without a schema version bump: every table is
+  created ``IF NOT EXISTS`` at open, so an older database gains it on first open.
 """
 
 from __future__ import annotations
@@ -108,6 +112,7 @@ def _ddl(blob: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS hub_batches (idx BIGINT PRIMARY KEY, data {blob} NOT NULL)",
         "CREATE TABLE IF NOT EXISTS witness_state (origin TEXT PRIMARY KEY,"
         f" size BIGINT NOT NULL, root {blob} NOT NULL, note TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS hub_used_nonces (nonce TEXT PRIMARY KEY, exp BIGINT NOT NULL)",
     ]
 
 
@@ -472,3 +477,23 @@ class Store(ABC):
     def get_batch(self, idx: int) -> bytes | None:
         rows = self._execute("SELECT data FROM hub_batches WHERE idx = ?", (idx,))
         return _b(rows[0][0], f"batch {idx}") if rows else None
+
+    # ---- single-use nonces (sign-in challenges and codes, signed-out sessions) -----------
+
+    def spend_nonce(self, nonce: str, exp_s: int, now_s: int) -> bool:
+        """Mark ``nonce`` used until ``exp_s``; False if it was used already.
+
+        Insert-or-fail in one transaction, so two processes redeeming one challenge at once
+        cannot both succeed; rows past their expiry are pruned (what they guarded expired).
+        """
+        with self.transaction():
+            self._execute("DELETE FROM hub_used_nonces WHERE exp < ?", (now_s,))
+            rows = self._execute(
+                "INSERT INTO hub_used_nonces (nonce, exp) VALUES (?, ?)"
+                " ON CONFLICT (nonce) DO NOTHING RETURNING nonce",
+                (nonce, exp_s),
+            )
+        return bool(rows)
+
+    def nonce_spent(self, nonce: str) -> bool:
+        return bool(self._execute("SELECT 1 FROM hub_used_nonces WHERE nonce = ?", (nonce,)))

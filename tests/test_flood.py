@@ -163,3 +163,101 @@ def test_replaying_a_partys_logged_acts_spends_nothing_of_its_budget(tmp_path: P
         with th.client("BEL") as reader:
             ids = [i["event_id"] for i in reader.iter_entries(kind="activity", author="BEL")]
         assert len(ids) == len(set(ids)) == len(first) + len(fresh)
+
+
+STATES = [
+    "ALB",
+    "AND",
+    "ARM",
+    "AZE",
+    "BGR",
+    "BIH",
+    "BLR",
+    "CAN",
+    "CHE",
+    "CYP",
+    "CZE",
+    "DEU",
+    "DNK",
+    "ESP",
+    "EST",
+    "FIN",
+    "FRA",
+    "GBR",
+    "GEO",
+    "GRC",
+]
+STATES += ["HRV", "HUN", "IRL", "ISL", "ITA", "KAZ", "KGZ", "LIE", "LTU", "LUX"]
+
+
+def test_a_flood_of_far_future_evaluations_leaves_reads_and_healthz_prompt(tmp_path: Path) -> None:
+    """Hole 4: 45 connections of one party ask for evaluations with far-future ``as_of``.
+
+    Before the fix each took ~1.5 s of engine work (any date up to 2199), queued on the
+    thread pool every sync route shares before its budget was looked at: another party's
+    read took 19.7 s, /healthz 6.4 s. Now ``as_of`` past the horizon is a 400 naming it,
+    the budget is spent on the event loop (429 beyond), and evaluations run on threads of
+    their own. The bound below is for correctness, not a benchmark.
+    """
+    settings = HubSettings(sweep_s=3600, checkpoint_s=3600, writes_per_s=1_000_000.0)
+    with running_hub(f"sqlite:///{tmp_path / 'log.db'}", tmp_path, settings=settings) as th:
+        # 32 parties: a month of indicators per party, so a far-future as_of is seconds of work.
+        th.register("AUT", "BEL", *STATES)
+        with th.client("AUT") as aut, th.client("BEL") as bel:
+            for n in range(3):
+                aut.submit(aut.sign(PT_EVENT, _activity("AUT", n)))
+            aut_auth = {"Authorization": f"Bearer {aut.token()}"}
+            bel_auth = {"Authorization": f"Bearer {bel.token()}"}
+        with httpx.Client(base_url=th.url, timeout=30) as http:
+            for path in ("/v1/obligations", "/v1/indicators"):
+                for bad in ("2199-06-01T00:00:00Z", "1969-12-31T23:59:59Z"):
+                    r = http.get(path, params={"agreement": AG, "as_of": bad}, headers=aut_auth)
+                    assert r.status_code == 400, r.text[:300]
+                    assert r.json()["error"] == "bad_input"
+                    assert "as_of" in r.json()["message"] and "1970-01-01" in r.json()["message"]
+        stop = threading.Event()
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def flooder(k: int) -> None:
+            with httpx.Client(base_url=th.url, timeout=60) as http:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    # Mostly far future (the attack), and now and then another date within
+                    # the horizon (no cached answer serves it): what a flood can still ask.
+                    year = 2199 - (n + k) % 100 if n % 4 else 2027
+                    as_of = f"{year}-{1 + (n + k) % 12:02d}-{1 + n % 28:02d}T{k % 24:02d}:00:00Z"
+                    path = "/v1/indicators" if n % 3 else "/v1/obligations"
+                    r = http.get(path, params={"agreement": AG, "as_of": as_of}, headers=aut_auth)
+                    with lock:
+                        statuses.append(r.status_code)
+
+        threads = [threading.Thread(target=flooder, args=(k,)) for k in range(45)]
+        for t in threads:
+            t.start()
+        timings: dict[str, float] = {}
+        try:
+            deadline = time.monotonic() + 10
+            while len(statuses) < 90 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with httpx.Client(base_url=th.url, timeout=60) as http:
+                for _ in range(5):
+                    for name, path, params in (
+                        ("healthz", "/healthz", {}),
+                        ("read", "/v1/entries", {}),
+                        ("evaluation", "/v1/obligations", {"agreement": AG}),
+                    ):
+                        t0 = time.monotonic()
+                        r = http.get(path, params=params, headers=bel_auth)
+                        took = time.monotonic() - t0
+                        assert r.status_code == 200, (name, r.text)
+                        timings[name] = max(timings.get(name, 0.0), took)
+                    time.sleep(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert all(took < 2.0 for took in timings.values()), timings
+        assert statuses.count(400) > 0 and statuses.count(429) > 0, sorted(set(statuses))
+        assert set(statuses) <= {200, 400, 429}, sorted(set(statuses))

@@ -10,10 +10,12 @@ import contextlib
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
@@ -48,6 +50,13 @@ log = logging.getLogger("cbmnet.hub")
 
 MAX_REQUEST_BYTES = dsse.MAX_ENVELOPE_BYTES + 4096
 MAX_PAGE = 1000
+AS_OF_HORIZON_DAYS = 400
+"""How far after now ``as_of`` may look. Every yearly duty of the agreements (annual
+exchanges and calendars, quota years) falls due again within 366 days, so 400 days
+ahead shows the next due date of each with a month to spare. Further out the engine
+only multiplies obligations nobody can act on yet, at up to seconds of work each."""
+
+T = TypeVar("T")
 
 
 class _SlowDown(RateLimitedError):
@@ -175,6 +184,97 @@ class _Bucket:
                 self._state[who] = (min(self.burst, got[0] + 1), got[1])
 
 
+class _Evaluations:
+    """Where compliance views run: the caller's budget, then a few threads of their own.
+
+    An evaluation may run the engine over a whole agreement. Queued on Starlette's shared
+    thread pool, a flood of them waited ahead of every sync route (/healthz, reads, writes)
+    before any budget was looked at. Here the budget is taken on the event loop, the work
+    waits only for other evaluations, and a full queue is answered 429 at once rather than
+    with a wait. One party holds fewer places than there are workers, so another party's
+    evaluation always finds one free.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.budget = _Bucket(rate)
+        self.workers = min(8, (os.cpu_count() or 1) + 1)  # CPU-bound: the cores, one spare
+        self.places = 3 * self.workers  # running and queued
+        self.per_party = max(1, self.workers - 1)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="cbmnet-eval")
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, party: str) -> None:
+        """Spend one of ``party``'s evaluations (429 with Retry-After when none is left)."""
+        self.budget.take(party)
+
+    def submit(self, party: str, work: Callable[[], T]) -> Future[T]:
+        """Queue ``work`` for ``party``, or refuse at once (429) when the queue is full."""
+        with self._lock:
+            held = self._held.get(party, 0)
+            if held >= self.per_party:
+                raise _SlowDown(
+                    f"{party} already has {held} evaluation(s) under way; send the next when answered", 1
+                )
+            if sum(self._held.values()) >= self.places:
+                raise _SlowDown("the hub is busy with other evaluations; retry shortly", 1)
+            self._held[party] = held + 1
+        try:
+            fut = self._pool.submit(work)
+        except RuntimeError:  # shut down: the server is stopping
+            self._release(party)
+            raise _SlowDown("the hub is shutting down", 1) from None
+        fut.add_done_callback(lambda _f: self._release(party))
+        return fut
+
+    def _release(self, party: str) -> None:
+        with self._lock:
+            left = self._held.get(party, 1) - 1
+            if left > 0:
+                self._held[party] = left
+            else:
+                self._held.pop(party, None)
+
+    async def run(self, party: str, work: Callable[[], T]) -> T:
+        """``work`` in the evaluation threads, awaited on the event loop."""
+        return await asyncio.wrap_future(self.submit(party, work))
+
+    def call(self, party: str, work: Callable[[], T]) -> T:
+        """``work`` in the evaluation threads, from a sync route's thread (dashboard pages)."""
+        return self.submit(party, work).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _token_party(hub: Hub, authorization: str | None) -> tuple[str, str]:
+    """(party, token) from the token's MAC and expiry alone: cheap enough for the event loop.
+
+    The budget is keyed by it before anything queues; whether the token's key is still
+    active is checked (``_credentials``) in the evaluation thread, before any work.
+    """
+    if not authorization or not authorization.startswith("Bearer "):
+        raise AuthError(
+            "send 'Authorization: Bearer <token>' (POST /v1/auth/challenge, then /v1/auth/token)"
+        )
+    token = authorization.removeprefix("Bearer ").strip()
+    return auth.read_token(hub.token_secret, token, int(time.time()))[0], token
+
+
+def _as_of(text: str | None, now: int) -> int:
+    """``as_of`` in milliseconds (default: now), refused outside 1970 .. now + the horizon."""
+    if not text:
+        return now
+    at = parse_time(text, "as_of")
+    latest = now + AS_OF_HORIZON_DAYS * 86_400_000
+    if not 0 <= at <= latest:
+        raise FormatError(
+            f"as_of: {text!r} is out of range: from 1970-01-01T00:00:00Z to {format_time(latest)} "
+            f"({AS_OF_HORIZON_DAYS} days after now)"
+        )
+    return at
+
+
 class SignatureIn(BaseModel):
     keyid: str = Field(default="", max_length=256)
     sig: str = Field(max_length=256)
@@ -273,7 +373,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     """The ASGI app over ``hub``; ``run_duties`` starts the sweeps and the log tailer."""
     writes = _Bucket(hub.settings.writes_per_s)
     party_writes = _Bucket(hub.settings.party_writes_per_s)
-    evaluations = _Bucket(hub.settings.evaluations_per_s)
+    evaluations = _Evaluations(hub.settings.evaluations_per_s)
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -293,6 +393,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
             stop.set()
             for t in threads:
                 t.join(timeout=5)
+            evaluations.close()
 
     app = FastAPI(
         title="cbmnet hub",
@@ -517,48 +618,63 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
                 ]
             }
 
+    # The three below run the engine: async, so that the token, the input and the budget are
+    # checked on the event loop before anything queues; the work runs in ``evaluations``.
+    Authorization = Annotated[str | None, Header()]
+
     @app.get("/v1/obligations", tags=["compliance"])
-    def obligations(
-        party: Caller,
+    async def obligations(
         agreement: Annotated[str, Query(max_length=128)],
         as_of: Text = None,
+        authorization: Authorization = None,
     ) -> dict[str, Any]:
         """The compliance engine over the log: obligations and findings the caller may read."""
+        party, token = _token_party(hub, authorization)
+        at = _as_of(as_of, hub.clock())
         evaluations.take(party)  # each new as_of runs the engine over the whole agreement
-        at = parse_time(as_of, "as_of") if as_of else hub.clock()
-        return hub.report_for(party, agreement, at)
+
+        def work() -> dict[str, Any]:
+            return hub.report_for(_party_of(hub, token), agreement, at)
+
+        return await evaluations.run(party, work)
 
     @app.get("/v1/indicators", tags=["compliance"])
-    def confidence(
-        party: Caller,
+    async def confidence(
         agreement: Annotated[str, Query(max_length=128)],
         as_of: Text = None,
+        authorization: Authorization = None,
     ) -> dict[str, Any]:
         """Timeliness, completeness, responsiveness, compliance and reciprocity, per party and
         month, with their parts, from what the caller may read (docs/indicators.md)."""
+        party, token = _token_party(hub, authorization)
+        at = _as_of(as_of, hub.clock())
         evaluations.take(party)
-        at = parse_time(as_of, "as_of") if as_of else hub.clock()
-        return hub.indicators_for(party, agreement, at)
+
+        def work() -> dict[str, Any]:
+            return hub.indicators_for(_party_of(hub, token), agreement, at)
+
+        return await evaluations.run(party, work)
 
     @app.get("/v1/quota", tags=["verification"])
-    def quota(
-        party: Caller,
+    async def quota(
         agreement: Annotated[str, Query(max_length=128)],
         host: Annotated[str, Query(max_length=64)],
         kind: Annotated[str, Query(max_length=64)],
         eta: Text = None,
         until: Text = None,
+        authorization: Authorization = None,
     ) -> dict[str, Any]:
         """Before asking ``host`` for an inspection, evaluation or flight: is its quota spent?"""
+        party, token = _token_party(hub, authorization)
+        eta_ms = parse_time(eta, "eta") if eta else None
+        until_ms = parse_time(until, "until") if until else None
         evaluations.take(party)
-        return hub.quota_for(
-            party,
-            agreement,
-            host,
-            kind,
-            eta_ms=parse_time(eta, "eta") if eta else None,
-            until_ms=parse_time(until, "until") if until else None,
-        )
+
+        def work() -> dict[str, Any]:
+            who = _party_of(hub, token)
+            return hub.quota_for(who, agreement, host, kind, eta_ms=eta_ms, until_ms=until_ms)
+
+        return await evaluations.run(party, work)
 
     # ---- the log, for witnesses and auditors --------------------------------------------
 
@@ -700,6 +816,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
         except (WebSocketDisconnect, RuntimeError):
             return
 
+    app.state.evaluations = evaluations  # the dashboard's pages run their engine work there too
     add_dashboard(app, hub, evaluations.take)
     return app
 

@@ -14,6 +14,7 @@ import io
 import re
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -470,7 +471,7 @@ def add_dashboard(
             ]
         indicators: list[dict[str, Any]] = []
         for ag in agreements_of(party):
-            doc = hub.indicators_for(party, ag, now)
+            doc = request.app.state.evaluations.call(party, partial(hub.indicators_for, party, ag, now))
             latest = doc["months"][-1] if doc["months"] else None
             recent = doc["months"][-TREND_MONTHS:]
             series: dict[str, list[dict[str, Any]]] = {}
@@ -482,7 +483,7 @@ def add_dashboard(
                 for r in doc["rows"]
                 if r["month"] == latest and (party == SECRETARIAT or r["party"] == party)
             ]
-        obs = obligations_of(party, now)
+        obs = request.app.state.evaluations.call(party, partial(obligations_of, party, now))
         return render(
             "overview.html",
             party=party,
@@ -505,7 +506,7 @@ def add_dashboard(
             status = "open"
         who_owes = _text(q.get("party"))
         ag = _text(q.get("agreement"))
-        obs = obligations_of(party, hub.clock())
+        obs = request.app.state.evaluations.call(party, partial(obligations_of, party, hub.clock()))
         counts = dict.fromkeys(("pending", "missed", "late", "met"), 0)
         for o in obs:
             counts[o["status"]] = counts.get(o["status"], 0) + 1
@@ -545,7 +546,8 @@ def add_dashboard(
         """The caller's pending obligations as a feed its own calendar subscribes to."""
         party = evaluating(request)
         now = hub.clock()
-        pending = [o for o in obligations_of(party, now) if o["status"] == "pending"]
+        obs = request.app.state.evaluations.call(party, partial(obligations_of, party, now))
+        pending = [o for o in obs if o["status"] == "pending"]
         return Response(
             ics_feed(hub.log.origin, party, pending, now),
             media_type="text/calendar; charset=utf-8",
@@ -700,7 +702,12 @@ def add_dashboard(
     def quotas(request: Request) -> Response:
         """Per agreement with quota measures: what each host owes the caller, and its requests."""
         party = evaluating(request)
-        sections = [q for ag in agreements_of(party) if (q := quota_section(party, ag)) is not None]
+        run = request.app.state.evaluations.call
+        sections = [
+            q
+            for ag in agreements_of(party)
+            if (q := run(party, partial(quota_section, party, ag))) is not None
+        ]
         return render("quotas.html", party=party, sections=sections, as_of=format_time(hub.clock()))
 
     def quota_section(party: str, ag: str) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -690,7 +691,7 @@ def add_map(app: FastAPI, hub: Hub, who: Callable[[Request], str]) -> None:
         party = who(request)
         try:
             f, _ = filters_for(party, request)
-            doc = map_features(hub, party, f)
+            doc = request.app.state.evaluations.call(party, partial(map_features, hub, party, f))
         except (FormatError, NotFoundError) as e:
             return JSONResponse(
                 {"error": error_code(e), "message": str(e)[:500]},
@@ -717,7 +718,7 @@ def add_map(app: FastAPI, hub: Hub, who: Callable[[Request], str]) -> None:
         }
         try:
             f, raw = filters_for(party, request)
-            doc = map_features(hub, party, f)
+            doc = request.app.state.evaluations.call(party, partial(map_features, hub, party, f))
         except (FormatError, NotFoundError) as e:
             return render(
                 "map.html", e.http_status, scripts=True, error=str(e)[:300], rows=[], doc=None, **ctx

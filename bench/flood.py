@@ -5,17 +5,27 @@ generator does not share its GIL. Parties P000..P(n-1) are registered; each open
 hotline channel with its neighbour. Every act is presigned and sealed before the timed
 phases (``HubClient.hotline_envelope``), so the load generator spends no CPU on crypto.
 
-Two phases of ``--seconds`` each, the calm load identical in both: every calm party
-posts one message every ``1 / --calm-rate`` s (open loop). In the second phase, party
-P000 also floods: ``--flood-conns`` connections posting back to back. The hub's per-party
-write budget is ``--party-rate`` per second (a burst of twice that); its per-address
-budget is raised out of the way, since every client here shares 127.0.0.1.
+Four phases of ``--seconds`` each, the calm load identical in all: every calm party
+posts one message every ``1 / --calm-rate`` s (open loop) and reads its latest entries
+(GET /v1/entries) as often, half a period later. The first phase is only that (the
+baseline). In the others party P000 also floods over ``--flood-conns`` connections, back
+to back: in the second with its own acts; in the third by replaying the calm parties'
+envelopes logged in the first (each answered with its receipt; it must cost their
+authors nothing); in the fourth with compliance evaluations (/v1/indicators and
+/v1/obligations), three in four with a far-future ``as_of``, the rest each at another
+date within the horizon. The hub's per-party write budget is ``--party-rate`` per second
+(a burst of twice that); its per-address budget is raised out of the way, since every
+client here shares 127.0.0.1.
 
 Last line, one JSON object:
 * ``calm_p50_ms`` / ``calm_p99_ms``: POST /v1/acts round trips of the calm parties in the
   first phase (the baseline, same run), ``flood_p50_ms`` / ``flood_p99_ms`` in the second,
-  and ``p99_ratio`` = flood_p99 / calm_p99;
-* ``calm_refused``: calm acts not logged (any status but 201) in either phase (must be 0);
+  and ``p99_ratio`` = flood_p99 / calm_p99; ``calm_read_p99_ms`` and ``flood_read_p99_ms``
+  the same for their reads, ``read_p99_ratio`` their ratio;
+* ``replay`` and ``evaluation``: the calm parties' write and read p99 during that flood,
+  their ratios to the baseline (``write_p99_ratio``, ``read_p99_ratio``; target: within
+  3x), calm acts refused, and the flooder's answers by status;
+* ``calm_refused``: calm acts not logged (any status but 201) in any phase (must be 0);
 * ``flooder``: requests sent, accepted (201 or 200: an envelope logged already), refused
   with 429, the 429 share, and its request rate.
 
@@ -34,6 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +67,14 @@ def pct(xs: list[float], q: float) -> float:
 
 
 async def calm_party(
-    http: httpx.AsyncClient, envs: list[bytes], rate: float, seconds: float, out: dict[str, Any]
+    http: httpx.AsyncClient,
+    envs: list[bytes],
+    token: str,
+    rate: float,
+    seconds: float,
+    out: dict[str, Any],
 ) -> None:
-    """Open loop: message i at start + i / rate, each from its own task."""
+    """Open loop: message i at start + i / rate, a read half a period later, each its own task."""
     start = time.perf_counter()
 
     async def one(env: bytes) -> None:
@@ -70,12 +86,24 @@ async def calm_party(
         else:
             out["refused"].append(r.status_code)
 
+    async def read() -> None:
+        t = time.perf_counter()
+        r = await http.get(
+            "/v1/entries", params={"limit": 20}, headers={"Authorization": f"Bearer {token}"}
+        )
+        ms = 1000 * (time.perf_counter() - t)
+        if r.status_code == 200:
+            out["read_ms"].append(ms)
+        else:
+            out["read_refused"].append(r.status_code)
+
     tasks = []
     for i, env in enumerate(envs[: int(rate * seconds)]):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(env)))
+        for k, job in ((0.0, one(env)), (0.5, read())):
+            delay = start + (i + k) / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(job))
     await asyncio.gather(*tasks)
 
 
@@ -93,22 +121,54 @@ async def flooder(
     out["seconds_x1000"] = out.get("seconds_x1000", 0) + int(1000 * (time.perf_counter() - t))
 
 
+async def evaluation_flooder(
+    http: httpx.AsyncClient, token: str, k: int, stop: asyncio.Event, out: dict[str, int]
+) -> None:
+    """Compliance views back to back: mostly far-future as_of, else a new date within reach."""
+    t = time.perf_counter()
+    now = time.time()
+    n = 0
+    while not stop.is_set():
+        n += 1
+        if n % 4:
+            as_of = f"{2199 - (n + k) % 100}-{1 + n % 12:02d}-01T00:00:00Z"
+        else:
+            when = time.gmtime(now + 86400 * ((n * 7 + k) % 300) + n)
+            as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", when)
+        path = "/v1/indicators" if n % 2 else "/v1/obligations"
+        r = await http.get(
+            path,
+            params={"agreement": AGREEMENT_ID, "as_of": as_of},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        out["sent"] += 1
+        out[str(r.status_code)] = out.get(str(r.status_code), 0) + 1
+    out["seconds_x1000"] = out.get("seconds_x1000", 0) + int(1000 * (time.perf_counter() - t))
+
+
+Flood = Callable[[httpx.AsyncClient, asyncio.Event, dict[str, int]], list[Coroutine[Any, Any, None]]]
+
+
 async def phase(
     url: str,
     calm: dict[str, list[bytes]],
-    flood: list[list[bytes]] | None,
+    tokens: dict[str, str],
+    flood: Flood | None,
     args: argparse.Namespace,
 ) -> tuple[dict[str, Any], dict[str, int]]:
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     headers = {"Content-Type": "application/json"}
-    out: dict[str, Any] = {"ms": [], "refused": []}
+    out: dict[str, Any] = {"ms": [], "refused": [], "read_ms": [], "read_refused": []}
     fl: dict[str, int] = {"sent": 0}
     async with httpx.AsyncClient(base_url=url, limits=limits, headers=headers, timeout=60) as http:
         stop = asyncio.Event()
-        floods = [asyncio.create_task(flooder(http, part, stop, fl)) for part in (flood or [])]
+        floods = [asyncio.create_task(c) for c in (flood(http, stop, fl) if flood else [])]
         await asyncio.sleep(0.5 if flood else 0)  # the flood is on before the calm load starts
         await asyncio.gather(
-            *(calm_party(http, envs, args.calm_rate, args.seconds, out) for envs in calm.values())
+            *(
+                calm_party(http, envs, tokens[pid], args.calm_rate, args.seconds, out)
+                for pid, envs in calm.items()
+            )
         )
         stop.set()
         await asyncio.gather(*floods)
@@ -166,6 +226,9 @@ def main() -> None:
                 t = time.perf_counter()
                 calm1 = {pid: sealed(pid, "a", per_calm) for pid in ids[1:]}
                 calm2 = {pid: sealed(pid, "b", per_calm) for pid in ids[1:]}
+                calm3 = {pid: sealed(pid, "c", per_calm) for pid in ids[1:]}
+                calm4 = {pid: sealed(pid, "d", per_calm) for pid in ids[1:]}
+                tokens = {pid: clients[pid].token() for pid in ids}
                 flood_envs = sealed(ids[0], "f", flood_total)
                 log(f"presigned in {time.perf_counter() - t:.1f} s")
             finally:
@@ -174,13 +237,30 @@ def main() -> None:
             gc.collect()
             gc.freeze()
             cpu0 = hub.cpu_s()
-            base, _ = asyncio.run(phase(hub.url, calm1, None, args))
+            base, _ = asyncio.run(phase(hub.url, calm1, tokens, None, args))
             log(f"calm phase: {len(base['ms'])} acts")
             conns = args.flood_conns
             parts = [flood_envs[k::conns] for k in range(conns)]
-            loaded, fl = asyncio.run(phase(hub.url, calm2, parts, args))
+
+            def own(http: httpx.AsyncClient, stop: asyncio.Event, fl: dict[str, int]) -> list[Any]:
+                return [flooder(http, part, stop, fl) for part in parts]
+
+            loaded, fl = asyncio.run(phase(hub.url, calm2, tokens, own, args))
             cpu1 = hub.cpu_s()
             log(f"flood phase: {len(loaded['ms'])} calm acts, flooder {fl}")
+            logged = [e for envs in calm1.values() for e in envs[: int(args.calm_rate * args.seconds)]]
+
+            def replay(http: httpx.AsyncClient, stop: asyncio.Event, fl: dict[str, int]) -> list[Any]:
+                return [flooder(http, logged[k::conns], stop, fl) for k in range(conns)]
+
+            replayed, rfl = asyncio.run(phase(hub.url, calm3, tokens, replay, args))
+            log(f"replay phase: {len(replayed['ms'])} calm acts, flooder {rfl}")
+
+            def evaluate(http: httpx.AsyncClient, stop: asyncio.Event, fl: dict[str, int]) -> list[Any]:
+                return [evaluation_flooder(http, tokens[ids[0]], k, stop, fl) for k in range(conns)]
+
+            evaluated, efl = asyncio.run(phase(hub.url, calm4, tokens, evaluate, args))
+            log(f"evaluation phase: {len(evaluated['ms'])} calm acts, flooder {efl}")
         finally:
             hub.close()
 
@@ -188,6 +268,20 @@ def main() -> None:
     accepted = fl.get("201", 0) + fl.get("200", 0)
     refused = fl.get("429", 0)
     calm_p99, flood_p99 = pct(base["ms"], 0.99), pct(loaded["ms"], 0.99)
+    calm_read_p99 = pct(base["read_ms"], 0.99)
+
+    def under(got: dict[str, Any], fl: dict[str, int]) -> dict[str, Any]:
+        """A flood phase's calm figures against the baseline of the same run."""
+        write_p99, read_p99 = pct(got["ms"], 0.99), pct(got["read_ms"], 0.99)
+        return {
+            "write_p99_ms": round(write_p99, 2),
+            "read_p99_ms": round(read_p99, 2),
+            "write_p99_ratio": round(write_p99 / calm_p99, 2),
+            "read_p99_ratio": round(read_p99 / calm_read_p99, 2),
+            "calm_refused": len(got["refused"]) + len(got["read_refused"]),
+            "flooder": {k: v for k, v in fl.items() if k != "seconds_x1000"},
+        }
+
     out = {
         "benchmark": "flood",
         "parties": args.parties,
@@ -199,8 +293,16 @@ def main() -> None:
         "flood_p50_ms": round(statistics.median(loaded["ms"]), 2),
         "flood_p99_ms": round(flood_p99, 2),
         "p99_ratio": round(flood_p99 / calm_p99, 2),
-        "calm_acts": len(base["ms"]) + len(loaded["ms"]),
-        "calm_refused": len(base["refused"]) + len(loaded["refused"]),
+        "calm_read_p50_ms": round(statistics.median(base["read_ms"]), 2),
+        "calm_read_p99_ms": round(calm_read_p99, 2),
+        "flood_read_p99_ms": round(pct(loaded["read_ms"], 0.99), 2),
+        "read_p99_ratio": round(pct(loaded["read_ms"], 0.99) / calm_read_p99, 2),
+        "replay": under(replayed, rfl),
+        "evaluation": under(evaluated, efl),
+        "calm_acts": sum(len(x["ms"]) for x in (base, loaded, replayed, evaluated)),
+        "calm_refused": sum(
+            len(x["refused"]) + len(x["read_refused"]) for x in (base, loaded, replayed, evaluated)
+        ),
         "flooder": {
             "sent": sent,
             "accepted": accepted,

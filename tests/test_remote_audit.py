@@ -234,8 +234,13 @@ def test_audit_catches_a_rewritten_entry(hub: TestHub, store_url: str, tmp_path:
     before = state.read_bytes()
     _rewrite_envelope(store_url, 1)
 
-    # A reader of the entry: its signature no longer verifies.
-    with hub.client() as sec, pytest.raises(VerificationError, match=r"entry 1: its envelope does not"):
+    # A reader of the entry: its signature no longer verifies (a registration: the secretariat's).
+    with (
+        hub.client() as sec,
+        pytest.raises(
+            VerificationError, match=r"entry 1: party.register of 'FRA' is not signed by the secretariat"
+        ),
+    ):
         audit_hub(sec, vkey, state)
     # Hashes only: the remembered tree is no longer the hub's.
     with HubClient(hub.url) as anon:

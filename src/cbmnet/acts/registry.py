@@ -27,7 +27,7 @@ Pure: no I/O, no clock. Not thread-safe: its owner serialises access.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,6 +285,36 @@ class Registry:
     def witness_keys(self) -> list[str]:
         """Each party's current witness key, once (the checkpoint policy's witnesses)."""
         return sorted({p.witness_key for p in self.parties.values() if p.witness_key})
+
+    def policy_witnesses(self) -> list[tuple[str, str]]:
+        """(party, current witness key), sorted by party, each public key once.
+
+        A log written before witness keys were unique may name one key for two parties;
+        it counts once, for the party that registered it first (a tlog-policy refuses a
+        key listed twice, and a copied key must not buy a second vote).
+        """
+        first: dict[bytes, str] = {}
+        for text, holder in self.witnesses.items():  # in log order
+            first.setdefault(parse_verifier_key(text).public_key, holder)
+        out: list[tuple[str, str]] = []
+        for pid in sorted(self.parties):
+            w = self.parties[pid].witness_key
+            if w and first.setdefault(parse_verifier_key(w).public_key, pid) == pid:
+                out.append((pid, w))
+        return out
+
+
+def majority_policy_text(log_vkey: str, witnesses: Sequence[tuple[str, str]]) -> tuple[str, int]:
+    """The regime's default tlog-policy and its threshold: the log, and a majority of the
+    registered parties' witnesses (``Registry.policy_witnesses``); ``quorum none`` when no
+    party registered a witness. The dashboard shows it and pinned clients apply it."""
+    lines = [f"log {log_vkey}"]
+    lines += [f"witness {pid} {vkey}" for pid, vkey in witnesses]
+    if not witnesses:
+        return "\n".join([*lines, "quorum none"]) + "\n", 0
+    k = len(witnesses) // 2 + 1
+    lines += [f"group majority {k} {' '.join(pid for pid, _ in witnesses)}", "quorum majority"]
+    return "\n".join(lines) + "\n", k
 
 
 def _opt_key(text: Any) -> bytes | None:

@@ -446,6 +446,13 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
             "hub_vkey": hub.hub_vkey,
             "secretariat_vkey": hub.secretariat_vkey,
             "agreements": sorted(hub.agreements),
+            # Approvals that recover a party's identity, per agreement that sets more than
+            # a majority: every party's audit re-checks quorum rotations with these.
+            "key_recovery_quorums": {
+                aid: ag.key_recovery_quorum
+                for aid, ag in sorted(hub.agreements.items())
+                if ag.key_recovery_quorum
+            },
         }
 
     # ---- identity ----------------------------------------------------------------------

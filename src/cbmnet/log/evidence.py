@@ -16,20 +16,28 @@ matching ``verify_*`` function re-checks that JSON from scratch. Pure: no I/O, n
 - ``BackdatedEntry``: an entry proven in the log whose integration time is earlier than
   a witness's cosignature on a checkpoint that does not contain it (minus clock skew):
   the witness saw the tree without the entry after the time the entry claims.
+- ``UnauthorisedKeyChange``: a registry entry that changes a party's keys and the party's
+  earlier registry entries, all proven under one log-signed checkpoint; re-folded with
+  ``cbmnet.acts.registry``, the change was not signed by a key allowed to sign it (or
+  breaks another registry rule): the hub logged a key change its holder did not make.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from cbmnet.acts.model import PT_REGISTRY, SECRETARIAT, Act, read_act
+from cbmnet.acts.registry import Registry
 from cbmnet.errors import CbmnetError, FormatError, VerificationError
+from cbmnet.ledger import dsse
 from cbmnet.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cbmnet.ledger.encoding import b64, unb64
+from cbmnet.ledger.entry import decode_entry
 from cbmnet.ledger.merkle import leaf_hash, verify_inclusion
-from cbmnet.ledger.note import ALG_ED25519, new_verifier, open_note
+from cbmnet.ledger.note import ALG_ED25519, new_verifier, open_note, parse_verifier_key
 from cbmnet.ledger.policy import Policy, verify_checkpoint
 from cbmnet.ledger.tlogproof import (
     MAX_CLOCK_SKEW_MS,
@@ -41,6 +49,7 @@ from cbmnet.ledger.tlogproof import (
 SPLIT_VIEW = "cbmnet/split-view/v1"
 REWRITTEN_ENTRY = "cbmnet/rewritten-entry/v1"
 BACKDATED_ENTRY = "cbmnet/backdated-entry/v1"
+UNAUTHORISED_KEY_CHANGE = "cbmnet/unauthorised-key-change/v1"
 
 BACKDATE_TOLERANCE_MS = 2 * MAX_CLOCK_SKEW_MS
 """How much earlier than a witness's cosignature an entry may be dated before it counts
@@ -310,15 +319,333 @@ def verify_backdated_entry(
     return found
 
 
+# ---- an unauthorised key change ---------------------------------------------------------
+
+KEY_CHANGES = ("key.rotate", "key.revoke")
+
+
+def act_party(act: Act) -> str:
+    """Whose identity a registry act is about: the approver's for a ``key.approve`` (its
+    own key signs it), the named party's otherwise."""
+    return act.author if act.kind == "key.approve" else str(act.doc["party"])
+
+
+def unsigned_registry_act(act: Act) -> str:
+    """Why a registry act whose signature is not under ``Registry.signers_for`` is refused."""
+    p = act_party(act)
+    if act.kind in KEY_CHANGES:
+        return (
+            f"{act.kind} of {p!r} is not signed by {p}'s current key, its recovery key or a "
+            f'quorum: a unilateral key change (it says "by": {act.doc.get("by")!r})'
+        )
+    if act.kind == "party.register":
+        return f"party.register of {p!r} is not signed by the secretariat"
+    return f"{act.kind} of {p!r} for {act.doc.get('for')!r} is not signed by {p}'s current key"
+
+
+def unreadable_act(index: int, payload_type: str, payload: bytes, err: CbmnetError) -> str:
+    """Why a logged entry that ``read_act`` refuses fails an audit: a key change the rules
+    no longer admit (``"by": "secretariat"``, written before docs/adr/0007) is named as one."""
+    doc = _registry_doc(payload_type, payload)
+    if doc is not None:
+        what = f"entry {index}: {doc['act']} of {doc['party']!r}"
+        if doc.get("by") == SECRETARIAT:
+            return (
+                f'{what} is signed "by": "secretariat": the secretariat registers parties but '
+                "never changes their keys: a unilateral key change"
+            )
+        return f"{what} is not a key change the registry admits: {err}"
+    return f"entry {index}: not an act this hub could have logged: {err}"
+
+
+def _registry_doc(payload_type: str, payload: bytes) -> dict[str, Any] | None:
+    """The JSON of a key change ``read_act`` may refuse (act, party as strings), or None."""
+    if payload_type != PT_REGISTRY:
+        return None
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("act") not in KEY_CHANGES:
+        return None
+    return doc if isinstance(doc.get("party"), str) else None
+
+
+@dataclass(frozen=True)
+class _Logged:
+    index: int
+    proof: str
+    envelope: bytes
+    env: dsse.Envelope
+    act: Act | None
+    """None: ``read_act`` refuses it (only the offending entry may be so)."""
+    error: CbmnetError | None = None
+
+    @property
+    def party(self) -> str | None:
+        if self.act is not None:
+            return act_party(self.act)
+        doc = _registry_doc(self.env.payload_type, self.env.payload)
+        return str(doc["party"]) if doc is not None else None
+
+    def keys(self) -> set[bytes]:
+        """The Ed25519 and witness public keys the act installs (to find an earlier user)."""
+        doc = self.act.doc if self.act is not None else {}
+        out: set[bytes] = set()
+        for fld in ("signing_key", "recovery_key", "witness_key"):
+            if isinstance(doc.get(fld), str):  # read_act checked it is a key
+                out.add(parse_verifier_key(doc[fld]).public_key)
+        return out
+
+
+def _logged(proofs: Sequence[str], log_vkey: str) -> tuple[Checkpoint, list[_Logged]]:
+    """Each proof verified under the log key, all under one checkpoint, in index order."""
+    if not proofs:
+        raise FormatError(f"{UNAUTHORISED_KEY_CHANGE}: no entries")
+    cp: Checkpoint | None = None
+    out: list[_Logged] = []
+    for n, text in enumerate(proofs):
+        if not isinstance(text, str):
+            raise FormatError(f"{UNAUTHORISED_KEY_CHANGE}: entry {n} is not a tlog-proof text")
+        bundle = parse_proof(text)
+        what = f"proof of entry {bundle.index}"
+        if bundle.extra is None:
+            raise FormatError(f"{what}: no extra line; a cbmnet proof carries its entry there")
+        got = _log_checkpoint(bundle.checkpoint, log_vkey, what)
+        if cp is not None and (got.size, got.root_hash) != (cp.size, cp.root_hash):
+            raise FormatError(
+                f"{what}: under a checkpoint of size {got.size}, not the document's one "
+                f"(size {cp.size}): every entry is proven under one checkpoint"
+            )
+        cp = got
+        try:
+            verify_inclusion(leaf_hash(bundle.extra), bundle.index, cp.size, bundle.proof, cp.root_hash)
+        except VerificationError as e:
+            raise VerificationError(f"{what}: {e}") from e
+        if out and bundle.index <= out[-1].index:
+            raise FormatError(f"{what}: entries must be in increasing index order")
+        envelope = decode_entry(bundle.extra).envelope
+        env = dsse.parse(envelope)
+        try:
+            act: Act | None = read_act(env.payload_type, env.payload)
+            err = None
+        except CbmnetError as e:
+            act, err = None, e
+        if act is not None and act.payload_type != PT_REGISTRY:
+            raise FormatError(f"entry {bundle.index} is not a registry act")
+        out.append(_Logged(bundle.index, text, envelope, env, act, err))
+    assert cp is not None
+    return cp, out
+
+
+def _relevant(items: Sequence[_Logged]) -> list[_Logged]:
+    """Of the registry entries before the last, those a re-fold of its party needs: every
+    registration (who shares an agreement, the secretariat's key), the party's own acts,
+    approvals naming it, and any entry that installed a key the last one installs again."""
+    last = items[-1]
+    party, reused = last.party, last.keys()
+    keep = []
+    for it in items[:-1]:
+        a = it.act
+        if a is None:
+            continue
+        if (
+            a.kind == "party.register"
+            or act_party(a) == party
+            or (a.kind == "key.approve" and a.doc.get("for") == party)
+            or it.keys() & reused
+        ):
+            keep.append(it)
+    return [*keep, last]
+
+
+_NO_KEY = bytes(32)
+"""The hub key for a re-fold: a document names none, so reusing the hub's key, which only
+the hub's word would show, is not claimed."""
+
+
+def _offence(items: Sequence[_Logged], secretariat_key: bytes, quorums: Mapping[str, int]) -> str:
+    """Re-fold the entries with ``cbmnet.acts.registry``; why the last one is not allowed.
+
+    Registrations and the party's own acts are checked (signature, then rule) before they
+    are folded, so the key history the last act is judged against is itself sound; other
+    parties' entries (approvals, the entry that first used a key) are folded on the log's
+    word: each is proven in it.
+    """
+    *before, last = items
+    party = last.party
+    if party is None:
+        raise FormatError(f"entry {last.index} is not a registry act naming a party")
+    reg = Registry(secretariat_key, _NO_KEY, dict(quorums))
+    for it in before:
+        a = it.act
+        assert a is not None
+        if a.kind == "party.register" or act_party(a) == party:
+            try:
+                dsse.verify(it.envelope, reg.signers_for(a))
+            except CbmnetError as e:
+                raise FormatError(
+                    f"entry {it.index}, before entry {last.index}: {unsigned_registry_act(a)}: "
+                    "the document must start from a sound key history (or accuse that entry)"
+                ) from e
+            try:
+                reg.check(a)
+            except CbmnetError as e:
+                raise FormatError(
+                    f"entry {it.index}, before entry {last.index}, breaks the registry rules: {e}"
+                ) from e
+        reg.apply(a, it.index)
+    a = last.act
+    if a is None:
+        assert last.error is not None
+        return unreadable_act(last.index, last.env.payload_type, last.env.payload, last.error)
+    try:
+        dsse.verify(last.envelope, reg.signers_for(a))
+    except CbmnetError:
+        return f"entry {last.index}: {unsigned_registry_act(a)}"
+    try:
+        reg.check(a)
+    except CbmnetError as e:
+        return f"entry {last.index}: {a.kind} of {party!r} breaks the registry rules: {e}"
+    raise VerificationError(
+        f"entry {last.index}: {a.kind} of {party!r} is signed by a key allowed to sign it and "
+        "keeps the registry's rules: no unauthorised key change"
+    )
+
+
+@dataclass(frozen=True)
+class UnauthorisedKeyChange:
+    """A registry entry the party's own logged key history does not allow."""
+
+    origin: str
+    party: str
+    index: int
+    finding: str
+    """Why, as the re-fold says it (recomputed by ``verify_unauthorised_key_change``)."""
+    checkpoint: Checkpoint
+    """The one log-signed checkpoint every entry is proven under."""
+    secretariat_vkey: str
+    key_recovery_quorums: Mapping[str, int] = field(default_factory=dict)
+    proofs: tuple[str, ...] = ()
+    """tlog-proof bundles, in index order, the offending entry last."""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "type": UNAUTHORISED_KEY_CHANGE,
+                "origin": self.origin,
+                "party": self.party,
+                "index": self.index,
+                "finding": self.finding,
+                "secretariat_vkey": self.secretariat_vkey,
+                "key_recovery_quorums": dict(self.key_recovery_quorums),
+                "entries": list(self.proofs),
+            },
+            sort_keys=True,
+            indent=2,
+        )
+
+
+def unauthorised_key_change(
+    proofs: Sequence[str],
+    log_vkey: str,
+    secretariat_vkey: str,
+    key_recovery_quorums: Mapping[str, int] | None = None,
+) -> UnauthorisedKeyChange | None:
+    """Build the document from the tlog-proofs of the log's registry entries up to and
+    including a suspect one (last), all under one log-signed checkpoint (cosigned where
+    available). Keeps only the entries a re-fold of the suspect's party needs; returns
+    ``None`` when the suspect is a key change its holder was allowed to make.
+
+    What it proves, to anyone holding the log's key: the log holds, at ``index``, a change
+    of the party's keys that the party's own logged key history (its registration,
+    rotations, revocations, the approvals naming it) does not allow: not signed by its
+    current key, its recovery key or the new key after a quorum, or breaking another rule
+    of ``cbmnet.acts.registry`` (a reused key, a witness key another party holds, a
+    recovery key changed by the signing key, too few approvals). An honest hub never
+    logs it: admission runs the same fold. ``secretariat_vkey`` is bound by the
+    registrations it must have signed; the agreements' recovery quorums are the hub's own
+    (``/v1/hub``), and matter only for a quorum rotation.
+
+    Its limit: it shows the entries it holds, so the accused could answer that one was
+    left out (an approval, a rotation). To say so it must produce that entry with an
+    inclusion proof under a checkpoint of the same log, which is itself checked, and the
+    re-fold is run again with it.
+    """
+    cp, items = _logged(proofs, log_vkey)
+    chosen = _relevant(items)
+    party = chosen[-1].party
+    if party is None:
+        return None
+    doc = UnauthorisedKeyChange(
+        cp.origin,
+        party,
+        chosen[-1].index,
+        "",
+        cp,
+        secretariat_vkey,
+        dict(key_recovery_quorums or {}),
+        tuple(it.proof for it in chosen),
+    )
+    try:
+        return verify_unauthorised_key_change(doc.to_json(), log_vkey)
+    except VerificationError as e:
+        if "no unauthorised key change" in str(e):
+            return None
+        raise
+
+
+def verify_unauthorised_key_change(doc: str | Mapping[str, Any], log_vkey: str) -> UnauthorisedKeyChange:
+    """Re-check an ``UnauthorisedKeyChange`` document with the log's key only; raise unless
+    its entries, proven under one log-signed checkpoint and re-folded with
+    ``cbmnet.acts.registry``, show its last entry is a key change not allowed to its signer."""
+    d = _doc(doc, UNAUTHORISED_KEY_CHANGE)
+    entries, quorums = d.get("entries"), d.get("key_recovery_quorums", {})
+    if not isinstance(entries, list):
+        raise FormatError(f"{UNAUTHORISED_KEY_CHANGE}: 'entries' must be a list of tlog-proofs")
+    if not isinstance(quorums, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in quorums.items()
+    ):
+        raise FormatError(f"{UNAUTHORISED_KEY_CHANGE}: 'key_recovery_quorums' must map ids to numbers")
+    sec_text = _str(d, "secretariat_vkey")
+    sec = parse_verifier_key(sec_text).public_key
+    cp, items = _logged(entries, log_vkey)
+    last = items[-1]
+    if last.index != d.get("index") or last.party != d.get("party"):
+        raise FormatError(
+            f"{UNAUTHORISED_KEY_CHANGE}: 'index' and 'party' must name the last entry "
+            f"({last.index}, {last.party!r})"
+        )
+    if not any(
+        it.act is not None and it.act.kind == "party.register" and it.party == last.party
+        for it in items[:-1]
+    ):
+        raise FormatError(f"{UNAUTHORISED_KEY_CHANGE}: the registration of {last.party!r} is missing")
+    finding = _offence(items, sec, quorums)
+    return UnauthorisedKeyChange(
+        cp.origin,
+        str(last.party),
+        last.index,
+        finding,
+        cp,
+        sec_text,
+        dict(quorums),
+        tuple(it.proof for it in items),
+    )
+
+
 __all__ = [
     "BackdatedEntry",
     "RewrittenEntry",
     "SplitView",
+    "UnauthorisedKeyChange",
     "backdated_entry",
     "rewritten_entry",
     "split_view_from_checkpoints",
     "split_view_from_proofs",
+    "unauthorised_key_change",
     "verify_backdated_entry",
     "verify_rewritten_entry",
     "verify_split_view",
+    "verify_unauthorised_key_change",
 ]

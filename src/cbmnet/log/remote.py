@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cbmnet.acts.model import HUB, PT_REGISTRY, SECRETARIAT, read_act
+from cbmnet.acts.model import PT_REGISTRY, read_act
+from cbmnet.acts.registry import Registry
 from cbmnet.client import HubClient
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import (
@@ -50,7 +51,12 @@ from cbmnet.ledger.note import (
     split_note,
 )
 from cbmnet.ledger.tlogproof import parse_add_checkpoint
-from cbmnet.log.evidence import BACKDATE_TOLERANCE_MS
+from cbmnet.log.evidence import (
+    BACKDATE_TOLERANCE_MS,
+    act_party,
+    unreadable_act,
+    unsigned_registry_act,
+)
 from cbmnet.log.witness import Witness
 
 LEAF_PAGE = 1000
@@ -301,51 +307,38 @@ def _hash(value: Any, what: str) -> bytes:
 
 @dataclass
 class _Registry:
-    """Who may sign what: author ids to Ed25519 keys, and the parties' cosigner keys.
+    """Who may sign what at each index: ``cbmnet.acts.registry.Registry``, the one fold the
+    hub admits with, replayed here over the registry acts in log order.
 
-    The secretariat's and the hub's keys come from ``/v1/hub``. A party's keys come only
-    from the registry acts read in the log, in order, each verified first, with the span of
-    entries each key may sign: from after its registration or rotation in, up to and
-    including the act that rotated or revoked it (that act is still signed by it). An act
-    signed by a key outside its span is caught.
+    The secretariat's and the hub's keys and the agreements' recovery quorums come from
+    ``/v1/hub``. A registry act is checked before it is folded: its signature under
+    ``Registry.signers_for`` (the party's current key, its recovery key, or the new key of
+    a quorum rotation; the secretariat for a registration) and its rule under
+    ``Registry.check``; any other act under its author's keys as the registry stands at
+    its index, so an act signed after its key was rotated out or revoked is caught.
     """
 
-    authors: dict[str, set[bytes]] = field(default_factory=dict)
-    """Fixed keys (secretariat, hub)."""
-    spans: dict[str, list[list[Any]]] = field(default_factory=dict)
-    """Party -> [key, since index (exclusive), until index (inclusive) or None]."""
-    witnesses: dict[str, str] = field(default_factory=dict)
-    """Cosigner verifier key text to the party that registered it."""
+    registry: Registry
+    seeded: dict[str, str] = field(default_factory=dict)
+    """Witness key text -> party, from ``/v1/parties`` (the hub's word): cosignatures are
+    matched before the leaves are read, so each is checked against the fold afterwards."""
     mapped: bool = False
 
-    def add_author(self, author: str, key: bytes) -> None:
-        self.authors.setdefault(author, set()).add(key)
-
-    def add_witness(self, party: str, vkey: Any) -> None:
-        if not isinstance(vkey, str) or not vkey:
-            return
-        try:
-            v = parse_verifier_key(vkey)
-        except FormatError as e:
-            raise _fail(f"party {party}: witness key {vkey!r}: {e}") from e
-        if v.alg != ALG_COSIGNATURE_V1:
-            raise _fail(f"party {party}: witness key {vkey} is not a cosigner (0x04) key")
-        self.witnesses.setdefault(v.text, party)
-
     def verifiers(self) -> list[Ed25519Verifier]:
-        return [new_verifier(v) for v in sorted(self.witnesses)]
+        return [new_verifier(v) for v in sorted(set(self.seeded) | set(self.registry.witnesses))]
 
     @classmethod
     def from_hub(cls, client: HubClient, info: Mapping[str, Any]) -> _Registry:
-        reg = cls()
-        for author, name in ((SECRETARIAT, "secretariat_vkey"), (HUB, "hub_vkey")):
+        keys: dict[str, bytes] = {}
+        for name in ("secretariat_vkey", "hub_vkey"):
             text = info.get(name)
             if not isinstance(text, str):
                 raise _fail(f"/v1/hub names no {name}")
             try:
-                reg.add_author(author, parse_verifier_key(text).public_key)
+                keys[name] = parse_verifier_key(text).public_key
             except FormatError as e:
                 raise _fail(f"/v1/hub {name}: {e}") from e
+        reg = cls(Registry(keys["secretariat_vkey"], keys["hub_vkey"], _quorums(info)))
         if client.identity is None:
             return reg
         reg.mapped = True
@@ -353,58 +346,84 @@ class _Registry:
             pid = p.get("id")
             if not isinstance(pid, str):
                 raise _fail("/v1/parties lists a party without an id")
-            reg.add_witness(pid, p.get("witness_key"))
+            vkey = p.get("witness_key")
+            if not isinstance(vkey, str) or not vkey:
+                continue
+            try:
+                v = parse_verifier_key(vkey)
+            except FormatError as e:
+                raise _fail(f"party {pid}: witness key {vkey!r}: {e}") from e
+            if v.alg != ALG_COSIGNATURE_V1:
+                raise _fail(f"party {pid}: witness key {vkey} is not a cosigner (0x04) key")
+            reg.seeded.setdefault(v.text, pid)
         return reg
 
+    def check_seeded(self) -> None:
+        """Every witness key ``/v1/parties`` named must be one the registry acts gave that party."""
+        for text, pid in sorted(self.seeded.items()):
+            if self.registry.witnesses.get(text) != pid:
+                raise _fail(
+                    f"/v1/parties names witness key {text} for {pid!r}, but no registry act in "
+                    "the log gave it that key: cosignatures were matched on the hub's word"
+                )
+
     def check_entry(self, index: int, envelope: bytes) -> None:
-        """The envelope verifies under a key of the act's author; learn keys it registers."""
+        """The envelope verifies under a key that may sign it at ``index``; a registry act
+        must also keep the registry's rules, and is folded in."""
         try:
             env = dsse.parse(envelope)
-            act = read_act(env.payload_type, env.payload)
         except CbmnetError as e:
             raise _fail(f"entry {index}: not an act this hub could have logged: {e}") from e
-        if act.author in self.authors:
-            keys = self.authors[act.author]
-        else:
-            keys = {
-                k
-                for k, since, until in self.spans.get(act.author, ())
-                if since < index and (until is None or index <= until)
-            }
-        if not keys:
-            raise _fail(f"entry {index}: its author {act.author!r} has no signing key in the registry")
         try:
-            dsse.verify(envelope, sorted(keys))
+            act = read_act(env.payload_type, env.payload)
+        except CbmnetError as e:
+            raise _fail(unreadable_act(index, env.payload_type, env.payload, e)) from e
+        reg = self.registry
+        if act.payload_type != PT_REGISTRY:
+            keys = reg.signing_keys(act.author)
+            if not keys:
+                raise _fail(
+                    f"entry {index}: its author {act.author!r} has no signing key in the registry"
+                )
+            try:
+                dsse.verify(envelope, keys)
+            except CbmnetError as e:
+                raise _fail(
+                    f"entry {index}: its envelope does not verify under any signing key the "
+                    f"registry lists for {act.author!r} (altered or forged)"
+                ) from e
+            return
+        try:
+            dsse.verify(envelope, reg.signers_for(act))
+        except CbmnetError as e:
+            raise _fail(f"entry {index}: {unsigned_registry_act(act)}") from e
+        try:
+            reg.check(act)
         except CbmnetError as e:
             raise _fail(
-                f"entry {index}: its envelope does not verify under any signing key the registry "
-                f"lists for {act.author!r} (altered or forged)"
+                f"entry {index}: {act.kind} of {act_party(act)!r} breaks the registry rules: {e}"
             ) from e
-        if act.payload_type != PT_REGISTRY:
-            return
-        d = act.doc
-        pid = str(d["party"])
-        spans = self.spans.get(pid)
-        # Mirror the hub: a second registration changes nothing; only a registered party's
-        # keys rotate or are revoked.
-        if act.kind == "party.register":
-            if spans is None:
-                self.spans[pid] = [[parse_verifier_key(d["signing_key"]).public_key, index, None]]
-                self.add_witness(pid, d.get("witness_key"))
-            return
-        if spans is None:
-            return
-        if act.kind == "key.rotate":
-            for span in spans:
-                if span[2] is None:
-                    span[2] = index
-            spans.append([parse_verifier_key(d["signing_key"]).public_key, index, None])
-            self.add_witness(pid, d.get("witness_key"))
-        else:
-            gone = parse_verifier_key(d["key"]).public_key
-            for span in spans:
-                if span[0] == gone and span[2] is None:
-                    span[2] = index
+        reg.apply(act, index)
+
+    def key_ends(self) -> tuple[tuple[str, int], ...]:
+        return tuple(
+            sorted(
+                (p.id, k.until)
+                for p in self.registry.parties.values()
+                for k in p.keys
+                if k.until is not None
+            )
+        )
+
+
+def _quorums(info: Mapping[str, Any]) -> dict[str, int]:
+    """The agreements' recovery quorums from ``/v1/hub`` (absent: a majority, never < 2)."""
+    got = info.get("key_recovery_quorums", {})
+    if not isinstance(got, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in got.items()
+    ):
+        raise _fail("/v1/hub: key_recovery_quorums must map agreement ids to whole numbers")
+    return dict(got)
 
 
 @dataclass(frozen=True)
@@ -592,6 +611,7 @@ def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None
     size = tree.size
     if client.identity is not None:
         _check_listing(client, readable)
+        reg.check_seeded()
 
     if state is not None:
         m = state.size
@@ -656,12 +676,5 @@ def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None
         root_hash=latest.checkpoint.root_hash if latest else EMPTY_ROOT,
         previous_size=state.size if state is not None else None,
         cosigners_mapped=reg.mapped,
-        key_ends=tuple(
-            sorted(
-                (party, int(span[2]))
-                for party, spans in reg.spans.items()
-                for span in spans
-                if span[2] is not None
-            )
-        ),
+        key_ends=reg.key_ends(),
     )

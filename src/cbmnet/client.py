@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from bisect import bisect_right
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,12 @@ from cbmnet.acts.model import (
     PT_HOTLINE,
     PT_OBSERVATIONS,
     PT_REGISTRY,
+    REGISTRY_ACTS,
     SECRETARIAT,
+    Act,
     read_act,
 )
+from cbmnet.acts.registry import Registry, majority_policy_text
 from cbmnet.acts.state import act_json
 from cbmnet.communication import hotline
 from cbmnet.errors import (
@@ -34,6 +38,7 @@ from cbmnet.errors import (
     ForbiddenError,
     FormatError,
     NotFoundError,
+    PolicyError,
     RateLimitedError,
     StoreError,
     TooLargeError,
@@ -41,9 +46,12 @@ from cbmnet.errors import (
 )
 from cbmnet.hub.auth import signed_message
 from cbmnet.ledger import dsse
+from cbmnet.ledger.checkpoint import Checkpoint
+from cbmnet.ledger.merkle import verify_consistency
 from cbmnet.ledger.note import parse_signer_key, parse_verifier_key
-from cbmnet.ledger.policy import single_log_policy
+from cbmnet.ledger.policy import parse_policy, single_log_policy, verify_checkpoint
 from cbmnet.ledger.tlogproof import verify_entry_proof
+from cbmnet.log.evidence import act_party, unreadable_act, unsigned_registry_act
 
 _BY_STATUS: dict[int, type[CbmnetError]] = {
     400: FormatError,
@@ -136,6 +144,13 @@ class HubClient:
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
         self._token: str | None = None
         self._info: dict[str, Any] | None = None
+        self._pending: dict[str, tuple[int, str]] = {}
+        """Party -> (index, why): a registration or key change not yet witnessed."""
+        self._proofs: dict[int, tuple[bytes, Checkpoint]] = {}
+        """Registry entries read from a verified inclusion proof: envelope, its checkpoint."""
+        self._agreed: tuple[int, Checkpoint | None] = (-1, None)
+        """(seq before it, the newest checkpoint found cosigned by a witness majority)."""
+        self._consistent: set[tuple[int, bytes, int, bytes]] = set()
 
     def close(self) -> None:
         self._http.close()
@@ -286,9 +301,7 @@ class HubClient:
             raise FormatError("nothing to seal: the event has no 'body' text")
         readers = self.event_readers(doc)
         reg = self.registry()
-        missing = [p for p in readers if p not in reg]
-        if missing:
-            raise VerificationError(f"no verified registration for {', '.join(missing)}")
+        self.keys_of(reg, readers)
         assert self.identity is not None
         bind = hotline.body_info(self.info()["origin"], doc["agreement"], doc["id"], self.identity.party)
         cts = hotline.seal(body.encode(), {p: reg[p].encryption_key for p in readers}, bind)
@@ -384,8 +397,9 @@ class HubClient:
         if act.author == SECRETARIAT:
             keys_then = [parse_verifier_key(self.info()["secretariat_vkey"]).public_key]
         else:
-            held = self.registry().get(act.author)
-            history = held.history if held else []
+            reg = self.registry()
+            self.keys_of(reg, [act.author], index)
+            history = reg[act.author].history
             keys_then = [
                 k for k, since, until in history if since <= index and (until is None or index < until)
             ]
@@ -426,6 +440,10 @@ class HubClient:
 
     def entry(self, index: int) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/entries/{index}").json())
+
+    def proof(self, index: int) -> str:
+        """The hub's c2sp.org/tlog-proof of entry ``index`` (unverified: see ``verify_entry_proof``)."""
+        return self._request("GET", f"/v1/entries/{index}/proof").text
 
     def status(self, index: int) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/entries/{index}/status").json())
@@ -488,13 +506,24 @@ class HubClient:
         )
 
     def registry(self) -> dict[str, _Keys]:
-        """Party keys over time, from the log's registry acts, each verified here.
+        """Party keys over time, as far as the witnesses have agreed to them.
 
-        Registrations and secretariat rotations must verify under the pinned secretariat
-        key; a party's own rotation or revocation under its key active at the time. Without
-        pins, the hub's ``/v1/parties`` answer is taken as it is (trusting the hub).
+        With pins, nothing the hub says about keys is taken on its word: each registry act
+        is read from an inclusion proof under the pinned log key and folded with
+        ``cbmnet.acts.registry`` (the hub's own rule: a key change is signed by the party's
+        current key, its recovery key, or the new key after a quorum of approvals), and is
+        used only once a checkpoint holding it is cosigned by a majority of the registered
+        parties' witnesses (the policy the log page shows). A party whose registration or
+        key change is not yet so cosigned is held in ``pending`` and refused by name by
+        every method that would seal to it or check its signature.
+
+        Without pins, the hub's ``/v1/parties`` answer is taken as it is: the log key and
+        the secretariat key then come from the hub too, so a hub that lies could also serve
+        a registry, checkpoints and cosignatures of its own making, and checking them
+        would only look like trust. Pin the hub (``Pins``) to rely on keys.
         """
         if self.pins is None:
+            self._pending = {}
             return {
                 p["id"]: _Keys(
                     [(base64.b64decode(k["key"]), k["since"], k["until"]) for k in p["key_history"]],
@@ -502,51 +531,122 @@ class HubClient:
                 )
                 for p in self.parties()
             }
+        acts = [(i, self._registry_act(i)) for i in self._registry_indexes()]
+        info = self.info()
         sec = parse_verifier_key(self.pins.secretariat_vkey).public_key
-        items: list[dict[str, Any]] = []
-        for kind in ("party.register", "key.rotate", "key.revoke"):
-            after = -1
-            while True:
-                page = self.entries(kind=kind, after=after, limit=1000)
-                items += page["items"]
-                if not page["items"]:
-                    break
-                after = page["next"]
-        out: dict[str, _Keys] = {}
-        for item in sorted(items, key=lambda i: int(i["index"])):
-            if item["payload_type"] != PT_REGISTRY:
-                continue
-            raw = json.dumps(item["envelope"]).encode()
-            env = dsse.parse(raw)
+        quorums = dict(info.get("key_recovery_quorums") or {})
+        reg = Registry(sec, parse_verifier_key(info["hub_vkey"]).public_key, quorums)
+        seen: list[tuple[int, list[tuple[str, str]]]] = [(0, [])]
+        """(size, the policy's witnesses of the tree of that size), growing."""
+        for idx, (act, raw) in acts:
+            try:
+                dsse.verify(raw, reg.signers_for(act))
+            except VerificationError as e:
+                raise VerificationError(f"registry entry {idx}: {unsigned_registry_act(act)}") from e
+            try:
+                reg.check(act)
+            except CbmnetError as e:
+                raise VerificationError(
+                    f"registry entry {idx}: {act.kind} of {act_party(act)!r} breaks the registry "
+                    f"rules: {e}"
+                ) from e
+            reg.apply(act, idx)
+            seen.append((idx + 1, reg.policy_witnesses()))
+        agreed = self._agreed_size(seen)
+        folded = Registry(sec, reg.hub_key, quorums)
+        self._pending = {}
+        need = len(seen[-1][1]) // 2 + 1 if seen[-1][1] else 0
+        for idx, (act, _) in acts:
+            if idx < agreed:
+                self._proven_in(idx, agreed)
+                folded.apply(act, idx)
+            elif act.kind != "key.approve":  # an approval changes no key by itself
+                pid = str(act.doc["party"])
+                what = "registration" if act.kind == "party.register" else "key change"
+                self._pending.setdefault(
+                    pid,
+                    (
+                        idx,
+                        f"{pid}'s {what} at entry {idx} is not yet cosigned by a quorum of "
+                        f"witnesses ({need} of {len(seen[-1][1])} needed); run the witnesses or wait",
+                    ),
+                )
+        return {
+            p.id: _Keys([(k.public, k.since, k.until) for k in p.keys], p.encryption_key)
+            for p in folded.parties.values()
+        }
+
+    def keys_of(self, reg: Mapping[str, _Keys], parties: Sequence[str], at: int | None = None) -> None:
+        """Refuse, by name, parties ``registry()`` could not vouch for (at index ``at``,
+        when given: a change logged after it does not matter)."""
+        for p in parties:
+            pend = self._pending.get(p)
+            if pend is not None and (at is None or pend[0] <= at):
+                raise VerificationError(pend[1])
+        missing = [p for p in parties if p not in reg]
+        if missing:
+            raise VerificationError(f"no verified registration for {', '.join(missing)}")
+
+    def _registry_indexes(self) -> list[int]:
+        out: set[int] = set()
+        for kind in REGISTRY_ACTS:
+            out.update(int(i["index"]) for i in self.iter_entries(kind=kind, limit=1000))
+        return sorted(out)
+
+    def _registry_act(self, index: int) -> tuple[Act, bytes]:
+        """The registry act at ``index``, read from its inclusion proof under the pinned log
+        key (not from the hub's listing); the proof's checkpoint is kept."""
+        got = self._proofs.get(index)
+        if got is None:
+            assert self.pins is not None
+            text = self.proof(index)
+            ve = verify_entry_proof(text, single_log_policy(self.pins.log_vkey))
+            if ve.index != index:
+                raise VerificationError(f"the hub's proof of entry {index} is for entry {ve.index}")
+            got = self._proofs[index] = (ve.entry.envelope, ve.agreed.checkpoint)
+        raw = got[0]
+        env = dsse.parse(raw)
+        try:
             act = read_act(env.payload_type, env.payload)
-            idx, d = int(item["index"]), act.doc
-            have = out.get(d["party"])
-            if act.author == SECRETARIAT:
-                allowed = [sec]
-            else:
-                allowed = [k for k, _, until in have.history if until is None] if have else []
-            dsse.verify(raw, allowed)  # raises: a registry act not signed as it must be
-            if act.kind == "party.register":
-                if have is None:
-                    key = parse_verifier_key(d["signing_key"]).public_key
-                    out[d["party"]] = _Keys([(key, idx, None)], base64.b64decode(d["encryption_key"]))
+        except CbmnetError as e:
+            raise VerificationError(unreadable_act(index, env.payload_type, env.payload, e)) from e
+        if act.payload_type != PT_REGISTRY:
+            raise VerificationError(f"entry {index}, listed as a registry act, is not one")
+        return act, raw
+
+    def _agreed_size(self, seen: Sequence[tuple[int, list[tuple[str, str]]]]) -> int:
+        """The size of the newest checkpoint a majority of the witnesses registered in its
+        own tree cosigned (0: none yet). Checkpoints before the last one found are not
+        fetched again."""
+        assert self.pins is not None
+        sizes = [s for s, _ in seen]
+        for item in reversed(self.checkpoints(after=self._agreed[0])):
+            note, size = str(item["note"]), int(item["size"])
+            if self._agreed[1] is not None and size <= self._agreed[1].size:
+                break
+            named = seen[bisect_right(sizes, size) - 1][1]
+            text, _ = majority_policy_text(self.pins.log_vkey, named)
+            try:
+                agreed = verify_checkpoint(note, parse_policy(text))
+            except PolicyError:
                 continue
-            if have is None:
-                continue
-            if act.kind == "key.rotate":
-                have.history = [
-                    (k, since, idx if until is None else until) for k, since, until in have.history
-                ]
-                have.history.append((parse_verifier_key(d["signing_key"]).public_key, idx, None))
-                if d.get("encryption_key"):
-                    have.encryption_key = base64.b64decode(d["encryption_key"])
-            else:
-                gone = parse_verifier_key(d["key"]).public_key
-                have.history = [
-                    (k, since, idx if k == gone and until is None else until)
-                    for k, since, until in have.history
-                ]
-        return out
+            self._agreed = (int(item["seq"]) - 1, agreed.checkpoint)
+            break
+        return self._agreed[1].size if self._agreed[1] is not None else 0
+
+    def _proven_in(self, index: int, size: int) -> None:
+        """Entry ``index`` (proven under some log-signed checkpoint) is in the agreed tree:
+        the two checkpoints are consistent (one extends the other)."""
+        a = self._agreed[1]
+        assert a is not None and a.size == size
+        cp = self._proofs[index][1]
+        pair = (cp.size, cp.root_hash, a.size, a.root_hash)
+        if (cp.size, cp.root_hash) == (a.size, a.root_hash) or pair in self._consistent:
+            return
+        old, new = sorted([cp, a], key=lambda c: c.size)
+        proof = [base64.b64decode(h) for h in self.consistency(old.size, new.size)]
+        verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
+        self._consistent.add(pair)
 
     def member_keys(self, channel: str) -> dict[str, bytes]:
         ch = next((c for c in self.channels() if c["id"] == channel), None)
@@ -555,9 +655,7 @@ class HubClient:
                 f"no hotline channel {channel!r} open to {self.identity and self.identity.party}"
             )
         reg = self.registry()
-        missing = [m for m in ch["members"] if m not in reg]
-        if missing:
-            raise VerificationError(f"no verified registration for {', '.join(missing)}")
+        self.keys_of(reg, ch["members"])
         return {m: reg[m].encryption_key for m in ch["members"]}
 
     def send(
@@ -572,11 +670,11 @@ class HubClient:
             raise AuthError("no X25519 key to open hotline bodies with")
         env = item["envelope"]
         doc = json.loads(base64.b64decode(env["payload"]))
-        sender = self.registry().get(doc["party"])
-        if sender is None:
-            raise VerificationError(f"hotline message from {doc['party']!r}, who is not registered")
-        # The key that was the sender's when the message was logged, even if rotated since.
+        reg = self.registry()
         at = item["index"]
+        self.keys_of(reg, [doc["party"]], at)
+        sender = reg[doc["party"]]
+        # The key that was the sender's when the message was logged, even if rotated since.
         keys = [k for k, since, until in sender.history if since <= at and (until is None or at < until)]
         dsse.verify(json.dumps(env).encode(), keys)
         bind = hotline.info(self.info()["origin"], doc["channel"], doc["id"], doc["party"])

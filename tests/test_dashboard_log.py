@@ -12,10 +12,14 @@ from pathlib import Path
 
 import httpx
 
+from cbmnet.acts.model import PT_REGISTRY
+from cbmnet.acts.state import act_json
 from cbmnet.client import HubClient
 from cbmnet.hub.dashboard import COOKIE
 from cbmnet.hub.dashboard_log import registry_policy, verdict
-from cbmnet.ledger.note import new_cosigner
+from cbmnet.ledger import dsse
+from cbmnet.ledger.encoding import b64
+from cbmnet.ledger.note import ALG_COSIGNATURE_V1, key_id, new_cosigner, parse_verifier_key
 from cbmnet.ledger.policy import parse_policy, verify_checkpoint
 from cbmnet.ledger.witness import cosignature_lines
 from cbmnet.log.remote import witness_hub
@@ -85,3 +89,43 @@ def test_a_cosignature_by_an_unregistered_key_does_not_count(tmp_path: Path) -> 
         assert _latest_verdict(th, token).startswith(
             "not yet relied on: 1 of 2 witnesses cosigned, 2 needed"
         )
+
+
+def test_a_witness_key_two_parties_named_counts_once_and_the_page_works(tmp_path: Path) -> None:
+    """Hole 8 on a log written before witness keys were unique: POL's registration names
+    DEU's witness key, and NOR's names DEU's key under another name (same public key). The
+    hub refuses such registrations now; here they are appended behind its admission, as an
+    older hub logged them. The page answers 200 to everyone and the key counts once, for
+    DEU, which registered it first: the policy has two witnesses (DEU, FRA), two needed."""
+    with running_hub(f"sqlite:///{tmp_path / 'log.db'}", tmp_path) as th:
+        th.register("DEU", "FRA")
+        deu_witness = th.keys["DEU"].witness_vkey
+        public = parse_verifier_key(deu_witness).public_key
+        wire = bytes([ALG_COSIGNATURE_V1]) + public
+        renamed = f"copy.deu+{key_id('copy.deu', ALG_COSIGNATURE_V1, public):08x}+{b64(wire)}"
+        assert parse_verifier_key(renamed).public_key == public and renamed != deu_witness
+        sec = parse_verifier_key(th.hub.secretariat_vkey).public_key
+        for pid, wkey in (("POL", deu_witness), ("NOR", renamed)):
+            k = th.keys[pid] = party_keys(pid)
+            doc = {
+                "act": "party.register",
+                "party": pid,
+                "name": f"State {pid}",
+                "agreements": ["vienna-document-2011"],
+                "signing_key": k.vkey,
+                "encryption_key": k.enc_public,
+                "witness_key": wkey,
+            }
+            env = dsse.sign(PT_REGISTRY, act_json(doc), [th.secretariat.signer_key])
+            th.hub.log.append_verified([dsse.verify(env, [sec])])
+        th.hub.sync()
+        with th.hub._state_lock:
+            wp = registry_policy(th.hub.state, th.hub.log.vkey)
+        assert wp.witnesses == ("DEU", "FRA") and wp.threshold == 2
+        for party in ("DEU", "FRA", "POL", "NOR"):
+            with th.client(party) as c:
+                cookie = session_cookie(th.url, c.token())
+            assert _latest_verdict(th, cookie).startswith("not yet relied on: 0 of 2")
+        with HubClient(th.url) as client:
+            witness_hub(client, _witness(th, "DEU", tmp_path))
+        assert _latest_verdict(th, cookie).startswith("not yet relied on: 1 of 2")

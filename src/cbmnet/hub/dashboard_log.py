@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cbmnet.acts.registry import majority_policy_text
 from cbmnet.acts.state import HubState
 from cbmnet.errors import CbmnetError
 from cbmnet.ledger.policy import Policy, parse_policy, verify_checkpoint
@@ -26,17 +27,13 @@ class WitnessPolicy:
 
 
 def registry_policy(state: HubState, log_vkey: str) -> WitnessPolicy:
-    """Majority of the registered parties' witnesses (caller holds the hub's state lock)."""
-    named = sorted((p.id, p.witness_key) for p in state.parties.values() if p.witness_key)
-    lines = [f"log {log_vkey}"]
-    lines += [f"witness {pid} {vkey}" for pid, vkey in named]
-    if named:
-        k = len(named) // 2 + 1
-        lines += [f"group majority {k} {' '.join(pid for pid, _ in named)}", "quorum majority"]
-    else:
-        k = 0
-        lines.append("quorum none")
-    text = "\n".join(lines) + "\n"
+    """Majority of the registered parties' witnesses (caller holds the hub's state lock).
+
+    A witness key two parties named (a log written before keys were unique) counts once,
+    for the party that registered it first, so the page works for everyone.
+    """
+    named = state.registry.policy_witnesses()
+    text, k = majority_policy_text(log_vkey, named)
     return WitnessPolicy(text, parse_policy(text), tuple(pid for pid, _ in named), k)
 
 

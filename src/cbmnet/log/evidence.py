@@ -616,7 +616,8 @@ def verify_unauthorised_key_change(doc: str | Mapping[str, Any], log_vkey: str) 
             f"{UNAUTHORISED_KEY_CHANGE}: 'index' and 'party' must name the last entry "
             f"({last.index}, {last.party!r})"
         )
-    if not any(
+    registers = last.act is not None and last.act.kind == "party.register"
+    if not registers and not any(
         it.act is not None and it.act.kind == "party.register" and it.party == last.party
         for it in items[:-1]
     ):

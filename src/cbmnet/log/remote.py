@@ -9,6 +9,7 @@ before is caught on the next run. All checks are the ``cbmnet.ledger`` functions
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
@@ -22,6 +23,7 @@ from cbmnet.acts.registry import Registry
 from cbmnet.client import HubClient
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import (
+    AuthError,
     CbmnetError,
     ConflictError,
     FormatError,
@@ -38,6 +40,7 @@ from cbmnet.ledger.merkle import (
     Node,
     extend_frontier,
     frontier_root,
+    inclusion_ranges,
     leaf_hash,
     verify_consistency,
 )
@@ -50,10 +53,12 @@ from cbmnet.ledger.note import (
     parse_verifier_key,
     split_note,
 )
-from cbmnet.ledger.tlogproof import parse_add_checkpoint
+from cbmnet.ledger.tlogproof import ProofBundle, format_proof, parse_add_checkpoint, parse_proof
 from cbmnet.log.evidence import (
     BACKDATE_TOLERANCE_MS,
+    UnauthorisedKeyChange,
     act_party,
+    unauthorised_key_change,
     unreadable_act,
     unsigned_registry_act,
 )
@@ -320,8 +325,9 @@ class _Registry:
 
     registry: Registry
     seeded: dict[str, str] = field(default_factory=dict)
-    """Witness key text -> party, from ``/v1/parties`` (the hub's word): cosignatures are
-    matched before the leaves are read, so each is checked against the fold afterwards."""
+    """Witness key text -> party, from ``/v1/parties`` and the registry listing (the hub's
+    word): cosignatures are matched before the leaves are read, so each key is checked
+    against the fold afterwards."""
     mapped: bool = False
 
     def verifiers(self) -> list[Ed25519Verifier]:
@@ -346,17 +352,30 @@ class _Registry:
             pid = p.get("id")
             if not isinstance(pid, str):
                 raise _fail("/v1/parties lists a party without an id")
-            vkey = p.get("witness_key")
-            if not isinstance(vkey, str) or not vkey:
-                continue
-            try:
-                v = parse_verifier_key(vkey)
-            except FormatError as e:
-                raise _fail(f"party {pid}: witness key {vkey!r}: {e}") from e
-            if v.alg != ALG_COSIGNATURE_V1:
-                raise _fail(f"party {pid}: witness key {vkey} is not a cosigner (0x04) key")
-            reg.seeded.setdefault(v.text, pid)
+            reg.seed(pid, p.get("witness_key"))
+        # Keys a party held before (a cosignature by its old witness stays valid), read
+        # from the listing now and checked against the verified fold after the walk.
+        for kind in ("party.register", "key.rotate"):
+            for item in client.iter_entries(kind=kind, limit=1000):
+                try:
+                    doc = json.loads(base64.b64decode(item["envelope"]["payload"]))
+                    pid, vkey = doc["party"], doc.get("witness_key")
+                except (KeyError, TypeError, ValueError):
+                    continue  # the walk names a malformed entry
+                if isinstance(pid, str):
+                    reg.seed(pid, vkey)
         return reg
+
+    def seed(self, pid: str, vkey: Any) -> None:
+        if not isinstance(vkey, str) or not vkey:
+            return
+        try:
+            v = parse_verifier_key(vkey)
+        except FormatError as e:
+            raise _fail(f"party {pid}: witness key {vkey!r}: {e}") from e
+        if v.alg != ALG_COSIGNATURE_V1:
+            raise _fail(f"party {pid}: witness key {vkey} is not a cosigner (0x04) key")
+        self.seeded.setdefault(v.text, pid)
 
     def check_seeded(self) -> None:
         """Every witness key ``/v1/parties`` named must be one the registry acts gave that party."""
@@ -529,11 +548,18 @@ def audit_hub(client: HubClient, log_vkey: str, state_path: Path | None = None) 
     remembered one, and the hub's consistency proof from it to the latest checkpoint must
     verify; the state is rewritten (atomically) only after all of this passed.
 
-    A party's key counts only over the span the log's registry acts give it, so an act
-    signed after its key was rotated out or revoked is caught. Weaker than ideal: joint acts are
-    checked for one author signature, not their threshold; the secretariat's and the
-    hub's keys come from the hub's own ``/v1/hub`` rather than being pinned; and a
-    caller sees only the entries it may read (the secretariat sees all).
+    Identity is re-checked with the hub's own rule (``cbmnet.acts.registry``): each
+    registry act's signature under ``signers_for`` and its rule under ``check`` before it
+    is folded, so a key change the party did not sign (or one breaking another rule) fails
+    naming the entry, the party and the rule (``key_change_evidence`` makes the document);
+    any other act counts only under its author's keys as the registry stands at its
+    index, so an act signed after its key was rotated out or revoked is caught. A caller
+    whose own key the hub refuses (401) is told so: a hub that folded a change of its keys
+    locks it out, and another party's audit names the entry. Weaker than ideal: joint
+    acts are checked for one author signature, not their threshold; the secretariat's and
+    the hub's keys and the recovery quorums come from the hub's own ``/v1/hub`` rather
+    than being pinned; and a caller sees only the entries it may read (the secretariat
+    sees all, a registered party every registry act, an anonymous caller none).
     """
     verifier = new_verifier(log_vkey)
     if verifier.alg != ALG_ED25519:
@@ -544,6 +570,14 @@ def audit_hub(client: HubClient, log_vkey: str, state_path: Path | None = None) 
         if str(e).startswith("remote audit: "):
             raise
         raise _fail(str(e)) from e
+    except AuthError as e:
+        if client.identity is None:
+            raise
+        who = client.identity.party
+        raise _fail(
+            f"the hub refuses {who}'s key ({e}): if {who} did not change its keys, the hub "
+            f"holds a change of {who}'s keys it did not make; another party's audit names the entry"
+        ) from e
 
 
 def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None) -> RemoteAuditReport:
@@ -678,3 +712,80 @@ def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None
         cosigners_mapped=reg.mapped,
         key_ends=reg.key_ends(),
     )
+
+
+# ---- evidence of an unauthorised key change -----------------------------------------------
+
+
+def key_change_evidence(client: HubClient, log_vkey: str) -> UnauthorisedKeyChange | None:
+    """The ``cbmnet/unauthorised-key-change/v1`` document for the first registry entry this
+    caller reads that breaks the registry's rules (None if none does).
+
+    Built from what the caller checks itself, not from the hub's goodwill: the leaves
+    served (each entry against its leaf hash), folded as ``audit_hub`` folds them; the
+    hub is asked only for a log-signed checkpoint covering the entry (a proof of it), and
+    that checkpoint's root must be the root of the leaves served; every inclusion proof is
+    then computed here. Keeps every leaf hash in memory: run it when the audit failed.
+    """
+    verifier = new_verifier(log_vkey)
+    info = client.info()
+    if info.get("log_vkey") != verifier.verifier_key:
+        raise _fail(f"the hub serves log key {info.get('log_vkey')}, not the pinned {log_vkey}")
+    reg = _Registry.from_hub(client, info)
+    hashes: list[bytes] = []
+    registry: list[tuple[int, bytes]] = []
+    fault: int | None = None
+    while fault is None and (page := _hash_page(client, hashes)):
+        for idx, item in page:
+            if fault is not None or "entry" not in item:
+                continue
+            data = _bytes(item["entry"], f"entry {idx}")
+            if leaf_hash(data) != hashes[idx]:
+                raise _fail(f"entry {idx}: the leaf hash served is not the hash of the entry served")
+            envelope = decode_entry(data).envelope
+            if dsse.parse(envelope).payload_type != PT_REGISTRY:
+                continue
+            registry.append((idx, data))
+            try:
+                reg.check_entry(idx, envelope)
+            except VerificationError:
+                fault = idx
+    if fault is None:
+        return None
+    bundle = parse_proof(client.proof(fault))
+    try:
+        cp = parse_checkpoint(open_note(bundle.checkpoint, [verifier]).text)
+    except CbmnetError as e:
+        raise _fail(f"the hub's checkpoint covering entry {fault}: {e}") from e
+    if cp.origin != verifier.name or cp.size <= fault:
+        raise _fail(f"the hub's checkpoint covering entry {fault} is of size {cp.size}, or another log")
+    while len(hashes) < cp.size and _hash_page(client, hashes):
+        pass
+    tree = hashes[: cp.size]
+    if len(tree) < cp.size or tree_roots(tree, [cp.size]).get(cp.size) != cp.root_hash:
+        raise _fail(f"checkpoint of size {cp.size}: its root is not the root of the leaves served")
+    proofs = [
+        format_proof(ProofBundle(i, _inclusion(tree, i), bundle.checkpoint, data))
+        for i, data in registry
+    ]
+    sec = info.get("secretariat_vkey")
+    assert isinstance(sec, str)  # from_hub checked it
+    return unauthorised_key_change(proofs, log_vkey, sec, _quorums(info))
+
+
+def _hash_page(client: HubClient, hashes: list[bytes]) -> list[tuple[int, dict[str, Any]]]:
+    """The next page of leaves: their hashes appended to ``hashes``, (index, item) returned."""
+    out = []
+    for item in client.leaves(len(hashes), LEAF_PAGE):
+        idx = len(hashes)
+        if item.get("index") != idx:
+            raise _fail(f"leaf {idx} is missing from the hub's answer (got {item.get('index')})")
+        hashes.append(_hash(item.get("leaf_hash"), f"leaf {idx}"))
+        out.append((idx, item))
+    return out
+
+
+def _inclusion(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """RFC 9162 PATH(index) over leaf hashes: each range's root, the leaf's sibling first."""
+    ranges = inclusion_ranges(index, len(leaves))
+    return [tree_roots(leaves[lo:hi], [hi - lo])[hi - lo] for lo, hi in ranges]

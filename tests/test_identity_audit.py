@@ -27,6 +27,7 @@ from cbmnet.ledger.note import generate_key, parse_signer_key
 from cbmnet.ledger.tlogproof import format_proof, parse_proof
 from cbmnet.log.evidence import unauthorised_key_change, verify_unauthorised_key_change
 from cbmnet.log.remote import audit_hub, key_change_evidence
+from tests.hubcli_helpers import cli
 from tests.hubkit import ORIGIN, PartyKeys, TestHub, party_keys, running_hub
 from tests.test_malicious_hub import _cosign, _witnesses
 
@@ -254,3 +255,22 @@ def test_a_quorum_rotation_with_its_approvals_and_a_recovery_pass_every_audit(tm
                 report = audit_hub(c, vkey)
                 assert key_change_evidence(c, vkey) is None
         assert [at for who, at in report.key_ends if who == "DEU"] == [3, 6]
+
+
+def test_cbmnet_log_audit_writes_the_evidence_document(tmp_path: Path) -> None:
+    """``cbmnet log audit --hub ... --evidence FILE``: exit 1 with the audit's finding, and
+    the document written for a third party, which verifies with the log's key alone."""
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path) as th:
+        th.register("DEU", "FRA")
+        idx = _force(th, th.secretariat.signer_key, _rotation("DEU", party_keys("DEU")))
+        logv, fkey, out = tmp_path / "log.vkey", tmp_path / "fra.key", tmp_path / "ev.json"
+        logv.write_text(th.hub.log.vkey)
+        fkey.write_text(th.keys["FRA"].signer)
+        base = ["log", "audit", "--hub", th.url, "--vkey", str(logv), "--party", "FRA"]
+        r = cli(*base, "--key", str(fkey), "--evidence", str(out))
+        assert r.exit_code == 1, r.output
+        assert re.search(UNILATERAL.format(idx=idx), r.stderr) and f"written to {out}" in r.stderr
+        ev = verify_unauthorised_key_change(out.read_text(), th.hub.log.vkey)
+        assert (ev.party, ev.index) == ("DEU", idx)
+        r = cli("log", "audit", "--db", f"sqlite:///{tmp_path / 'hub.db'}", "--evidence", str(out))
+        assert r.exit_code == 2 and "give its --hub URL" in r.stderr

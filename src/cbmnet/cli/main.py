@@ -258,16 +258,23 @@ def log_audit(
         str | None, typer.Option(help="(--hub) Read entries as this party id (or 'secretariat').")
     ] = None,
     key: Annotated[Path | None, typer.Option("--key", help="(--hub) That party's signer key.")] = None,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(
+            help="(--hub) If the audit finds a key change its holder did not make, write the "
+            "cbmnet/unauthorised-key-change/v1 document here (checked with the log key alone)."
+        ),
+    ] = None,
 ) -> None:
     """Recompute every leaf, node and root; check every checkpoint and cosignature.
 
     With --hub: from outside, over HTTP; --state makes each run check the last one's tree.
     """
     if hub is not None:
-        _audit_hub(hub, vkey, state, party, key)
+        _audit_hub(hub, vkey, state, party, key, evidence)
         return
-    if state is not None or party is not None or key is not None:
-        raise FormatError("--state, --party and --key audit a hub: give its --hub URL too")
+    if state is not None or party is not None or key is not None or evidence is not None:
+        raise FormatError("--state, --party, --key and --evidence audit a hub: give its --hub URL too")
     r = audit_log(open_store(db), _vkey(vkey) if vkey else None)
     typer.echo(
         f"ok: {r.size} entries, {r.checkpoints} checkpoints, {r.cosignatures} cosignatures; "
@@ -300,11 +307,17 @@ def log_info(
 
 
 def _audit_hub(
-    hub: str, vkey: str | None, state: Path | None, party: str | None, key: Path | None
+    hub: str,
+    vkey: str | None,
+    state: Path | None,
+    party: str | None,
+    key: Path | None,
+    evidence: Path | None = None,
 ) -> None:
     from cbmnet.client import HubClient, Identity
+    from cbmnet.errors import VerificationError
     from cbmnet.ledger.encoding import b64
-    from cbmnet.log.remote import audit_hub
+    from cbmnet.log.remote import audit_hub, key_change_evidence
 
     if vkey is None:
         raise FormatError("auditing a hub needs the log's --vkey, pinned: not the hub's word")
@@ -312,7 +325,24 @@ def _audit_hub(
         raise FormatError("give --party and --key together (or neither, to check hashes only)")
     who = Identity(party, _skey(key)) if party is not None and key is not None else None
     with HubClient(hub, who) as client:
-        r = audit_hub(client, _vkey(vkey), state)
+        try:
+            r = audit_hub(client, _vkey(vkey), state)
+        except VerificationError:
+            found = None
+            if evidence is not None:
+                try:
+                    found = key_change_evidence(client, _vkey(vkey))
+                except CbmnetError as e:  # the audit's own finding is the one to report
+                    typer.echo(f"evidence: none written: {e}", err=True)
+            if found is not None and evidence is not None:
+                evidence.write_text(found.to_json() + "\n", encoding="utf-8")
+                typer.echo(
+                    f"evidence: {found.finding}; written to {evidence} "
+                    f"({found.party}'s registry entries under the log's checkpoint of size "
+                    f"{found.checkpoint.size})",
+                    err=True,
+                )
+            raise
     typer.echo(
         f"ok: {r.origin}: {r.size} leaves, {r.checkpoints} checkpoints, {r.cosignatures} "
         f"cosignatures, {r.entries_checked} entries read and checked"

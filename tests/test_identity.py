@@ -17,7 +17,7 @@ import pytest
 
 from cbmnet.acts.model import PT_EVENT, PT_REGISTRY
 from cbmnet.ledger.dsse import sign as dsse_sign
-from cbmnet.ledger.note import parse_signer_key
+from cbmnet.ledger.note import _verifier_text, parse_signer_key, parse_verifier_key
 from tests.hubkit import PartyKeys, TestHub, party_keys, running_hub
 
 AG = "vienna-document-2011"
@@ -212,6 +212,12 @@ def test_witness_keys_are_unique(hub: TestHub) -> None:
                     "witness_key": th.keys["POL"].witness_vkey,
                 }
             )
+    # Nor under another name: the same public key is the same witness.
+    deu_witness = parse_verifier_key(th.keys["DEU"].witness_vkey)
+    renamed = _verifier_text("other.name.test", deu_witness.alg, deu_witness.public_key)
+    doc = _rotation("FRA", "FRA", fra_new, witness_key=renamed)
+    r = _post(th, _signed(th.keys["FRA"].signer, doc))
+    assert r.status_code == 409 and "witness key" in r.json()["message"], r.text
     # A party may keep its own witness key across a rotation.
     doc = _rotation("FRA", "FRA", fra_new, witness_key=th.keys["FRA"].witness_vkey)
     assert _post(th, _signed(th.keys["FRA"].signer, doc)).status_code == 201

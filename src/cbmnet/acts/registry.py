@@ -101,7 +101,10 @@ class Registry:
     used_keys: set[bytes] = field(default_factory=set)
     """Every Ed25519 key ever registered (signing or recovery, by anyone): never reused."""
     witnesses: dict[str, str] = field(default_factory=dict)
-    """Cosigner verifier key text -> the party that registered it (unique, for good)."""
+    """Cosigner verifier key text -> the party that registered it first."""
+    witness_holders: dict[bytes, str] = field(default_factory=dict)
+    """A witness's public key -> the party that registered it: unique for good, whatever
+    name the key text gives it (one key under two names is still one witness)."""
 
     # ---- who may sign ----------------------------------------------------------------
 
@@ -217,8 +220,7 @@ class Registry:
     def _fresh_witness(self, party: str, text: Any, what: str) -> None:
         if text is None:
             return
-        vkey = parse_verifier_key(str(text)).text
-        holder = self.witnesses.get(vkey)
+        holder = self.witness_holders.get(parse_verifier_key(str(text)).public_key)
         if holder is not None and holder != party:
             raise ConflictError(f"{what}, field 'witness_key': that witness key is registered already")
 
@@ -280,7 +282,9 @@ class Registry:
 
     def _witness(self, party: str, text: Any) -> None:
         if text:
-            self.witnesses.setdefault(parse_verifier_key(str(text)).text, party)
+            vkey = parse_verifier_key(str(text))
+            self.witnesses.setdefault(vkey.text, party)
+            self.witness_holders.setdefault(vkey.public_key, party)
 
     def witness_keys(self) -> list[str]:
         """Each party's current witness key, once (the checkpoint policy's witnesses)."""

@@ -11,6 +11,7 @@ docs/RELIABILITY.md).
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -261,3 +262,58 @@ def test_a_flood_of_far_future_evaluations_leaves_reads_and_healthz_prompt(tmp_p
         assert all(took < 2.0 for took in timings.values()), timings
         assert statuses.count(400) > 0 and statuses.count(429) > 0, sorted(set(statuses))
         assert set(statuses) <= {200, 400, 429}, sorted(set(statuses))
+
+
+def test_a_party_holding_many_requests_open_waits_for_its_own_not_others(tmp_path: Path) -> None:
+    """Fair admission: a party's requests beyond a few in flight wait, parked, for its own.
+
+    AUT holds 8 uploads open (headers sent, body never): 4 are admitted and wait for
+    their bodies, the rest are parked. AUT's next read waits behind its own; BEL's read,
+    BEL's write (anonymous: its claimed author is never a key) and a request with a
+    forged token naming no one are answered at once. Once AUT's uploads go, its read is
+    answered. The bounds are for correctness, not a benchmark.
+    """
+    settings = HubSettings(sweep_s=3600, checkpoint_s=3600, writes_per_s=1_000_000.0)
+    with running_hub(f"sqlite:///{tmp_path / 'log.db'}", tmp_path, settings=settings) as th:
+        th.register("AUT", "BEL")
+        with th.client("AUT") as aut, th.client("BEL") as bel:
+            aut_token, bel_token = aut.token(), bel.token()
+            act = bel.sign(PT_EVENT, _activity("BEL", 1))
+        host, port = th.url.removeprefix("http://").split(":")
+        held = []
+        try:
+            for _ in range(8):
+                s = socket.create_connection((host, int(port)), timeout=30)
+                s.sendall(
+                    (
+                        f"PUT /v1/observations/0 HTTP/1.1\r\nHost: {host}\r\n"
+                        f"Authorization: Bearer {aut_token}\r\nContent-Length: 1000\r\n\r\n"
+                    ).encode()
+                )
+                held.append(s)
+            time.sleep(1.0)  # all 8 are read and AUT's places are taken
+            aut_read: dict[str, int] = {}
+
+            def read_as_aut() -> None:
+                with httpx.Client(base_url=th.url, timeout=60) as http:
+                    r = http.get("/v1/entries", headers={"Authorization": f"Bearer {aut_token}"})
+                    aut_read["status"] = r.status_code
+
+            waiting = threading.Thread(target=read_as_aut)
+            waiting.start()
+            with httpx.Client(base_url=th.url, timeout=10) as http:
+                t0 = time.monotonic()
+                r = http.get("/v1/entries", headers={"Authorization": f"Bearer {bel_token}"})
+                assert r.status_code == 200, r.text
+                r = http.post("/v1/acts", content=act, headers={"Content-Type": "application/json"})
+                assert r.status_code == 201, r.text
+                r = http.get("/v1/entries", headers={"Authorization": "Bearer AUT.forged"})
+                assert r.status_code == 401, r.text
+                assert time.monotonic() - t0 < 5.0
+            waiting.join(timeout=1.0)
+            assert waiting.is_alive() and not aut_read, "AUT's read should wait for its own"
+        finally:
+            for s in held:
+                s.close()
+        waiting.join(timeout=30)
+        assert aut_read == {"status": 200}

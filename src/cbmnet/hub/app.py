@@ -6,6 +6,7 @@ tree (``cbmnet.errors``), mapped here and only here.
 
 import asyncio
 import base64
+import collections
 import contextlib
 import json
 import logging
@@ -76,8 +77,79 @@ def _error(err: CbmnetError) -> JSONResponse:
     )
 
 
+class _Admission:
+    """A few requests in flight per caller; the caller's others wait, parked, in order.
+
+    A party flooding over many connections then competes with another party's request
+    for the event loop and the GIL with only ``per_party`` of its own at a time, and each
+    parked one costs a future, not work. The caller is what it cannot choose: the party
+    of a bearer token whose MAC and expiry hold (never a claimed author: anyone may
+    claim any author, and queueing behind forgeries would let them slow that party),
+    else the client address (the trusted proxy's X-Forwarded-For, if any). Nothing is
+    refused or spent here: a caller only ever waits for its own requests.
+    """
+
+    def __init__(self, secret: bytes, per_party: int = 4, per_address: int = 32) -> None:
+        self.secret = secret
+        self.per_party = per_party
+        self.per_address = per_address  # one address may be a NAT or a proxy: more places
+        self._in: dict[str, int] = {}
+        self._parked: dict[str, collections.deque[asyncio.Future[None]]] = {}
+
+    def caller(self, scope: Any, headers: dict[bytes, bytes]) -> tuple[str, int]:
+        """(key, places) of the request's caller: an HMAC and a parse, no database."""
+        bearer = headers.get(b"authorization", b"")
+        if bearer.startswith(b"Bearer ") and len(bearer) < 4096:
+            try:
+                token = bearer[7:].decode("ascii").strip()
+                party = auth.read_token(self.secret, token, int(time.time()))[0]
+                return f"party {party}", self.per_party
+            except (CbmnetError, UnicodeDecodeError):
+                pass  # the route refuses it; until then it counts against its address
+        client = scope.get("client")
+        return f"address {client[0] if client else '?'}", self.per_address
+
+    async def enter(self, key: str, places: int) -> None:
+        """Take one of ``key``'s places, or wait for one its earlier request hands over."""
+        n = self._in.get(key, 0)
+        if n < places and key not in self._parked:
+            self._in[key] = n + 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._parked.setdefault(key, collections.deque()).append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.leave(key)  # handed a place as the client went away: pass it on
+            else:
+                queue = self._parked.get(key)
+                if queue is not None and fut in queue:
+                    queue.remove(fut)
+                    if not queue:
+                        del self._parked[key]
+            raise
+
+    def leave(self, key: str) -> None:
+        """Hand the place to ``key``'s next parked request, else give it up."""
+        queue = self._parked.get(key)
+        while queue:
+            fut = queue.popleft()
+            if not fut.done():
+                if not queue:
+                    del self._parked[key]
+                fut.set_result(None)
+                return
+        self._parked.pop(key, None)
+        n = self._in.get(key, 1) - 1
+        if n > 0:
+            self._in[key] = n
+        else:
+            self._in.pop(key, None)
+
+
 class _Limits:
-    """Body size limit and one JSON log line per request, as plain ASGI.
+    """Body size limit, fair admission and one JSON log line per request, as plain ASGI.
 
     The body is never read here: a route reads it after checking the caller (an upload is
     refused on its token before a byte of it is read), and ``receive`` is wrapped to count
@@ -86,8 +158,9 @@ class _Limits:
     every request; this sits on the hot path of every submit.)
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, admission: _Admission | None = None) -> None:
         self.app = app
+        self.admission = admission
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -122,7 +195,15 @@ class _Limits:
                 status = msg["status"]
             await send(msg)
 
-        await self.app(scope, counted, send_status)
+        if self.admission is None:
+            await self.app(scope, counted, send_status)
+        else:
+            key, places = self.admission.caller(scope, headers)
+            await self.admission.enter(key, places)
+            try:
+                await self.app(scope, counted, send_status)
+            finally:
+                self.admission.leave(key)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 json.dumps(
@@ -426,7 +507,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
             parts.append(f"{where}: {e.get('msg', 'invalid')}")
         return _error(FormatError("; ".join(parts) or "invalid request"))
 
-    app.add_middleware(_Limits)
+    app.add_middleware(_Limits, admission=_Admission(hub.token_secret))
 
     def limited(request: Request, who: str) -> None:
         writes.take(who or (request.client.host if request.client else "?"))

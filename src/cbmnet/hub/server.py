@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class ServerLimits:
     needs about 0.5 MiB/s."""
     keep_alive_s: int = 5
     """An idle keep-alive connection is closed after this."""
+    gil_switch_s: float = 0.001
+    """The interpreter's switch interval in a serving process (CPython's default: 5 ms).
+    A request crosses threads several times (event loop, worker, SQLite calls, the
+    sequencer), and under load each crossing waited for a busy thread's turn to end:
+    measured, the calm parties' read p99 in the evaluation flood fell from 36 to 15 ms."""
 
 
 LIMITS = ServerLimits()
@@ -161,6 +167,7 @@ def uvicorn_config(
     """
     limits = limits or LIMITS
     trusted = trusted_proxy(proxy)
+    sys.setswitchinterval(limits.gil_switch_s)  # process-wide: this process serves the hub
     return uvicorn.Config(
         app,
         http=_protocol(limits),

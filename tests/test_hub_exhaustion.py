@@ -245,3 +245,29 @@ def test_hostile_static_paths_never_answer_500(tmp_path: Path) -> None:
                 r = http.get("/dashboard/static/" + name)
                 assert r.status_code == 404, (name, r.status_code, r.text[:200])
             assert http.get("/dashboard/static/dashboard.css").status_code == 200
+
+
+def test_a_refusal_before_the_body_ends_its_connection_cleanly(tmp_path: Path) -> None:
+    """A refusal sent before the body was read says ``Connection: close`` and the hub drops
+    the rest of the body instead of resetting: the client reads the refusal, and a client
+    with a keep-alive pool (httpx) never sends its next request on the dead connection.
+    Found when a 413 followed by GET /healthz on one httpx client got 'connection reset'."""
+    from cbmnet.hub.app import MAX_REQUEST_BYTES
+
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path) as th:
+        body = b"{" + b" " * MAX_REQUEST_BYTES + b"}"
+        with raw(th.url) as sock:
+            head = (
+                "POST /v1/acts HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            send_quietly(sock, head + body)
+            got = answer(sock)
+        status, _, rest = got.partition(b"\r\n")
+        assert b" 413 " in status, got[:200]
+        assert b"connection: close" in rest.lower().split(b"\r\n\r\n")[0], got[:400]
+        with httpx.Client(base_url=th.url, timeout=10) as http:
+            for _ in range(20):
+                r = http.post("/v1/acts", content=body, headers={"Content-Type": "application/json"})
+                assert r.status_code == 413 and r.headers["connection"] == "close"
+                assert http.get("/healthz").status_code == 200

@@ -76,6 +76,26 @@ class _CappedConnection(h11.Connection):
             raise h11.RemoteProtocolError(self.refusal, error_status_hint=431)
         return event
 
+    def send(self, event: Any) -> bytes | None:  # type: ignore[override]  # h11's overloads
+        """An answer given before the request's body was read (a refusal) says
+        ``Connection: close``: the connection ends after it, and a client must not send its
+        next request on it."""
+        if isinstance(event, h11.Response) and self.their_state is h11.SEND_BODY:
+            headers = [(k, v) for k, v in event.headers if k.lower() != b"connection"]
+            event = h11.Response(
+                status_code=event.status_code,
+                headers=[*headers, (b"connection", b"close")],
+                http_version=event.http_version,
+                reason=event.reason,
+            )
+        out: bytes | None = super().send(event)
+        return out
+
+
+LINGER_S = 2.0
+"""How long a refused request's connection drops what its client still sends before it
+closes (what web servers call a lingering close)."""
+
 
 def _protocol(limits: ServerLimits) -> type[asyncio.Protocol]:
     """uvicorn's h11 protocol with the header cap and read deadlines.
@@ -94,12 +114,15 @@ def _protocol(limits: ServerLimits) -> type[asyncio.Protocol]:
             self.conn = _CappedConnection(limits.headers, limits.head_bytes)
             self._deadline: asyncio.TimerHandle | None = None
             self._waiting_for: object = None
+            self._lingering = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._watch()
 
         def data_received(self, data: bytes) -> None:
+            if self._lingering:
+                return  # the rest of a refused body: read and dropped, never held
             super().data_received(data)
             self._watch()
 
@@ -109,9 +132,15 @@ def _protocol(limits: ServerLimits) -> type[asyncio.Protocol]:
 
         def on_response_complete(self) -> None:
             if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
-                # The app answered without reading the whole body (a refusal): close rather
-                # than read and discard what the client still sends.
-                self.transport.close()
+                # The app answered without reading the whole body (a refusal). Closing at
+                # once, with the body still arriving, makes the kernel reset the connection,
+                # which can destroy the answer before the client reads it; so the hub stops
+                # sending (FIN), drops what still arrives, and closes after LINGER_S.
+                self._cancel()
+                self._lingering = True
+                if self.transport.can_write_eof():
+                    self.transport.write_eof()
+                self.loop.call_later(LINGER_S, self.transport.close)
                 return
             super().on_response_complete()
             self._watch()

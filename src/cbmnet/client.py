@@ -51,7 +51,7 @@ from cbmnet.ledger.merkle import verify_consistency
 from cbmnet.ledger.note import parse_signer_key, parse_verifier_key
 from cbmnet.ledger.policy import parse_policy, single_log_policy, verify_checkpoint
 from cbmnet.ledger.tlogproof import verify_entry_proof
-from cbmnet.log.evidence import act_party, unreadable_act, unsigned_registry_act
+from cbmnet.log.evidence import unreadable_act
 
 _BY_STATUS: dict[int, type[CbmnetError]] = {
     400: FormatError,
@@ -539,17 +539,9 @@ class HubClient:
         seen: list[tuple[int, list[tuple[str, str]]]] = [(0, [])]
         """(size, the policy's witnesses of the tree of that size), growing."""
         for idx, (act, raw) in acts:
-            try:
-                dsse.verify(raw, reg.signers_for(act))
-            except VerificationError as e:
-                raise VerificationError(f"registry entry {idx}: {unsigned_registry_act(act)}") from e
-            try:
-                reg.check(act)
-            except CbmnetError as e:
-                raise VerificationError(
-                    f"registry entry {idx}: {act.kind} of {act_party(act)!r} breaks the registry "
-                    f"rules: {e}"
-                ) from e
+            why = reg.fault(idx, act, raw)
+            if why is not None:
+                raise VerificationError(f"registry {why}")
             reg.apply(act, idx)
             seen.append((idx + 1, reg.policy_witnesses()))
         agreed = self._agreed_size(seen)

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cbmnet.acts.model import HUB, PT_REGISTRY, SECRETARIAT, Act
-from cbmnet.errors import ConflictError, ForbiddenError, NotFoundError
+from cbmnet.errors import CbmnetError, ConflictError, ForbiddenError, NotFoundError
+from cbmnet.ledger import dsse
 from cbmnet.ledger.note import parse_verifier_key
 
 RECOVERY = "recovery"
@@ -224,6 +225,21 @@ class Registry:
         if holder is not None and holder != party:
             raise ConflictError(f"{what}, field 'witness_key': that witness key is registered already")
 
+    def fault(self, index: int, act: Act, envelope: bytes) -> str | None:
+        """What is wrong with a logged registry act, as a reader of the log re-checks it
+        before folding it (the client, every party's audit, an evidence document): not
+        signed by a key ``signers_for`` allows, or against a rule of ``check``. None: it
+        stands."""
+        try:
+            dsse.verify(envelope, self.signers_for(act))
+        except CbmnetError:
+            return f"entry {index}: {unsigned_registry_act(act)}"
+        try:
+            self.check(act)
+        except CbmnetError as e:
+            return f"entry {index}: {act.kind} of {act_party(act)!r} breaks the registry rules: {e}"
+        return None
+
     # ---- folding -----------------------------------------------------------------------
 
     def apply(self, act: Act, index: int) -> None:
@@ -323,3 +339,25 @@ def majority_policy_text(log_vkey: str, witnesses: Sequence[tuple[str, str]]) ->
 
 def _opt_key(text: Any) -> bytes | None:
     return parse_verifier_key(str(text)).public_key if text else None
+
+
+KEY_CHANGES = ("key.rotate", "key.revoke")
+
+
+def act_party(act: Act) -> str:
+    """Whose identity a registry act is about: the approver's for a ``key.approve`` (its
+    own key signs it), the named party's otherwise."""
+    return act.author if act.kind == "key.approve" else str(act.doc["party"])
+
+
+def unsigned_registry_act(act: Act) -> str:
+    """Why a registry act whose signature is not under ``Registry.signers_for`` is refused."""
+    p = act_party(act)
+    if act.kind in KEY_CHANGES:
+        return (
+            f"{act.kind} of {p!r} is not signed by {p}'s current key, its recovery key or a "
+            f'quorum: a unilateral key change (it says "by": {act.doc.get("by")!r})'
+        )
+    if act.kind == "party.register":
+        return f"party.register of {p!r} is not signed by the secretariat"
+    return f"{act.kind} of {p!r} for {act.doc.get('for')!r} is not signed by {p}'s current key"

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cbmnet.acts.model import PT_REGISTRY, SECRETARIAT, Act, read_act
-from cbmnet.acts.registry import Registry
+from cbmnet.acts.registry import KEY_CHANGES, Registry, act_party
 from cbmnet.errors import CbmnetError, FormatError, VerificationError
 from cbmnet.ledger import dsse
 from cbmnet.ledger.checkpoint import Checkpoint, parse_checkpoint
@@ -321,27 +321,6 @@ def verify_backdated_entry(
 
 # ---- an unauthorised key change ---------------------------------------------------------
 
-KEY_CHANGES = ("key.rotate", "key.revoke")
-
-
-def act_party(act: Act) -> str:
-    """Whose identity a registry act is about: the approver's for a ``key.approve`` (its
-    own key signs it), the named party's otherwise."""
-    return act.author if act.kind == "key.approve" else str(act.doc["party"])
-
-
-def unsigned_registry_act(act: Act) -> str:
-    """Why a registry act whose signature is not under ``Registry.signers_for`` is refused."""
-    p = act_party(act)
-    if act.kind in KEY_CHANGES:
-        return (
-            f"{act.kind} of {p!r} is not signed by {p}'s current key, its recovery key or a "
-            f'quorum: a unilateral key change (it says "by": {act.doc.get("by")!r})'
-        )
-    if act.kind == "party.register":
-        return f"party.register of {p!r} is not signed by the secretariat"
-    return f"{act.kind} of {p!r} for {act.doc.get('for')!r} is not signed by {p}'s current key"
-
 
 def unreadable_act(index: int, payload_type: str, payload: bytes, err: CbmnetError) -> str:
     """Why a logged entry that ``read_act`` refuses fails an audit: a key change the rules
@@ -481,32 +460,20 @@ def _offence(items: Sequence[_Logged], secretariat_key: bytes, quorums: Mapping[
         a = it.act
         assert a is not None
         if a.kind == "party.register" or act_party(a) == party:
-            try:
-                dsse.verify(it.envelope, reg.signers_for(a))
-            except CbmnetError as e:
+            why = reg.fault(it.index, a, it.envelope)
+            if why is not None:
                 raise FormatError(
-                    f"entry {it.index}, before entry {last.index}: {unsigned_registry_act(a)}: "
-                    "the document must start from a sound key history (or accuse that entry)"
-                ) from e
-            try:
-                reg.check(a)
-            except CbmnetError as e:
-                raise FormatError(
-                    f"entry {it.index}, before entry {last.index}, breaks the registry rules: {e}"
-                ) from e
+                    f"{why} (before entry {last.index}): the document must start from a sound "
+                    "key history (or accuse that entry)"
+                )
         reg.apply(a, it.index)
     a = last.act
     if a is None:
         assert last.error is not None
         return unreadable_act(last.index, last.env.payload_type, last.env.payload, last.error)
-    try:
-        dsse.verify(last.envelope, reg.signers_for(a))
-    except CbmnetError:
-        return f"entry {last.index}: {unsigned_registry_act(a)}"
-    try:
-        reg.check(a)
-    except CbmnetError as e:
-        return f"entry {last.index}: {a.kind} of {party!r} breaks the registry rules: {e}"
+    why = reg.fault(last.index, a, last.envelope)
+    if why is not None:
+        return why
     raise VerificationError(
         f"entry {last.index}: {a.kind} of {party!r} is signed by a key allowed to sign it and "
         "keeps the registry's rules: no unauthorised key change"

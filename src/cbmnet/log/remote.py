@@ -57,10 +57,8 @@ from cbmnet.ledger.tlogproof import ProofBundle, format_proof, parse_add_checkpo
 from cbmnet.log.evidence import (
     BACKDATE_TOLERANCE_MS,
     UnauthorisedKeyChange,
-    act_party,
     unauthorised_key_change,
     unreadable_act,
-    unsigned_registry_act,
 )
 from cbmnet.log.witness import Witness
 
@@ -412,16 +410,9 @@ class _Registry:
                     f"registry lists for {act.author!r} (altered or forged)"
                 ) from e
             return
-        try:
-            dsse.verify(envelope, reg.signers_for(act))
-        except CbmnetError as e:
-            raise _fail(f"entry {index}: {unsigned_registry_act(act)}") from e
-        try:
-            reg.check(act)
-        except CbmnetError as e:
-            raise _fail(
-                f"entry {index}: {act.kind} of {act_party(act)!r} breaks the registry rules: {e}"
-            ) from e
+        why = reg.fault(index, act, envelope)
+        if why is not None:
+            raise _fail(why)
         reg.apply(act, index)
 
     def key_ends(self) -> tuple[tuple[str, int], ...]:

@@ -22,6 +22,7 @@ from cbmnet.compliance.quota import WHOLE_RECORD, quota_status
 from cbmnet.compliance.timeutil import format_time, year_of
 from cbmnet.hub.dashboard import COOKIE
 from cbmnet.hub.service import HubSettings
+from tests.browserkit import session_cookie
 from tests.hubkit import TestHub, running_hub
 
 VD = "vienna-document-2011"
@@ -149,10 +150,9 @@ def test_a_third_party_learns_nothing_of_a_private_visit(hubs: tuple[TestHub, Te
 
 
 def _quotas_page(th: TestHub, party: str) -> str:
-    with th.client(party) as c, httpx.Client(base_url=th.url, timeout=30) as http:
-        r = http.get("/dashboard/login", params={"token": c.token()}, follow_redirects=False)
-        assert r.status_code == 303, r.text
-        assert COOKIE in r.headers["set-cookie"]
+    with th.client(party) as c:
+        cookie = session_cookie(th.url, c.token())
+    with httpx.Client(base_url=th.url, timeout=30, cookies={COOKIE: cookie}) as http:
         page = http.get("/dashboard/quotas")
         assert page.status_code == 200, page.text
         return page.text

@@ -1242,3 +1242,37 @@ def test_wto_document_requests() -> None:
     late = resp("a", "CHN", "doc", "2028-05-10T00:00:01Z")
     assert codes(run(WTO, [r0, late], as_of), m) == [("reply.late", "CHN")]
     assert codes(run(WTO, [r0], as_of), m) == [("reply.missing", "CHN")]
+
+
+# ---- citations: the instrument's own reference, never the project's brief ---------------
+
+# Files whose provisions, sources and comments have been checked against the instrument's
+# text (issue 13); the other bundled files join this list as they are checked.
+CITES_INSTRUMENT = [
+    "bwc-cbm",
+    "hague-code-of-conduct-2002",
+    "india-pakistan-airspace-1991",
+    "india-pakistan-military-exercises-1991",
+    "india-pakistan-nuclear-installations-1988",
+    "us-ussr-launch-notification-1988",
+]
+# The brief's source tags ("S23"), the word "brief", its path ("shared/brief/…") and its
+# rule numbers ("§9 rule 14"): none of them means anything to a reader of the dashboard.
+BRIEF_CITATION = r"\bS\d+\b|(?i:\bbrief\b)|shared/|§\s*9\b|(?i:\brules? \d+\b)"
+
+
+@pytest.mark.parametrize("aid", CITES_INSTRUMENT)
+def test_bundled_file_cites_the_instrument_not_the_brief(aid: str) -> None:
+    import re
+    from importlib import resources
+
+    text = (resources.files("cbmnet.agreements") / "bundled" / f"{aid}.yaml").read_text(encoding="utf-8")
+    hits = [
+        f"line {n}: {line.strip()}"
+        for n, line in enumerate(text.splitlines(), 1)
+        if re.search(BRIEF_CITATION, line)
+    ]
+    assert hits == [], hits
+    a = bundled(aid)
+    for s in [a.source, *(m.provision for m in a.measures), *(m.unconfirmed or "" for m in a.measures)]:
+        assert not re.search(BRIEF_CITATION, s), (aid, s)

@@ -27,6 +27,8 @@ def _events(tmp: Path, notice_time: str) -> Path:
             "missile_class": "ballistic",
             "start": "2028-05-03T06:00:00Z",
             "end": "2028-05-03T06:20:00Z",
+            "launch": {"type": "Point", "coordinates": [78.5, 17.4]},
+            "impact": {"type": "Point", "coordinates": [86.0, 15.0]},  # a zone rule reads both
         },
         {
             "id": "n1",

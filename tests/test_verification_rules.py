@@ -667,7 +667,9 @@ def test_vd_inspection_conduct() -> None:
     m = "inspection-conduct"
 
     def events(entry_ms: int, stay_ms: int, team: int) -> list[dict]:
+        # The 48 h run from the arrival in the specified area (here 5 h after entry).
         entry = t(ASKED, entry_ms)
+        arrived = t(entry, 5 * HOUR)
         return [
             req("q", "UKR", "RUS", ASKED, "inspection", team_size=team),
             ans("p", "RUS", "q", t(ASKED, HOUR)),
@@ -678,7 +680,8 @@ def test_vd_inspection_conduct() -> None:
                 "inspection_report",
                 request="q",
                 window_start=entry,
-                window_end=t(entry, stay_ms),
+                arrived_area=arrived,
+                window_end=t(arrived, stay_ms),
                 team_size=team,
             ),
         ]

@@ -115,6 +115,21 @@ class PriorNotification(_ActivityNotice):
 
     rule: Literal["prior_notification"]
     form: str = "prior_notification"
+    owed_by: Literal["party", "host"] = "party"
+    """Who owes the notice: the State whose forces act (``party``), or the State on whose
+    territory the activity takes place (``host``: the activity's ``host``, absent = its
+    ``party``), whose notice alone meets it (VD11 ¶39)."""
+    lead_from: Literal["start", "start_utc_date"] = "start"
+    """What ``lead`` counts back from: the start instant, or 00:00 UTC of the UTC date the
+    activity starts on (US-USSR 1989 Art. II.2: "prior to the date in ... (UTC) during
+    which the relevant exercise will commence")."""
+    notify: Literal["each", "first_of_year", "one_of_year"] = "each"
+    """Which activities in scope are owed a notice, per owing State and calendar year (UTC,
+    of the start): each; only the first of the year; or one of the year of the State's
+    choosing, so any one on-time notice meets the duty, which is judged once the year is
+    over and missed only if none of the year's activities was notified (US-USSR 1989
+    Art. I: "one major strategic forces exercise ... to be held during each calendar
+    year")."""
 
 
 class ObservationInvitation(_ActivityNotice):
@@ -152,24 +167,13 @@ class AdvanceAnnouncement(_Measure):
 
 class ActivityCap(_Measure):
     """At most ``max_count`` activities in scope per ``period_years`` calendar years, and at
-    most ``max_simultaneous`` at the same time (per party).
-
-    A class may be a band: ``scope.threshold`` is its lower bound and ``not_more_than`` its
-    upper one, so a limit written "more than 13,000 troops ... but not more than 40,000
-    troops" never counts the activities another limit governs. ``of`` makes it a sub-limit
-    ("of these six ... not more than three"): only activities the named activity_cap
-    counts (its scope, band and ``of``) are counted."""
+    most ``max_simultaneous`` at the same time (per party)."""
 
     rule: Literal["activity_cap"]
     scope: Scope
     max_count: int | None = Field(default=None, ge=0)
     period_years: int = Field(default=1, ge=1, le=10)
     max_simultaneous: int | None = Field(default=None, ge=0)
-    not_more_than: dict[SizeKey, int] = Field(default_factory=dict)
-    """Upper bound of the band: an activity with more than the figure of any key listed
-    is outside it (the text's "but not more than N troops or M battle tanks")."""
-    of: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    """Id of the activity_cap measure this one is a sub-limit of ("of these")."""
 
 
 class ZoneRule(_Measure):
@@ -276,8 +280,7 @@ class VisitConduct(_Measure):
     notification of ``form`` whose ``request`` names it, ``window_start`` = the team's
     entry, ``window_end`` = the end of the visit, ``team_size``) shows it: the host admits
     the team within ``entry_within`` of the request (or at its ``eta``, if later); the team
-    stays at most ``max_stay`` (counted from ``stay_from``, by default its entry); the
-    request and the record name at most ``max_team``."""
+    stays at most ``max_stay``; the request and the record name at most ``max_team``."""
 
     rule: Literal["visit_conduct"]
     request_kind: str
@@ -285,10 +288,6 @@ class VisitConduct(_Measure):
     entry_within: DurationText | None = None
     max_stay: DurationText | None = None
     max_team: int | None = Field(default=None, ge=1)
-    stay_from: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
-    """The record's time field the stay is counted from, where the text anchors it to an
-    event other than entry (``arrived_area``: the team's arrival in the specified area).
-    Unset: ``window_start``. A record without it cannot be judged (``data.unassessable``)."""
 
 
 class VisitPlan(_Measure):

@@ -303,6 +303,119 @@ def _owed_on(
     return ob, []
 
 
+def _forces_unsized(act: Event) -> list[str]:
+    """The ``forces[i].size`` an activity's size lacks where that size is the sum of its
+    forces (no ``size`` of its own): their sum is then only a lower bound."""
+    forces = act.raw.get("forces")
+    if "size" in act.raw or not isinstance(forces, list):
+        return []
+    return [f"forces[{i}].size" for i, f in enumerate(forces) if f.get("size") is None]
+
+
+def _undecided(ctx: Context, scope: am.Scope) -> list[tuple[Event, list[str]]]:
+    """Activities of the scope's categories whose forces' summed size falls short of the
+    threshold only because a force's size is missing: neither owed nor clear."""
+    if not scope.threshold:
+        return []
+    out = []
+    open_scope: am.Scope | None = None
+    for act in ctx.activities(scope):
+        missing = _forces_unsized(act)
+        if not missing or _in_scope(ctx, act, scope):
+            continue
+        open_scope = open_scope or scope.model_copy(update={"threshold": {}})
+        if _in_scope(ctx, act, open_scope):
+            out.append((act, missing))
+    return out
+
+
+def _undecided_findings(
+    ctx: Context, m: am._Measure, scope: am.Scope, owner: Callable[[Event], str]
+) -> list[Finding]:
+    """``data.unassessable`` for each activity ``_undecided`` finds, against its owner."""
+    return [
+        _unassessable(
+            m,
+            owner(act),
+            (act.id,),
+            None,
+            f"{act.id} cannot be judged under {m.id}: its size is the sum of its forces "
+            f"and {', '.join(missing)} is missing",
+        )
+        for act, missing in _undecided(ctx, scope)
+        if owner(act) in ctx.parties
+    ]
+
+
+def _notice_owner(m: am.PriorNotification | am.ObservationInvitation, act: Event) -> str:
+    """Who owes the notice: the activity's party, or under ``owed_by: host`` the State on
+    whose territory it takes place (VD11 ¶39), the party where no ``host`` is given."""
+    if getattr(m, "owed_by", "party") == "host":
+        host = act.raw.get("host")
+        if isinstance(host, str) and host:
+            return host
+    return act.party
+
+
+def _one_of_year(
+    ctx: Context,
+    m: am.PriorNotification,
+    owner: str,
+    year: int,
+    acts: list[tuple[Event, int]],
+    codes: tuple[str, str],
+    what: str,
+) -> tuple[Obligation, list[Finding]]:
+    """One activity of the year, of the owner's choosing, is owed a notice (US-USSR 1989
+    Art. I): any one on-time notice meets the duty. Until the year is over another
+    activity may still be notified, so it is missed (or late) only after 31 December."""
+    subjects = tuple(a.id for a, _ in acts)
+    on_time: tuple[Event, int] | None = None
+    late: tuple[Event, int] | None = None
+    for act, due in acts:
+        sent = ctx.notices.get((owner, m.form, act.id))
+        if not sent:
+            continue
+        n = sent[0]
+        pick = (n, due)
+        if n.time <= due:
+            if on_time is None or (n.time, n.id) < (on_time[0].time, on_time[0].id):
+                on_time = pick
+        elif late is None or (n.time, n.id) < (late[0].time, late[0].id):
+            late = pick
+    year_end = date_in_year(year + 1, "01-01", m.id) - 1
+    status: Status
+    if on_time is not None:
+        status, due, met_by = "met", on_time[1], on_time[0]
+    elif year_end >= ctx.as_of:
+        status, due, met_by = "pending", year_end, None
+    elif late is not None:
+        status, due, met_by = "late", late[1], late[0]
+    else:
+        status, due, met_by = "missed", year_end, None
+    ob = Obligation(
+        id=f"{m.id}:{owner}:{year}",
+        party=owner,
+        provision=m.provision,
+        kind=m.rule,
+        due=due,
+        status=status,
+        met_by=met_by.id if met_by is not None else None,
+        subjects=subjects,
+    )
+    listed = ", ".join(subjects)
+    if status == "missed":
+        msg = f"{what} of one of {owner}'s {year} activities in scope ({listed}) never came"
+        return ob, [_finding(m, codes[0], owner, subjects, due, msg, str(year))]
+    if status == "late" and met_by is not None:
+        msg = (
+            f"no {year} activity of {owner} in scope ({listed}) was notified in time: "
+            f"the first notice came {format_time(met_by.time)}, due {format_time(due)}"
+        )
+        return ob, [_finding(m, codes[1], owner, [*subjects, met_by.id], due, msg, str(year))]
+    return ob, []
+
+
 def _notice_rule(missing: str, late: str, what: str) -> Callable[[Any, Context], Result]:
     """Prior notification and observation invitation: same shape, different codes."""
 
@@ -311,19 +424,42 @@ def _notice_rule(missing: str, late: str, what: str) -> Callable[[Any, Context],
         obs, finds = [], []
         longer = getattr(m, "alert_longer_than", None)
         min_alert_ms = parse_duration(longer, "alert_longer_than") if longer else None
+        from_date = getattr(m, "lead_from", "start") == "start_utc_date"
+        notify = getattr(m, "notify", "each")
+        per_year: dict[tuple[str, int], list[tuple[Event, int]]] = defaultdict(list)
         for act in ctx.scoped(m.scope):
             assert act.start is not None and act.end is not None
             if min_alert_ms is not None and act.raw.get("alert") and act.end - act.start <= min_alert_ms:
                 continue  # a short alert activity: nothing owed under this measure
+            owner = _notice_owner(m, act)
+            if owner not in ctx.parties:
+                continue  # the host is not bound by this agreement
             alert = bool(act.raw.get("alert")) and m.alert_exempt
-            due = act.start if alert else act.start - lead
-            sent = ctx.notices.get((act.party, m.form, act.id))
+            # The lead runs back from the start, or from 00:00 UTC of the start's date.
+            anchor = act.start - act.start % MS_PER_DAY if from_date else act.start
+            due = act.start if alert else anchor - lead
+            if notify != "each":
+                per_year[(owner, year_of(act.start))].append((act, due))
+                continue
+            sent = ctx.notices.get((owner, m.form, act.id))
             first = sent[0] if sent else None
-            ob, found = _owed(
-                ctx, m, act.party, act, due, first, (missing, late), f"{what} for {act.id}"
-            )
+            ob, found = _owed(ctx, m, owner, act, due, first, (missing, late), f"{what} for {act.id}")
             obs.append(ob)
             finds.extend(found)
+        for (owner, year), acts in sorted(per_year.items()):
+            acts.sort(key=lambda x: (x[0].start or 0, x[0].id))
+            if notify == "first_of_year":
+                act, due = acts[0]
+                sent = ctx.notices.get((owner, m.form, act.id))
+                first = sent[0] if sent else None
+                what_first = f"{what} for {act.id}, the first of {year}"
+                ob, found = _owed(ctx, m, owner, act, due, first, (missing, late), what_first)
+            else:
+                assert isinstance(m, am.PriorNotification)
+                ob, found = _one_of_year(ctx, m, owner, year, acts, (missing, late), what)
+            obs.append(ob)
+            finds.extend(found)
+        finds.extend(_undecided_findings(ctx, m, m.scope, lambda a: _notice_owner(m, a)))
         return obs, finds
 
     return rule
@@ -358,6 +494,7 @@ def annual_calendar(m: am.AnnualCalendar, ctx: Context) -> Result:
                     str(year),
                 )
             )
+    finds.extend(_undecided_findings(ctx, m, m.scope, lambda a: a.party))
     return obs, finds
 
 
@@ -388,32 +525,14 @@ def advance_announcement(m: am.AdvanceAnnouncement, ctx: Context) -> Result:
                     f"{m.years_ahead} year(s) ahead",
                 )
             )
+    finds.extend(_undecided_findings(ctx, m, m.scope, lambda a: a.party))
     return obs, finds
-
-
-def _capped(m: am.ActivityCap, ctx: Context, seen: tuple[str, ...] = ()) -> list[Event]:
-    """The activities an activity_cap counts: in its scope, within its band (a limit "but
-    not more than 40,000 troops" must not count what the >40,000 limit governs), and, for
-    an "of these" sub-limit, counted by the measure it names."""
-    acts = ctx.scoped(m.scope)
-    if m.not_more_than:
-        top = m.not_more_than
-        acts = [a for a in acts if all(a.size.get(k, 0) <= v for k, v in top.items())]
-    if m.of is not None:
-        parent = next((x for x in ctx.agreement.measures if x.id == m.of), None)
-        if not isinstance(parent, am.ActivityCap):
-            raise FormatError(f"measure {m.id!r}: 'of' names {m.of!r}, not an activity_cap measure")
-        if parent.id in (*seen, m.id):
-            raise FormatError(f"measure {m.id!r}: 'of' goes round in a circle through {m.of!r}")
-        counted = {a.id for a in _capped(parent, ctx, (*seen, m.id))}
-        acts = [a for a in acts if a.id in counted]
-    return acts
 
 
 def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
     finds: list[Finding] = []
     per_party: dict[str, list[Event]] = defaultdict(list)
-    for act in _capped(m, ctx):
+    for act in ctx.scoped(m.scope):
         per_party[act.party].append(act)
     for party, acts in sorted(per_party.items()):
         acts.sort(key=lambda a: (a.start or 0, a.id))
@@ -462,32 +581,16 @@ def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
 
 
 def zone_rule(m: am.ZoneRule, ctx: Context) -> Result:
-    """Each scoped activity judged on its geometry; one that lacks the field the rule reads
-    (the geometry, or the role or class that says whether the rule applies) is reported as
-    unassessable, never passed over in silence."""
     finds = []
     key = "location" if m.subject in ("location", "flight") else m.subject
-    filters = (("aircraft_role", m.aircraft_roles), ("missile_class", m.missile_classes))
     for act in ctx.scoped(m.scope):
-        missing: list[str] = []
-        governed = True
-        for fld, wanted in filters:
-            if wanted:
-                got = act.raw.get(fld)
-                if got is None:
-                    missing.append(fld)
-                elif got not in wanted:
-                    governed = False  # of a role or class the rule does not govern
-        if not governed:
+        if m.aircraft_roles and act.raw.get("aircraft_role") not in m.aircraft_roles:
+            continue
+        if m.missile_classes and act.raw.get("missile_class") not in m.missile_classes:
             continue
         d = ctx.distance_km(act, key, m.zone)
         if d is None:
-            missing.append(key)
-        if missing:
-            msg = f"{act.id} cannot be judged under {m.id}: no {', no '.join(missing)}"
-            finds.append(_unassessable(m, act.party, (act.id,), act.start, msg))
             continue
-        assert d is not None
         bad = d == 0.0 if m.min_distance_km == 0 else d < m.min_distance_km
         if bad:
             where = (
@@ -884,27 +987,13 @@ def visit_conduct(m: am.VisitConduct, ctx: Context) -> Result:
                 )
                 finds.append(_finding(m, "visit.entry_late", host, ids, due, msg))
         if stay is not None and rec.end is not None and rec.end <= ctx.as_of:
-            # The stay runs from the time the text names: entry, or another event the
-            # record carries (VD11: the arrival in the specified area, `arrived_area`).
-            anchor, since = rec.start, "entry"
-            if m.stay_from is not None:
-                got, since = _time_field(rec, m.stay_from), m.stay_from
-                if got is None or not rec.start <= got <= rec.end:
-                    why = "no" if got is None else "an out-of-window"
-                    msg = (
-                        f"the stay of the {kind} team of {req.id} cannot be judged under "
-                        f"{m.id}: {rec.id} has {why} {m.stay_from}"
-                    )
-                    finds.append(_unassessable(m, req.party, ids, None, msg))
-                    continue
-                anchor = got
-            due = anchor + stay
+            due = rec.start + stay
             ob, status = _judge(m, req.party, f"{req.id}:stay", due, rec.end, rec, ids)
             obs.append(ob)
             if status == "late":
                 msg = (
                     f"the {kind} team of {req.id} stayed until {format_time(rec.end)}, "
-                    f"{m.max_stay} after {since} is {format_time(due)}"
+                    f"{m.max_stay} after entry is {format_time(due)}"
                 )
                 finds.append(_finding(m, "visit.stay_exceeded", req.party, ids, due, msg))
     return obs, finds

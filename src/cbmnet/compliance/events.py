@@ -135,19 +135,47 @@ class _Record:
             raise self.fail(fld, f"{v['type']}: {problem}")
 
     def size(self) -> dict[str, int]:
+        """``size``; where it is absent, the sum of ``forces`` (forces of several States
+        under one command count together against a threshold: VD11 ¶40.1)."""
+        summed = self.forces() if self.doc.get("type") == "activity" else {}
         v = self.doc.get("size")
         if v is None:
-            return {}
+            return summed
+        return self.counts(v, "size")
+
+    def counts(self, v: Any, fld: str) -> dict[str, int]:
         if not isinstance(v, dict):
-            raise self.fail("size", "must be an object of counts")
+            raise self.fail(fld, "must be an object of counts")
         out = {}
         for k, n in v.items():
             if k not in SIZE_KEYS:
-                raise self.fail(f"size.{k}", f"unknown size key (one of {', '.join(sorted(SIZE_KEYS))})")
+                known = ", ".join(sorted(SIZE_KEYS))
+                raise self.fail(f"{fld}.{k}", f"unknown size key (one of {known})")
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-                raise self.fail(f"size.{k}", "must be an integer >= 0")
+                raise self.fail(f"{fld}.{k}", "must be an integer >= 0")
             out[k] = n
         return out
+
+    def forces(self) -> dict[str, int]:
+        """Validate ``forces`` ([{"party", "size"?}, ...]) and return their summed size
+        (a force without ``size`` adds nothing: the rules report what they cannot judge)."""
+        v = self.doc.get("forces")
+        if v is None:
+            return {}
+        if not isinstance(v, list) or not v:
+            raise self.fail("forces", "must be a non-empty list of {party, size}")
+        total: dict[str, int] = {}
+        for i, f in enumerate(v):
+            if not isinstance(f, dict):
+                raise self.fail(f"forces[{i}]", "must be an object {party, size}")
+            p = f.get("party")
+            if not isinstance(p, str) or not p:
+                raise self.fail(f"forces[{i}].party", "must be a non-empty string")
+            _unicode(self, f"forces[{i}].party", p)
+            if f.get("size") is not None:
+                for k, n in self.counts(f["size"], f"forces[{i}].size").items():
+                    total[k] = total.get(k, 0) + n
+        return total
 
 
 def _unicode(r: _Record, fld: str, v: str) -> None:
@@ -233,6 +261,7 @@ def _parse_one(doc: Any, source: str, index: int) -> Event:
             r.geometry(g)
         r.str_("missile_class", required=False)
         r.str_("aircraft_role", required=False)
+        r.str_("host", required=False)  # the State whose territory it is on (absent: party)
         if ev_time is None:
             ev_time = start
     elif etype == "notification":

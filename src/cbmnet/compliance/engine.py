@@ -250,7 +250,9 @@ def _finding(
     message: str,
     period: str | None = None,
 ) -> Finding:
-    return Finding(code, party, m.provision, tuple(subjects), due, message, period, m.id)
+    return Finding(
+        code, party, m.provision, tuple(subjects), due, message, period, m.id, unconfirmed=m.unconfirmed
+    )
 
 
 def _withdrawn(e: Event, ref: object) -> bool:

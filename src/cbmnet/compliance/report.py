@@ -79,10 +79,14 @@ class Finding:
     period: str | None = None
     measure: str = ""
     evidence: dict[str, Any] | None = field(default=None, compare=False)
+    unconfirmed: str | None = None
+    """Why the measure's figure is not settled by the treaty text (its ``unconfirmed``)."""
 
     @property
     def severity(self) -> Severity:
-        return SEVERITY.get(self.code, "info")
+        """The code's severity; ``info`` when it rests on a figure the text did not settle:
+        cbmnet never calls a violation on a figure it could not confirm."""
+        return "info" if self.unconfirmed else SEVERITY.get(self.code, "info")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -93,7 +97,8 @@ class Finding:
             "due": format_time(self.due) if self.due is not None else None,
             "period": self.period,
             "severity": self.severity,
-            "message": self.message,
+            "message": self.message
+            + (f" (rests on an unconfirmed figure: {self.unconfirmed})" if self.unconfirmed else ""),
             "measure": self.measure,
         }
         if self.evidence is not None:

@@ -167,13 +167,24 @@ class AdvanceAnnouncement(_Measure):
 
 class ActivityCap(_Measure):
     """At most ``max_count`` activities in scope per ``period_years`` calendar years, and at
-    most ``max_simultaneous`` at the same time (per party)."""
+    most ``max_simultaneous`` at the same time (per party).
+
+    A class may be a band: ``scope.threshold`` is its lower bound and ``not_more_than`` its
+    upper one, so a limit written "more than 13,000 troops ... but not more than 40,000
+    troops" never counts the activities another limit governs. ``of`` makes it a sub-limit
+    ("of these six ... not more than three"): only activities the named activity_cap
+    counts (its scope, band and ``of``) are counted."""
 
     rule: Literal["activity_cap"]
     scope: Scope
     max_count: int | None = Field(default=None, ge=0)
     period_years: int = Field(default=1, ge=1, le=10)
     max_simultaneous: int | None = Field(default=None, ge=0)
+    not_more_than: dict[SizeKey, int] = Field(default_factory=dict)
+    """Upper bound of the band: an activity with more than the figure of any key listed
+    is outside it (the text's "but not more than N troops or M battle tanks")."""
+    of: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    """Id of the activity_cap measure this one is a sub-limit of ("of these")."""
 
 
 class ZoneRule(_Measure):
@@ -280,7 +291,8 @@ class VisitConduct(_Measure):
     notification of ``form`` whose ``request`` names it, ``window_start`` = the team's
     entry, ``window_end`` = the end of the visit, ``team_size``) shows it: the host admits
     the team within ``entry_within`` of the request (or at its ``eta``, if later); the team
-    stays at most ``max_stay``; the request and the record name at most ``max_team``."""
+    stays at most ``max_stay`` (counted from ``stay_from``, by default its entry); the
+    request and the record name at most ``max_team``."""
 
     rule: Literal["visit_conduct"]
     request_kind: str
@@ -288,6 +300,10 @@ class VisitConduct(_Measure):
     entry_within: DurationText | None = None
     max_stay: DurationText | None = None
     max_team: int | None = Field(default=None, ge=1)
+    stay_from: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    """The record's time field the stay is counted from, where the text anchors it to an
+    event other than entry (``arrived_area``: the team's arrival in the specified area).
+    Unset: ``window_start``. A record without it cannot be judged (``data.unassessable``)."""
 
 
 class VisitPlan(_Measure):

@@ -531,10 +531,29 @@ def advance_announcement(m: am.AdvanceAnnouncement, ctx: Context) -> Result:
     return obs, finds
 
 
+def _capped(m: am.ActivityCap, ctx: Context, seen: tuple[str, ...] = ()) -> list[Event]:
+    """The activities an activity_cap counts: in its scope, within its band (a limit "but
+    not more than 40,000 troops" must not count what the >40,000 limit governs), and, for
+    an "of these" sub-limit, counted by the measure it names."""
+    acts = ctx.scoped(m.scope)
+    if m.not_more_than:
+        top = m.not_more_than
+        acts = [a for a in acts if all(a.size.get(k, 0) <= v for k, v in top.items())]
+    if m.of is not None:
+        parent = next((x for x in ctx.agreement.measures if x.id == m.of), None)
+        if not isinstance(parent, am.ActivityCap):
+            raise FormatError(f"measure {m.id!r}: 'of' names {m.of!r}, not an activity_cap measure")
+        if parent.id in (*seen, m.id):
+            raise FormatError(f"measure {m.id!r}: 'of' goes round in a circle through {m.of!r}")
+        counted = {a.id for a in _capped(parent, ctx, (*seen, m.id))}
+        acts = [a for a in acts if a.id in counted]
+    return acts
+
+
 def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
     finds: list[Finding] = []
     per_party: dict[str, list[Event]] = defaultdict(list)
-    for act in ctx.scoped(m.scope):
+    for act in _capped(m, ctx):
         per_party[act.party].append(act)
     for party, acts in sorted(per_party.items()):
         acts.sort(key=lambda a: (a.start or 0, a.id))
@@ -583,16 +602,32 @@ def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
 
 
 def zone_rule(m: am.ZoneRule, ctx: Context) -> Result:
+    """Each scoped activity judged on its geometry; one that lacks the field the rule reads
+    (the geometry, or the role or class that says whether the rule applies) is reported as
+    unassessable, never passed over in silence."""
     finds = []
     key = "location" if m.subject in ("location", "flight") else m.subject
+    filters = (("aircraft_role", m.aircraft_roles), ("missile_class", m.missile_classes))
     for act in ctx.scoped(m.scope):
-        if m.aircraft_roles and act.raw.get("aircraft_role") not in m.aircraft_roles:
-            continue
-        if m.missile_classes and act.raw.get("missile_class") not in m.missile_classes:
+        missing: list[str] = []
+        governed = True
+        for fld, wanted in filters:
+            if wanted:
+                got = act.raw.get(fld)
+                if got is None:
+                    missing.append(fld)
+                elif got not in wanted:
+                    governed = False  # of a role or class the rule does not govern
+        if not governed:
             continue
         d = ctx.distance_km(act, key, m.zone)
         if d is None:
+            missing.append(key)
+        if missing:
+            msg = f"{act.id} cannot be judged under {m.id}: no {', no '.join(missing)}"
+            finds.append(_unassessable(m, act.party, (act.id,), act.start, msg))
             continue
+        assert d is not None
         bad = d == 0.0 if m.min_distance_km == 0 else d < m.min_distance_km
         if bad:
             where = (
@@ -989,13 +1024,27 @@ def visit_conduct(m: am.VisitConduct, ctx: Context) -> Result:
                 )
                 finds.append(_finding(m, "visit.entry_late", host, ids, due, msg))
         if stay is not None and rec.end is not None and rec.end <= ctx.as_of:
-            due = rec.start + stay
+            # The stay runs from the time the text names: entry, or another event the
+            # record carries (VD11: the arrival in the specified area, `arrived_area`).
+            anchor, since = rec.start, "entry"
+            if m.stay_from is not None:
+                got, since = _time_field(rec, m.stay_from), m.stay_from
+                if got is None or not rec.start <= got <= rec.end:
+                    why = "no" if got is None else "an out-of-window"
+                    msg = (
+                        f"the stay of the {kind} team of {req.id} cannot be judged under "
+                        f"{m.id}: {rec.id} has {why} {m.stay_from}"
+                    )
+                    finds.append(_unassessable(m, req.party, ids, None, msg))
+                    continue
+                anchor = got
+            due = anchor + stay
             ob, status = _judge(m, req.party, f"{req.id}:stay", due, rec.end, rec, ids)
             obs.append(ob)
             if status == "late":
                 msg = (
                     f"the {kind} team of {req.id} stayed until {format_time(rec.end)}, "
-                    f"{m.max_stay} after entry is {format_time(due)}"
+                    f"{m.max_stay} after {since} is {format_time(due)}"
                 )
                 finds.append(_finding(m, "visit.stay_exceeded", req.party, ids, due, msg))
     return obs, finds

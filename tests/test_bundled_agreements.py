@@ -816,14 +816,23 @@ def launch(
         missile_class=kw.pop("missile_class", "ballistic"),
         launch=point(IND_AT[launch_km]),
         impact=point(IND_AT[impact_km]),
+        trajectory=path(IND_AT[launch_km], IND_AT[impact_km]),  # Art. 6: from the launch site on
         **kw,
     )
 
 
 def launch_note(
-    time: str = "2028-03-07T00:00:00Z", start: str = W_START, end: str = W_END, party: str = "IND"
+    time: str = "2028-03-07T00:00:00Z",
+    start: str = W_START,
+    end: str = W_END,
+    party: str = "IND",
+    impact_km: float = 71,
 ) -> dict:
-    return note("n", party, time, "launch_notification", "l", window_start=start, window_end=end)
+    """The notice gives the window (Art. 2) and the planned impact area (Art. 5)."""
+    planned = point(IND_AT[impact_km])
+    return note(
+        "n", party, time, "launch_notification", "l", window_start=start, window_end=end, impact=planned
+    )
 
 
 def test_missile_tests_full_record_is_clean() -> None:
@@ -837,7 +846,11 @@ def test_missile_tests_notice_3_days_and_window_5_days() -> None:
     as_of = "2028-12-31T00:00:00Z"
     late = launch_note(time="2028-03-07T00:00:01Z")
     assert codes(run(MT, [launch(), late], as_of), m) == [("notification.late", "IND")]
-    assert codes(run(MT, [launch()], as_of), m) == [("notification.missing", "IND")]
+    # No notice: missing, and its planned impact area (Art. 5) cannot be judged.
+    assert codes(run(MT, [launch()], as_of), m) == [
+        ("data.unassessable", "IND"),
+        ("notification.missing", "IND"),
+    ]
     at_end = launch(at=W_END)
     assert codes(run(MT, [at_end, launch_note()], as_of), m) == []
     after = launch(at=shift(W_END, 1))
@@ -849,18 +862,25 @@ def test_missile_tests_notice_3_days_and_window_5_days() -> None:
     assert codes(run(MT, [cruise], as_of)) == []
 
 
+def provisions(report: dict) -> list[str]:
+    return sorted(f["provision"] for f in report["findings"])
+
+
 def test_missile_tests_launch_40_km_impact_70_km() -> None:
     as_of = "2028-12-31T00:00:00Z"
-    assert codes(run(MT, [launch(launch_km=39), launch_note()], as_of)) == [
-        ("constraint.zone_violation", "IND")
+    # A launch site at 39 km (Art. 5); the trajectory starts there, so it is within 40 km too
+    # (Art. 6).
+    assert provisions(run(MT, [launch(launch_km=39), launch_note()], as_of)) == [
+        "Article 5 (launch site)",
+        "Article 6",
     ]
-    assert codes(run(MT, [launch(launch_km=39), launch_note()], as_of), "launch-site-distance") == [
-        ("constraint.zone_violation", "IND")
+    assert codes(run(MT, [launch(launch_km=41), launch_note()], as_of)) == []
+    # Art. 5 speaks of the PLANNED impact area, which the notice gives: planned 69 km is a
+    # finding; a missile planned for 71 km that came down at 69 km is not.
+    assert provisions(run(MT, [launch(), launch_note(impact_km=69)], as_of)) == [
+        "Article 5 (planned impact area)"
     ]
-    assert codes(run(MT, [launch(impact_km=69), launch_note()], as_of), "impact-distance") == [
-        ("constraint.zone_violation", "IND")
-    ]
-    assert codes(run(MT, [launch(impact_km=69), launch_note()], as_of), "launch-site-distance") == []
+    assert codes(run(MT, [launch(impact_km=69), launch_note()], as_of)) == []
 
 
 # ---- US-USSR: ICBM/SLBM launch notification (1988) --------------------------------------

@@ -28,9 +28,9 @@ def _events(tmp: Path, notice_time: str) -> Path:
             "start": "2028-05-03T06:00:00Z",
             "end": "2028-05-03T06:20:00Z",
             "launch": {"type": "Point", "coordinates": [78.5, 17.4]},
-            "impact": {"type": "Point", "coordinates": [86.0, 15.0]},  # a zone rule reads both
+            "trajectory": {"type": "LineString", "coordinates": [[78.5, 17.4], [86.0, 15.0]]},
         },
-        {
+        {  # the window (Art. 2) and the planned impact area (Art. 5) of the 2005 agreement
             "id": "n1",
             "type": "notification",
             "party": "IND",
@@ -39,6 +39,7 @@ def _events(tmp: Path, notice_time: str) -> Path:
             "time": notice_time,
             "window_start": "2028-05-01T00:00:00Z",
             "window_end": "2028-05-06T00:00:00Z",
+            "impact": {"type": "Point", "coordinates": [86.0, 15.0]},
         },
     ]
     p = tmp / "events.jsonl"

@@ -354,8 +354,9 @@ def test_missile_agreement_window_and_distances() -> None:
         "end": "2028-05-03T06:20:00Z",
         "launch": far,
         "impact": {"type": "Point", "coordinates": [86.0, 15.0]},
+        "trajectory": {"type": "LineString", "coordinates": [[78.5, 17.4], [86.0, 15.0]]},
     }
-    notice = {
+    notice = {  # the window (Art. 2) and the planned impact area (Art. 5)
         "id": "n1",
         "type": "notification",
         "party": "IND",
@@ -364,6 +365,7 @@ def test_missile_agreement_window_and_distances() -> None:
         "time": "2028-04-28T00:00:00Z",
         "window_start": "2028-05-01T00:00:00Z",
         "window_end": "2028-05-06T00:00:00Z",
+        "impact": {"type": "Point", "coordinates": [86.0, 15.0]},
     }
     as_of = parse_time("2028-06-01T00:00:00Z", "t")
     ok = evaluate(a, parse_events([launch, notice]), as_of, zones)
@@ -374,7 +376,8 @@ def test_missile_agreement_window_and_distances() -> None:
     near = dict(launch, launch={"type": "Point", "coordinates": [74.6, 31.63]})  # near Amritsar
     r = evaluate(a, parse_events([near, notice]), as_of, zones)
     assert [f.code for f in r.findings] == ["constraint.zone_violation"]
-    assert r.findings[0].measure == "launch-site-distance"
+    assert r.findings[0].measure == "launch-notice"
+    assert r.findings[0].provision == "Article 5 (launch site)"
     wide = dict(notice, window_end="2028-05-06T00:00:01Z")
     r = evaluate(a, parse_events([launch, wide]), as_of, zones)
     assert [f.code for f in r.findings] == ["launch.window_too_long"]

@@ -353,16 +353,56 @@ class EventNotification(_Measure):
     form: str
 
 
+class NoticeItem(_Strict):
+    """One thing a launch notice must give, under the ``provision`` that requires it:
+    ``window`` (its ``window_start`` and ``window_end``) or ``impact`` (the planned impact
+    area). ``unconfirmed``: why the text read does not settle that it is required."""
+
+    item: Literal["window", "impact"]
+    provision: str = Field(min_length=1)
+    unconfirmed: str | None = None
+
+
+class LaunchDistance(_Strict):
+    """A distance a notified launch keeps from its measure's ``zone``, under its own
+    ``provision``: the activity's ``launch`` point or ``trajectory`` (flight path), or the
+    ``impact`` area the notice plans (the planned one, not where the missile came down).
+    At least ``min_distance_km``; 0: only never touching or crossing the zone."""
+
+    subject: Literal["launch", "trajectory", "impact"]
+    min_distance_km: float = Field(ge=0)
+    provision: str = Field(min_length=1)
+
+
 class LaunchNotification(_Measure):
     """A launch of ``missile_classes`` is notified ``lead`` before its declared window
     (or before the launch when no window is declared); windows last at most
-    ``max_window``; the launch happens inside the declared window."""
+    ``max_window``; the launch happens inside the declared window.
+
+    Optionally: the notice carries ``content`` (``window``: its start and end; ``impact``:
+    the planned impact area), and the launch keeps its ``distances`` from ``zone``. With
+    ``excluded_classes`` given, the classes are a closed list: a launch whose class is in
+    neither list, or is not given, is ``data.unassessable`` rather than passed over."""
 
     rule: Literal["launch_notification"]
     missile_classes: tuple[str, ...] = ()
     lead: DurationText
     max_window: DurationText | None = None
     form: str = "launch_notification"
+    excluded_classes: tuple[str, ...] = ()
+    """Classes the agreement does not cover (a cruise missile)."""
+    content: tuple[NoticeItem, ...] = ()
+    """What the notice must say; a notice without it is ``notification.incomplete``."""
+    zone: str | None = None
+    distances: tuple[LaunchDistance, ...] = ()
+
+    @model_validator(mode="after")
+    def _zone_for_distances(self) -> LaunchNotification:
+        if self.distances and self.zone is None:
+            raise ValueError("'distances' are measured from a 'zone': name one")
+        if set(self.missile_classes) & set(self.excluded_classes):
+            raise ValueError("a class is both in 'missile_classes' and 'excluded_classes'")
+        return self
 
 
 Rule = Annotated[

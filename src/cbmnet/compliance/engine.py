@@ -1218,14 +1218,102 @@ def event_notification(m: am.EventNotification, ctx: Context) -> Result:
     return obs, finds
 
 
+def _launch_finding(
+    m: am.LaunchNotification,
+    provision: str,
+    code: str,
+    party: str,
+    subjects: Iterable[str],
+    due: int | None,
+    message: str,
+    unconfirmed: str | None = None,
+) -> Finding:
+    """A finding under one article of a launch measure: each distance and notice item cites
+    its own, and an item the text read does not settle is unconfirmed (severity info)."""
+    why = unconfirmed or m.unconfirmed
+    return Finding(code, party, provision, tuple(subjects), due, message, None, m.id, unconfirmed=why)
+
+
+def _launch_covered(m: am.LaunchNotification, act: Event) -> bool | None:
+    """Does the measure cover this launch? None where it cannot tell: with a closed list
+    of classes (``excluded_classes``), a class in neither list, or none given."""
+    cls = act.raw.get("missile_class")
+    if not m.missile_classes or cls in m.missile_classes:
+        return True
+    if not m.excluded_classes or cls in m.excluded_classes:
+        return False
+    return None
+
+
+def _launch_content(m: am.LaunchNotification, act: Event, notice: Event, due: int) -> list[Finding]:
+    """What the notice must say and does not (``content``): it came, but not in full. One
+    finding per item, under the provision that requires it."""
+    finds = []
+    for c in m.content:
+        if c.item == "window" and (notice.start is None or notice.end is None):
+            what = "its launch window (window_start, window_end)"
+        elif c.item == "impact" and notice.raw.get("impact") is None:
+            what = "the planned impact area (impact)"
+        else:
+            continue
+        msg = f"notice {notice.id} of launch {act.id} does not give {what}"
+        code, ids = "notification.incomplete", [act.id, notice.id]
+        finds.append(_launch_finding(m, c.provision, code, act.party, ids, due, msg, c.unconfirmed))
+    return finds
+
+
+_LAUNCH_SUBJECT = {"launch": "launch point", "trajectory": "trajectory", "impact": "planned impact area"}
+
+
+def _launch_distances(
+    m: am.LaunchNotification, ctx: Context, act: Event, notice: Event | None
+) -> list[Finding]:
+    """Each of ``distances``: the launch point and trajectory as the activity records them,
+    the impact area as the notice plans it. Where the field (or the notice) is missing,
+    ``data.unassessable`` naming it: never silence, never a guess from other fields."""
+    finds = []
+    for rule in m.distances:
+        assert m.zone is not None
+        what = _LAUNCH_SUBJECT[rule.subject]
+        src = notice if rule.subject == "impact" else act
+        d = ctx.distance_km(src, rule.subject, m.zone) if src is not None else None
+        if d is None:
+            holder = f"{src.id} has no" if src is not None else "no notice gives its"
+            msg = f"{act.id} cannot be judged under {m.id} ({rule.provision}): "
+            msg += f"{holder} {what} ({rule.subject})"
+            code = "data.unassessable"
+            finds.append(_launch_finding(m, rule.provision, code, act.party, [act.id], act.start, msg))
+            continue
+        if d == 0.0 or d < rule.min_distance_km:
+            where = (
+                f"touches or crosses {m.zone}"
+                if d == 0.0
+                else f"{d:.1f} km from {m.zone}, closer than {rule.min_distance_km:g} km"
+            )
+            assert src is not None  # a distance was measured on it
+            ids = [act.id] if src is act else [act.id, src.id]
+            msg, code = f"{act.id}: {what} {where}", "constraint.zone_violation"
+            finds.append(_launch_finding(m, rule.provision, code, act.party, ids, act.start, msg))
+    return finds
+
+
 def launch_notification(m: am.LaunchNotification, ctx: Context) -> Result:
+    """Notice before the window, the window itself, what the notice says, and where the
+    launch, its trajectory and its planned impact lie (each with the article it rests on)."""
     obs, finds = [], []
     lead = parse_duration(m.lead, "lead")
     max_window = parse_duration(m.max_window, "max_window") if m.max_window else None
     for act in ctx.activities():
         if act.raw.get("category") != "missile_launch":
             continue
-        if m.missile_classes and act.raw.get("missile_class") not in m.missile_classes:
+        covered = _launch_covered(m, act)
+        if covered is None:
+            cls = act.raw.get("missile_class")
+            why = f"missile_class {cls!r} is neither covered nor excluded" if cls else "no missile_class"
+            msg = f"{act.id} cannot be judged under {m.id}: {why}"
+            finds.append(_unassessable(m, act.party, (act.id,), act.start, msg))
+            continue
+        if not covered:
             continue
         assert act.start is not None
         sent = ctx.notices.get((act.party, m.form, act.id))
@@ -1268,6 +1356,9 @@ def launch_notification(m: am.LaunchNotification, ctx: Context) -> Result:
                         f"declared window for {act.id} is longer than {m.max_window}",
                     )
                 )
+        if first is not None:
+            finds.extend(_launch_content(m, act, first, due))
+        finds.extend(_launch_distances(m, ctx, act, first))
     return obs, finds
 
 

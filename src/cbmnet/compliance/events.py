@@ -259,6 +259,10 @@ def _parse_one(doc: Any, source: str, index: int) -> Event:
         r.enum("formation", frozenset(FORMATIONS), required=False)
         for g in ("location", "launch", "impact"):
             r.geometry(g)
+        # The missile's flight path (launch_notification distances): one line, launch to impact.
+        r.geometry("trajectory")
+        if doc.get("trajectory") is not None and doc["trajectory"]["type"] != "LineString":
+            raise r.fail("trajectory", "must be a GeoJSON LineString (the flight path)")
         r.str_("missile_class", required=False)
         r.str_("aircraft_role", required=False)
         r.str_("host", required=False)  # the State whose territory it is on (absent: party)
@@ -271,6 +275,7 @@ def _parse_one(doc: Any, source: str, index: int) -> Event:
         r.int_("year", minimum=1)
         r.str_("request", required=False)  # a report or plan names the visit it is about
         r.int_("team_size", minimum=1)
+        r.geometry("impact")  # a launch notice's planned impact area (launch_notification)
         start, end = r.time("window_start", required=False), r.time("window_end", required=False)
         if start is not None and end is not None and end < start:
             raise r.fail("window_end", "precedes window_start")

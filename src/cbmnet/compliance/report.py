@@ -18,6 +18,10 @@ Severity = Literal["violation", "lapse", "info"]
 SEVERITY: dict[str, Severity] = {
     "notification.missing": "violation",
     "notification.late": "lapse",
+    # The notice came, but without something the agreement says it must give
+    # (IN-PK 2005 Arts. 2, 4: the launch window, the annexed format): a real failure to
+    # notify fully, yet less than no notice, and partly cbmnet's reading of an unread annex.
+    "notification.incomplete": "lapse",
     "observation.invitation_missing": "violation",
     "observation.invitation_late": "lapse",
     "calendar.missing": "lapse",

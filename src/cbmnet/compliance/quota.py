@@ -73,9 +73,10 @@ class QuotaStatus:
         }
 
 
-BOOK_TYPES = frozenset({"request", "response", "exchange"})
+BOOK_TYPES = frozenset({"request", "response", "exchange", "notification"})
 """The event types a ``QuotaBook`` reads (requests, their answers, the exchanges that set a
-quota by units): the rest cannot change a quota answer."""
+quota by units, the notifications that record an outcome the quota does not count, such
+as a prohibited flight): the rest cannot change a quota answer."""
 
 
 def basis_of(reader: str | None) -> str:
@@ -180,6 +181,16 @@ def quota_status(
         why = book.limit(host, requester, year, at_ms, start, end)
         if why is not None:
             limits.append(f"{m.id}: {why}")
+    claims = sorted({r for book in books for r in book.claimed(host, year)})
+    if claims:
+        # The same rule as the engine's: a claim by the side the measure does not name
+        # is not counted as settled, and a refusal resting on it cannot be judged.
+        said = (
+            f"{', '.join(claims)}: one side records an outcome that would take it out of "
+            f"{host}'s quota, the side the measure names has not; a refusal that only counting "
+            "it makes lawful cannot be judged"
+        )
+        caveat = said if caveat is None else f"{caveat} {said}"
     left, mine = _min(host_left), _min(mine_left)
     counts = {"remaining_for_host": left, "remaining_for_requester": mine, "concurrent_open": busy}
     if limits:

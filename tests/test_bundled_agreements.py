@@ -1216,12 +1216,12 @@ def test_ict_communication_check_window() -> None:
     as_of = "2028-12-31T00:00:00Z"
     c = req("c", "OSCE", "AUT", "2028-03-01T09:00:00Z", "communication_check")
     assert codes(run(ICT, [c, resp("a", "AUT", "c", "2028-03-02T09:00:00Z")], as_of)) == []
+    # No Decision sets the window: cbmnet's 24 h convention gives info findings only.
     late = resp("a", "AUT", "c", "2028-03-02T09:00:01Z")
-    assert codes(run(ICT, [c, late], as_of), "communication-check") == [("check.missed", "AUT")]
-    assert codes(run(ICT, [c], as_of)) == [("check.missed", "AUT")]
-    assert codes(run(ICT, [c, resp("a", "DEU", "c", "2028-03-01T10:00:00Z")], as_of)) == [
-        ("check.missed", "AUT")
-    ]
+    assert codes(run(ICT, [c, late], as_of), "communication-check") == [("convention.late", "AUT")]
+    assert codes(run(ICT, [c], as_of), "communication-check") == [("convention.missing", "AUT")]
+    other = resp("a", "DEU", "c", "2028-03-01T10:00:00Z")
+    assert codes(run(ICT, [c, other], as_of), "communication-check") == [("convention.missing", "AUT")]
     assert bundled(ICT).measures[0].unconfirmed
 
 
@@ -1257,11 +1257,9 @@ def test_wto_comment_period_60_days() -> None:
     short = note("n", "CHN", shift(CIRCULATED_60D, 1), "regulation_notice", "d")
     assert codes(run(WTO, [draft(), short], as_of), m) == [("notification.late", "CHN")]
     assert codes(run(WTO, [draft()], as_of), m) == [("notification.missing", "CHN")]
-    # Emergency notifications: no comment period, notified at adoption.
-    emergency = note("n", "CHN", COMMENT_DEADLINE, "regulation_notice", "d")
-    assert codes(run(WTO, [draft(alert=True), emergency], as_of)) == []
-    after = note("n", "CHN", shift(COMMENT_DEADLINE, 1), "regulation_notice", "d")
-    assert codes(run(WTO, [draft(alert=True), after], as_of), m) == [("notification.late", "CHN")]
+    # Emergency regulations (Art. 2.10.1, "immediately" upon adoption) are incidents, not
+    # drafts: see tests/test_quotas_and_exchanges.py. The old reading here (a notice one
+    # second after adoption is notification.late) was a false accusation.
 
 
 def test_wto_document_requests() -> None:
@@ -1285,6 +1283,9 @@ CITES_INSTRUMENT = [
     "india-pakistan-military-exercises-1991",
     "india-pakistan-nuclear-installations-1988",
     "us-ussr-launch-notification-1988",
+    "open-skies-1992",
+    "osce-ict-cbm-2016",
+    "wto-tbt",
 ]
 # The brief's source tags ("S23"), the word "brief", its path ("shared/brief/…") and its
 # rule numbers ("§9 rule 14"): none of them means anything to a reader of the dashboard.

@@ -221,6 +221,10 @@ class ReplyDeadline(_Measure):
     code: Literal["reply", "check"] = "reply"
     requesters: Literal["parties", "anyone"] = "parties"
     """``anyone``: requests from a non-party (a secretariat's communication check) bind too."""
+    convention: bool = False
+    """``within`` is cbmnet's convention, not the text's (the text sets no figure): an answer
+    after it gives ``convention.missing`` / ``convention.late`` (severity info), never an
+    accusation."""
 
 
 class UnitQuota(_Strict):
@@ -231,6 +235,24 @@ class UnitQuota(_Strict):
     form: str = Field(min_length=1)
     units_per_request: int = Field(ge=1)
     max_per_year: int | None = Field(default=None, ge=0)
+
+
+Outcome = Literal["prohibited", "declined", "force_majeure"]
+
+
+class QuotaAdjustment(_Strict):
+    """An outcome after which an accepted visit no longer counts against the quota, as its
+    ``provision`` says (Open Skies Art. VIII §I ¶3: a prohibited flight counts against
+    neither State Party's quota). The outcome is on record once a party in ``recorded_by``
+    (the visit's ``host`` or ``requester``) sends a notification of ``form`` naming the visit
+    request in ``request``; from that moment the visit frees the host's quota, the
+    requester's share and the time it occupied. The same record by the other side is a
+    claim: a refusal that only the claim would make unlawful is ``data.unassessable``."""
+
+    outcome: Outcome
+    form: str = Field(min_length=1)
+    recorded_by: tuple[Literal["host", "requester"], ...] = Field(default=("host",), min_length=1)
+    provision: str = Field(min_length=1)
 
 
 class Quota(_Measure):
@@ -268,6 +290,8 @@ class Quota(_Measure):
     max_concurrent: int | None = Field(default=None, ge=1)
     visit_length: DurationText | None = None
     """How long an accepted visit occupies the host from its ``eta`` (Open Skies: 96 h)."""
+    not_counted: tuple[QuotaAdjustment, ...] = ()
+    """Outcomes of an accepted visit that do not count against the quota (per the text)."""
 
     @model_validator(mode="after")
     def _groups(self) -> Quota:
@@ -345,12 +369,16 @@ class ObserverTerms(_Measure):
 
 
 class EventNotification(_Measure):
-    """When an incident of ``incident_kinds`` happens, its party notifies ``within``."""
+    """When an incident of ``incident_kinds`` happens, its party notifies ``within``.
+    ``convention``: the text says "immediately" or "without delay" and sets no figure;
+    ``within`` is cbmnet's reading, and a notice after it gives ``convention.late`` /
+    ``convention.missing`` (severity info), never an accusation."""
 
     rule: Literal["event_notification"]
     incident_kinds: tuple[str, ...]
     within: DurationText
     form: str
+    convention: bool = False
 
 
 class NoticeItem(_Strict):

@@ -752,8 +752,14 @@ def _reply(
     return obs, finds
 
 
+CONVENTION_CODES = ("convention.missing", "convention.late")
+"""A window that is cbmnet's convention, not the text's: severity info, never an accusation."""
+
+
 def reply_deadline(m: am.ReplyDeadline, ctx: Context) -> Result:
     codes = ("reply.missing", "reply.late") if m.code == "reply" else ("check.missed", "check.missed")
+    if m.convention:
+        codes = CONVENTION_CODES
     within = parse_duration(m.within, "within")
     return _reply(m, ctx, m.request_kind, within, codes, m.requesters == "anyone")
 
@@ -796,11 +802,16 @@ class QuotaBook:
     accepted_from: dict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
     spans: dict[str, list[tuple[int, int, str]]] = field(default_factory=lambda: defaultdict(list))
     """Host (or group) -> accepted visits as [start, end) and request id."""
+    counted: dict[str, tuple[Event, tuple[int, int]]] = field(default_factory=dict)
+    """Accepted visits that count against the quota now: request id -> (request, span)."""
+    claims: dict[tuple[str, int], dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    """(host, year) -> counted visits the other side says do not count: id -> outcome."""
 
     def __post_init__(self) -> None:
         self.group_of = {p: g for g, members in self.m.groups.items() for p in members}
         vl = self.m.visit_length
         self.visit_ms = parse_duration(vl, "visit_length") if vl else None
+        self.adjust = {a.form: a for a in self.m.not_counted}
 
     def key(self, party: str) -> str:
         return self.group_of.get(party, party)
@@ -889,12 +900,80 @@ class QuotaBook:
                 )
         return None
 
+    def _count(self, req: Event, span: tuple[int, int], sign: int) -> None:
+        """Add (1) or take back (-1) an accepted visit: the host's quota, the requester's
+        share, and the time it occupies."""
+        host, year = self.key(req.to[0]), year_of(req.time)
+        self.accepted[(host, year)] += sign
+        self.accepted_from[(host, self.key(req.party), year)] += sign
+        if sign > 0:
+            self.counted[req.id] = (req, span)
+            self.spans[host].append((span[0], span[1], req.id))
+        else:
+            del self.counted[req.id]
+            self.spans[host] = [s for s in self.spans[host] if s[2] != req.id]
+
+    def _outcomes(self, asked: list[Event]) -> list[tuple[int, int, Event, Event]]:
+        """Records of an outcome the measure does not count (``not_counted``), each with
+        the moment it takes effect (never before its visit is counted): (time, position
+        of the visit request in ``asked``, record, request), in that order."""
+        if not self.adjust:
+            return []
+        pos = {r.id: i for i, r in enumerate(asked)}
+        out = []
+        for n in self.ctx.by_type["notification"]:
+            ref = n.raw.get("request")
+            if n.raw["form"] in self.adjust and isinstance(ref, str) and ref in pos:
+                req = asked[pos[ref]]
+                out.append((max(n.time, req.time), pos[ref], n, req))
+        out.sort(key=lambda x: (x[0], x[1], x[2].id))
+        return out
+
+    def _settle(self, rec: Event, req: Event) -> None:
+        """An outcome on record: the visit stops counting if the side the measure names
+        recorded it; the other side's record is a claim (see ``limit_if_claimed``)."""
+        if req.id not in self.counted:
+            return  # never accepted, or already taken out
+        adj = self.adjust[rec.raw["form"]]
+        side = "host" if rec.party == req.to[0] else "requester" if rec.party == req.party else None
+        at = (self.key(req.to[0]), year_of(req.time))
+        if side is None:
+            return
+        if side in adj.recorded_by:
+            self._count(req, self.counted[req.id][1], -1)
+            self.claims[at].pop(req.id, None)
+        else:
+            self.claims[at][req.id] = adj.outcome
+
+    def claimed(self, host: str, year: int) -> dict[str, str]:
+        """Visits of ``host`` in ``year`` still counted though the other side records an
+        outcome that would take them out."""
+        got = self.claims.get((self.key(host), year), {})
+        return {r: o for r, o in got.items() if r in self.counted}
+
+    def limit_if_claimed(
+        self, host: str, requester: str, year: int, at: int, start: int, end: int
+    ) -> str | None:
+        """``limit`` as it would be if every claim of ``host`` in ``year`` held."""
+        held = [self.counted[r] for r in self.claimed(host, year)]
+        for req, span in held:
+            self._count(req, span, -1)
+        try:
+            return self.limit(host, requester, year, at, start, end)
+        finally:
+            for req, span in held:
+                self._count(req, span, 1)
+
     def replay(self) -> list[Finding]:
-        """Accrue every answered request between parties; findings on the way."""
+        """Accrue every answered request between parties; findings on the way. An outcome
+        the measure does not count (``not_counted``) takes its visit out from the moment it
+        is recorded: refusals after it are judged without that visit."""
         m, ctx = self.m, self.ctx
         finds: list[Finding] = []
         asked = [r for r in ctx.by_type["request"] if r.raw.get("kind") == m.request_kind]
         asked.sort(key=attrgetter("time", "id"))
+        outcomes = self._outcomes(asked)
+        o = 0
         # A host's acceptance of a request its requester withdrew since: the visit may
         # have used the host's quota, in that year or one before (the request's time went
         # with it). A refusal the host made in such a year cannot be judged within quota.
@@ -903,7 +982,10 @@ class QuotaBook:
             if r.raw.get("decision") == "accept" and _withdrawn(r, r.raw.get("request")):
                 k = self.key(r.party)
                 blind[k] = max(blind.get(k, -1), year_of(r.time))
-        for req in asked:
+        for i, req in enumerate(asked):
+            while o < len(outcomes) and (outcomes[o][0], outcomes[o][1]) < (req.time, i):
+                self._settle(outcomes[o][2], outcomes[o][3])
+                o += 1
             if not _between_parties(ctx, req):
                 continue
             ans = _answer(ctx, req)
@@ -928,10 +1010,18 @@ class QuotaBook:
                             str(year),
                         )
                     )
-                self.accepted[(self.key(host), year)] += 1
-                self.accepted_from[(self.key(host), self.key(req.party), year)] += 1
-                self.spans[self.key(host)].append((start, end, req.id))
-            elif decision == "refuse" and not self.limit(host, req.party, year, req.time, start, end):
+                self._count(req, (start, end), 1)
+            elif decision == "refuse" and self.limit(host, req.party, year, req.time, start, end):
+                claims = self.claimed(host, year)
+                if claims and not self.limit_if_claimed(host, req.party, year, req.time, start, end):
+                    said = ", ".join(f"{r} ({why})" for r, why in sorted(claims.items()))
+                    msg = (
+                        f"{host}'s refusal of {m.request_kind} request {req.id} cannot be judged: "
+                        f"it is lawful only if {said} still count, which one side of that "
+                        "visit records as not counting and the side the measure names has not"
+                    )
+                    finds.append(_unassessable(m, host, [req.id, ans.id, *claims], ans.time, msg))
+            elif decision == "refuse":
                 if year <= blind.get(self.key(host), -1):
                     msg = (
                         f"{host}'s refusal of {m.request_kind} request {req.id} cannot be judged "
@@ -952,6 +1042,8 @@ class QuotaBook:
                         str(year),
                     )
                 )
+        for _, _, rec, req in outcomes[o:]:
+            self._settle(rec, req)  # recorded after the last request: for ``quota_status``
         return finds
 
 
@@ -1196,8 +1288,11 @@ def observer_terms(m: am.ObserverTerms, ctx: Context) -> Result:
 
 
 def event_notification(m: am.EventNotification, ctx: Context) -> Result:
+    """A notice owed ``within`` of each incident; a convention window (the text says
+    "immediately") only ever gives info findings."""
     obs, finds = [], []
     within = parse_duration(m.within, "within")
+    codes = CONVENTION_CODES if m.convention else ("notification.missing", "notification.late")
     for inc in ctx.by_type["incident"]:
         if inc.raw.get("kind") not in m.incident_kinds or inc.party not in ctx.parties:
             continue
@@ -1210,8 +1305,8 @@ def event_notification(m: am.EventNotification, ctx: Context) -> Result:
             inc,
             due,
             sent[0] if sent else None,
-            ("notification.missing", "notification.late"),
-            f"{m.form} for {inc.id}",
+            codes,
+            f"{m.form} for {inc.id}" + (f" (cbmnet's {m.within} convention)" if m.convention else ""),
         )
         obs.append(ob)
         finds.extend(found)

@@ -186,10 +186,14 @@ def test_a_withdrawn_accepted_request_makes_no_false_quota_finding(
             assert naming(rep, "i-2")[1] == ["data.unassessable:AUT"], viewer
             (f,) = [f for f in rep["findings"] if "i-2" in f["subjects"]]
             assert f["severity"] == "info"
-            assert f["message"] == (
+            # The quota measure's figures are unconfirmed (VD11 Ch. IX not read): the
+            # message says so after the reason it cannot judge.
+            why, _, rest = f["message"].partition(" (rests on an unconfirmed figure: ")
+            assert why == (
                 "AUT's refusal of inspection request i-2 cannot be judged against its 2027 "
                 "quota: it accepted a request withdrawn since"
             )
+            assert rest.startswith("The Ch. IX text was not read")
             assert not [f for f in rep["findings"] if f["code"] == "quota.refusal_within_quota"]
 
 

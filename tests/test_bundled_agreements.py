@@ -1218,10 +1218,12 @@ def test_ict_communication_check_window() -> None:
     assert codes(run(ICT, [c, resp("a", "AUT", "c", "2028-03-02T09:00:00Z")], as_of)) == []
     # No Decision sets the window: cbmnet's 24 h convention gives info findings only.
     late = resp("a", "AUT", "c", "2028-03-02T09:00:01Z")
-    assert codes(run(ICT, [c, late], as_of), "communication-check") == [("convention.late", "AUT")]
-    assert codes(run(ICT, [c], as_of), "communication-check") == [("convention.missing", "AUT")]
+    assert codes(run(ICT, [c, late], as_of), "communication-check") == [("check.missed", "AUT")]
+    assert codes(run(ICT, [c], as_of), "communication-check") == [("check.missed", "AUT")]
     other = resp("a", "DEU", "c", "2028-03-01T10:00:00Z")
-    assert codes(run(ICT, [c, other], as_of), "communication-check") == [("convention.missing", "AUT")]
+    assert codes(run(ICT, [c, other], as_of), "communication-check") == [("check.missed", "AUT")]
+    found = run(ICT, [c], as_of)["findings"]
+    assert {f["severity"] for f in found} == {"info"} and "convention" in found[0]["message"]
     assert bundled(ICT).measures[0].unconfirmed
 
 

@@ -114,9 +114,10 @@ def test_wto_emergency_regulation_notified_an_hour_after_adoption_is_no_violatio
     # Past cbmnet's convention window: info, never a violation or a lapse.
     late = note("n", "CHN", shift(adopted, 3 * 86_400), "regulation_notice", "e")
     found = run(WTO, [events[0], late], AS_OF)["findings"]
-    assert [(f["code"], f["severity"]) for f in found] == [("convention.late", "info")]
+    assert [(f["code"], f["severity"]) for f in found] == [("notification.late", "info")]
+    assert "convention" in found[0]["message"]
     missing = run(WTO, [events[0]], AS_OF)["findings"]
-    assert [(f["code"], f["severity"]) for f in missing] == [("convention.missing", "info")]
+    assert [(f["code"], f["severity"]) for f in missing] == [("notification.missing", "info")]
 
 
 def test_ict_contact_point_change_notified_within_30_days() -> None:
@@ -150,5 +151,5 @@ def test_ict_communication_check_window_is_a_convention() -> None:
     c = req("c", "OSCE", "AUT", "2028-03-01T09:00:00Z", "communication_check")
     assert run(ICT, [c, resp("a", "AUT", "c", "2028-03-02T09:00:00Z")], AS_OF)["findings"] == []
     late = run(ICT, [c, resp("a", "AUT", "c", "2028-03-02T09:00:01Z")], AS_OF)["findings"]
-    assert [(f["code"], f["party"], f["severity"]) for f in late] == [("convention.late", "AUT", "info")]
+    assert [(f["code"], f["party"], f["severity"]) for f in late] == [("check.missed", "AUT", "info")]
     assert "2016" not in bundled(ICT).measures[0].provision

@@ -223,7 +223,7 @@ class ReplyDeadline(_Measure):
     """``anyone``: requests from a non-party (a secretariat's communication check) bind too."""
     convention: bool = False
     """``within`` is cbmnet's convention, not the text's (the text sets no figure): an answer
-    after it gives ``convention.missing`` / ``convention.late`` (severity info), never an
+    after it gives ``reply.*`` / ``check.missed`` at severity info (the message says so), never an
     accusation."""
 
 
@@ -371,8 +371,8 @@ class ObserverTerms(_Measure):
 class EventNotification(_Measure):
     """When an incident of ``incident_kinds`` happens, its party notifies ``within``.
     ``convention``: the text says "immediately" or "without delay" and sets no figure;
-    ``within`` is cbmnet's reading, and a notice after it gives ``convention.late`` /
-    ``convention.missing`` (severity info), never an accusation."""
+    ``within`` is cbmnet's reading, and a notice after it gives ``notification.late`` /
+    ``notification.missing`` at severity info (the message says so), never an accusation."""
 
     rule: Literal["event_notification"]
     incident_kinds: tuple[str, ...]

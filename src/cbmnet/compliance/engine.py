@@ -250,9 +250,23 @@ def _finding(
     message: str,
     period: str | None = None,
 ) -> Finding:
+    convention = getattr(m, "convention", False)
     return Finding(
-        code, party, m.provision, tuple(subjects), due, message, period, m.id, unconfirmed=m.unconfirmed
+        code,
+        party,
+        m.provision,
+        tuple(subjects),
+        due,
+        message,
+        period,
+        m.id,
+        unconfirmed=m.unconfirmed,
+        convention=CONVENTION if convention else None,
     )
+
+
+CONVENTION = "the text sets no figure ('immediately', or none); this window is cbmnet's reading"
+"""Why a finding under a convention window is information, never an accusation."""
 
 
 def _withdrawn(e: Event, ref: object) -> bool:
@@ -752,14 +766,8 @@ def _reply(
     return obs, finds
 
 
-CONVENTION_CODES = ("convention.missing", "convention.late")
-"""A window that is cbmnet's convention, not the text's: severity info, never an accusation."""
-
-
 def reply_deadline(m: am.ReplyDeadline, ctx: Context) -> Result:
     codes = ("reply.missing", "reply.late") if m.code == "reply" else ("check.missed", "check.missed")
-    if m.convention:
-        codes = CONVENTION_CODES
     within = parse_duration(m.within, "within")
     return _reply(m, ctx, m.request_kind, within, codes, m.requesters == "anyone")
 
@@ -1292,7 +1300,7 @@ def event_notification(m: am.EventNotification, ctx: Context) -> Result:
     "immediately") only ever gives info findings."""
     obs, finds = [], []
     within = parse_duration(m.within, "within")
-    codes = CONVENTION_CODES if m.convention else ("notification.missing", "notification.late")
+    codes = ("notification.missing", "notification.late")
     for inc in ctx.by_type["incident"]:
         if inc.raw.get("kind") not in m.incident_kinds or inc.party not in ctx.parties:
             continue

@@ -85,12 +85,16 @@ class Finding:
     evidence: dict[str, Any] | None = field(default=None, compare=False)
     unconfirmed: str | None = None
     """Why the measure's figure is not settled by the treaty text (its ``unconfirmed``)."""
+    convention: str | None = None
+    """Why the measure's window is cbmnet's convention, not the text's figure."""
 
     @property
     def severity(self) -> Severity:
-        """The code's severity; ``info`` when it rests on a figure the text did not settle:
-        cbmnet never calls a violation on a figure it could not confirm."""
-        return "info" if self.unconfirmed else SEVERITY.get(self.code, "info")
+        """The code's severity; ``info`` when it rests on a figure the text did not settle
+        or on cbmnet's own convention: cbmnet never accuses on a figure the treaty lacks."""
+        if self.unconfirmed or self.convention:
+            return "info"
+        return SEVERITY.get(self.code, "info")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -102,7 +106,8 @@ class Finding:
             "period": self.period,
             "severity": self.severity,
             "message": self.message
-            + (f" (rests on an unconfirmed figure: {self.unconfirmed})" if self.unconfirmed else ""),
+            + (f" (rests on an unconfirmed figure: {self.unconfirmed})" if self.unconfirmed else "")
+            + (f" (a convention: {self.convention})" if self.convention else ""),
             "measure": self.measure,
         }
         if self.evidence is not None:

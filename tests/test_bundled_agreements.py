@@ -34,6 +34,7 @@ CONTRACT_IDS = {
     "bwc-cbm",
     "osce-ict-cbm-2016",
     "wto-tbt",
+    "helsinki-final-act-1975",
 }
 # The 57 OSCE participating States (standard OSCE list).
 # fmt: off

@@ -206,7 +206,8 @@ def test_the_engine_says_it_cannot_judge_a_visit_on_a_withdrawn_activity() -> No
     skies = bundled("open-skies-1992")
     rule = next(m for m in skies.measures if m.rule == "visit_report")
     kind = rule.request_kind  # type: ignore[attr-defined]
-    a, b = skies.parties[0], skies.parties[1]
+    # Two parties that are members on the request's date (the USA and Russia have left).
+    a, b = sorted(skies.members_on(parse_time("2027-03-01T00:00:00Z", "t")))[:2]
     req = {
         "id": "f-1",
         "type": "request",

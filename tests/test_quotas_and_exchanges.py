@@ -33,8 +33,9 @@ def prohibited(i: str, by: str, flight_id: str, time: str) -> dict:
     return note(i, by, time, "flight_prohibition", request=flight_id)
 
 
-# PRT's two flights accepted (USA's and DEU's), then CAN asks ten days later and is refused.
-FULL = [*flight("f1", "USA", "2028-03-01T00:00:00Z"), *flight("f2", "DEU", "2028-03-10T00:00:00Z")]
+# PRT's two flights accepted (GBR's and DEU's; not the USA's: it left the treaty in 2020),
+# then CAN asks ten days later and is refused.
+FULL = [*flight("f1", "GBR", "2028-03-01T00:00:00Z"), *flight("f2", "DEU", "2028-03-10T00:00:00Z")]
 REFUSED = flight("f3", "CAN", "2028-03-25T00:00:00Z", "refuse")
 
 
@@ -54,7 +55,7 @@ def test_open_skies_prohibited_flight_does_not_count() -> None:
 def test_open_skies_only_the_observed_party_prohibits() -> None:
     """The observing party's own record is a claim: the refusal it alone would make
     unlawful cannot be judged (info), never a finding nor silence."""
-    claim = prohibited("p1", "USA", "f1", "2028-03-02T00:00:00Z")
+    claim = prohibited("p1", "GBR", "f1", "2028-03-02T00:00:00Z")
     report = run(OS, [*FULL, claim, *REFUSED], AS_OF)
     got = [f for f in report["findings"] if f["measure"] == "flight-quota"]
     assert [(f["code"], f["party"], f["severity"]) for f in got] == [
@@ -72,7 +73,7 @@ def test_quota_status_follows_the_same_rule() -> None:
     events = parse_events([*FULL, prohibited("p1", "PRT", "f1", "2028-03-02T00:00:00Z")])
     after = quota_status(a, events, "PRT", "CAN", "observation_flight", at)
     assert after.obliged and after.remaining_for_host == 1
-    claimed = parse_events([*FULL, prohibited("p1", "USA", "f1", "2028-03-02T00:00:00Z")])
+    claimed = parse_events([*FULL, prohibited("p1", "GBR", "f1", "2028-03-02T00:00:00Z")])
     s = quota_status(a, claimed, "PRT", "CAN", "observation_flight", at)
     assert s.exhausted and s.caveat is not None and "f1" in s.caveat
 

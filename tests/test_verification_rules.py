@@ -754,16 +754,19 @@ OS = "open-skies-1992"
 def test_open_skies_annex_a_quotas_groups_and_the_50_percent_cap() -> None:
     os = bundled(OS)
     at = "2028-01-10T00:00:00Z"
-    assert status([], "USA", "DEU", "observation_flight", at, agreement=os).remaining_for_host == 42
+    # The USA's 42 while it was a party; it left on 22 Nov 2020 and owes nothing since.
+    then = "2019-01-10T00:00:00Z"
+    assert status([], "USA", "DEU", "observation_flight", then, agreement=os).remaining_for_host == 42
+    assert not status([], "USA", "DEU", "observation_flight", at, agreement=os).obliged
     assert status([], "PRT", "DEU", "observation_flight", at, agreement=os).remaining_for_host == 2
-    # NOR (7) may fly over the USA ceil(3.5) = 4 times; DEU (12) over PRT (2) only 2.
-    assert status([], "USA", "NOR", "observation_flight", at, agreement=os).remaining_for_requester == 4
+    # NOR (7) may fly over ITA (12) ceil(3.5) = 4 times; DEU (12) over PRT (2) only 2.
+    assert status([], "ITA", "NOR", "observation_flight", at, agreement=os).remaining_for_requester == 4
     assert status([], "PRT", "DEU", "observation_flight", at, agreement=os).remaining_for_requester == 2
-    four = flights("USA", [("NOR", "accept")] * 4)
+    four = flights("ITA", [("NOR", "accept")] * 4)
     assert codes(run(four, agreement=os), "flight-quota") == []
-    five = flights("USA", [("NOR", "accept")] * 5)
+    five = flights("ITA", [("NOR", "accept")] * 5)
     assert codes(run(five, agreement=os), "flight-quota") == [("constraint.count_exceeded", "NOR")]
-    refused = flights("USA", [*[("NOR", "accept")] * 4, ("NOR", "refuse")])
+    refused = flights("ITA", [*[("NOR", "accept")] * 4, ("NOR", "refuse")])
     assert codes(run(refused, agreement=os), "flight-quota") == []
     # Benelux shares 6: flights over BEL, NLD and LUX count together.
     six = [

@@ -32,7 +32,8 @@ from cbmnet.acts.model import (
 )
 from cbmnet.acts.registry import Party, Registry
 from cbmnet.agreements.model import Agreement
-from cbmnet.compliance.timeutil import format_time, parse_duration
+from cbmnet.compliance.events import not_a_member
+from cbmnet.compliance.timeutil import format_time, parse_duration, parse_time
 from cbmnet.errors import CbmnetError, ConflictError, ForbiddenError, FormatError, NotFoundError
 from cbmnet.ledger.dsse import pae
 
@@ -275,8 +276,9 @@ class HubState:
 
     # ---- deciding ---------------------------------------------------------------------
 
-    def check(self, act: Act, signers: Sequence[bytes]) -> None:
-        """May ``act``, signed by ``signers``, be logged next? Raises if not; changes nothing."""
+    def check(self, act: Act, signers: Sequence[bytes], ms: int | None = None) -> None:
+        """May ``act``, signed by ``signers``, be logged next (at ``ms``, the time the log
+        would give it: membership is judged on it)? Raises if not; changes nothing."""
         if not set(signers) & set(self.signers_for(act)):
             if act.author in (SECRETARIAT, HUB) or act.author in self.parties:
                 raise ForbiddenError(f"the key that signed is not an active key of {act.author!r}")
@@ -284,7 +286,7 @@ class HubState:
         if act.payload_type == PT_REGISTRY:
             self._check_registry(act)
         elif act.payload_type == PT_EVENT:
-            self._check_event(act)
+            self._check_event(act, ms)
         elif act.payload_type == PT_ACK:
             self._check_ack(act)
         elif act.payload_type == PT_HOTLINE:
@@ -333,7 +335,7 @@ class HubState:
                     raise FormatError(f"{what}: {d['party']!r} is not a party to {aid!r}")
         self.registry.check(act)
 
-    def _check_event(self, act: Act) -> None:
+    def _check_event(self, act: Act, ms: int | None = None) -> None:
         """May this event be logged? Ordered so that nothing private leaks: an event the
         author may not read (or amend) gets the very answer a missing one gets, and the
         readers of a sealed body are named only once the author is entitled to the event
@@ -347,6 +349,8 @@ class HubState:
                 raise ForbiddenError(f"{what}: {author!r} is not registered for {d['agreement']!r}")
         elif d["type"] != "request" or d.get("kind") != "communication_check":
             raise ForbiddenError(f"{what}: the secretariat sends communication checks only")
+        if ms is not None:
+            self._check_members(act, ag, ms, what)
         log = self._logs[ag.id]
         amends = d.get("amends")
         if amends is not None:
@@ -388,6 +392,20 @@ class HubState:
         # Last: the author is now known to own what it amends and to be asked what it
         # answers, so the readers it must seal to are its own to know.
         self._check_sealed(act, log, what)
+
+    def _check_members(self, act: Act, ag: Agreement, ms: int, what: str) -> None:
+        """The author (and an activity's ``host``) must be members of the agreement on the
+        event's date: the log's time, an activity's start. Registration says only that a
+        State is or was a party; ``cbmnet check`` refuses the same events in the same words."""
+        d = act.doc
+        when = parse_time(d["start"], "start") if d["type"] == "activity" else ms
+        who = [] if act.author == SECRETARIAT else [("party", act.author)]
+        if d["type"] == "activity" and isinstance(d.get("host"), str):
+            who.append(("host", d["host"]))
+        for fld, party in who:
+            why = not_a_member(ag, party, when)
+            if why is not None:
+                raise FormatError(f"{what}, field {fld!r}: {why}")
 
     def _check_amendment(self, act: Act, ag: Agreement, log: _AgreementLog, what: str) -> None:
         """Only the author amends, and only an event it sent (not an amendment of one).

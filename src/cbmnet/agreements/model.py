@@ -9,11 +9,12 @@ documents every rule; ``cbmnet agreements schema`` prints the JSON Schema.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from cbmnet.compliance.timeutil import parse_duration
+from cbmnet.compliance.timeutil import MS_PER_DAY, parse_duration
 from cbmnet.errors import FormatError
 
 Kind = Literal["communication", "constraint", "transparency", "verification"]
@@ -486,12 +487,55 @@ class VerificationTerms(_Strict):
     """... and must exceed it by at least this many objects per size key (None: cbmnet's)."""
 
 
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _day_ms(d: dt.date) -> int:
+    """00:00 UTC of ``d``, in epoch milliseconds (the engine's time)."""
+    return (d - _EPOCH).days * MS_PER_DAY
+
+
+class Membership(_Strict):
+    """When a party was bound: from 00:00 UTC of ``joined`` (absent: from the start) until
+    00:00 UTC of ``left`` (absent: still a member), as the depositary or the text dates it.
+    ``left`` is the first day it is no longer a party (the day its withdrawal took effect)."""
+
+    joined: dt.date | None = None
+    left: dt.date | None = None
+    successor_of: str | None = None
+    """The State whose membership this one continues, where the depositary says so."""
+    source: str = ""
+    """Where the dates were read (title, address, date read)."""
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> Membership:
+        if self.joined is not None and self.left is not None and self.left <= self.joined:
+            raise ValueError("'left' must be after 'joined'")
+        return self
+
+    def span_ms(self) -> tuple[int | None, int | None]:
+        """[start, end) in epoch ms; None: unbounded on that side."""
+        return (
+            _day_ms(self.joined) if self.joined is not None else None,
+            _day_ms(self.left) if self.left is not None else None,
+        )
+
+
 class Agreement(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
     version: str
     source: str = ""
     parties: tuple[str, ...] = Field(min_length=1)
+    """Every State that is or was a party; a party without a ``membership`` entry is a
+    member for the agreement's whole life."""
+    membership: dict[str, Membership] = Field(default_factory=dict)
+    """Joining and leaving dates of the parties that have them (docs/agreements.md)."""
+    parties_complete: bool = True
+    """False: ``parties`` is a subset of the real membership (no full list was read), so a
+    State missing from it may still be a member; events by it are refused until it is
+    added, with its source."""
     zones: dict[str, Zone] = Field(default_factory=dict)
     measures: tuple[Rule, ...]
     hotline: HotlineTerms = Field(default_factory=HotlineTerms)
@@ -508,6 +552,12 @@ class Agreement(_Strict):
             raise ValueError(f"measure ids repeat: {', '.join(sorted(dup))}")
         if len(set(self.parties)) != len(self.parties):
             raise ValueError("a party is listed twice")
+        strangers = set(self.membership) - set(self.parties)
+        if strangers:
+            raise ValueError(f"membership: {', '.join(sorted(strangers))} not in 'parties'")
+        for pid, mem in self.membership.items():
+            if mem.successor_of is not None and mem.successor_of not in self.parties:
+                raise ValueError(f"membership.{pid}.successor_of: {mem.successor_of!r} not in 'parties'")
         for name, z in self.zones.items():
             if z.border and not set(z.border) <= set(self.parties):
                 raise ValueError(f"zone {name!r}: border of states that are not parties")
@@ -527,3 +577,19 @@ class Agreement(_Strict):
                 if clash:
                     raise ValueError(f"measure {m.id!r}: group named like a party: {sorted(clash)}")
         return self
+
+    def is_member(self, party: str, ms: int) -> bool:
+        """Was ``party`` bound by this agreement at ``ms`` (epoch ms)?"""
+        mem = self.membership.get(party)
+        if mem is None:
+            return party in self.parties
+        start, end = mem.span_ms()
+        return (start is None or start <= ms) and (end is None or ms < end)
+
+    def members_on(self, ms: int) -> frozenset[str]:
+        """The parties bound at ``ms``: "to all" means to all of these."""
+        return frozenset(p for p in self.parties if self.is_member(p, ms))
+
+    def membership_changes(self) -> tuple[int, ...]:
+        """The instants (epoch ms, sorted) at which the set of members changes."""
+        return tuple(sorted({t for m in self.membership.values() for t in m.span_ms() if t is not None}))

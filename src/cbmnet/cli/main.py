@@ -499,13 +499,14 @@ def check(
 
     from cbmnet.agreements.loader import load_agreement, resolve_zones
     from cbmnet.compliance.engine import evaluate
-    from cbmnet.compliance.events import load_events_text
+    from cbmnet.compliance.events import check_membership, load_events_text
     from cbmnet.compliance.timeutil import parse_time
 
     if fmt not in ("json", "table"):
         raise FormatError("--format must be json or table")
     a = load_agreement(agreement)
     evs = load_events_text(_read_text(events), events)
+    check_membership(evs, a, events)  # a non-member's event is bad input, never ignored
     when = parse_time(as_of, "--as-of") if as_of else _t.time_ns() // 1_000_000
     report = evaluate(a, evs, when, resolve_zones(a))
     if fmt == "json":

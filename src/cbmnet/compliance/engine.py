@@ -62,7 +62,12 @@ class Context:
     exchanges: dict[tuple[str, str, str], list[Event]] = field(init=False)
 
     def __post_init__(self) -> None:
+        # Every State that is or was a party; who was bound WHEN is ``member`` /
+        # ``members_on`` (a withdrawn party owes nothing, and is owed no copy, after it left).
         self.parties = frozenset(self.agreement.parties)
+        self._spans = {p: m.span_ms() for p, m in self.agreement.membership.items()}
+        self._changes = self.agreement.membership_changes()
+        self._epochs: dict[int, frozenset[str]] = {}
         self.by_type = defaultdict(list)
         self.notices = defaultdict(list)
         self.calendars = defaultdict(list)
@@ -146,11 +151,30 @@ class Context:
             got = self._listed[notice.id] = frozenset(acts)
         return got
 
+    def member(self, party: str, ms: int) -> bool:
+        """Was ``party`` bound by the agreement at ``ms``?"""
+        if party not in self.parties:
+            return False
+        span = self._spans.get(party)
+        if span is None:
+            return True
+        start, end = span
+        return (start is None or start <= ms) and (end is None or ms < end)
+
+    def members_on(self, ms: int) -> frozenset[str]:
+        """The parties bound at ``ms`` (computed once per stretch without a change)."""
+        epoch = bisect.bisect_right(self._changes, ms)
+        got = self._epochs.get(epoch)
+        if got is None:
+            got = self._epochs[epoch] = self.agreement.members_on(ms)
+        return got
+
     def _to_all(self, notice: Event) -> bool:
-        """``to`` absent, ``["*"]``, or naming every other party of the agreement."""
+        """``to`` absent, ``["*"]``, or naming every other party that is a member on the
+        notice's date (a State that has left is owed no copy)."""
         if not notice.to or "*" in notice.to:
             return True
-        return self.parties - {notice.party} <= set(notice.to)
+        return self.members_on(notice.time) - {notice.party} <= set(notice.to)
 
     def zone(self, name: str) -> Geometry:
         if name not in self.zones:
@@ -180,7 +204,7 @@ class Context:
         if not hasattr(self, "_acts"):
             self._acts: dict[str | None, list[Event]] = defaultdict(list)
             for e in self.by_type["activity"]:
-                if e.party in self.parties:
+                if self.member(e.party, _start(e)):
                     self._acts[None].append(e)
                     self._acts[e.raw.get("category")].append(e)
         if scope is None or not scope.categories:
@@ -192,6 +216,11 @@ class Context:
             cats = set(scope.categories)
             self._acts[key] = [e for e in self._acts[None] if e.raw.get("category") in cats]
         return self._acts[key]
+
+
+def _start(e: Event) -> int:
+    """The date membership is judged on: an activity's start, any other event's time."""
+    return e.start if e.type == "activity" and e.start is not None else e.time
 
 
 def _in_scope(ctx: Context, act: Event, scope: am.Scope) -> bool:
@@ -359,7 +388,7 @@ def _undecided_findings(
             f"and {', '.join(missing)} is missing",
         )
         for act, missing in _undecided(ctx, scope)
-        if owner(act) in ctx.parties
+        if ctx.member(owner(act), _start(act))
     ]
 
 
@@ -448,8 +477,8 @@ def _notice_rule(missing: str, late: str, what: str) -> Callable[[Any, Context],
             if min_alert_ms is not None and act.raw.get("alert") and act.end - act.start <= min_alert_ms:
                 continue  # a short alert activity: nothing owed under this measure
             owner = _notice_owner(m, act)
-            if owner not in ctx.parties:
-                continue  # the host is not bound by this agreement
+            if not ctx.member(owner, act.start):
+                continue  # the host is not bound by this agreement (on that date)
             alert = bool(act.raw.get("alert")) and m.alert_exempt
             # The lead runs back from the start, or from 00:00 UTC of the start's date.
             anchor = act.start - act.start % MS_PER_DAY if from_date else act.start
@@ -664,7 +693,7 @@ def zone_rule(m: am.ZoneRule, ctx: Context) -> Result:
 
 def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
     obs, finds = [], []
-    times = [e.time for e in ctx.events if e.time <= ctx.as_of and e.party in ctx.parties]
+    times = [e.time for e in ctx.events if e.time <= ctx.as_of and ctx.member(e.party, e.time)]
     window_start = min(times) if times else ctx.as_of
     first = year_of(window_start) - m.due_year_offset - 1
     if m.first_period is not None:
@@ -678,6 +707,8 @@ def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
         if due > ctx.as_of + 366 * MS_PER_DAY:
             continue
         for party in sorted(ctx.parties):
+            if not ctx.member(party, due):
+                continue  # owed only by a State that is a member when it falls due
             got = ctx.exchanges.get((party, m.form, str(period)), [])
             first_ex = got[0] if got else None
             ob, status = _settle(ctx, m, party, str(period), due, first_ex, ())
@@ -728,9 +759,9 @@ def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
 def _between_parties(ctx: Context, req: Event, anyone: bool = False) -> bool:
     """A request binds when a party (or, if ``anyone``, a non-party such as a secretariat)
     asks another party; never a party asking itself."""
-    if not req.to or req.to[0] not in ctx.parties or req.party == req.to[0]:
+    if not req.to or not ctx.member(req.to[0], req.time) or req.party == req.to[0]:
         return False
-    return anyone or req.party in ctx.parties
+    return anyone or ctx.member(req.party, req.time)
 
 
 def _answer(ctx: Context, req: Event) -> Event | None:
@@ -1246,12 +1277,13 @@ def observer_terms(m: am.ObserverTerms, ctx: Context) -> Result:
     if reply is None and report is None:
         return obs, finds
     for inv in ctx.by_type["notification"]:
-        if inv.raw["form"] != m.form or inv.party not in ctx.parties:
+        if inv.raw["form"] != m.form or not ctx.member(inv.party, inv.time):
             continue
+        members = ctx.members_on(inv.time)
         if not inv.to or "*" in inv.to:
-            invited = sorted(ctx.parties - {inv.party})
+            invited = sorted(members - {inv.party})
         else:
-            invited = sorted((set(inv.to) & ctx.parties) - {inv.party})
+            invited = sorted((set(inv.to) & members) - {inv.party})
         ref = inv.raw.get("activity")
         act = ctx.activity_by_id.get(ref) if isinstance(ref, str) else None
         if act is not None and act.party != inv.party:
@@ -1302,7 +1334,7 @@ def event_notification(m: am.EventNotification, ctx: Context) -> Result:
     within = parse_duration(m.within, "within")
     codes = ("notification.missing", "notification.late")
     for inc in ctx.by_type["incident"]:
-        if inc.raw.get("kind") not in m.incident_kinds or inc.party not in ctx.parties:
+        if inc.raw.get("kind") not in m.incident_kinds or not ctx.member(inc.party, inc.time):
             continue
         due = inc.time + within
         sent = ctx.notices.get((inc.party, m.form, inc.id))

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from cbmnet.agreements.model import Category, Formation, SizeKey
-from cbmnet.compliance.timeutil import parse_time
+from cbmnet.agreements.model import Agreement, Category, Formation, SizeKey
+from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import FormatError
 
 EVENT_TYPES = frozenset({"activity", "notification", "exchange", "request", "response", "incident"})
@@ -350,6 +350,47 @@ def parse_events(records: Sequence[Any], source: str = "events") -> list[Event]:
                     f"refers to {ref!r}, which is not an event in {source}"
                 )
     return events
+
+
+SECRETARIAT = "secretariat"
+"""Not a State: it sends communication checks (the hub's rule), and binds no one by sending."""
+
+
+def not_a_member(agreement: Agreement, party: str, ms: int) -> str | None:
+    """Why ``party`` is not bound by ``agreement`` at ``ms``, or None if it is. One wording
+    for ``cbmnet check`` and the hub, so both refuse an event in the same words."""
+    if agreement.is_member(party, ms):
+        return None
+    on = format_time(ms)
+    mem = agreement.membership.get(party)
+    if mem is not None:
+        span = f"from {mem.joined}" if mem.joined is not None else ""
+        span += f" until {mem.left}" if mem.left is not None else ""
+        return f"{party!r} is not a member of {agreement.id!r} on {on} (a member {span.strip()})"
+    if agreement.parties_complete:
+        return f"{party!r} is not a party to {agreement.id!r}"
+    return (
+        f"{party!r} is not a party to {agreement.id!r} as its file lists them on {on} (the list "
+        "is a subset, parties_complete: false: if it is a member, add it there with its source)"
+    )
+
+
+def check_membership(events: Sequence[Event], agreement: Agreement, source: str) -> None:
+    """Refuse an event by a State that is not a member of ``agreement`` on its date (an
+    activity's: its start), or an activity whose ``host`` is not: it would otherwise be
+    passed over in silence. A secretariat's communication check is not a State's act."""
+    for i, e in enumerate(events):
+        when = e.start if e.type == "activity" and e.start is not None else e.time
+        checks = [("party", e.party)]
+        if e.type == "request" and e.party == SECRETARIAT and e.raw.get("kind") == "communication_check":
+            checks = []
+        host = e.raw.get("host") if e.type == "activity" else None
+        if isinstance(host, str):
+            checks.append(("host", host))
+        for fld, who in checks:
+            why = not_a_member(agreement, who, when)
+            if why is not None:
+                raise FormatError(f"{source}, record {i} (id {e.id!r}), field {fld!r}: {why}")
 
 
 def load_events_text(text: str, source: str) -> list[Event]:

@@ -160,8 +160,10 @@ def quota_status(
     ids = tuple(m.id for m in quotas)
     if not quotas:
         return status(ids, f"{agreement.id} sets no quota for {request_kind} requests")
-    parties = set(agreement.parties)
-    if host == requester or host not in parties or requester not in parties:
+    # Bound on the day asked (a State that has left the agreement is owed nothing): the
+    # engine's rule (``Context.member``).
+    bound = agreement.is_member(host, at_ms) and agreement.is_member(requester, at_ms)
+    if host == requester or not bound:
         return status(ids, f"a request from {requester} to {host} does not bind under {agreement.id}")
     caveat = _caveat(quotas, host, request_kind, reader)
     if books is None:

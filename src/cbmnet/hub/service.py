@@ -399,7 +399,7 @@ class Hub:
             for env in envelopes:
                 try:
                     act = read_act(env.payload_type, env.payload)
-                    self.state.check(act, env.verified_keys)
+                    self.state.check(act, env.verified_keys, ms)
                 except CbmnetError as e:
                     out.append(e)
                     continue

@@ -627,6 +627,8 @@ def _finish(rec: Reconciler, p: _Pending) -> ReconcileFinding:
         measure=m.id if m is not None else "",
         evidence=evidence,
         confidence=p.confidence,
+        # A threshold the treaty text did not settle: shown, never as a violation.
+        unconfirmed=m.unconfirmed if m is not None else None,
     )
 
 

@@ -107,6 +107,9 @@ def test_vienna_document_same_seed_same_acts_and_planted_findings(tmp_path: Path
                 continue
             assert out.acts["event.activity"] == 8 and out.acts["witness.cosign"] == 3
             assert any(q["obliged"] for q in out.quotas) and not out.quotas[-1]["obliged"]
+            # The host decides from its own reading of its quota, never from the requester's.
+            own = [q for q in out.quotas if q.get("asked_by") == "host"]
+            assert own and all(q["basis"] == f"entries readable by {q['host']}" for q in own)
             with th.client() as sec:
                 got = _findings(sec, "vienna-document-2011", anchor + 300 * DAY_MS)
                 got |= _findings(sec, "osce-ict-cbm-2016", anchor + 300 * DAY_MS)

@@ -461,6 +461,11 @@ class HubClient:
         params = _clean({"agreement": agreement, "host": host, "kind": kind, **when})
         return dict(self._request("GET", "/v1/quota", params=params).json())
 
+    def request_quota(self, agreement: str, request: str) -> dict[str, Any]:
+        """As the host of ``request``: would refusing it be a finding (is it within quota)?"""
+        params = {"agreement": agreement, "request": request}
+        return dict(self._request("GET", "/v1/quota", params=params).json())
+
     def obligations(self, agreement: str, as_of: str | None = None) -> dict[str, Any]:
         return dict(
             self._request(

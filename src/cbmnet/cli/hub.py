@@ -663,6 +663,34 @@ def obligations(
         _echo_json(c.obligations(agreement, as_of), pretty=True)
 
 
+def quota(
+    agreement: AgreementOpt,
+    host: Annotated[str | None, typer.Option("--host", help="The State you would ask.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="inspection, evaluation, flight, ...")
+    ] = None,
+    request: Annotated[
+        str | None, typer.Option("--request", help="As its host: the request you are to answer.")
+    ] = None,
+    eta: Annotated[str | None, typer.Option("--eta", help="Planned arrival (RFC 3339).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Planned end (RFC 3339).")] = None,
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Before you ask --host for a visit: is its quota spent? As a host, with --request:
+    would refusing that request be a finding? Counted on the entries you may read."""
+    with _client(hub, party, key) as c:
+        if request is not None:
+            if host is not None or kind is not None or eta is not None or until is not None:
+                raise FormatError("quota: give either --request, or --host and --kind")
+            _echo_json(c.request_quota(agreement, request), pretty=True)
+        elif host is None or kind is None:
+            raise FormatError("quota: --host and --kind are required (or --request, as the host)")
+        else:
+            _echo_json(c.quota(agreement, host, kind, eta=eta, until=until), pretty=True)
+
+
 # ---- the hotline ------------------------------------------------------------------------
 
 hotline_app = typer.Typer(help="End-to-end encrypted hotline channels.", no_args_is_help=True)
@@ -858,6 +886,7 @@ def add_hub_verbs(app: typer.Typer, keys_app: typer.Typer) -> None:
     app.command("ack")(ack)
     app.command("status")(status)
     app.command("obligations")(obligations)
+    app.command("quota")(quota)
     app.add_typer(hotline_app, name="hotline")
     app.add_typer(observations_app, name="observations")
     app.add_typer(dashboard_app, name="dashboard")

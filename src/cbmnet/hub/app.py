@@ -746,20 +746,30 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     @app.get("/v1/quota", tags=["verification"])
     async def quota(
         agreement: Annotated[str, Query(max_length=128)],
-        host: Annotated[str, Query(max_length=64)],
-        kind: Annotated[str, Query(max_length=64)],
+        host: Annotated[str | None, Query(max_length=64)] = None,
+        kind: Annotated[str | None, Query(max_length=64)] = None,
         eta: Text = None,
         until: Text = None,
+        request: Text = None,
         authorization: Authorization = None,
     ) -> dict[str, Any]:
-        """Before asking ``host`` for an inspection, evaluation or flight: is its quota spent?"""
+        """Before asking ``host`` for an inspection, evaluation or flight: is its quota spent?
+        Or, with ``request`` (the host only): would refusing that request be a finding?"""
         party, token = _token_party(hub, authorization)
+        if request is not None:
+            if host is not None or kind is not None or eta is not None or until is not None:
+                raise FormatError("quota: give either request, or host and kind (with eta, until)")
+        elif host is None or kind is None:
+            raise FormatError("quota: host and kind are required (or request, for the host)")
         eta_ms = parse_time(eta, "eta") if eta else None
         until_ms = parse_time(until, "until") if until else None
         evaluations.take(party)
 
         def work() -> dict[str, Any]:
             who = _party_of(hub, token)
+            if request is not None:
+                return hub.quota_of_request(who, agreement, request)
+            assert host is not None and kind is not None
             return hub.quota_for(who, agreement, host, kind, eta_ms=eta_ms, until_ms=until_ms)
 
         return await evaluations.run(party, work)

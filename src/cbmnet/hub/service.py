@@ -38,7 +38,7 @@ from cbmnet.compliance.engine import evaluate, next_change
 from cbmnet.compliance.events import Event, parse_events
 from cbmnet.compliance.quota import BOOK_TYPES, QuotaBooks, quota_books, quota_status
 from cbmnet.compliance.report import Report
-from cbmnet.compliance.timeutil import format_time
+from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.confidence import Record, facts_from_state, indicators
 from cbmnet.confidence.indicators import month_end, month_of
 from cbmnet.confidence.record import Fact
@@ -165,6 +165,16 @@ def describe_batch(data: bytes, fmt: str, what: str) -> dict[str, Any]:
         "start": format_time(lo) if lo is not None else None,
         "end": format_time(hi) if hi is not None else None,
     }
+
+
+def _visit_time(req: Event, key: str) -> int | None:
+    """A request's planned ``eta``/``until``, read as the engine's quota book reads it: a
+    value that does not parse counts as absent."""
+    v = req.raw.get(key)
+    try:
+        return None if v is None else parse_time(v, key)
+    except FormatError:
+        return None
 
 
 def _better(have: _Window | None, new: _Window, now: int) -> bool:
@@ -723,6 +733,33 @@ class Hub:
             eta_ms=eta_ms,
             until_ms=until_ms,
             books=books,
+            reader=None if party == SECRETARIAT else party,
+        )
+        return status.to_json()
+
+    def quota_of_request(self, party: str, agreement: str, request: str) -> dict[str, Any]:
+        """The host's question before it answers ``request``: would a refusal be a finding?
+
+        Counted as the engine judges the refusal: at the request's time, on its planned
+        visit, on the entries ``party`` (the host, or the secretariat) may read. Anyone else
+        hears that no such request is addressed to them, whether it exists or not."""
+        self._member(party, agreement)
+        view = self._quota_view(party, self.parsed_events(agreement))
+        req = next((e for e in view.events if e.type == "request" and e.id == request), None)
+        if req is None or not req.to or party not in (SECRETARIAT, req.to[0]):
+            raise NotFoundError(f"no request {request!r} under {agreement!r} is addressed to {party!r}")
+        kind = req.raw.get("kind")
+        if not isinstance(kind, str):
+            raise NotFoundError(f"request {request!r} names no kind of visit")
+        status = quota_status(
+            self.agreements[agreement],
+            view.events,
+            req.to[0],
+            req.party,
+            kind,
+            req.time,
+            eta_ms=_visit_time(req, "eta"),
+            until_ms=_visit_time(req, "until"),
             reader=None if party == SECRETARIAT else party,
         )
         return status.to_json()

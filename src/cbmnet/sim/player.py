@@ -188,8 +188,11 @@ def _play_step(
         out.quotas.append({"request": req["id"], **quota})
         doc = {"party": step.actor, **req}
         _record(out, "event.request", doc, c.act("application/vnd.cbmnet.event+json", doc, proof=False))
-        accept = d["policy"] == "accept" or (d["policy"] == "auto" and quota.get("obliged"))
         host = clients[d["host"]]
+        if d["policy"] == "auto":  # the host decides on its own reading of its quota
+            quota = host.request_quota(req["agreement"], req["id"])
+            out.quotas.append({"request": req["id"], "asked_by": "host", **quota})
+        accept = d["policy"] == "accept" or (d["policy"] == "auto" and quota.get("obliged"))
         answer = {
             "party": d["host"],
             "agreement": req["agreement"],

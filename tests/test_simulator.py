@@ -142,6 +142,12 @@ def test_india_pakistan_planted_findings_and_marking(tmp_path: Path) -> None:
             got = _findings(sec, IP_EXERCISES, anchor + 300 * DAY_MS)
             assert ("notification.late", "PAK", "s3-pak-ex1") in got
             assert ("notification.late", "IND", "s3-ind-ex1") not in got
+            # The missile test keeps every rule of the 2005 agreement: notice, window, content
+            # (the planned impact area), launch site, impact area and trajectory.
+            tested = sec.obligations(IP_MISSILES, format_time(anchor + 300 * DAY_MS))
+            launch = [o for o in tested["obligations"] if "s3-pak-launch1-test" in o["subjects"]]
+            assert launch and all(o["status"] == "met" for o in launch), launch
+            assert tested["findings"] == [], tested["findings"]
             assert _no_answer(sec, hub, out.indices) == {("IND", "s3-dgmo-w2")}
             _all_marked(sec)
 

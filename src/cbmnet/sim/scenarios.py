@@ -402,6 +402,24 @@ def india_pakistan(seed: int, parties: list[str], days: int, anchor_ms: int) -> 
         p.add(0.1, "PAK" if q == "IND" else "IND", "ack", ref=note)
     # Missile test: a launch window at least 3 days ahead (2005 agreement).
     w = 4.0 + rng.randrange(4)
+    # The test, as the testing Party records it (inside the window it notifies): launched
+    # from the Makran coast, ~230 km from the IB, into the notified impact area; the
+    # trajectory keeps clear of the IB (Arts. 5-6).
+    p.event(
+        0.49,
+        "PAK",
+        IP_MISSILES,
+        f"{x}-pak-launch1-test",
+        "activity",
+        "Surface-to-surface ballistic missile flight test.",
+        category="missile_launch",
+        missile_class="srbm",
+        start=p.iso(w + 0.5),
+        end=p.iso(w + 0.51),
+        launch=_point(66.75, 25.2),
+        impact=_point(63.1, 21.6),
+        trajectory={"type": "LineString", "coordinates": [[66.75, 25.2], [64.9, 23.4], [63.1, 21.6]]},
+    )
     p.event(
         0.5,
         "PAK",
@@ -412,6 +430,8 @@ def india_pakistan(seed: int, parties: list[str], days: int, anchor_ms: int) -> 
         form="launch_notification",
         window_start=p.iso(w),
         window_end=p.iso(w + 3),
+        impact=_box(63.0, 21.5, 0.5),
+        activity=f"{x}-pak-launch1-test",
     )
     p.add(0.55, "IND", "ack", ref=f"{x}-pak-launch1")
     # 1 January lists of nuclear installations, for next year (34 of 34 on time, S24).

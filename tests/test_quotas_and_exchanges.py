@@ -154,3 +154,22 @@ def test_ict_communication_check_window_is_a_convention() -> None:
     late = run(ICT, [c, resp("a", "AUT", "c", "2028-03-02T09:00:01Z")], AS_OF)["findings"]
     assert [(f["code"], f["party"], f["severity"]) for f in late] == [("check.missed", "AUT", "info")]
     assert "2016" not in bundled(ICT).measures[0].provision
+
+
+def test_in_pk_nuclear_list_change_is_owed_but_its_window_is_a_convention() -> None:
+    """IN-PK 1988 Art. 2: each party informs the other "whenever there is any change". The
+    text sets no period: a notice is owed on each recorded change, and a late or missing one
+    is info under cbmnet's 30-day convention, never a violation."""
+    nuc, m = "india-pakistan-nuclear-installations-1988", "list-change"
+    changed = "2028-04-01T00:00:00Z"
+    ch = incident("c", "PAK", changed, "nuclear_installation_change")
+    told = note("n", "PAK", shift(changed, 10 * 86_400), "nuclear_installations_change", "c")
+    assert codes(run(nuc, [ch, told], AS_OF), m) == []
+    late = note("n", "PAK", shift(changed, 31 * 86_400), "nuclear_installations_change", "c")
+    found = [f for f in run(nuc, [ch, late], AS_OF)["findings"] if f["measure"] == m]
+    assert [(f["code"], f["party"], f["severity"]) for f in found] == [
+        ("notification.late", "PAK", "info")
+    ]
+    assert "convention" in found[0]["message"]
+    missing = [f for f in run(nuc, [ch], AS_OF)["findings"] if f["measure"] == m]
+    assert [(f["code"], f["severity"]) for f in missing] == [("notification.missing", "info")]

@@ -64,6 +64,38 @@ def test_open_skies_only_the_observed_party_prohibits() -> None:
     assert "f1" in got[0]["subjects"]
 
 
+def test_open_skies_declined_flight_does_not_count() -> None:
+    """Art. VIII §I ¶5: a flight the observing Party declines when no mission plan is agreed
+    "shall not be recorded against the quota of either State Party"; ¶6: it explains its
+    decision in the mission plan (a flight_declined record naming the flight request)."""
+    m = "flight-quota"
+    declined = note("d1", "GBR", "2028-03-02T00:00:00Z", "flight_declined", request="f1")
+    assert codes(run(OS, [*FULL, declined, *REFUSED], AS_OF), m) == [
+        ("quota.refusal_within_quota", "PRT")
+    ]
+    # Only the observing party declines: the observed party's own record is a claim.
+    claim = note("d1", "PRT", "2028-03-02T00:00:00Z", "flight_declined", request="f1")
+    assert codes(run(OS, [*FULL, claim, *REFUSED], AS_OF), m) == [("data.unassessable", "PRT")]
+
+
+def test_open_skies_figures_read_in_the_text_are_no_longer_information_only() -> None:
+    """Art. VI §I ¶¶5-6, read in the text: a notice 71 h before the ETA is late and an
+    acknowledgement after 24 h is late: lapses, no longer information; the refusal within the passive
+    quota stays information (the active quotas are not recorded)."""
+    eta = "2028-03-10T12:00:00Z"
+    flown = {"id": "fl", "type": "activity", "party": "GBR", "category": "flight",
+             "start": eta, "end": shift(eta, 2 * 86_400), "size": {}}  # fmt: skip
+    notice = note("fn", "GBR", shift(eta, -71 * 3600), "flight_notice", "fl")
+    ask = req("fq", "GBR", "PRT", shift(eta, -71 * 3600), "observation_flight", activity="fl")
+    ack = resp("fq-a", "PRT", "fq", shift(eta, -(71 - 25) * 3600), "accept")
+    got = run(OS, [flown, notice, ask, ack], AS_OF)["findings"]
+    sev = {(f["measure"], f["code"]): f["severity"] for f in got}
+    assert sev[("flight-notice", "notification.late")] == "lapse", got
+    assert sev[("flight-acknowledgement", "reply.late")] == "lapse", got
+    refused = run(OS, [*FULL, prohibited("p1", "PRT", "f1", "2028-03-02T00:00:00Z"), *REFUSED], AS_OF)
+    assert [f["severity"] for f in refused["findings"] if f["measure"] == "flight-quota"] == ["info"]
+
+
 def test_quota_status_follows_the_same_rule() -> None:
     """The hub's pre-check replays the same book: after the prohibition PRT owes one more."""
     a = bundled(OS)

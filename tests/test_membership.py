@@ -139,21 +139,101 @@ def check(tmp: Path, agreement: str, events: list[dict[str, Any]]) -> subprocess
     return p
 
 
-def test_check_refuses_an_italian_bwc_return(tmp_path: Path) -> None:
-    """ITA is not in the BWC file's list (a subset: the UNODA list was not read): its return
-    is bad input naming the record and field, not a return that counts for nothing."""
-    ret = {
-        "id": "ita-2027",
+def bwc_return(party: str, time: str, period: str) -> dict[str, Any]:
+    return {
+        "id": f"{party.lower()}-{period}",
         "type": "exchange",
-        "party": "ITA",
-        "time": "2028-04-01T00:00:00Z",
+        "party": party,
+        "time": time,
         "form": "bwc_cbm",
-        "period": "2027",
+        "period": period,
+        "parts": ["A1", "A2", "B", "C", "E", "F", "G"],
     }
-    p = check(tmp_path, "bwc-cbm", [ret])
+
+
+def test_check_refuses_a_bwc_return_by_a_state_not_listed(tmp_path: Path) -> None:
+    """Israel is not a State Party (it has neither signed nor acceded), and the BWC list is a
+    subset (parties_complete: false): its return is bad input naming the record and field,
+    not a return that counts for nothing."""
+    p = check(tmp_path, "bwc-cbm", [bwc_return("ISR", "2028-04-01T00:00:00Z", "2027")])
     assert p.returncode == 2 and p.stdout == ""
-    assert "events.jsonl, record 0 (id 'ita-2027'), field 'party'" in p.stderr
-    assert "'ITA' is not a party to 'bwc-cbm'" in p.stderr and "parties_complete: false" in p.stderr
+    assert "events.jsonl, record 0 (id 'isr-2027'), field 'party'" in p.stderr
+    assert "'ISR' is not a party to 'bwc-cbm'" in p.stderr and "parties_complete: false" in p.stderr
+
+
+def test_an_italian_bwc_return_now_counts(tmp_path: Path) -> None:
+    """Italy deposited at London on 30 May 1975 (the FCO's list, cited in the file): its
+    return is taken, and meets its duty for 2027; before, it was refused as a non-party."""
+    bwc = bundled("bwc-cbm")
+    assert "ITA" in bwc.parties and str(bwc.membership["ITA"].joined) == "1975-05-30"
+    ret = bwc_return("ITA", "2028-04-01T00:00:00Z", "2027")
+    p = check(tmp_path, "bwc-cbm", [ret])
+    assert p.returncode in (0, 1) and "Traceback" not in p.stderr, p.stderr
+    rep = evaluate(bwc, parse_events([ret]), ms("2028-05-01T00:00:00Z"))
+    (ob,) = [o for o in rep.obligations if o.party == "ITA" and o.id.endswith(":2027")]
+    assert (ob.status, ob.met_by) == ("met", "ita-2027")
+    assert not [f for f in rep.findings if f.party == "ITA"]
+
+
+def test_a_bwc_return_before_the_state_acceded_is_bad_input(tmp_path: Path) -> None:
+    """Angola acceded on 26 Jul 2016 (Washington; the US State Department's list): a return
+    dated before is bad input, one dated after is taken."""
+    early = bwc_return("AGO", "2016-04-01T00:00:00Z", "2015")
+    p = check(tmp_path, "bwc-cbm", [early])
+    assert p.returncode == 2 and p.stdout == ""
+    assert "record 0 (id 'ago-2015'), field 'party'" in p.stderr
+    why = "'AGO' is not a member of 'bwc-cbm' on 2016-04-01T00:00:00Z (a member from 2016-07-26)"
+    assert why in p.stderr
+    later = bwc_return("AGO", "2017-04-01T00:00:00Z", "2016")
+    assert check(tmp_path, "bwc-cbm", [later]).returncode in (0, 1)
+
+
+def test_bundled_membership_counts_are_what_the_sources_give() -> None:
+    """The lists as read for issue 13, item 9 (sources in each file)."""
+    bwc = bundled("bwc-cbm")
+    assert len(bwc.parties) == 62 and not bwc.parties_complete
+    assert set(bwc.parties) - set(bwc.membership) == {"PAK"}  # no date read for Pakistan
+    hcoc = bundled("hague-code-of-conduct-2002")
+    assert len(hcoc.parties) == 8 and not hcoc.parties_complete
+    assert not {"CHN", "PAK"} & set(hcoc.parties)  # not subscribing States
+    wto = bundled("wto-tbt")
+    assert len(wto.parties) == 101 and not wto.parties_complete
+    # 75 States and customs territories on the WTO's first day (76 with the EC, not a State).
+    first_day = [p for p, m in wto.membership.items() if str(m.joined) == "1995-01-01"]
+    assert len(first_day) == 75 and {"HKG", "MAC"} <= set(first_day)
+    assert wto.members_on(ms("1995-01-01T00:00:00Z")) == frozenset(first_day)
+    assert len(wto.members_on(ms("1995-09-01T00:00:00Z"))) == 100  # all but China
+    assert "CHN" in wto.members_on(ms("2001-12-11T00:00:00Z"))
+    for aid in ("vienna-document-2011", "osce-ict-cbm-2016"):
+        osce = bundled(aid)
+        assert len(osce.parties) == 57 and osce.parties_complete
+        assert len(osce.membership) == 34  # admission dates read; the other 23 carry none
+
+
+def test_mongolia_joined_the_vienna_document_on_its_admission(tmp_path: Path) -> None:
+    """Mongolia became the 57th participating State on 21 Nov 2012, a year after VD11 was
+    adopted: bound from then, so its activity before is bad input."""
+    vd = bundled("vienna-document-2011")
+    assert "MNG" not in vd.members_on(ms("2012-11-20T23:59:59Z"))
+    assert vd.members_on(ms("2012-11-21T00:00:00Z")) == frozenset(vd.parties)
+    act = {
+        "id": "mng-1",
+        "type": "activity",
+        "party": "MNG",
+        "category": "land",
+        "start": "2012-06-01T00:00:00Z",
+        "end": "2012-06-02T00:00:00Z",
+        "size": {"troops": 1000},
+    }
+    p = check(tmp_path, "vienna-document-2011", [act])
+    assert p.returncode == 2
+    why = "'MNG' is not a member of 'vienna-document-2011' on 2012-06-01T00:00:00Z"
+    assert why in p.stderr and "(a member from 2012-11-21)" in p.stderr
+    later = act | {"start": "2013-06-01T00:00:00Z", "end": "2013-06-02T00:00:00Z"}
+    assert check(tmp_path, "vienna-document-2011", [later]).returncode in (0, 1)
+    # The ICT measures were adopted after Mongolia's admission: it is bound by all of them.
+    ict = bundled("osce-ict-cbm-2016")
+    assert ict.members_on(ms("2013-12-03T00:00:00Z")) == frozenset(ict.parties)
 
 
 def test_check_refuses_an_event_after_the_party_left(tmp_path: Path) -> None:

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cbmnet.agreements import model as am
-from cbmnet.compliance.engine import Context, QuotaBook
+from cbmnet.compliance.context import Context
 from cbmnet.compliance.events import Event
 from cbmnet.compliance.timeutil import year_of
+from cbmnet.compliance.visits import QuotaBook
 
 WHOLE_RECORD = "every entry of the log (the secretariat reads them all)"
 """``basis`` of an answer counted on the full record."""

@@ -188,9 +188,24 @@ class ActivityCap(_Measure):
     """Id of the activity_cap measure this one is a sub-limit of ("of these")."""
 
 
+class NoticeExemption(_Strict):
+    """An activity its own party gave notice of beforehand is exempt from a rule, as
+    ``provision`` allows (IN-PK Airspace 1991 Art. 3: flights closer than 1,000 m for aerial
+    survey, supply dropping or rescue, with information given in advance). The notice is a
+    notification of ``form`` by the activity's party naming it in ``activity``, sent at least
+    ``lead`` before the activity starts (absent: any time before it starts). ``unconfirmed``:
+    why the text read does not settle the exemption's terms."""
+
+    form: str = Field(min_length=1)
+    lead: DurationText | None = None
+    provision: str = Field(min_length=1)
+    unconfirmed: str | None = None
+
+
 class ZoneRule(_Measure):
     """No ``subject`` (activity location, launch point, impact point, flight path) of the
-    scoped activities inside ``zone``, or within ``min_distance_km`` of it."""
+    scoped activities inside ``zone``, or within ``min_distance_km`` of it, unless the
+    activity is ``exempt_if_notified``."""
 
     rule: Literal["zone_rule"]
     scope: Scope
@@ -199,18 +214,43 @@ class ZoneRule(_Measure):
     min_distance_km: float = Field(default=0.0, ge=0)
     aircraft_roles: tuple[str, ...] = ()
     missile_classes: tuple[str, ...] = ()
+    exempt_if_notified: NoticeExemption | None = None
+
+
+Period = Literal["year", "half_year", "quarter", "month"]
 
 
 class PeriodicExchange(_Measure):
-    """Each party delivers ``form`` for each period (calendar year) by ``due`` (MM-DD) of
-    period + ``due_year_offset``, with every part in ``parts``."""
+    """Each party delivers ``form`` for each period, with every part in ``parts``.
+
+    ``period: year`` (the default): the period is a calendar year (``"2027"``) and the
+    exchange is due by ``due`` (MM-DD) of period + ``due_year_offset``. A shorter period
+    (``half_year`` ``"2027-H1"``, ``quarter`` ``"2027-Q3"``, ``month`` ``"2027-03"``) is due
+    ``due_after`` (an ISO 8601 duration) after its ``due_from``: its first instant
+    (``period_start``) or the first instant after it (``period_end``)."""
 
     rule: Literal["periodic_exchange"]
     form: str
-    due: MonthDay
+    due: MonthDay | None = None
     due_year_offset: int = 0
     parts: tuple[str, ...] = ()
     first_period: int | None = None
+    """The first year owed (for shorter periods: the year of the first period owed)."""
+    period: Period = "year"
+    due_from: Literal["period_start", "period_end"] = "period_end"
+    due_after: DurationText | None = None
+
+    @model_validator(mode="after")
+    def _due(self) -> PeriodicExchange:
+        if self.period == "year":
+            if self.due is None or self.due_after is not None:
+                raise ValueError("a yearly exchange gives 'due' (MM-DD), not 'due_after'")
+        elif self.due is not None or self.due_after is None or self.due_year_offset:
+            raise ValueError(
+                f"a {self.period} exchange gives 'due_after' (and 'due_from'), not 'due' or "
+                "'due_year_offset'"
+            )
+        return self
 
 
 class ReplyDeadline(_Measure):
@@ -222,10 +262,22 @@ class ReplyDeadline(_Measure):
     code: Literal["reply", "check"] = "reply"
     requesters: Literal["parties", "anyone"] = "parties"
     """``anyone``: requests from a non-party (a secretariat's communication check) bind too."""
+    working_days: bool = False
+    """``within`` is whole days (``P5D``) counted on working days, Monday to Friday (UTC):
+    a request made on a Saturday is due as if made on Monday at 00:00. Public holidays are
+    the parties' own and not known to the engine."""
     convention: bool = False
     """``within`` is cbmnet's convention, not the text's (the text sets no figure): an answer
     after it gives ``reply.*`` / ``check.missed`` at severity info (the message says so), never an
     accusation."""
+
+    @model_validator(mode="after")
+    def _whole_days(self) -> ReplyDeadline:
+        if self.working_days:
+            ms = parse_duration(self.within, "within")
+            if ms <= 0 or ms % MS_PER_DAY:
+                raise ValueError(f"working_days: 'within' must be whole days (P5D), not {self.within!r}")
+        return self
 
 
 class UnitQuota(_Strict):
@@ -340,6 +392,10 @@ class VisitPlan(_Measure):
     request_kind: str
     form: str = "mission_plan"
     lead: DurationText | None = None
+    lead_unless_agreed: bool = False
+    """The lead holds "unless otherwise agreed" (Open Skies Art. VI §II ¶4(E)): a plan the
+    host accepted (an answer whose ``decision`` is ``accept``) is agreed as it stands, so
+    its lead is not owed."""
     answer_form: str = "mission_plan_answer"
     answer_within: DurationText | None = None
 

@@ -14,7 +14,7 @@ from cbmnet.agreements import model as am
 from cbmnet.compliance.context import Context, Result, finding, unassessable
 from cbmnet.compliance.events import Event
 from cbmnet.compliance.report import Finding
-from cbmnet.compliance.timeutil import year_of
+from cbmnet.compliance.timeutil import parse_duration, year_of
 from cbmnet.errors import FormatError
 
 
@@ -90,6 +90,16 @@ def activity_cap(m: am.ActivityCap, ctx: Context) -> Result:
     return [], finds
 
 
+def exempt(m: am.ZoneRule, ctx: Context, act: Event) -> bool:
+    """Did the activity's own party give the notice ``exempt_if_notified`` asks for, in time
+    (at least its ``lead``, else any time, before the activity starts)?"""
+    ex = m.exempt_if_notified
+    if ex is None or act.start is None:
+        return False
+    by = act.start - (parse_duration(ex.lead, "lead") if ex.lead else 1)
+    return any(n.time <= by for n in ctx.notices.get((act.party, ex.form, act.id), ()))
+
+
 def zone_rule(m: am.ZoneRule, ctx: Context) -> Result:
     """Each scoped activity judged on its geometry; one that lacks the field the rule reads
     (the geometry, or the role or class that says whether the rule applies) is reported as
@@ -118,6 +128,8 @@ def zone_rule(m: am.ZoneRule, ctx: Context) -> Result:
             continue
         assert d is not None
         bad = d == 0.0 if m.min_distance_km == 0 else d < m.min_distance_km
+        if bad and exempt(m, ctx, act):
+            continue
         if bad:
             where = (
                 f"{d:.1f} km from {m.zone}, closer than {m.min_distance_km:g} km"

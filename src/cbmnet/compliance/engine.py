@@ -24,9 +24,9 @@ from typing import Any
 
 from cbmnet.agreements import model as am
 from cbmnet.compliance.constraints import activity_cap, zone_rule
-from cbmnet.compliance.context import Context, Geometry, Result, end_of_day
+from cbmnet.compliance.context import Context, Geometry, Result
 from cbmnet.compliance.events import Event
-from cbmnet.compliance.exchanges import periodic_exchange
+from cbmnet.compliance.exchanges import periodic_exchange, periods
 from cbmnet.compliance.notification import (
     advance_announcement,
     annual_calendar,
@@ -119,8 +119,8 @@ def next_change(agreement: am.Agreement, events: Sequence[Event], report: Report
     for m in agreement.measures:
         if not isinstance(m, am.PeriodicExchange):
             continue
-        for period in range(year - m.due_year_offset - 2, year - m.due_year_offset + 3):
-            due = end_of_day(date_in_year(period + m.due_year_offset, m.due, m.id))
+        first = year - m.due_year_offset - 2
+        for _, due in periods(m, first, first + 4):
             for t in (due - 366 * MS_PER_DAY, due + 1):
                 if as_of < t < horizon:
                     horizon = t

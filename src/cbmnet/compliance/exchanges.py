@@ -8,11 +8,44 @@ from __future__ import annotations
 
 from cbmnet.agreements import model as am
 from cbmnet.compliance.context import Context, Result, end_of_day, finding, settle
-from cbmnet.compliance.timeutil import MS_PER_DAY, date_in_year, format_time, year_of
+from cbmnet.compliance.timeutil import (
+    MS_PER_DAY,
+    PERIODS_IN_YEAR,
+    date_in_year,
+    format_time,
+    parse_duration,
+    period_bounds,
+    period_label,
+    year_of,
+)
+
+
+def yearly_due(m: am.PeriodicExchange, year: int) -> int:
+    """The end of the due day of a yearly exchange's period ``year``."""
+    assert m.due is not None  # the model requires it of a yearly exchange
+    return end_of_day(date_in_year(year + m.due_year_offset, m.due, m.id))
+
+
+def periods(m: am.PeriodicExchange, first: int, last: int) -> list[tuple[str, int]]:
+    """(label, due) of every period of the years ``first`` to ``last``, in order."""
+    if m.period == "year":
+        return [(str(y), yearly_due(m, y)) for y in range(first, last + 1)]
+    assert m.due_after is not None  # the model requires it of a shorter period
+    after = parse_duration(m.due_after, m.id)
+    out = []
+    for y in range(first, last + 1):
+        for i in range(1, PERIODS_IN_YEAR[m.period] + 1):
+            start, end = period_bounds(m.period, y, i)
+            out.append(
+                (period_label(m.period, y, i), (start if m.due_from == "period_start" else end) + after)
+            )
+    return out
 
 
 def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
-    """Each member's form for each period: missing, late, or lacking a part it must have."""
+    """Each member's form for each period: missing, late, or lacking a part it must have.
+
+    Yearly periods are listed up to a year ahead; shorter ones up to the next one due."""
     obs, finds = [], []
     times = [e.time for e in ctx.events if e.time <= ctx.as_of and ctx.member(e.party, e.time)]
     window_start = min(times) if times else ctx.as_of
@@ -21,18 +54,22 @@ def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
         first = max(first, m.first_period)
     last = year_of(ctx.as_of) - m.due_year_offset + 1
     delivered = {p for (_, form, p) in ctx.exchanges if form == m.form}
-    for period in range(first, last + 1):
-        due = end_of_day(date_in_year(period + m.due_year_offset, m.due, m.id))
-        if due < window_start and m.first_period is None and str(period) not in delivered:
+    ahead = False
+    for period, due in periods(m, first, last):
+        if due < window_start and m.first_period is None and period not in delivered:
             continue  # before the record begins, and nobody delivered it: nothing to judge
         if due > ctx.as_of + 366 * MS_PER_DAY:
             continue
+        if m.period != "year" and due >= ctx.as_of:  # still pending (as ``settle`` says)
+            if ahead:
+                continue
+            ahead = True  # the next period due, pending
         for party in sorted(ctx.parties):
             if not ctx.member(party, due):
                 continue  # owed only by a State that is a member when it falls due
-            got = ctx.exchanges.get((party, m.form, str(period)), [])
+            got = ctx.exchanges.get((party, m.form, period), [])
             first_ex = got[0] if got else None
-            ob, status = settle(ctx, m, party, str(period), due, first_ex, ())
+            ob, status = settle(ctx, m, party, period, due, first_ex, ())
             obs.append(ob)
             ids = [e.id for e in got]
             if status == "missed":
@@ -44,7 +81,7 @@ def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
                         [],
                         due,
                         f"{m.form} for {period} never came",
-                        str(period),
+                        period,
                     )
                 )
             elif status == "late" and first_ex is not None:
@@ -56,7 +93,7 @@ def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
                         ids,
                         due,
                         f"{m.form} for {period} came {format_time(first_ex.time)}",
-                        str(period),
+                        period,
                     )
                 )
             if got and m.parts:
@@ -71,7 +108,7 @@ def periodic_exchange(m: am.PeriodicExchange, ctx: Context) -> Result:
                             ids,
                             due,
                             f"{m.form} for {period} lacks part(s) {', '.join(lacking)}",
-                            str(period),
+                            period,
                         )
                     )
     return obs, finds

@@ -10,7 +10,7 @@ from __future__ import annotations
 from cbmnet.agreements import model as am
 from cbmnet.compliance.context import Context, Result, owed
 from cbmnet.compliance.events import Event
-from cbmnet.compliance.timeutil import parse_duration
+from cbmnet.compliance.timeutil import MS_PER_DAY, add_working_days, parse_duration
 
 
 def between_parties(ctx: Context, req: Event, anyone: bool = False) -> bool:
@@ -33,14 +33,16 @@ def replies_owed(
     within: int,
     codes: tuple[str, str],
     anyone: bool = False,
+    working_days: bool = False,
 ) -> Result:
-    """An answer owed by the addressee ``within`` of each binding request of ``kind``."""
+    """An answer owed by the addressee ``within`` of each binding request of ``kind``
+    (``working_days``: ``within`` is whole days counted Monday to Friday)."""
     obs, finds = [], []
     for req in ctx.by_type["request"]:
         if req.raw.get("kind") != kind or not between_parties(ctx, req, anyone):
             continue
         host = req.to[0]
-        due = req.time + within
+        due = add_working_days(req.time, within // MS_PER_DAY) if working_days else req.time + within
         ob, found = owed(
             ctx,
             m,
@@ -61,4 +63,6 @@ def reply_deadline(m: am.ReplyDeadline, ctx: Context) -> Result:
     is one finding, ``check.missed``, since a late answer to a check is a failed check."""
     codes = ("reply.missing", "reply.late") if m.code == "reply" else ("check.missed", "check.missed")
     within = parse_duration(m.within, "within")
-    return replies_owed(m, ctx, m.request_kind, within, codes, m.requesters == "anyone")
+    return replies_owed(
+        m, ctx, m.request_kind, within, codes, m.requesters == "anyone", working_days=m.working_days
+    )

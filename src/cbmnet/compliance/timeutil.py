@@ -77,3 +77,41 @@ def date_in_year(year: int, month_day: str, what: str) -> int:
         return int(datetime(year, month, day, tzinfo=UTC).timestamp()) * 1000
     except ValueError as e:
         raise FormatError(f"{what}: {month_day!r} is not a MM-DD date") from e
+
+
+PERIODS_IN_YEAR = {"half_year": 2, "quarter": 4, "month": 12}
+"""How many of each shorter period a calendar year holds."""
+
+
+def period_label(kind: str, year: int, index: int) -> str:
+    """The label an exchange gives its period: ``2027-H1``, ``2027-Q3``, ``2027-03``."""
+    if kind == "half_year":
+        return f"{year}-H{index}"
+    if kind == "quarter":
+        return f"{year}-Q{index}"
+    return f"{year}-{index:02d}"
+
+
+def period_bounds(kind: str, year: int, index: int) -> tuple[int, int]:
+    """[first instant, first instant after) of the ``index``-th (from 1) ``kind`` of
+    ``year``, in epoch ms, UTC."""
+    months = 12 // PERIODS_IN_YEAR[kind]
+    first = (index - 1) * months + 1
+    start = datetime(year, first, 1, tzinfo=UTC)
+    after = datetime(year + (first + months > 12), (first + months - 1) % 12 + 1, 1, tzinfo=UTC)
+    return (start - _EPOCH) // timedelta(milliseconds=1), (after - _EPOCH) // timedelta(milliseconds=1)
+
+
+def add_working_days(ms: int, days: int) -> int:
+    """``days`` working days (Monday to Friday, UTC) after ``ms``: an instant on a weekend
+    counts from the next Monday at 00:00; each day added that lands on a weekend moves on to
+    Monday, at the same time of day."""
+    weekday = ((ms // MS_PER_DAY) + 3) % 7  # 1970-01-01 was a Thursday: Monday is 0
+    if weekday >= 5:
+        ms = (ms // MS_PER_DAY + 7 - weekday) * MS_PER_DAY
+    for _ in range(days):
+        ms += MS_PER_DAY
+        weekday = ((ms // MS_PER_DAY) + 3) % 7
+        if weekday >= 5:
+            ms += (7 - weekday) * MS_PER_DAY
+    return ms

@@ -402,6 +402,15 @@ def visit_conduct(m: am.VisitConduct, ctx: Context) -> Result:
     return obs, finds
 
 
+def agreed(m: am.VisitPlan, ctx: Context, host: str, req: Event, plan: Event) -> bool:
+    """Did the host accept ``plan`` as it stands: an answer of the host's, with ``decision``
+    ``accept``, made after the plan (a later revision needs its own acceptance)?"""
+    return any(
+        a.party == host and a.raw.get("decision") == "accept" and a.time >= plan.time
+        for a in ctx.attached.get((req.id, m.answer_form), ())
+    )
+
+
 def visit_plan(m: am.VisitPlan, ctx: Context) -> Result:
     """The plan, once submitted: far enough ahead of the start it plans, and answered."""
     obs: list[Obligation] = []
@@ -417,13 +426,16 @@ def visit_plan(m: am.VisitPlan, ctx: Context) -> Result:
         # The start as last planned, against the first submission (revising does not restart).
         last = next((p for p in reversed(plans) if p.start is not None), None)
         if lead is not None and last is not None and last.start is not None:
+            due = last.start - lead
+            if m.lead_unless_agreed and agreed(m, ctx, host, req, last):
+                due = max(due, first.time)  # "unless otherwise agreed": the plan as accepted
             ob, found = owed_on(
                 ctx,
                 m,
                 req.party,
                 f"{req.id}:plan",
                 (req.id,),
-                last.start - lead,
+                due,
                 first,
                 ("notification.missing", "notification.late"),
                 f"the {m.form} for {req.id} (start {format_time(last.start)})",

@@ -893,12 +893,22 @@ def missile(i: str, party: str, at: str, cls: str) -> dict:
     return act(i, party, at, category="missile_launch", missile_class=cls)
 
 
+AREA = {"type": "Polygon", "coordinates": [[[170, 50], [172, 50], [172, 52], [170, 52], [170, 50]]]}
+"""A planned impact area (or an SLBM's launch area) as a notice gives it."""
+
+
+def told(i: str, party: str, time: str, launch: str, cls: str = "icbm", **kw: Any) -> dict:
+    """A launch notice with the content the agreement asks of it (an SLBM's launch area)."""
+    extra = {"launch": AREA} if cls == "slbm" else {}
+    return note(i, party, time, "launch_notification", launch, impact=AREA, **extra, **kw)
+
+
 def test_launch_notification_full_record_is_clean() -> None:
     events = [
         missile("m1", "USA", "2028-05-01T12:00:00Z", "icbm"),
-        note("n1", "USA", "2028-04-30T12:00:00Z", "launch_notification", "m1"),
+        told("n1", "USA", "2028-04-30T12:00:00Z", "m1"),
         missile("m2", "RUS", "2028-06-01T12:00:00Z", "slbm"),
-        note("n2", "RUS", "2028-05-30T12:00:00Z", "launch_notification", "m2"),
+        told("n2", "RUS", "2028-05-30T12:00:00Z", "m2", "slbm"),
         missile("m3", "RUS", "2028-07-01T12:00:00Z", "cruise"),
     ]
     assert_clean(run(LN, events, "2028-12-31T00:00:00Z"))
@@ -908,20 +918,17 @@ def test_launch_notification_full_record_is_clean() -> None:
 def test_launch_notification_24_hours(cls: str) -> None:
     as_of = "2028-12-31T00:00:00Z"
     m = missile("m", "RUS", "2028-05-01T12:00:00Z", cls)
-    assert (
-        codes(run(LN, [m, note("n", "RUS", "2028-04-30T12:00:00Z", "launch_notification", "m")], as_of))
-        == []
-    )
-    late = note("n", "RUS", "2028-04-30T12:00:01Z", "launch_notification", "m")
+    assert codes(run(LN, [m, told("n", "RUS", "2028-04-30T12:00:00Z", "m", cls)], as_of)) == []
+    late = told("n", "RUS", "2028-04-30T12:00:01Z", "m", cls)
     assert codes(run(LN, [m, late], as_of)) == [("notification.late", "RUS")]
     assert codes(run(LN, [m], as_of)) == [("notification.missing", "RUS")]
     # With a declared window, 24 h before the window opens.
-    windowed = note(
+    windowed = told(
         "n",
         "RUS",
         "2028-04-29T00:00:00Z",
-        "launch_notification",
         "m",
+        cls,
         window_start="2028-04-30T00:00:00Z",
         window_end="2028-05-02T00:00:00Z",
     )
@@ -929,6 +936,25 @@ def test_launch_notification_24_hours(cls: str) -> None:
     assert codes(run(LN, [m, dict(windowed, time="2028-04-29T00:00:01Z")], as_of)) == [
         ("notification.late", "RUS")
     ]
+
+
+def test_launch_notice_gives_the_impact_area_and_an_slbms_launch_area() -> None:
+    """¶3: every notice gives the planned impact area; ¶2: an SLBM's gives its launch area.
+    A notice in time that lacks either is notification.incomplete under its paragraph."""
+    as_of = "2028-12-31T00:00:00Z"
+    for cls, lacking in (("icbm", ("impact",)), ("slbm", ("impact", "launch"))):
+        m = missile("m", "RUS", "2028-05-01T12:00:00Z", cls)
+        full = told("n", "RUS", "2028-04-30T00:00:00Z", "m", cls)
+        assert codes(run(LN, [m, full], as_of)) == []
+        for field in lacking:
+            bare = {k: v for k, v in full.items() if k != field}
+            got = run(LN, [m, bare], as_of)["findings"]
+            assert [(f["code"], f["party"]) for f in got] == [("notification.incomplete", "RUS")]
+            para = "¶3" if field == "impact" else "¶2"
+            assert got[0]["provision"].startswith(f"US-USSR Launch Notification 1988, {para} ")
+    # An ICBM's notice owes no launch area.
+    icbm = missile("m", "USA", "2028-05-01T12:00:00Z", "icbm")
+    assert codes(run(LN, [icbm, told("n", "USA", "2028-04-30T00:00:00Z", "m")], as_of)) == []
 
 
 # ---- US-USSR: major strategic exercises (1989) ------------------------------------------

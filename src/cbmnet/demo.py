@@ -229,6 +229,12 @@ def _scenario(
                 "form": "launch_notification",
                 "window_start": _iso(window),
                 "window_end": _iso(window + timedelta(days=3)),
+                "impact": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[62.5, 21.0], [63.5, 21.0], [63.5, 22.0], [62.5, 22.0], [62.5, 21.0]]
+                    ],
+                },
                 "body": "Surface-to-surface ballistic missile test, impact area in the Arabian Sea.",
             }
         )

@@ -440,11 +440,14 @@ class EventNotification(_Measure):
 
 class NoticeItem(_Strict):
     """One thing a launch notice must give, under the ``provision`` that requires it:
-    ``window`` (its ``window_start`` and ``window_end``) or ``impact`` (the planned impact
-    area). ``unconfirmed``: why the text read does not settle that it is required."""
+    ``window`` (its ``window_start`` and ``window_end``), ``impact`` (the planned impact
+    area) or ``launch`` (the launch area, a geometry). ``missile_classes``: only for launches
+    of these classes (US-USSR 1988 Art. II ¶2: the launch area of an SLBM); absent: for
+    every launch. ``unconfirmed``: why the text read does not settle that it is required."""
 
-    item: Literal["window", "impact"]
+    item: Literal["window", "impact", "launch"]
     provision: str = Field(min_length=1)
+    missile_classes: tuple[str, ...] = ()
     unconfirmed: str | None = None
 
 

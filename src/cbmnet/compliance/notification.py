@@ -272,10 +272,14 @@ def _launch_content(m: am.LaunchNotification, act: Event, notice: Event, due: in
     finding per item, under the provision that requires it."""
     finds = []
     for c in m.content:
+        if c.missile_classes and act.raw.get("missile_class") not in c.missile_classes:
+            continue
         if c.item == "window" and (notice.start is None or notice.end is None):
             what = "its launch window (window_start, window_end)"
         elif c.item == "impact" and notice.raw.get("impact") is None:
             what = "the planned impact area (impact)"
+        elif c.item == "launch" and notice.raw.get("launch") is None:
+            what = "the launch area (launch)"
         else:
             continue
         msg = f"notice {notice.id} of launch {act.id} does not give {what}"

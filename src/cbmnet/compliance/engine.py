@@ -18,7 +18,6 @@ This module only dispatches; ``Context`` and ``QuotaBook`` are re-exported from 
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -77,23 +76,14 @@ def evaluate(
     zones: Mapping[str, Geometry] | None = None,
 ) -> Report:
     """Obligations and findings of ``agreement`` over ``events`` as of ``as_of`` (epoch ms)."""
-    # The engine builds many small acyclic objects; the cyclic garbage collector would
-    # rescan every live event each time. Pause it for the evaluation (it is reference
-    # counting, not the collector, that frees these).
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        ctx = Context(agreement, as_of, list(events), zones or {})
-        obligations: list[Obligation] = []
-        findings: list[Finding] = []
-        for measure in agreement.measures:
-            obs, finds = RULES[measure.rule](measure, ctx)
-            obligations.extend(obs)
-            findings.extend(finds)
-        return Report(agreement.id, as_of, sort_obligations(obligations), sort_findings(findings))
-    finally:
-        if was_enabled:
-            gc.enable()
+    ctx = Context(agreement, as_of, list(events), zones or {})
+    obligations: list[Obligation] = []
+    findings: list[Finding] = []
+    for measure in agreement.measures:
+        obs, finds = RULES[measure.rule](measure, ctx)
+        obligations.extend(obs)
+        findings.extend(finds)
+    return Report(agreement.id, as_of, sort_obligations(obligations), sort_findings(findings))
 
 
 def next_change(agreement: am.Agreement, events: Sequence[Event], report: Report) -> int:

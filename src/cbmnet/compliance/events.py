@@ -8,7 +8,6 @@ rather than pydantic because 10^6 events must parse in seconds.
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -316,13 +315,7 @@ def parse_events(records: Sequence[Any], source: str = "events") -> list[Event]:
     event's ``withdrawn_refs``), or a ``FormatError``."""
     if len(records) > MAX_EVENTS:
         raise FormatError(f"{source}: more than {MAX_EVENTS} events")
-    was_enabled = gc.isenabled()
-    gc.disable()  # millions of acyclic objects: spare the cyclic collector's rescans
-    try:
-        events = [_parse_one(doc, source, i) for i, doc in enumerate(records)]
-    finally:
-        if was_enabled:
-            gc.enable()
+    events = [_parse_one(doc, source, i) for i, doc in enumerate(records)]
     ids: dict[str, int] = {}
     for i, e in enumerate(events):
         if e.id in ids:

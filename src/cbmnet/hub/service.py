@@ -13,7 +13,6 @@ state lock, never the reverse: readers copy what they need out of the state firs
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import logging
@@ -23,13 +22,13 @@ import threading
 import time
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
+from cbmnet import collector
 from cbmnet.acts.model import HUB, PT_HUB, SECRETARIAT, Act, read_act
 from cbmnet.acts.state import ALL, Entry, HubState, act_json
 from cbmnet.agreements.loader import parse_agreement, resolve_zones
@@ -65,9 +64,6 @@ META_SECRETARIAT = "hub_secretariat_vkey"
 META_HUB_VKEY = "hub_vkey"
 CACHE_BYTES = 64 << 20
 """Per cache (recent envelopes, serialised pushes): bounded by bytes, not entries."""
-FREEZE_OBJECTS = 50_000
-"""A cache built of at least this many objects is moved out of the cyclic collector's
-sight once built (see ``_keep``)."""
 META_TOKEN_SECRET = "hub_token_secret"  # noqa: S105 - the meta key, not the secret
 
 
@@ -186,29 +182,6 @@ def _better(have: _Window | None, new: _Window, now: int) -> bool:
     if have.committed > new.committed:
         return False
     return not (have.since <= now < have.until) or new.since <= now < new.until
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Building a cache makes many small acyclic objects: pause the cyclic collector
-    meanwhile (as the engine does), or it rescans them again and again as they pile up."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _keep(objects: int) -> None:
-    """A large cache was just built: it lives until the log grows or time moves on, and is
-    acyclic (freed by reference counting when replaced). Freeze it, as the state is
-    frozen at start-up, so that each full collection does not rescan it (a second's
-    stall at a million entries); a small one is left to the collector."""
-    if objects >= FREEZE_OBJECTS:
-        gc.collect(1)
-        gc.freeze()
 
 
 @dataclass
@@ -338,8 +311,7 @@ class Hub:
         )
         # The state folded at start-up lives as long as the process: keep the cyclic
         # collector from rescanning it on every full collection (it stalls pushes).
-        gc.collect()
-        gc.freeze()
+        collector.keep()
 
     def _open(self) -> Store:
         s = open_store(self.url)
@@ -836,10 +808,10 @@ class Hub:
             if got is not None and got.committed == committed:
                 return got
             docs = self.state.events(agreement, upto=committed)
-        with _no_gc():
+        with collector.paused():
             events = parse_events(docs, f"log of {agreement}")
         got = _Parsed(committed, docs, events, max((e.time for e in events), default=-1), {})
-        _keep(len(events))
+        collector.keep(len(events))
         with self._state_lock:
             have = self._parsed.get(agreement)
             if have is None or have.committed < committed:
@@ -880,8 +852,9 @@ class Hub:
             ag = self.agreements[agreement]
             try:
                 parsed = self.parsed_events(agreement)
-                rep = evaluate(ag, parsed.events, as_of, self.zones[agreement])
-                until = next_change(ag, parsed.events, rep)
+                with collector.paused():
+                    rep = evaluate(ag, parsed.events, as_of, self.zones[agreement])
+                    until = next_change(ag, parsed.events, rep)
             except CbmnetError as e:
                 # Admission should make this impossible; if not, say so without quoting events
                 # the caller may not read, and tell the operator the details.
@@ -890,7 +863,7 @@ class Hub:
                     f"the log of {agreement} cannot be evaluated; the operator is told"
                 ) from e
             win = _Window(parsed.committed, as_of, until, rep)
-            _keep(len(rep.obligations) + len(rep.findings))
+            collector.keep(len(rep.obligations) + len(rep.findings))
             with self._state_lock:
                 if len(self._report_cache) > 64:
                     self._report_cache.clear()
@@ -925,9 +898,9 @@ class Hub:
         if hit is None:
             win = self._report_window(agreement, as_of)
             rep: Report = win.value
-            with _no_gc():
+            with collector.paused():
                 doc, until = make(rep, win.committed)
-            _keep(sum(len(v) for v in doc.values() if isinstance(v, list)))
+            collector.keep(sum(len(v) for v in doc.values() if isinstance(v, list)))
             hit = _Window(win.committed, win.since, min(win.until, until), doc)
             with self._state_lock:
                 if len(self._views) > 4096:
@@ -1028,9 +1001,9 @@ class Hub:
         ):
             facts = have[1] + facts_from_state(self.state, agreement, upto=committed, since=have[0])
         else:
-            with _no_gc():
+            with collector.paused():
                 facts = facts_from_state(self.state, agreement, upto=committed)
-            _keep(len(facts))
+            collector.keep(len(facts))
         if have is None or have[0] <= committed:
             self._facts[agreement] = (committed, facts)
         return facts

@@ -26,11 +26,11 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from cbmnet.acts.model import PT_ACK, PT_EVENT, PT_REGISTRY
+from cbmnet.acts.signin import signed_message
 from cbmnet.acts.state import act_json
 from cbmnet.compliance.timeutil import parse_time
 from cbmnet.errors import VerificationError
 from cbmnet.hub.app import MAX_REQUEST_BYTES, create_app
-from cbmnet.hub.auth import signed_message
 from cbmnet.hub.service import HubSettings
 from cbmnet.ledger import dsse
 from cbmnet.ledger.note import (

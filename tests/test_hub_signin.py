@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from cbmnet.acts.signin import signed_message
 from cbmnet.hub.app import create_app
-from cbmnet.hub.auth import signed_message
 from cbmnet.hub.dashboard import COOKIE
 from cbmnet.hub.server import ServerThread
 from cbmnet.hub.service import Hub, HubKeys, HubSettings

@@ -29,6 +29,7 @@ from cbmnet.acts.model import (
     read_act,
 )
 from cbmnet.acts.registry import Registry, majority_policy_text
+from cbmnet.acts.signin import signed_message
 from cbmnet.acts.state import act_json
 from cbmnet.communication import hotline
 from cbmnet.errors import (
@@ -44,7 +45,6 @@ from cbmnet.errors import (
     TooLargeError,
     VerificationError,
 )
-from cbmnet.hub.auth import signed_message
 from cbmnet.ledger import dsse
 from cbmnet.ledger.checkpoint import Checkpoint
 from cbmnet.ledger.merkle import verify_consistency

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from cbmnet.acts.signin import signed_message
 from cbmnet.errors import AuthError
 
 CHALLENGE_TTL_S = 120
 SIGNIN_TTL_S = 60
 """A dashboard sign-in link is used at once, by the operator who asked for it."""
-AUTH_CONTEXT = "cbmnet/auth/v1"
 
 
 def _b64u(raw: bytes) -> str:
@@ -64,11 +64,6 @@ def challenge(secret: bytes, party: str, now_s: int) -> str:
     return _seal(
         secret, "challenge", {"p": party, "n": secrets.token_hex(16), "exp": now_s + CHALLENGE_TTL_S}
     )
-
-
-def signed_message(origin: str, challenge_text: str) -> bytes:
-    """What the party signs with its Ed25519 key: bound to this hub's log and the challenge."""
-    return f"{AUTH_CONTEXT}\n{origin}\n{challenge_text}\n".encode()
 
 
 def issue_token(

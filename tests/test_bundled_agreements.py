@@ -952,6 +952,8 @@ def test_launch_notice_gives_the_impact_area_and_an_slbms_launch_area() -> None:
             assert [(f["code"], f["party"]) for f in got] == [("notification.incomplete", "RUS")]
             para = "¶3" if field == "impact" else "¶2"
             assert got[0]["provision"].startswith(f"US-USSR Launch Notification 1988, {para} ")
+            # The paragraph was read: the measure's unconfirmed 24 h do not make it info.
+            assert got[0]["severity"] != "info" and "unconfirmed" not in got[0]["message"], got
     # An ICBM's notice owes no launch area.
     icbm = missile("m", "USA", "2028-05-01T12:00:00Z", "icbm")
     assert codes(run(LN, [icbm, told("n", "USA", "2028-04-30T00:00:00Z", "m")], as_of)) == []

@@ -251,9 +251,11 @@ def _launch_finding(
     unconfirmed: str | None = None,
 ) -> Finding:
     """A finding under one article of a launch measure: each distance and notice item cites
-    its own, and an item the text read does not settle is unconfirmed (severity info)."""
-    why = unconfirmed or m.unconfirmed
-    return Finding(code, party, provision, tuple(subjects), due, message, None, m.id, unconfirmed=why)
+    its own, and is unconfirmed (severity info) only when its own text is not settled; the
+    measure's ``unconfirmed`` speaks of the notice's timing, not of these items."""
+    return Finding(
+        code, party, provision, tuple(subjects), due, message, None, m.id, unconfirmed=unconfirmed
+    )
 
 
 def _launch_covered(m: am.LaunchNotification, act: Event) -> bool | None:

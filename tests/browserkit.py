@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cbmnet.hub.dashboard import COOKIE
+from cbmnet.hub.deps import COOKIE
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "build" / "screenshots"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cbmnet.hub.charts import HEIGHT, PAD, WIDTH, sparkline
+from cbmnet.hub.web.charts import HEIGHT, PAD, WIDTH, sparkline
 
 
 def test_positions_on_a_fixed_share_scale() -> None:

@@ -21,8 +21,9 @@ import httpx
 import pytest
 
 from cbmnet.acts.model import PT_EVENT, PT_REGISTRY
-from cbmnet.hub.dashboard import COOKIE, ics_escape, ics_feed, ics_fold
+from cbmnet.hub.deps import COOKIE
 from cbmnet.hub.service import HubSettings
+from cbmnet.hub.web.dashboard import ics_escape, ics_feed, ics_fold
 from tests.browserkit import session_cookie
 from tests.hubkit import AGREEMENTS, TestHub, party_keys, running_hub
 from tests.test_hub_api import Api, activity, event
@@ -454,7 +455,7 @@ def test_deadlines_page_by_page_with_filters(world: World, monkeypatch: pytest.M
     agreement; every obligation is reachable through the "next" links, none twice."""
     import re
 
-    from cbmnet.hub import dashboard
+    from cbmnet.hub.web import dashboard
 
     with session(world, "secretariat") as http:
         full = http.get("/dashboard/deadlines", params={"status": "all"}).text

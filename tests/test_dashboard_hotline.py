@@ -23,7 +23,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from cbmnet.hub.dashboard import COOKIE
+from cbmnet.hub.deps import COOKIE
 from cbmnet.ledger.dsse import pae
 from tests.browserkit import screenshot, session_cookie, sign_in
 from tests.hubkit import TestHub, running_hub

@@ -15,8 +15,8 @@ import httpx
 from cbmnet.acts.model import PT_REGISTRY
 from cbmnet.acts.state import act_json
 from cbmnet.client import HubClient
-from cbmnet.hub.dashboard import COOKIE
-from cbmnet.hub.dashboard_log import registry_policy, verdict
+from cbmnet.hub.deps import COOKIE
+from cbmnet.hub.web.witness import registry_policy, verdict
 from cbmnet.ledger import dsse
 from cbmnet.ledger.encoding import b64
 from cbmnet.ledger.note import ALG_COSIGNATURE_V1, key_id, new_cosigner, parse_verifier_key

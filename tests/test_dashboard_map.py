@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from cbmnet.acts.model import PT_EVENT
-from cbmnet.hub import dashboard_map
-from cbmnet.hub.dashboard import STATIC
 from cbmnet.hub.service import HubSettings
+from cbmnet.hub.web import maps as dashboard_map
+from cbmnet.hub.web.render import STATIC
 from tests import browserkit
 from tests.hubkit import TestHub, running_hub
 from tests.test_hub_api import POINT, Api, FakeClock, activity, event

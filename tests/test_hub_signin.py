@@ -16,7 +16,7 @@ import httpx
 
 from cbmnet.acts.signin import signed_message
 from cbmnet.hub.app import create_app
-from cbmnet.hub.dashboard import COOKIE
+from cbmnet.hub.deps import COOKIE
 from cbmnet.hub.server import ServerThread
 from cbmnet.hub.service import Hub, HubKeys, HubSettings
 from cbmnet.ledger.note import parse_signer_key

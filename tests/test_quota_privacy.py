@@ -20,7 +20,7 @@ import pytest
 
 from cbmnet.compliance.quota import WHOLE_RECORD, quota_status
 from cbmnet.compliance.timeutil import format_time, year_of
-from cbmnet.hub.dashboard import COOKIE
+from cbmnet.hub.deps import COOKIE
 from cbmnet.hub.service import HubSettings
 from tests.browserkit import session_cookie
 from tests.hubkit import TestHub, running_hub

@@ -21,8 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cbmnet.errors import CbmnetError, FormatError
 from cbmnet.hub.api import acts, compliance, identity, log, service, stream, verification
-from cbmnet.hub.dashboard import add_dashboard
-from cbmnet.hub.deps import Limits
+from cbmnet.hub.deps import Limits, NotSignedIn
 from cbmnet.hub.limits import (
     MAX_REQUEST_BYTES,
     Admission,
@@ -33,6 +32,8 @@ from cbmnet.hub.limits import (
 )
 from cbmnet.hub.service import Hub
 from cbmnet.hub.tail import tail
+from cbmnet.hub.web import dashboard, hotline, maps
+from cbmnet.hub.web.render import not_signed_in
 
 __all__ = ["LANDING", "MAX_REQUEST_BYTES", "create_app"]
 
@@ -79,11 +80,13 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     app.add_exception_handler(CbmnetError, cbmnet_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(NotSignedIn, not_signed_in)  # a dashboard page: the sign-in page
     app.add_middleware(RequestLimits, admission=Admission(hub.token_secret))
 
     for module in (service, identity, acts, verification, compliance, log, stream):
         add_routes(app, module.router)
-    add_dashboard(app, hub, limits.evaluations.take)
+    for page in (dashboard, hotline, maps):
+        add_routes(app, page.router)
     return app
 
 
@@ -99,7 +102,7 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
             app.add_api_route(
                 route.path,
                 route.endpoint,
-                methods=sorted(route.methods),
+                methods=sorted(route.methods or ()),
                 tags=route.tags,
                 status_code=route.status_code,
                 response_class=route.response_class,

@@ -14,20 +14,21 @@ import dataclasses
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from cbmnet.acts.model import SECRETARIAT
 from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import CbmnetError, FormatError, NotFoundError, error_code
-from cbmnet.hub.dashboard import STATIC, render
+from cbmnet.hub.deps import evaluating, hub_from, limits_of
 from cbmnet.hub.service import Hub
+from cbmnet.hub.web.render import STATIC, render
 
 MAX_FEATURES = 5000
 """At most this many features in one answer (then ``truncated: true``)."""
@@ -679,56 +680,60 @@ def table_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def add_map(app: FastAPI, hub: Hub, who: Callable[[Request], str]) -> None:
-    """Mount ``/dashboard/map`` (the page) and ``/dashboard/map.json`` (its features)."""
+router = APIRouter()
+"""``/dashboard/map`` (the page) and ``/dashboard/map.json`` (its features); both spend from
+the caller's evaluation budget, like the pages that run the engine."""
 
-    def filters_for(party: str, request: Request) -> tuple[Filters, dict[str, str]]:
-        return parse_filters(request.query_params, agreements_of(hub, party), set(parties_of(hub)))
 
-    @app.get("/dashboard/map.json", include_in_schema=False)
-    def map_json(request: Request) -> Response:
-        """The map's features as GeoJSON, cut to the signed-in party (cookie, like the pages)."""
-        party = who(request)
-        try:
-            f, _ = filters_for(party, request)
-            doc = request.app.state.evaluations.call(party, partial(map_features, hub, party, f))
-        except (FormatError, NotFoundError) as e:
-            return JSONResponse(
-                {"error": error_code(e), "message": str(e)[:500]},
-                status_code=e.http_status,
-                headers={"Cache-Control": "no-store"},
-            )
-        return JSONResponse(doc, headers={"Cache-Control": "no-store"})
+def filters_for(hub: Hub, party: str, request: Request) -> tuple[Filters, dict[str, str]]:
+    return parse_filters(request.query_params, agreements_of(hub, party), set(parties_of(hub)))
 
-    @app.get("/dashboard/map", include_in_schema=False)
-    def map_page(request: Request) -> Response:
-        party = who(request)
-        agreements = agreements_of(hub, party)
-        parties = parties_of(hub)
-        raw = {
-            k: str(request.query_params.get(k) or "")[:128] for k in ("agreement", "party", "from", "to")
-        }
-        ctx: dict[str, Any] = {
-            "party": party,
-            "agreements": agreements,
-            "parties": parties,
-            "filters": raw,
-            "assets": vendor_ready(),
-            "layers": LAYERS,
-        }
-        try:
-            f, raw = filters_for(party, request)
-            doc = request.app.state.evaluations.call(party, partial(map_features, hub, party, f))
-        except (FormatError, NotFoundError) as e:
-            return render(
-                "map.html", e.http_status, scripts=True, error=str(e)[:300], rows=[], doc=None, **ctx
-            )
-        return render(
-            "map.html",
-            scripts=True,
-            error=None,
-            rows=table_rows(doc),
-            doc=doc,
-            shown=min(len(doc["features"]), MAX_TABLE_ROWS),
-            **ctx,
+
+@router.get("/dashboard/map.json", include_in_schema=False)
+def map_json(request: Request) -> Response:
+    """The map's features as GeoJSON, cut to the signed-in party (cookie, like the pages)."""
+    party = evaluating(request)
+    hub = hub_from(request)
+    try:
+        f, _ = filters_for(hub, party, request)
+        doc = limits_of(request).evaluations.call(party, partial(map_features, hub, party, f))
+    except (FormatError, NotFoundError) as e:
+        return JSONResponse(
+            {"error": error_code(e), "message": str(e)[:500]},
+            status_code=e.http_status,
+            headers={"Cache-Control": "no-store"},
         )
+    return JSONResponse(doc, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/dashboard/map", include_in_schema=False)
+def map_page(request: Request) -> Response:
+    party = evaluating(request)
+    hub = hub_from(request)
+    agreements = agreements_of(hub, party)
+    parties = parties_of(hub)
+    raw = {k: str(request.query_params.get(k) or "")[:128] for k in ("agreement", "party", "from", "to")}
+    ctx: dict[str, Any] = {
+        "party": party,
+        "agreements": agreements,
+        "parties": parties,
+        "filters": raw,
+        "assets": vendor_ready(),
+        "layers": LAYERS,
+    }
+    try:
+        f, raw = filters_for(hub, party, request)
+        doc = limits_of(request).evaluations.call(party, partial(map_features, hub, party, f))
+    except (FormatError, NotFoundError) as e:
+        return render(
+            "map.html", e.http_status, scripts=True, error=str(e)[:300], rows=[], doc=None, **ctx
+        )
+    return render(
+        "map.html",
+        scripts=True,
+        error=None,
+        rows=table_rows(doc),
+        doc=doc,
+        shown=min(len(doc["features"]), MAX_TABLE_ROWS),
+        **ctx,
+    )

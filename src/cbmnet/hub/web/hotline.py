@@ -19,10 +19,9 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -31,8 +30,10 @@ from cbmnet.acts.state import HubState
 from cbmnet.agreements.model import HotlineTerms
 from cbmnet.compliance.timeutil import format_time, parse_duration
 from cbmnet.errors import CbmnetError
+from cbmnet.hub.deps import COOKIE, hub_from, session_of, who
 from cbmnet.hub.service import Hub
 from cbmnet.hub.wakeup import woken_by_appends
+from cbmnet.hub.web.render import render
 
 MAX_MESSAGES = 100
 """The console shows the latest messages; older ones stay in the archive and the log."""
@@ -171,64 +172,72 @@ def hotline_view(hub: Hub, index: _Messages, party: str, now_ms: int) -> dict[st
     }
 
 
-def add_hotline(
-    app: FastAPI,
-    hub: Hub,
-    who: Callable[[Request], str],
-    render: Callable[..., Response],
-    cookie: str,
-) -> None:
-    """Mount the console page, its JSON and its WebSocket on ``app``."""
-    from cbmnet.hub.dashboard import session_of  # it imports this module: resolve at call time
+router = APIRouter()
+MESSAGES_LOCK = threading.Lock()
 
-    index = _Messages()
 
-    @app.get("/dashboard/hotline", include_in_schema=False)
-    def hotline_page(request: Request) -> Response:
-        """Rendered in full on the server (usable without script); hotline.js makes it live."""
-        party = who(request)
-        view = hotline_view(hub, index, party, hub.clock())
-        return render("hotline.html", scripts=True, **view)
+def messages_of(request: Request) -> _Messages:
+    """The app's index of hotline messages (one per app, as its hub), made on first use."""
+    state = request.app.state
+    with MESSAGES_LOCK:
+        index: _Messages | None = getattr(state, "hotline_messages", None)
+        if index is None:
+            index = state.hotline_messages = _Messages()
+    return index
 
-    @app.get("/dashboard/hotline.json", include_in_schema=False)
-    def hotline_json(request: Request) -> Response:
-        party = who(request)
-        return JSONResponse(
-            hotline_view(hub, index, party, hub.clock()), headers={"Cache-Control": "no-store"}
-        )
 
-    @app.websocket("/dashboard/hotline/stream")
-    async def hotline_stream(ws: WebSocket) -> None:
-        """Says ``changed`` whenever the caller may read something new: the page refetches.
+@router.get("/dashboard/hotline", include_in_schema=False)
+def hotline_page(request: Request) -> Response:
+    """Rendered in full on the server (usable without script); hotline.js makes it live."""
+    party = who(request)
+    hub = hub_from(request)
+    view = hotline_view(hub, messages_of(request), party, hub.clock())
+    return render("hotline.html", scripts=True, **view)
 
-        Signed in by the dashboard cookie; a page of another site cannot open it (Origin
-        must be this host's). An expired token or a revoked key ends it (close 4401).
-        """
-        origin = ws.headers.get("origin")
-        host = ws.headers.get("host", "")
-        if origin is not None and origin.split("://", 1)[-1] != host:
-            await ws.close(code=4403, reason="cross-site WebSocket refused")
-            return
-        token = ws.cookies.get(cookie, "")
-        try:
-            party, key, exp = await run_in_threadpool(session_of, hub, token)
-        except CbmnetError as e:
-            await ws.close(code=4401, reason=str(e)[:120])
-            return
-        await ws.accept()
-        try:
-            async with woken_by_appends(ws, hub, party) as w:
-                await ws.send_text(json.dumps({"type": "hello", "now_ms": hub.clock()}))
-                while not w.closed.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(w.wake.wait(), timeout=30)
-                    w.wake.clear()
-                    if w.closed.is_set():
-                        break
-                    if time.time() > exp or not hub.key_active(party, key):
-                        await ws.close(code=4401, reason="token expired or key no longer active")
-                        return
-                    await ws.send_text(json.dumps({"type": "changed", "now_ms": hub.clock()}))
-                    await asyncio.sleep(0.05)  # a burst of entries is one refetch
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+
+@router.get("/dashboard/hotline.json", include_in_schema=False)
+def hotline_json(request: Request) -> Response:
+    party = who(request)
+    hub = hub_from(request)
+    return JSONResponse(
+        hotline_view(hub, messages_of(request), party, hub.clock()),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.websocket("/dashboard/hotline/stream")
+async def hotline_stream(ws: WebSocket) -> None:
+    """Says ``changed`` whenever the caller may read something new: the page refetches.
+
+    Signed in by the dashboard cookie; a page of another site cannot open it (Origin
+    must be this host's). An expired token or a revoked key ends it (close 4401).
+    """
+    origin = ws.headers.get("origin")
+    host = ws.headers.get("host", "")
+    if origin is not None and origin.split("://", 1)[-1] != host:
+        await ws.close(code=4403, reason="cross-site WebSocket refused")
+        return
+    hub = hub_from(ws)
+    token = ws.cookies.get(COOKIE, "")
+    try:
+        party, key, exp = await run_in_threadpool(session_of, hub, token)
+    except CbmnetError as e:
+        await ws.close(code=4401, reason=str(e)[:120])
+        return
+    await ws.accept()
+    try:
+        async with woken_by_appends(ws, hub, party) as w:
+            await ws.send_text(json.dumps({"type": "hello", "now_ms": hub.clock()}))
+            while not w.closed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(w.wake.wait(), timeout=30)
+                w.wake.clear()
+                if w.closed.is_set():
+                    break
+                if time.time() > exp or not hub.key_active(party, key):
+                    await ws.close(code=4401, reason="token expired or key no longer active")
+                    return
+                await ws.send_text(json.dumps({"type": "changed", "now_ms": hub.clock()}))
+                await asyncio.sleep(0.05)  # a burst of entries is one refetch
+    except (WebSocketDisconnect, RuntimeError):
+        pass

@@ -1,0 +1,101 @@
+"""What every dashboard page shares: the templates, the response headers, the static
+folder, this site's origin check and the page a caller who is not signed in gets.
+
+Templates and static files stay in ``hub/templates`` and ``hub/static`` (package data).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from cbmnet.hub.deps import COOKIE, NotSignedIn
+
+HERE = Path(__file__).parent.parent
+"""The hub's folder, which holds ``templates/`` and ``static/``."""
+
+ENV = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render(name: str, status: int = 200, *, scripts: bool = False, **ctx: Any) -> HTMLResponse:
+    """One template, escaped; pages are private, so never cached or framed.
+
+    ``scripts``: the page may run this site's own script files (never inline script).
+    """
+    html = ENV.get_template(name).render(**ctx)
+    csp = "default-src 'none'; style-src 'self'; form-action 'self'"
+    return HTMLResponse(
+        html,
+        status_code=status,
+        headers={
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": csp
+            + ("; script-src 'self'; connect-src 'self'; img-src 'self' data:" if scripts else ""),
+            # Same-origin, not no-referrer: with no-referrer a browser sends ``Origin: null``
+            # on this site's own form posts, and sign-in and sign-out check the Origin.
+            "Referrer-Policy": "same-origin",
+        },
+    )
+
+
+def from_this_site(request: Request) -> bool:
+    """A state-changing dashboard POST came from this site's own page: its Origin (or,
+    without one, its Referer) is this hub's. A page of another site cannot sign a browser
+    in or out; a request with neither header is refused too."""
+    here = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return origin == here
+    referer = request.headers.get("referer")
+    return referer is not None and (referer == here or referer.startswith(here + "/"))
+
+
+STATIC = HERE / "static"
+STATIC_TYPES = {
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+
+
+STATIC_NAME = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}/){0,3}[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+"""What a static file may be called: ASCII letters, digits, ``._-`` and at most three
+folders, no part starting with a dot. The client's text reaches the filesystem only if it
+matches, so no NUL, backslash, ``..``, Unicode or overlong name can make a path call fail."""
+
+
+def static_path(name: str) -> tuple[Path, str] | None:
+    """The file under ``static/`` that ``name`` names, with its type; None if there is none.
+
+    Only known suffixes, no hidden files, and nothing outside the folder (``..`` or links).
+    """
+    if not STATIC_NAME.fullmatch(name):
+        return None
+    media_type = STATIC_TYPES.get(Path(name).suffix)
+    if media_type is None:
+        return None
+    path = (STATIC / name).resolve()
+    if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
+        return None
+    return path, media_type
+
+
+async def not_signed_in(_request: Request, err: Exception) -> Response:
+    """The exception handler of ``NotSignedIn`` (``create_app`` installs it)."""
+    reason = err.reason if isinstance(err, NotSignedIn) else "not signed in"
+    resp = render("signin.html", 401, reason=reason, party=None)
+    resp.delete_cookie(COOKIE, path="/dashboard")
+    return resp

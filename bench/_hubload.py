@@ -44,10 +44,10 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cbmnet.agreements.model import Agreement
-from cbmnet.client import HubClient, Identity
 from cbmnet.communication.hotline import generate_encryption_key
 from cbmnet.hub.service import init_hub
 from cbmnet.ledger.note import generate_key
+from cbmnet.party.client import HubClient, Identity
 
 ORIGIN = "hub.bench.cbmnet.test/log"
 AGREEMENT_ID = "bench-hotline"

@@ -513,7 +513,7 @@ def main() -> None:
 
     import httpx
 
-    from cbmnet.client import HubClient, Identity
+    from cbmnet.party.client import HubClient, Identity
 
     folder = ROOT / "build" / "bench" / f"dashboard-v{VERSION}-{args.entries}-s{args.seed}"
     info_path = folder / "info.json"

@@ -53,7 +53,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _hubload import AGREEMENT_ID, HubProcess, new_party, store_url
-from cbmnet.client import HubClient
+from cbmnet.party.client import HubClient
 
 
 def log(msg: str) -> None:

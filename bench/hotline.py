@@ -95,8 +95,8 @@ from _hubload import (
     party_ids,
     store_url,
 )
-from cbmnet.client import HubClient
 from cbmnet.communication import hotline
+from cbmnet.party.client import HubClient
 
 PRECEDENCE_WEIGHTS = {"flash": 0.1, "immediate": 0.2, "priority": 0.3, "routine": 0.4}
 TARGET_P99_MS = 50.0

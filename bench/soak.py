@@ -62,7 +62,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cbmnet.acts.model import PT_ACK, PT_EVENT, PT_HOTLINE
 from cbmnet.agreements.loader import bundled
-from cbmnet.client import HubClient, Identity
 from cbmnet.communication import hotline
 from cbmnet.communication.hotline import generate_encryption_key
 from cbmnet.errors import CbmnetError
@@ -70,8 +69,9 @@ from cbmnet.hub.service import init_hub
 from cbmnet.ledger import dsse
 from cbmnet.ledger.entry import decode_entry
 from cbmnet.ledger.note import generate_key, parse_signer_key
-from cbmnet.log.remote import audit_hub, witness_hub
-from cbmnet.log.witness import Witness
+from cbmnet.party.audit import audit_hub
+from cbmnet.party.client import HubClient, Identity
+from cbmnet.party.witness import Witness, witness_hub
 from cbmnet.store import open_store
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from cbmnet.agreements.loader import bundled
-from cbmnet.client import HubClient, Identity
 from cbmnet.communication.hotline import generate_encryption_key
 from cbmnet.hub.app import create_app
 from cbmnet.hub.server import ServerThread
 from cbmnet.hub.service import Hub, HubSettings, init_hub
 from cbmnet.ledger.note import generate_key, parse_signer_key
+from cbmnet.party.client import HubClient, Identity
 
 AGREEMENTS = ("vienna-document-2011", "osce-ict-cbm-2016")
 ORIGIN = "hub.cbmnet.test/log"

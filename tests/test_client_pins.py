@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from cbmnet.acts.model import PT_REGISTRY
-from cbmnet.client import HubClient, Identity, Pins
 from cbmnet.communication.hotline import generate_encryption_key
 from cbmnet.errors import VerificationError
 from cbmnet.ledger import dsse
 from cbmnet.ledger.note import parse_verifier_key
+from cbmnet.party.client import HubClient, Identity, Pins
 from tests.hubkit import party_keys, running_hub
 from tests.test_malicious_hub import _cosign, _witnesses
 

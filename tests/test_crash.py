@@ -29,7 +29,7 @@ from cbmnet.ledger.note import generate_key, parse_signer_key
 from cbmnet.ledger.tlogproof import format_add_checkpoint
 from cbmnet.log.audit import audit_log
 from cbmnet.log.service import TransparencyLog
-from cbmnet.log.witness import Witness
+from cbmnet.party.witness import Witness
 from cbmnet.store import open_store
 
 PAYLOAD_TYPE = "application/vnd.cbmnet.crash+json"

@@ -19,9 +19,8 @@ from typer.testing import CliRunner
 
 from cbmnet.acts.model import PT_EVENT
 from cbmnet.cli.main import app as cli
-from cbmnet.client import HubClient
-from cbmnet.log.remote import witness_hub
-from cbmnet.log.witness import Witness
+from cbmnet.party.client import HubClient
+from cbmnet.party.witness import Witness, witness_hub
 from cbmnet.store import open_store
 from tests.browserkit import screenshot
 from tests.hubkit import TestHub, running_hub

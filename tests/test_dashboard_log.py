@@ -14,7 +14,6 @@ import httpx
 
 from cbmnet.acts.model import PT_REGISTRY
 from cbmnet.acts.state import act_json
-from cbmnet.client import HubClient
 from cbmnet.hub.deps import COOKIE
 from cbmnet.hub.web.witness import registry_policy, verdict
 from cbmnet.ledger import dsse
@@ -22,8 +21,8 @@ from cbmnet.ledger.encoding import b64
 from cbmnet.ledger.note import ALG_COSIGNATURE_V1, key_id, new_cosigner, parse_verifier_key
 from cbmnet.ledger.policy import parse_policy, verify_checkpoint
 from cbmnet.ledger.witness import cosignature_lines
-from cbmnet.log.remote import witness_hub
-from cbmnet.log.witness import Witness
+from cbmnet.party.client import HubClient
+from cbmnet.party.witness import Witness, witness_hub
 from cbmnet.store import open_store
 from tests.browserkit import session_cookie
 from tests.hubkit import TestHub, party_keys, running_hub

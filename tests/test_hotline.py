@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from cbmnet.acts.model import PT_HOTLINE
-from cbmnet.client import HubClient
 from cbmnet.errors import ConflictError, ForbiddenError, FormatError, VerificationError
+from cbmnet.party.client import HubClient
 from tests.hubkit import TestHub, running_hub
 
 SECRET = "FLASH convoy at grid 4417, hold fire, acknowledge 7f3a9c"

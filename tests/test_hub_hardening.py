@@ -13,9 +13,9 @@ import httpx
 import pytest
 import websockets
 
-from cbmnet.client import HubClient, Identity
 from cbmnet.errors import StoreError
 from cbmnet.hub.service import HubSettings
+from cbmnet.party.client import HubClient, Identity
 from tests.hubkit import TestHub, running_hub
 
 VD = "vienna-document-2011"

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from cbmnet.agreements.loader import bundled
-from cbmnet.client import HubClient, Identity
 from cbmnet.errors import CbmnetError
 from cbmnet.hub.service import init_hub
 from cbmnet.ledger import dsse
 from cbmnet.ledger.note import generate_key
 from cbmnet.log.audit import audit_log
+from cbmnet.party.client import HubClient, Identity
 from cbmnet.store import open_store
 from tests.hubcli_helpers import serve_process
 from tests.hubkit import AGREEMENTS, ORIGIN, PartyKeys, party_keys

@@ -20,13 +20,13 @@ import pytest
 
 from cbmnet.acts.model import PT_EVENT, PT_REGISTRY
 from cbmnet.acts.state import act_json
-from cbmnet.client import HubClient, Identity, Pins
 from cbmnet.errors import FormatError, VerificationError
 from cbmnet.ledger import dsse
 from cbmnet.ledger.note import generate_key, parse_signer_key
 from cbmnet.ledger.tlogproof import format_proof, parse_proof
 from cbmnet.log.evidence import unauthorised_key_change, verify_unauthorised_key_change
-from cbmnet.log.remote import audit_hub, key_change_evidence
+from cbmnet.party.audit import audit_hub, key_change_evidence
+from cbmnet.party.client import HubClient, Identity, Pins
 from tests.hubcli_helpers import cli
 from tests.hubkit import ORIGIN, PartyKeys, TestHub, party_keys, running_hub
 from tests.test_malicious_hub import _cosign, _witnesses

@@ -16,7 +16,7 @@ from cbmnet.ledger.tlogproof import format_add_checkpoint, format_proof, verify_
 from cbmnet.ledger.witness import BadLogSignatureError, UnknownLogError
 from cbmnet.log.audit import audit_log
 from cbmnet.log.service import TransparencyLog
-from cbmnet.log.witness import Witness
+from cbmnet.party.witness import Witness
 from cbmnet.store import open_store
 from cbmnet.store.sql import Store
 

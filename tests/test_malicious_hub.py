@@ -25,7 +25,6 @@ import pytest
 
 from cbmnet.acts.model import PT_EVENT, PT_REGISTRY, read_act
 from cbmnet.agreements.loader import bundled
-from cbmnet.client import HubClient, Identity, Pins
 from cbmnet.errors import AuthError, ForbiddenError, FormatError, NotFoundError, VerificationError
 from cbmnet.hub import auth
 from cbmnet.hub.app import create_app
@@ -47,8 +46,9 @@ from cbmnet.log.evidence import (
     verify_rewritten_entry,
     verify_split_view,
 )
-from cbmnet.log.remote import audit_hub, witness_hub
-from cbmnet.log.witness import Witness
+from cbmnet.party.audit import audit_hub
+from cbmnet.party.client import HubClient, Identity, Pins
+from cbmnet.party.witness import Witness, witness_hub
 from cbmnet.store import open_store
 from tests.conftest import pg_base_url, with_schema
 from tests.hubkit import AGREEMENTS, ORIGIN, TestHub, running_hub

@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cbmnet.cli import main as cli_main
-from cbmnet.client import HubClient
 from cbmnet.errors import ConflictError, FormatError, VerificationError
 from cbmnet.hub.app import create_app
 from cbmnet.hub.server import ServerThread
@@ -40,16 +39,9 @@ from cbmnet.ledger.note import (
     sign_note,
 )
 from cbmnet.ledger.policy import parse_policy, verify_checkpoint
-from cbmnet.log.remote import (
-    AuditState,
-    TreeRoots,
-    audit_hub,
-    load_state,
-    save_state,
-    tree_roots,
-    witness_hub,
-)
-from cbmnet.log.witness import Witness
+from cbmnet.party.audit import AuditState, TreeRoots, audit_hub, load_state, save_state, tree_roots
+from cbmnet.party.client import HubClient
+from cbmnet.party.witness import Witness, witness_hub
 from cbmnet.store import open_store
 from cbmnet.store.sql import WitnessRecord
 from tests.hubkit import TestHub, running_hub

@@ -23,7 +23,7 @@ from cbmnet.ledger.tlogproof import format_add_checkpoint, format_proof, verify_
 from cbmnet.ledger.witness import Latest, check_add_checkpoint
 from cbmnet.log.sequencer import Sequencer
 from cbmnet.log.service import Receipt, TransparencyLog
-from cbmnet.log.witness import Witness
+from cbmnet.party.witness import Witness
 from cbmnet.store import open_store
 from cbmnet.store.sql import Store
 

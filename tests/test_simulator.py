@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from cbmnet.agreements.loader import bundled
-from cbmnet.client import HubClient, Identity
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.hub.app import create_app
 from cbmnet.hub.server import ServerThread
 from cbmnet.hub.service import Hub, HubSettings, init_hub
 from cbmnet.ledger.note import generate_key
+from cbmnet.party.client import HubClient, Identity
 from cbmnet.sim import build, play
 from cbmnet.sim.scenarios import DAY_MS, IP_EXERCISES, IP_MISSILES, IP_NUCLEAR
 from tests.hubkit import running_hub

@@ -31,7 +31,7 @@ from cbmnet.ledger.note import generate_key, new_signer, parse_signer_key, sign_
 from cbmnet.ledger.tlogproof import format_add_checkpoint
 from cbmnet.log.audit import audit_log
 from cbmnet.log.service import TransparencyLog
-from cbmnet.log.witness import Witness
+from cbmnet.party.witness import Witness
 from cbmnet.store import open_store
 from cbmnet.store.sql import Store
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from cbmnet.agreements.loader import bundled
-from cbmnet.client import HubClient, Identity
 from cbmnet.communication.hotline import generate_encryption_key
 from cbmnet.errors import VerificationError
 from cbmnet.hub.app import create_app
@@ -38,8 +37,9 @@ from cbmnet.ledger.note import generate_key, parse_signer_key
 from cbmnet.ledger.policy import parse_policy
 from cbmnet.ledger.tlogproof import verify_entry_proof
 from cbmnet.log.audit import audit_log
-from cbmnet.log.remote import audit_hub, witness_hub
-from cbmnet.log.witness import Witness
+from cbmnet.party.audit import audit_hub
+from cbmnet.party.client import HubClient, Identity
+from cbmnet.party.witness import Witness, witness_hub
 from cbmnet.store import open_store
 
 ORIGIN = "hub.cbmnet.example/log"

@@ -32,7 +32,7 @@ from cbmnet.cli.files import read_text as _read_text
 from cbmnet.errors import AuthError, CbmnetError, FormatError, StoreError
 
 if TYPE_CHECKING:
-    from cbmnet.client import HubClient
+    from cbmnet.party.client import HubClient
 
 
 HubOpt = Annotated[
@@ -143,7 +143,7 @@ def _client(
     signed: bool = True,
 ) -> Iterator[HubClient]:
     """A client acting as ``party`` with its key (``signed=False``: anonymous)."""
-    from cbmnet.client import HubClient, Identity
+    from cbmnet.party.client import HubClient, Identity
 
     if not hub:
         raise FormatError("no hub: give --hub URL or set CBMNET_HUB")
@@ -156,7 +156,7 @@ def _client(
         if key is None:
             raise FormatError(f"give --key with {party}'s signer key file, or set CBMNET_KEY")
         identity = Identity(party, _signer_key(key), _hpke_key(hpke) if hpke else None)
-    from cbmnet.client import Pins
+    from cbmnet.party.client import Pins
 
     # The hub's identity as the secretariat handed it over (hub.json): trust nothing else.
     pins_file = os.environ.get("CBMNET_PINS")

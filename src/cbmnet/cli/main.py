@@ -29,7 +29,7 @@ from cbmnet.ledger.policy import parse_policy, single_log_policy, verify_checkpo
 from cbmnet.ledger.tlogproof import format_add_checkpoint, format_proof, verify_entry_proof
 from cbmnet.log.audit import audit_log
 from cbmnet.log.service import TransparencyLog
-from cbmnet.log.witness import Witness
+from cbmnet.party.witness import Witness
 from cbmnet.store import open_store
 
 app = typer.Typer(
@@ -314,10 +314,10 @@ def _audit_hub(
     key: Path | None,
     evidence: Path | None = None,
 ) -> None:
-    from cbmnet.client import HubClient, Identity
     from cbmnet.errors import VerificationError
     from cbmnet.ledger.encoding import b64
-    from cbmnet.log.remote import audit_hub, key_change_evidence
+    from cbmnet.party.audit import audit_hub, key_change_evidence
+    from cbmnet.party.client import HubClient, Identity
 
     if vkey is None:
         raise FormatError("auditing a hub needs the log's --vkey, pinned: not the hub's word")
@@ -390,10 +390,10 @@ def witness_hub_rounds(
         raise FormatError("witnessing a hub needs --hub, --key and --log")
     if every is not None and not every > 0:
         raise FormatError("--every must be a positive number of seconds")
-    from cbmnet.client import HubClient
     from cbmnet.errors import RateLimitedError, StoreError
     from cbmnet.ledger.encoding import b64
-    from cbmnet.log.remote import witness_hub
+    from cbmnet.party.client import HubClient
+    from cbmnet.party.witness import witness_hub
 
     store = open_store(state, create=True)
     try:

@@ -36,7 +36,7 @@ def simulate_verb(
     from rich.progress import Progress
     from rich.table import Table
 
-    from cbmnet.client import Identity
+    from cbmnet.party.client import Identity
     from cbmnet.sim import build, play
 
     if speed <= 0:

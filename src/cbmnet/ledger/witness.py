@@ -3,7 +3,7 @@
 A witness keeps, per origin, the latest checkpoint it cosigned. It cosigns a new one only
 if a known log signed it and a consistency proof links it to that latest one; so no two
 parties can be shown two histories both carrying its cosignature. Keeping the state and
-making check-and-persist atomic is the edge's job (``cbmnet.log.witness``).
+making check-and-persist atomic is the edge's job (``cbmnet.party.witness``).
 """
 
 from __future__ import annotations

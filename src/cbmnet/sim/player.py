@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from cbmnet.acts.model import PT_ACK, PT_HOTLINE
-from cbmnet.client import HubClient, Identity
 from cbmnet.communication import hotline
 from cbmnet.communication.hotline import generate_encryption_key
 from cbmnet.ledger import dsse
 from cbmnet.ledger.note import generate_key, parse_signer_key
+from cbmnet.party.client import HubClient, Identity
 from cbmnet.sim.scenarios import Plan, Step
 
 Say = Callable[[str], None]
@@ -232,8 +232,7 @@ def _play_step(
 
 def _witness(c: HubClient, parties: list[_Party], out: Summary, say: Say) -> None:
     """Each party's witness checks the log grew consistently and cosigns its checkpoint."""
-    from cbmnet.log.remote import witness_hub
-    from cbmnet.log.witness import Witness
+    from cbmnet.party.witness import Witness, witness_hub
     from cbmnet.store import open_store
 
     vkey = c.info()["log_vkey"]

@@ -1,10 +1,11 @@
-"""Witness and audit a hub over HTTP: the network edge around the log's pure trust core.
+"""Audit a hub from outside: a pure auditor over a small reader protocol.
 
-Nothing here trusts the hub's word. The witness cosigns only what ``Witness`` (the
-tlog-witness decision plus compare-and-swap state) accepts; the auditor fetches every
-checkpoint and every leaf hash, recomputes the roots itself and remembers the last
-checkpoint it verified, so a hub that rewrites history or shows it a different tree than
-before is caught on the next run. All checks are the ``cbmnet.ledger`` functions.
+Nothing here trusts the hub's word. The auditor fetches every checkpoint and every leaf
+hash, recomputes the roots itself and remembers the last checkpoint it verified, so a hub
+that rewrites history or shows it a different tree than before is caught on the next run.
+All checks are the ``cbmnet.ledger`` functions. It reads the hub only through
+``HubReader`` (the few reads it makes), which ``cbmnet.party.client.HubClient`` satisfies
+over HTTP and an in-memory log satisfies in a test.
 """
 
 from __future__ import annotations
@@ -13,23 +14,15 @@ import base64
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cbmnet.acts.model import PT_REGISTRY, read_act
 from cbmnet.acts.registry import Registry
-from cbmnet.client import HubClient
 from cbmnet.compliance.timeutil import format_time
-from cbmnet.errors import (
-    AuthError,
-    CbmnetError,
-    ConflictError,
-    FormatError,
-    NotFoundError,
-    VerificationError,
-)
+from cbmnet.errors import AuthError, CbmnetError, FormatError, VerificationError
 from cbmnet.ledger import dsse
 from cbmnet.ledger.checkpoint import Checkpoint, parse_checkpoint
 from cbmnet.ledger.encoding import b64, unb64
@@ -51,108 +44,57 @@ from cbmnet.ledger.note import (
     new_verifier,
     open_note,
     parse_verifier_key,
-    split_note,
 )
-from cbmnet.ledger.tlogproof import ProofBundle, format_proof, parse_add_checkpoint, parse_proof
+from cbmnet.ledger.tlogproof import ProofBundle, format_proof, parse_proof
 from cbmnet.log.evidence import (
     BACKDATE_TOLERANCE_MS,
     UnauthorisedKeyChange,
     unauthorised_key_change,
     unreadable_act,
 )
-from cbmnet.log.witness import Witness
 
 LEAF_PAGE = 1000
 STATE_VERSION = 1
 
-# ---- witnessing ---------------------------------------------------------------------------
+
+class Caller(Protocol):
+    """Who reads: the audit needs only the party's id (to name it when the hub refuses it)."""
+
+    @property
+    def party(self) -> str: ...
 
 
-@dataclass(frozen=True)
-class WitnessRound:
-    """What one round cosigned: the hub's checkpoint of ``size`` and ``root_hash``."""
+class HubReader(Protocol):
+    """The hub's reads the audit makes (``HubClient`` makes them over HTTP); the answers are
+    the hub's JSON, trusted for nothing: every one is checked here."""
 
-    origin: str
-    old_size: int
-    """The size this witness held before the round."""
-    size: int
-    root_hash: bytes
-    cosignatures: str
-    """The cosignature line(s) sent to the hub."""
-    stored: int
-    """How many lines the hub accepted."""
+    @property
+    def identity(self) -> Caller | None:
+        """None: an anonymous reader (no entries, cosigners not mapped to parties)."""
 
+    def info(self) -> dict[str, Any]:
+        """``/v1/hub``: origin, log, secretariat and hub keys, recovery quorums."""
 
-def _hub_origin(client: HubClient) -> str:
-    origin = client.info().get("origin")
-    if not isinstance(origin, str) or not origin:
-        raise VerificationError(f"the hub at {client.url} names no log origin in /v1/hub")
-    return origin
+    def parties(self) -> list[dict[str, Any]]:
+        """``/v1/parties``: each party's id and witness key."""
 
+    def entries(self, **params: Any) -> dict[str, Any]:
+        """One page of ``/v1/entries`` (``after``, ``limit``, filters): items and next."""
 
-def _rolled_back(origin: str, hub_size: int, old: int) -> VerificationError:
-    return VerificationError(
-        f"witness: the hub's latest checkpoint of {origin} has size {hub_size}, smaller "
-        f"than size {old} this witness already cosigned: the hub rolled its log back or "
-        "shows this witness a split view"
-    )
+    def iter_entries(self, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of ``/v1/entries`` with these filters, page by page."""
 
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """Every checkpoint (``seq``, ``size``, signed ``note``), oldest first."""
 
-def _add_checkpoint_body(client: HubClient, origin: str, old: int) -> str:
-    """GET the add-checkpoint body; the hub's 409 means its tree is smaller than ours.
+    def leaves(self, start: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` leaves from ``start``: index, leaf hash, and the entry if readable."""
 
-    The latest checkpoint's size is read first: ``HubClient`` cannot read the 409's
-    ``text/x.tlog.size`` body yet (it parses "7\n" as JSON and fails), so a hub behind
-    the witness is caught here before it would answer one.
-    """
-    text, _ = split_note(client.checkpoint())
-    size = parse_checkpoint(text).size
-    if size < old:
-        raise _rolled_back(origin, size, old)
-    try:
-        return client.witness_request(old)
-    except ConflictError as e:
-        if e.current_size is None:
-            raise
-        raise _rolled_back(origin, e.current_size, old) from e
+    def consistency(self, old: int, new: int) -> list[str]:
+        """The consistency proof between two tree sizes (base64 hashes)."""
 
-
-def witness_hub(client: HubClient, witness: Witness, *, timestamp: int | None = None) -> WitnessRound:
-    """One witnessing round: fetch the hub's add-checkpoint body, check it, cosign, post.
-
-    ``Witness.add_checkpoint`` verifies the log signature and the consistency proof from the
-    size this witness holds and persists the new state atomically before anything is sent.
-    A 409 from the witness (its state moved since ``old`` was read) is retried once with the
-    size it holds; a 409 that repeats the same size means the hub shows another root for a
-    size already cosigned (a split view) and fails loudly, as does a hub whose tree is
-    smaller than what the witness cosigned.
-    """
-    origin = _hub_origin(client)
-    if origin not in witness.logs:
-        raise NotFoundError(
-            f"witness: does not follow the hub's log {origin!r} (give that log's verifier key)"
-        )
-    rec = witness.store.witness_latest(origin)
-    old = rec.size if rec else 0
-    retried = False
-    while True:
-        body = _add_checkpoint_body(client, origin, old)
-        try:
-            lines = witness.add_checkpoint(body, timestamp=timestamp)
-        except ConflictError as e:
-            if e.current_size == old:
-                raise VerificationError(
-                    f"witness: split view of {origin}: the hub presents a different root for "
-                    f"size {old} than the one this witness cosigned ({e})"
-                ) from e
-            if e.current_size is None or retried:
-                raise
-            old, retried = e.current_size, True
-            continue
-        break
-    cp = parse_checkpoint(split_note(parse_add_checkpoint(body).checkpoint)[0])
-    answer = client.add_cosignatures(cp.size, lines)
-    return WitnessRound(origin, old, cp.size, cp.root_hash, lines, int(answer.get("stored", 0)))
+    def proof(self, index: int) -> str:
+        """The c2sp.org/tlog-proof of entry ``index``."""
 
 
 # ---- recomputing roots --------------------------------------------------------------------
@@ -332,7 +274,7 @@ class _Registry:
         return [new_verifier(v) for v in sorted(set(self.seeded) | set(self.registry.witnesses))]
 
     @classmethod
-    def from_hub(cls, client: HubClient, info: Mapping[str, Any]) -> _Registry:
+    def from_hub(cls, client: HubReader, info: Mapping[str, Any]) -> _Registry:
         keys: dict[str, bytes] = {}
         for name in ("secretariat_vkey", "hub_vkey"):
             text = info.get(name)
@@ -443,7 +385,7 @@ class _SignedCheckpoint:
     note: str
 
 
-def _fetch_checkpoints(client: HubClient, verifier: Ed25519Verifier) -> list[_SignedCheckpoint]:
+def _fetch_checkpoints(client: HubReader, verifier: Ed25519Verifier) -> list[_SignedCheckpoint]:
     """Every checkpoint, log signature verified, numbered 0.. and never shrinking."""
     out: list[_SignedCheckpoint] = []
     for n, item in enumerate(client.checkpoints()):
@@ -504,7 +446,7 @@ def _check_cosignatures(
     return count, seen
 
 
-def _check_listing(client: HubClient, readable: Sequence[int]) -> None:
+def _check_listing(client: HubReader, readable: Sequence[int]) -> None:
     """Every entry the leaves serve this party must be in its listing (``/v1/entries``):
     a hub that keeps an entry in the tree but drops it from the addressee's view is caught."""
     listed: set[int] = set()
@@ -524,7 +466,7 @@ def _check_listing(client: HubClient, readable: Sequence[int]) -> None:
         )
 
 
-def audit_hub(client: HubClient, log_vkey: str, state_path: Path | None = None) -> RemoteAuditReport:
+def audit_hub(client: HubReader, log_vkey: str, state_path: Path | None = None) -> RemoteAuditReport:
     """Audit a hub from outside; raise ``VerificationError`` naming the index or size at fault.
 
     Checks: every checkpoint is signed by the pinned log key, numbered without gaps and
@@ -571,7 +513,7 @@ def audit_hub(client: HubClient, log_vkey: str, state_path: Path | None = None) 
         ) from e
 
 
-def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None) -> RemoteAuditReport:
+def _audit(client: HubReader, verifier: Ed25519Verifier, state_path: Path | None) -> RemoteAuditReport:
     origin = verifier.name
     info = client.info()
     if info.get("log_vkey") != verifier.verifier_key:
@@ -708,7 +650,7 @@ def _audit(client: HubClient, verifier: Ed25519Verifier, state_path: Path | None
 # ---- evidence of an unauthorised key change -----------------------------------------------
 
 
-def key_change_evidence(client: HubClient, log_vkey: str) -> UnauthorisedKeyChange | None:
+def key_change_evidence(client: HubReader, log_vkey: str) -> UnauthorisedKeyChange | None:
     """The ``cbmnet/unauthorised-key-change/v1`` document for the first registry entry this
     caller reads that breaks the registry's rules (None if none does).
 
@@ -764,7 +706,7 @@ def key_change_evidence(client: HubClient, log_vkey: str) -> UnauthorisedKeyChan
     return unauthorised_key_change(proofs, log_vkey, sec, _quorums(info))
 
 
-def _hash_page(client: HubClient, hashes: list[bytes]) -> list[tuple[int, dict[str, Any]]]:
+def _hash_page(client: HubReader, hashes: list[bytes]) -> list[tuple[int, dict[str, Any]]]:
     """The next page of leaves: their hashes appended to ``hashes``, (index, item) returned."""
     out = []
     for item in client.leaves(len(hashes), LEAF_PAGE):

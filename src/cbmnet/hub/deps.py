@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Query, Request
 from starlette.requests import HTTPConnection
 
+from cbmnet.acts.model import SECRETARIAT
 from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import AuthError, CbmnetError, FormatError
 from cbmnet.hub import auth
@@ -136,6 +137,15 @@ def as_of_ms(text: str | None, now: int) -> int:
             f"({AS_OF_HORIZON_DAYS} days after now)"
         )
     return at
+
+
+def agreements_of(hub: Hub, party: str) -> list[str]:
+    """The agreements ``party`` is in (the secretariat: all), that this hub serves."""
+    with hub._state_lock:
+        if party == SECRETARIAT:
+            return sorted(hub.agreements)
+        p = hub.state.parties.get(party)
+        return sorted(a for a in (p.agreements if p else ()) if a in hub.agreements)
 
 
 # ---- the dashboard's caller: a session cookie --------------------------------------------

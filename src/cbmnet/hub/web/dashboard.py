@@ -30,14 +30,12 @@ from cbmnet.agreements.model import Quota
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import AuthError, CbmnetError, ForbiddenError, NotFoundError
 from cbmnet.hub import auth
-from cbmnet.hub.deps import COOKIE, NotSignedIn, evaluating, hub_from, limits_of, who
+from cbmnet.hub.deps import COOKIE, NotSignedIn, agreements_of, evaluating, hub_from, limits_of, who
 from cbmnet.hub.service import Hub
 from cbmnet.hub.web.charts import Sparkline, sparkline
 from cbmnet.hub.web.render import from_this_site, render, static_path
 from cbmnet.hub.web.witness import registry_policy, verdict
 from cbmnet.ledger.tlogproof import format_proof
-
-__all__ = ["COOKIE", "router"]  # COOKIE: the session cookie these pages set and read (deps)
 
 CROSS_SITE = "sign-in and sign-out are accepted only from this site's own pages"
 PAGE = 100
@@ -202,14 +200,6 @@ def static_file(name: str) -> Response:
         media_type=media_type,
         headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"},
     )
-
-
-def agreements_of(hub: Hub, party: str) -> list[str]:
-    with hub._state_lock:
-        if party == SECRETARIAT:
-            return sorted(hub.agreements)
-        p = hub.state.parties.get(party)
-        return sorted(a for a in (p.agreements if p else ()) if a in hub.agreements)
 
 
 def obligations_of(hub: Hub, party: str, now: int) -> list[dict[str, Any]]:

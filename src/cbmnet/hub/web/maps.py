@@ -23,10 +23,9 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from cbmnet.acts.model import SECRETARIAT
 from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import CbmnetError, FormatError, NotFoundError, error_code
-from cbmnet.hub.deps import evaluating, hub_from, limits_of
+from cbmnet.hub.deps import agreements_of, evaluating, hub_from, limits_of
 from cbmnet.hub.service import Hub
 from cbmnet.hub.web.render import STATIC, render
 
@@ -202,14 +201,6 @@ class Collector:
 
     def full(self) -> bool:
         return len(self.features) >= MAX_FEATURES
-
-
-def agreements_of(hub: Hub, party: str) -> list[str]:
-    with hub._state_lock:
-        if party == SECRETARIAT:
-            return sorted(hub.agreements)
-        p = hub.state.parties.get(party)
-        return sorted(a for a in (p.agreements if p else ()) if a in hub.agreements)
 
 
 def parties_of(hub: Hub) -> list[str]:

@@ -16,10 +16,12 @@ import csv
 import io
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
+import icalendar
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from cbmnet.acts.model import SECRETARIAT
 from cbmnet.acts.state import Entry
 from cbmnet.agreements.model import Quota
-from cbmnet.compliance.timeutil import format_time
+from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import AuthError, CbmnetError, ForbiddenError, NotFoundError
 from cbmnet.hub import auth
 from cbmnet.hub.deps import COOKIE, NotSignedIn, agreements_of, evaluating, hub_from, limits_of, who
@@ -118,66 +120,30 @@ def _text(raw: str | None) -> str | None:
 # ---- iCalendar (RFC 5545) ------------------------------------------------------------------
 
 
-def ics_escape(text: str) -> str:
-    """TEXT values (RFC 5545 §3.3.11): backslash, semicolon, comma and newlines escaped."""
-    return (
-        text.replace("\\", "\\\\")
-        .replace(";", "\\;")
-        .replace(",", "\\,")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-        .replace("\r", "\\n")
-    )
-
-
-def ics_fold(line: str) -> str:
-    """Fold at 75 octets (§3.1): CRLF then one space, never splitting a UTF-8 character."""
-    out: list[str] = []
-    cur = ""
-    size = 0
-    limit = 75
-    for ch in line:
-        n = len(ch.encode())
-        if size + n > limit:
-            out.append(cur)
-            cur, size, limit = " ", 1, 75
-        cur += ch
-        size += n
-    out.append(cur)
-    return "\r\n".join(out)
-
-
-def ics_time(iso: str) -> str:
-    """``2027-03-20T00:00:00Z`` → ``20270320T000000Z`` (UTC form, §3.3.5)."""
-    return iso.replace("-", "").replace(":", "").split(".")[0].rstrip("Z") + "Z"
+def _utc(iso: str) -> datetime:
+    return datetime.fromtimestamp(parse_time(iso, "due") / 1000, tz=UTC)
 
 
 def ics_feed(origin: str, party: str, obligations: Iterable[dict[str, Any]], now_ms: int) -> str:
-    """A VCALENDAR with one VEVENT per obligation, UIDs stable so calendars update in place."""
-    stamp = ics_time(format_time(now_ms))
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        "PRODID:-//cbmnet//dashboard//EN",
-        "CALSCALE:GREGORIAN",
-        f"X-WR-CALNAME:{ics_escape(f'cbmnet deadlines of {party}')}",
-    ]
+    """A VCALENDAR with one VEVENT per obligation, UIDs stable so calendars update in place.
+    Written by the ``icalendar`` library (escaping, folding at 75 octets, UTC times)."""
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//cbmnet//dashboard//EN")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("x-wr-calname", f"cbmnet deadlines of {party}")
+    stamp = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
     for o in obligations:
+        event = icalendar.Event()
+        event.add("uid", f"{o['agreement']}/{o['id']}@{origin}")
+        event.add("dtstamp", stamp)
+        event.add("dtstart", _utc(o["due"]))
+        event.add("summary", f"{o['party']} due: {o['provision']} ({o['kind']})")
         subjects = ", ".join(o["subjects"])
-        summary = f"{o['party']} due: {o['provision']} ({o['kind']})"
-        detail = f"{o['agreement']} obligation {o['id']}; subjects: {subjects}"
-        lines += [
-            "BEGIN:VEVENT",
-            f"UID:{ics_escape(o['agreement'] + '/' + o['id'])}@{ics_escape(origin)}",
-            f"DTSTAMP:{stamp}",
-            f"DTSTART:{ics_time(o['due'])}",
-            f"SUMMARY:{ics_escape(summary)}",
-            f"DESCRIPTION:{ics_escape(detail)}",
-            "TRANSP:TRANSPARENT",
-            "END:VEVENT",
-        ]
-    lines.append("END:VCALENDAR")
-    return "".join(ics_fold(ln) + "\r\n" for ln in lines)
+        event.add("description", f"{o['agreement']} obligation {o['id']}; subjects: {subjects}")
+        event.add("transp", "TRANSPARENT")
+        cal.add_component(event)
+    return bytes(cal.to_ical()).decode()
 
 
 # ---- the pages -----------------------------------------------------------------------------

@@ -35,12 +35,14 @@ VENDOR_STAMP := $(VENDOR)/.installed
 
 assets: $(VENDOR_STAMP)
 
-$(VENDOR_STAMP): package.json package-lock.json
+$(VENDOR_STAMP): package.json package-lock.json assets/hpke-core.entry.mjs
 	npm ci --no-audit --no-fund
 	mkdir -p $(VENDOR)
 	cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css $(VENDOR)/
 	cp node_modules/topojson-client/dist/topojson-client.min.js $(VENDOR)/
 	cp node_modules/world-atlas/countries-50m.json $(VENDOR)/
+	node_modules/.bin/esbuild assets/hpke-core.entry.mjs --bundle --format=iife --minify \
+	  --target=es2020 --legal-comments=inline --outfile=$(VENDOR)/hpke-core.js
 	touch $@
 
 # Every benchmark but the soak (make soak: it restarts PostgreSQL).

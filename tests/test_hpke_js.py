@@ -1,4 +1,5 @@
-"""The console's HPKE opener (static/hpke.js) under Node, against the hub's own sealing.
+"""The console's HPKE opener (static/hpke.js over @hpke/core) under Node, against the hub's
+own sealing.
 
 Python's ``cryptography`` is the peer implementation: whatever it seals for a member, the
 page must open with that member's key and binding, and nothing else may open: another
@@ -9,20 +10,25 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cbmnet.communication import hotline
 from tests.test_verify_js import _node
 
-SCRIPT = Path(__file__).resolve().parent.parent / "src" / "cbmnet" / "hub" / "static" / "hpke.js"
+STATIC = Path(__file__).resolve().parent.parent / "src" / "cbmnet" / "hub" / "static"
+SCRIPT = STATIC / "hpke.js"
+LIBRARY = STATIC / "vendor" / "hpke-core.js"
 DRIVER = r"""
 const fs = require("fs");
-require(process.argv[2]);
+require(process.argv[2]); // @hpke/core, as make assets bundles it for the page
+require(process.argv[3]);
 const H = globalThis.cbmnetHpke;
 (async () => {
   const cases = JSON.parse(fs.readFileSync(0, "utf8"));
@@ -42,11 +48,20 @@ const H = globalThis.cbmnetHpke;
 """
 
 
+def _library() -> Path:
+    """The page's HPKE library; built by ``make assets`` (``make test`` runs it first)."""
+    if not LIBRARY.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{LIBRARY} is missing: make assets did not run")
+        pytest.skip(f"{LIBRARY} is missing: run `make assets`")
+    return LIBRARY
+
+
 def run_cases(tmp: Path, cases: list[dict[str, str]]) -> list[dict[str, Any]]:
     driver = tmp / "hpke-driver.cjs"
     driver.write_text(DRIVER)
     r = subprocess.run(
-        [_node(), str(driver), str(SCRIPT)],
+        [_node(), str(driver), str(_library()), str(SCRIPT)],
         input=json.dumps(cases),
         capture_output=True,
         text=True,

@@ -94,7 +94,9 @@ class Scope(_Strict):
     within_km: float | None = None
 
 
-class _Measure(_Strict):
+class Measure(_Strict):
+    """What every measure has, whatever its rule: an id, its kind, the provision it cites."""
+
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     kind: Kind
     provision: str = Field(min_length=1)
@@ -103,7 +105,7 @@ class _Measure(_Strict):
     """Why a figure here is not settled by the sources (shown with the measure)."""
 
 
-class _ActivityNotice(_Measure):
+class _ActivityNotice(Measure):
     """A notice owed ``lead`` before each activity in scope starts (alert ones: at start)."""
 
     scope: Scope
@@ -142,7 +144,7 @@ class ObservationInvitation(_ActivityNotice):
     """Alert activities need observers only when they last longer than this (VD: 72 h)."""
 
 
-class AnnualCalendar(_Measure):
+class AnnualCalendar(Measure):
     """Every activity in scope in year Y appears in the party's calendar for Y, due on
     ``due`` (MM-DD) of Y + ``due_year_offset``."""
 
@@ -155,7 +157,7 @@ class AnnualCalendar(_Measure):
     """Alert activities cannot be forecast a year ahead and need not be in the calendar."""
 
 
-class AdvanceAnnouncement(_Measure):
+class AdvanceAnnouncement(Measure):
     """An activity in scope is announced ``years_ahead`` calendar years before its year,
     by ``due`` (MM-DD) of that earlier year."""
 
@@ -166,7 +168,7 @@ class AdvanceAnnouncement(_Measure):
     form: str = "advance_announcement"
 
 
-class ActivityCap(_Measure):
+class ActivityCap(Measure):
     """At most ``max_count`` activities in scope per ``period_years`` calendar years, and at
     most ``max_simultaneous`` at the same time (per party).
 
@@ -202,7 +204,7 @@ class NoticeExemption(_Strict):
     unconfirmed: str | None = None
 
 
-class ZoneRule(_Measure):
+class ZoneRule(Measure):
     """No ``subject`` (activity location, launch point, impact point, flight path) of the
     scoped activities inside ``zone``, or within ``min_distance_km`` of it, unless the
     activity is ``exempt_if_notified``."""
@@ -220,7 +222,7 @@ class ZoneRule(_Measure):
 Period = Literal["year", "half_year", "quarter", "month"]
 
 
-class PeriodicExchange(_Measure):
+class PeriodicExchange(Measure):
     """Each party delivers ``form`` for each period, with every part in ``parts``.
 
     ``period: year`` (the default): the period is a calendar year (``"2027"``) and the
@@ -253,7 +255,7 @@ class PeriodicExchange(_Measure):
         return self
 
 
-class ReplyDeadline(_Measure):
+class ReplyDeadline(Measure):
     """A request of ``request_kind`` must be answered by its addressee ``within``."""
 
     rule: Literal["reply_deadline"]
@@ -308,7 +310,7 @@ class QuotaAdjustment(_Strict):
     provision: str = Field(min_length=1)
 
 
-class Quota(_Measure):
+class Quota(Measure):
     """A party must accept up to ``per_year`` requests of ``request_kind`` a calendar year
     (``per_requester`` from any one requesting party); refusing one within quota is a
     finding. Answers are due ``reply_within``.
@@ -363,7 +365,7 @@ class Quota(_Measure):
         return members | (set(self.per_party) | set(self.active)) - set(self.groups)
 
 
-class VisitConduct(_Measure):
+class VisitConduct(Measure):
     """How a visit of ``request_kind`` is conducted, as the visiting party's record (a
     notification of ``form`` whose ``request`` names it, ``window_start`` = the team's
     entry, ``window_end`` = the end of the visit, ``team_size``) shows it: the host admits
@@ -383,7 +385,7 @@ class VisitConduct(_Measure):
     Unset: ``window_start``. A record without it cannot be judged (``data.unassessable``)."""
 
 
-class VisitPlan(_Measure):
+class VisitPlan(Measure):
     """Before a visit of ``request_kind`` the visiting party submits a plan (``form``,
     naming the request; ``window_start`` = the planned start) at least ``lead`` before that
     start, and the host answers it (``answer_form``) within ``answer_within``."""
@@ -400,7 +402,7 @@ class VisitPlan(_Measure):
     answer_within: DurationText | None = None
 
 
-class VisitReport(_Measure):
+class VisitReport(Measure):
     """The visiting party reports (``form``, naming the request) within ``within`` of the
     end of the visit: the ``end`` of the activity the request names (an Open Skies flight).
     ``to_all``: only a report addressed to every party counts."""
@@ -412,7 +414,7 @@ class VisitReport(_Measure):
     to_all: bool = False
 
 
-class ObserverTerms(_Measure):
+class ObserverTerms(Measure):
     """After an invitation to observe (``form``): each invited party answers it (a
     ``response`` whose ``request`` is the invitation) within ``reply_within``; each party
     that accepted reports (``report_form``, naming the invitation in ``request``) within
@@ -425,7 +427,7 @@ class ObserverTerms(_Measure):
     report_within: DurationText | None = None
 
 
-class EventNotification(_Measure):
+class EventNotification(Measure):
     """When an incident of ``incident_kinds`` happens, its party notifies ``within``.
     ``convention``: the text says "immediately" or "without delay" and sets no figure;
     ``within`` is cbmnet's reading, and a notice after it gives ``notification.late`` /
@@ -462,7 +464,7 @@ class LaunchDistance(_Strict):
     provision: str = Field(min_length=1)
 
 
-class LaunchNotification(_Measure):
+class LaunchNotification(Measure):
     """A launch of ``missile_classes`` is notified ``lead`` before its declared window
     (or before the launch when no window is declared); windows last at most
     ``max_window``; the launch happens inside the declared window.

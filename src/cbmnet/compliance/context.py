@@ -227,7 +227,7 @@ def _in_scope(ctx: Context, act: Event, scope: am.Scope) -> bool:
 
 def settle(
     ctx: Context,
-    m: am._Measure,
+    m: am.Measure,
     party: str,
     subject: str,
     due: int,
@@ -254,7 +254,7 @@ def settle(
 
 
 def finding(
-    m: am._Measure,
+    m: am.Measure,
     code: str,
     party: str,
     subjects: Iterable[str],
@@ -290,7 +290,7 @@ def withdrawn(e: Event, ref: object) -> bool:
 
 
 def unassessable(
-    m: am._Measure, party: str, subjects: Iterable[str], due: int | None, message: str
+    m: am.Measure, party: str, subjects: Iterable[str], due: int | None, message: str
 ) -> Finding:
     """What the engine says where an event it would judge on was withdrawn: that it
     cannot judge (severity info), rather than accuse on half a record or stay silent."""
@@ -299,7 +299,7 @@ def unassessable(
 
 def owed(
     ctx: Context,
-    m: am._Measure,
+    m: am.Measure,
     party: str,
     subject: Event,
     due: int,
@@ -313,7 +313,7 @@ def owed(
 
 def owed_on(
     ctx: Context,
-    m: am._Measure,
+    m: am.Measure,
     party: str,
     key: str,
     subjects: tuple[str, ...],
@@ -360,7 +360,7 @@ def _undecided(ctx: Context, scope: am.Scope) -> list[tuple[Event, list[str]]]:
 
 
 def undecided_findings(
-    ctx: Context, m: am._Measure, scope: am.Scope, owner: Callable[[Event], str]
+    ctx: Context, m: am.Measure, scope: am.Scope, owner: Callable[[Event], str]
 ) -> list[Finding]:
     """``data.unassessable`` for each activity ``_undecided`` finds, against its owner."""
     return [

@@ -27,7 +27,7 @@ def answer_of(ctx: Context, req: Event) -> Event | None:
 
 
 def replies_owed(
-    m: am._Measure,
+    m: am.Measure,
     ctx: Context,
     kind: str,
     within: int,

@@ -327,7 +327,7 @@ def _visits(ctx: Context, kind: str) -> list[Event]:
 
 
 def _judge(
-    m: am._Measure, party: str, key: str, due: int, at: int, by: Event, subjects: tuple[str, ...]
+    m: am.Measure, party: str, key: str, due: int, at: int, by: Event, subjects: tuple[str, ...]
 ) -> tuple[Obligation, Status]:
     """An obligation met at ``at`` as ``by`` records it (which may be later than ``at``)."""
     status: Status = "met" if at <= due else "late"

@@ -128,7 +128,7 @@ class _Pending:
 
     code: str
     party: str
-    measure: am._Measure | None
+    measure: am.Measure | None
     subjects: tuple[str, ...]
     message: Callable[[int, int], str]
     estimate: NDArray[np.int64]  # millionths per class
@@ -461,7 +461,7 @@ class Reconciler:
         result: I64 = self._cest[c]
         return result
 
-    def _notice_measure(self, cats: set[str]) -> am._Measure | None:
+    def _notice_measure(self, cats: set[str]) -> am.Measure | None:
         for m in self.agreement.measures:
             if isinstance(m, am.PriorNotification) and (
                 not m.scope.categories or cats & set(m.scope.categories)

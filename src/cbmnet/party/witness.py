@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from cbmnet.errors import ConflictError, FormatError, NotFoundError, VerificationError
 from cbmnet.ledger.checkpoint import parse_checkpoint
 from cbmnet.ledger.note import ALG_ED25519, new_cosigner, new_verifier, split_note
 from cbmnet.ledger.tlogproof import parse_add_checkpoint
 from cbmnet.ledger.witness import Latest, check_add_checkpoint, cosignature_lines
-from cbmnet.party.client import HubClient
 from cbmnet.store.sql import Store, WitnessRecord
 
 
@@ -70,7 +70,26 @@ class WitnessRound:
     """How many lines the hub accepted."""
 
 
-def _hub_origin(client: HubClient) -> str:
+class WitnessedHub(Protocol):
+    """What a witnessing round asks of the hub (``HubClient`` asks it over HTTP); every
+    answer is checked here before anything is cosigned."""
+
+    url: str
+
+    def info(self) -> dict[str, Any]:
+        """``/v1/hub``: its log origin among the rest."""
+
+    def checkpoint(self) -> str:
+        """The latest signed checkpoint."""
+
+    def witness_request(self, old: int) -> str:
+        """The add-checkpoint body from tree size ``old`` (c2sp.org/tlog-witness)."""
+
+    def add_cosignatures(self, size: int, lines: str) -> dict[str, Any]:
+        """Hand the cosignature lines for the checkpoint of ``size`` back to the hub."""
+
+
+def _hub_origin(client: WitnessedHub) -> str:
     origin = client.info().get("origin")
     if not isinstance(origin, str) or not origin:
         raise VerificationError(f"the hub at {client.url} names no log origin in /v1/hub")
@@ -85,10 +104,10 @@ def _rolled_back(origin: str, hub_size: int, old: int) -> VerificationError:
     )
 
 
-def _add_checkpoint_body(client: HubClient, origin: str, old: int) -> str:
+def _add_checkpoint_body(client: WitnessedHub, origin: str, old: int) -> str:
     """GET the add-checkpoint body; the hub's 409 means its tree is smaller than ours.
 
-    The latest checkpoint's size is read first: ``HubClient`` cannot read the 409's
+    The latest checkpoint's size is read first: the client cannot read the 409's
     ``text/x.tlog.size`` body yet (it parses "7\n" as JSON and fails), so a hub behind
     the witness is caught here before it would answer one.
     """
@@ -104,7 +123,7 @@ def _add_checkpoint_body(client: HubClient, origin: str, old: int) -> str:
         raise _rolled_back(origin, e.current_size, old) from e
 
 
-def witness_hub(client: HubClient, witness: Witness, *, timestamp: int | None = None) -> WitnessRound:
+def witness_hub(client: WitnessedHub, witness: Witness, *, timestamp: int | None = None) -> WitnessRound:
     """One witnessing round: fetch the hub's add-checkpoint body, check it, cosign, post.
 
     ``Witness.add_checkpoint`` verifies the log signature and the consistency proof from the

@@ -30,7 +30,7 @@ def _int_field(e: Event, key: str) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
-def _time_field(e: Event, key: str) -> int | None:
+def time_field(e: Event, key: str) -> int | None:
     """An optional time field (``eta``, ``until``); one that does not parse is absent."""
     v = e.raw.get(key)
     if v is None:
@@ -120,9 +120,9 @@ class QuotaBook:
         """A visit occupies [eta (or the request's time), until (or + visit_length)); with
         neither, it is an instant: it meets the visits under way then, but occupies no time
         itself, so once accepted it never excuses refusing another."""
-        start = _time_field(req, "eta")
+        start = time_field(req, "eta")
         start = req.time if start is None else start
-        return self.span_of(start, _time_field(req, "until"))
+        return self.span_of(start, time_field(req, "until"))
 
     def span_of(self, start: int, until: int | None) -> tuple[int, int]:
         if until is not None and until >= start:
@@ -365,7 +365,7 @@ def visit_conduct(m: am.VisitConduct, ctx: Context) -> Result:
             continue
         ids = (req.id, rec.id)
         if entry is not None:
-            eta = _time_field(req, "eta")
+            eta = time_field(req, "eta")
             due = req.time + entry if eta is None else max(req.time + entry, eta)
             ob, status = _judge(m, host, f"{req.id}:entry", due, rec.start, rec, ids)
             obs.append(ob)
@@ -380,7 +380,7 @@ def visit_conduct(m: am.VisitConduct, ctx: Context) -> Result:
             # record carries (VD11: the arrival in the specified area, `arrived_area`).
             anchor, since = rec.start, "entry"
             if m.stay_from is not None:
-                got, since = _time_field(rec, m.stay_from), m.stay_from
+                got, since = time_field(rec, m.stay_from), m.stay_from
                 if got is None or not rec.start <= got <= rec.end:
                     why = "no" if got is None else "an out-of-window"
                     msg = (

@@ -37,7 +37,8 @@ from cbmnet.compliance.engine import evaluate, next_change
 from cbmnet.compliance.events import Event, parse_events
 from cbmnet.compliance.quota import BOOK_TYPES, QuotaBooks, quota_books, quota_status
 from cbmnet.compliance.report import Report
-from cbmnet.compliance.timeutil import format_time, parse_time
+from cbmnet.compliance.timeutil import format_time
+from cbmnet.compliance.visits import time_field
 from cbmnet.confidence import Record, facts_from_state, indicators
 from cbmnet.confidence.indicators import month_end, month_of
 from cbmnet.confidence.record import Fact
@@ -161,16 +162,6 @@ def describe_batch(data: bytes, fmt: str, what: str) -> dict[str, Any]:
         "start": format_time(lo) if lo is not None else None,
         "end": format_time(hi) if hi is not None else None,
     }
-
-
-def _visit_time(req: Event, key: str) -> int | None:
-    """A request's planned ``eta``/``until``, read as the engine's quota book reads it: a
-    value that does not parse counts as absent."""
-    v = req.raw.get(key)
-    try:
-        return None if v is None else parse_time(v, key)
-    except FormatError:
-        return None
 
 
 def _better(have: _Window | None, new: _Window, now: int) -> bool:
@@ -730,8 +721,8 @@ class Hub:
             req.party,
             kind,
             req.time,
-            eta_ms=_visit_time(req, "eta"),
-            until_ms=_visit_time(req, "until"),
+            eta_ms=time_field(req, "eta"),
+            until_ms=time_field(req, "until"),
             reader=None if party == SECRETARIAT else party,
         )
         return status.to_json()

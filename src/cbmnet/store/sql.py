@@ -15,6 +15,9 @@ Tables (schema version 1):
   and of dashboard sessions signed out, each until its expiry, so each is used once across
   every hub process of the database. Added without a schema version bump: every table is
   created ``IF NOT EXISTS`` at open, so an older database gains it on first open.
+* ``hub_snapshots``: at most one row, the hub's folded state at some log size
+  (``cbmnet.acts.snapshot``), so a hub starts without refolding the whole log; lost or
+  refused, it costs a full fold, nothing more. Added the same way, without a bump.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ def _ddl(blob: str) -> list[str]:
         "CREATE TABLE IF NOT EXISTS witness_state (origin TEXT PRIMARY KEY,"
         f" size BIGINT NOT NULL, root {blob} NOT NULL, note TEXT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS hub_used_nonces (nonce TEXT PRIMARY KEY, exp BIGINT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS hub_snapshots (size BIGINT PRIMARY KEY, blob {blob} NOT NULL)",
     ]
 
 
@@ -497,3 +501,20 @@ class Store(ABC):
 
     def nonce_spent(self, nonce: str) -> bool:
         return bool(self._execute("SELECT 1 FROM hub_used_nonces WHERE nonce = ?", (nonce,)))
+
+    # ---- the hub state's snapshot (operational: the log rebuilds it) ---------------------
+
+    def put_snapshot(self, size: int, blob: bytes) -> None:
+        """Keep ``blob`` (the hub state at log size ``size``) as the only snapshot: the last
+        written wins, so a bad one is replaced by the next, whatever size it claims."""
+        with self.transaction():
+            self._execute("DELETE FROM hub_snapshots")
+            self._execute("INSERT INTO hub_snapshots (size, blob) VALUES (?, ?)", (size, blob))
+
+    def latest_snapshot(self) -> tuple[int, bytes] | None:
+        """(log size, blob) of the snapshot kept, or None."""
+        rows = self._execute("SELECT size, blob FROM hub_snapshots ORDER BY size DESC LIMIT 1")
+        if not rows:
+            return None
+        size = _i(rows[0][0], "hub snapshot size")
+        return size, _b(rows[0][1], f"hub snapshot at {size}")

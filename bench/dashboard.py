@@ -18,16 +18,17 @@ refuses stops the build. The hub's clock follows the simulated year while
 building (event times are integration times), ending at the time of the build.
 
 Then a hub process is started on that database (``serve`` below: ``Hub`` + uvicorn on
-loopback, background duties running as in ``cbmnet serve``) and every page and API is
-timed over real HTTP, one request at a time, signed in as one party (cookie
-``cbmnet_session`` = a bearer token from the challenge/token exchange) and as the
-secretariat. The first request of each page is reported as ``cold_ms``; then ``--warmup``
-requests are discarded and ``--samples`` are timed (client wall time, loopback included:
-``/healthz``, timed the same way at the end of the same run, is the baseline; its timing
-right after start, while the hub's first sweep evaluates every agreement, is reported as
-``healthz_at_start``). Nothing is written while pages are timed but what the hub states
-itself; at the end a request is logged before each caller's ``/dashboard`` is timed once
-more: ``after_append_ms``, the first overview after a new entry (its caches dropped).
+loopback, background duties running as in ``cbmnet serve``) and every page and API is timed
+over real HTTP, one request at a time, signed in as one party (the API with a bearer token
+from the challenge/token exchange; the dashboard with the session cookie its sign-in form
+gives for a one-time code) and as the secretariat. The first request of each page is
+reported as ``cold_ms``; then ``--warmup`` requests are discarded and ``--samples`` are
+timed (client wall time, loopback included: ``/healthz``, timed the same way at the end of
+the same run, is the baseline; its timing right after start, while the hub's first sweep
+evaluates every agreement, is reported as ``healthz_at_start``). Nothing is written while
+pages are timed but what the hub states itself; at the end a request is logged before each
+caller's ``/dashboard`` is timed once more: ``after_append_ms``, the first overview after a
+new entry (its caches dropped).
 
 Last line, one JSON object: ``pages`` (``"<who> <page>"`` -> ``{p50_ms, p99_ms, cold_ms}``),
 ``worst_p99_ms`` (over the pages), ``healthz_p99_ms``, ``entries``, ``build_s`` (0 when
@@ -503,6 +504,18 @@ def percentile(values: list[float], pct: float) -> float:
     return s[min(len(s) - 1, max(0, round(pct / 100 * len(s) + 0.5) - 1))]
 
 
+def dashboard_session(http: Any, url: str, bearer: dict[str, str]) -> str:
+    """A dashboard session as an operator gets one: a one-time sign-in code for the API
+    token, posted by the hub's own sign-in form (its Origin), answered with the cookie."""
+    r = http.post("/v1/auth/signin-code", headers=bearer)
+    if r.status_code != 200:
+        raise PageError(f"POST /v1/auth/signin-code: {r.status_code} {r.text[:200]}")
+    r = http.post("/dashboard/login", data={"code": r.json()["code"]}, headers={"Origin": url})
+    if r.status_code != 303 or "cbmnet_session" not in r.cookies:
+        raise PageError(f"POST /dashboard/login: {r.status_code} {r.text[:200]}")
+    return str(r.cookies["cbmnet_session"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=1_000_000)
@@ -581,8 +594,8 @@ def main() -> None:
             for who, ident in ids.items():
                 with HubClient(hub.url, ident) as c:
                     token = c.token()
-                cookie = {"Cookie": f"cbmnet_session={token}"}
                 bearer = {"Authorization": f"Bearer {token}"}
+                cookie = {"Cookie": f"cbmnet_session={dashboard_session(http, hub.url, bearer)}"}
                 sessions[who] = (cookie, bearer)
                 other = host if who == "party" else party
                 dash: list[tuple[str, Callable[[], str]]] = [

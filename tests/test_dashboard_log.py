@@ -80,8 +80,7 @@ def test_a_cosignature_by_an_unregistered_key_does_not_count(tmp_path: Path) -> 
         forged = cosignature_lines(body, new_cosigner(stranger.witness_signer)).strip().splitlines()
         seq = th.hub.rstore.latest_checkpoint()
         assert seq is not None
-        with th.hub._state_lock:
-            wp = registry_policy(th.hub.state, th.hub.log.vkey)
+        wp = registry_policy(th.hub.views.policy_witnesses(), th.hub.log.vkey)
         v = verdict(seq.note, forged, wp)
         assert v["cosigned"] == [] and not v["ok"]
         assert str(v["text"]).startswith("not yet relied on: 0 of 2")
@@ -118,8 +117,7 @@ def test_a_witness_key_two_parties_named_counts_once_and_the_page_works(tmp_path
             env = dsse.sign(PT_REGISTRY, act_json(doc), [th.secretariat.signer_key])
             th.hub.log.append_verified([dsse.verify(env, [sec])])
         th.hub.sync()
-        with th.hub._state_lock:
-            wp = registry_policy(th.hub.state, th.hub.log.vkey)
+        wp = registry_policy(th.hub.views.policy_witnesses(), th.hub.log.vkey)
         assert wp.witnesses == ("DEU", "FRA") and wp.threshold == 2
         for party in ("DEU", "FRA", "POL", "NOR"):
             with th.client(party) as c:

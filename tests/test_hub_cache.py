@@ -23,7 +23,7 @@ from cbmnet.compliance.engine import evaluate, next_change
 from cbmnet.compliance.events import parse_events
 from cbmnet.compliance.timeutil import MS_PER_DAY, format_time, parse_time
 from cbmnet.confidence.record import facts_from_state
-from cbmnet.hub import service
+from cbmnet.hub import views
 from tests.hubkit import TestHub, running_hub
 from tests.test_hub_api import AG, Api, FakeClock, activity, event
 
@@ -44,7 +44,7 @@ def world(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[TestHub, Api, FakeClock, Counted]]:
     counted = Counted()
-    monkeypatch.setattr(service, "evaluate", counted)
+    monkeypatch.setattr(views, "evaluate", counted)
     clock = FakeClock("2030-01-10T00:00:00Z")
     with running_hub(f"sqlite:///{tmp_path / 'log.db'}", tmp_path, clock=clock) as th:
         api = Api(th)
@@ -77,31 +77,31 @@ def test_report_cache_invalidates_on_append_and_on_time(
         )
     )
     now = clock()
-    first = hub.report_for("AUT", AG, now)
+    first = hub.views.report_for("AUT", AG, now)
     assert _obligation(first, "ex-1")["status"] == "pending"
     runs = counted.calls
     # Later moments before the due time: served from the cache, re-stamped, equal otherwise.
     for later in (now + 1, now + 3_600_000, now + 20 * MS_PER_DAY):
-        again = hub.report_for("AUT", AG, later)
+        again = hub.views.report_for("AUT", AG, later)
         assert again["as_of"] == format_time(later)
         assert {**again, "as_of": first["as_of"]} == first
     assert counted.calls == runs
     # The due time passes: the engine runs again and the obligation is missed.
     due = parse_time(_obligation(first, "ex-1")["due"], "due")
-    assert hub.report_for("AUT", AG, due)["obligations"] == first["obligations"]
-    missed = hub.report_for("AUT", AG, due + 1)
+    assert hub.views.report_for("AUT", AG, due)["obligations"] == first["obligations"]
+    missed = hub.views.report_for("AUT", AG, due + 1)
     assert _obligation(missed, "ex-1")["status"] == "missed"
     assert counted.calls == runs + 1
-    assert hub.report(AG, due + 1) == evaluate(
-        bundled(AG), parse_events(hub.agreement_events(AG), "log"), due + 1, hub.zones[AG]
+    assert hub.views.report(AG, due + 1) == evaluate(
+        bundled(AG), parse_events(hub.views.agreement_events(AG), "log"), due + 1, hub.zones[AG]
     )
     # A new entry: the cache is dropped even though the time is the same.
     clock.set("2030-02-01T00:00:00Z")
-    before = hub.report_for("AUT", AG, clock())
+    before = hub.views.report_for("AUT", AG, clock())
     runs = counted.calls
     note = event("AUT", "ex-1-n", "notification", form="prior_notification", activity="ex-1")
     api.act(api.sign("AUT", PT_EVENT, note))
-    after = hub.report_for("AUT", AG, clock())
+    after = hub.views.report_for("AUT", AG, clock())
     assert counted.calls == runs + 1
     assert _obligation(before, "ex-1")["status"] == "pending"
     assert _obligation(after, "ex-1")["status"] == "met"
@@ -116,18 +116,18 @@ def test_views_are_cut_per_caller_and_indicators_follow_time(
     api.act(api.sign("AUT", PT_EVENT, secret))
     now = clock()
     runs = counted.calls
-    mine = hub.report_for("BEL", AG, now)
+    mine = hub.views.report_for("BEL", AG, now)
     assert any("private-ask" in o["subjects"] for o in mine["obligations"])
     # CHE asks right after, from the same cached report: its own cut, without the request.
-    theirs = hub.report_for("CHE", AG, now + 1)
+    theirs = hub.views.report_for("CHE", AG, now + 1)
     assert not any("private-ask" in o["subjects"] for o in theirs["obligations"])
-    assert hub.report_for("BEL", AG, now + 2)["obligations"] == mine["obligations"]
+    assert hub.views.report_for("BEL", AG, now + 2)["obligations"] == mine["obligations"]
     assert counted.calls == runs + 1
     # Indicators: cached within the month, recomputed in the next (a new month row).
-    ind = hub.indicators_for("BEL", AG, now)
-    assert hub.indicators_for("BEL", AG, now + 5)["rows"] == ind["rows"]
+    ind = hub.views.indicators_for("BEL", AG, now)
+    assert hub.views.indicators_for("BEL", AG, now + 5)["rows"] == ind["rows"]
     next_month = parse_time("2030-02-01T00:00:00Z", "t")
-    later = hub.indicators_for("BEL", AG, next_month)
+    later = hub.views.indicators_for("BEL", AG, next_month)
     assert later["months"] == [*ind["months"], "2030-02"]
     assert later["as_of"] == format_time(next_month)
     # A new entry changes what BEL's indicators count.
@@ -138,8 +138,8 @@ def test_views_are_cut_per_caller_and_indicators_follow_time(
             event("BEL", "private-ask-r", "response", request="private-ask", decision="answer"),
         )
     )
-    fresh = hub.indicators_for("BEL", AG, clock())
-    assert fresh != hub.indicators_for("CHE", AG, clock())
+    fresh = hub.views.indicators_for("BEL", AG, clock())
+    assert fresh != hub.views.indicators_for("CHE", AG, clock())
     assert fresh["rows"] != ind["rows"]
 
 
@@ -234,13 +234,13 @@ def test_facts_are_extended_and_reread_after_an_amendment(
 
     def same() -> None:
         with hub._state_lock:
-            kept = hub._facts_of(AG, hub.committed)
+            kept = hub.views.facts_of(AG, hub.committed)
             assert kept == facts_from_state(hub.state, AG, upto=hub.committed)
             for shorter in (hub.committed - 1, hub.committed - 3):  # a caller behind the cache
-                assert hub._facts_of(AG, shorter) == facts_from_state(hub.state, AG, upto=shorter)
+                assert hub.views.facts_of(AG, shorter) == facts_from_state(hub.state, AG, upto=shorter)
             for who in ("AUT", "BEL", "CHE", "secretariat", "nobody"):
                 readable = [f for f in kept if hub.state.may_read(who, hub.state.entries[f.index])]
-                assert hub._readable_facts(who, kept) == readable
+                assert hub.views.readable_facts(who, kept) == readable
 
     ask = event("AUT", "q-1", "request", kind="explanation", to="BEL")
     api.act(api.sign("AUT", PT_EVENT, ask))
@@ -261,11 +261,13 @@ def test_facts_are_extended_and_reread_after_an_amendment(
     api.act(api.sign("BEL", PT_EVENT, {**gone, "amends": {"id": "q-1-r", "action": "withdraw"}}))
     same()
     # And the archive's author filter reads the author's own index: the same rows.
-    every = hub.entries_for("CHE", limit=1000)
-    assert hub.entries_for("CHE", limit=1000, author="AUT") == [e for e in every if e.author == "AUT"]
+    every = hub.views.entries_for("CHE", limit=1000)
+    assert hub.views.entries_for("CHE", limit=1000, author="AUT") == [
+        e for e in every if e.author == "AUT"
+    ]
     assert (
-        hub.entries_for("secretariat", limit=2, author="BEL", after=0)
-        == [e for e in hub.entries_for("secretariat", limit=1000) if e.author == "BEL"][:2]
+        hub.views.entries_for("secretariat", limit=2, author="BEL", after=0)
+        == [e for e in hub.views.entries_for("secretariat", limit=1000) if e.author == "BEL"][:2]
     )
 
 
@@ -280,10 +282,10 @@ def test_a_look_at_another_moment_keeps_the_present_cached(
         )
     )
     now = clock()
-    present = hub.report_for("AUT", AG, now)
+    present = hub.views.report_for("AUT", AG, now)
     runs = counted.calls
-    future = hub.report_for("AUT", AG, now + 400 * MS_PER_DAY)  # ?as_of= a year on
+    future = hub.views.report_for("AUT", AG, now + 400 * MS_PER_DAY)  # ?as_of= a year on
     assert _obligation(future, "ex-3")["status"] == "missed"
     assert counted.calls == runs + 1
-    assert hub.report_for("AUT", AG, now + 1)["obligations"] == present["obligations"]
+    assert hub.views.report_for("AUT", AG, now + 1)["obligations"] == present["obligations"]
     assert counted.calls == runs + 1

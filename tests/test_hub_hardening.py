@@ -102,7 +102,7 @@ def test_a_failed_commit_is_never_shown_and_leaves_no_trace(
 
             def failing(rows: Any) -> None:
                 # While the doomed act is admitted (in memory) but not committed, a reader looks.
-                shown.append([e.index for e in th.hub.entries_for("FRA", after=-1, limit=100)])
+                shown.append([e.index for e in th.hub.views.entries_for("FRA", after=-1, limit=100)])
                 raise StoreError("disk on fire")
 
             monkeypatch.setattr(store, "insert_nodes", failing)

@@ -133,7 +133,7 @@ def test_a_third_party_learns_nothing_of_a_private_visit(hubs: tuple[TestHub, Te
 
     # DEU, the host, reads the visit too: what it owes a newcomer is counted on it.
     hub = private.hub
-    view = hub._quota_view(HOST, hub.parsed_events(VD))
+    view = hub.views.quota_view(HOST, hub.views.parsed_events(VD))
     assert {e.id for e in view.events} >= set(PRIVATE)
     ag = hub.agreements[VD]
     owed = quota_status(ag, view.events, HOST, THIRD, "inspection", hub.clock(), reader=HOST)

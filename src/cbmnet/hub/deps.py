@@ -14,7 +14,6 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Query, Request
 from starlette.requests import HTTPConnection
 
-from cbmnet.acts.model import SECRETARIAT
 from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import AuthError, CbmnetError, FormatError
 from cbmnet.hub import auth
@@ -97,7 +96,7 @@ def credentials(hub: Hub, token: str) -> tuple[str, bytes, int]:
     """
     party, key, exp = auth.read_token(hub.token_secret, token, int(time.time()))
     hub.sync()
-    if not hub.key_active(party, key):
+    if not hub.views.key_active(party, key):
         raise AuthError(f"the key this token was issued to is no longer active for {party!r}")
     return party, key, exp
 
@@ -141,11 +140,7 @@ def as_of_ms(text: str | None, now: int) -> int:
 
 def agreements_of(hub: Hub, party: str) -> list[str]:
     """The agreements ``party`` is in (the secretariat: all), that this hub serves."""
-    with hub._state_lock:
-        if party == SECRETARIAT:
-            return sorted(hub.agreements)
-        p = hub.state.parties.get(party)
-        return sorted(a for a in (p.agreements if p else ()) if a in hub.agreements)
+    return hub.views.agreements_of(party)
 
 
 # ---- the dashboard's caller: a session cookie --------------------------------------------
@@ -166,7 +161,7 @@ def session_of(hub: Hub, session: str) -> tuple[str, bytes, int]:
     if hub.rstore.nonce_spent(nonce):
         raise AuthError("session: signed out; sign in again")
     hub.sync()
-    if not hub.key_active(party, key):
+    if not hub.views.key_active(party, key):
         raise AuthError(f"the key this session was opened with is no longer active for {party!r}")
     return party, key, exp
 

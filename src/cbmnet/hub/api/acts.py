@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from cbmnet.acts.model import SECRETARIAT
 from cbmnet.acts.state import Entry
 from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.hub.deps import After, Caller, EntryIndex, HubDep, Page, Text, limited, limits_of
@@ -110,7 +109,7 @@ async def submit(body: EnvelopeIn, request: Request, hub: HubDep, proof: bool = 
 def page(
     hub: Hub, party: str, inbox: bool, after: int, limit: int, match: Callable[[Entry], bool]
 ) -> dict[str, Any]:
-    items = hub.entries_for(party, after=after, limit=limit, inbox=inbox, match=match)
+    items = hub.views.entries_for(party, after=after, limit=limit, inbox=inbox, match=match)
     if inbox:
         hub.record_delivery(party, items)
     return {
@@ -137,7 +136,7 @@ def entries(
 
 @router.get("/v1/entries/{index}", tags=["acts"])
 def entry(party: Caller, index: EntryIndex, hub: HubDep) -> dict[str, Any]:
-    e = hub.readable(party, index)
+    e = hub.views.readable(party, index)
     return item_json(e, hub.envelope(index))
 
 
@@ -150,22 +149,11 @@ def entry_status(party: Caller, index: EntryIndex, hub: HubDep) -> dict[str, Any
 @router.get("/v1/entries/{index}/proof", tags=["acts"], response_class=PlainTextResponse)
 def entry_proof(party: Caller, index: EntryIndex, hub: HubDep) -> str:
     """A c2sp.org/tlog-proof@v1 with the latest checkpoint covering the entry."""
-    hub.readable(party, index)
+    hub.views.readable(party, index)
     return format_proof(hub.receipt_bundle(index))
 
 
 @router.get("/v1/channels", tags=["communication"])
 def channels(party: Caller, hub: HubDep) -> dict[str, Any]:
-    with hub._state_lock:
-        return {
-            "channels": [
-                {
-                    "id": c.id,
-                    "agreement": c.agreement,
-                    "members": list(c.members),
-                    "opened_at": c.opened_at,
-                }
-                for c in hub.state.channels.values()
-                if party == SECRETARIAT or party in c.members
-            ]
-        }
+    keep = ("id", "agreement", "members", "opened_at")
+    return {"channels": [{k: c[k] for k in keep} for c in hub.views.channels_of(party)]}

@@ -28,7 +28,7 @@ async def obligations(
     evaluations.take(party)  # each new as_of runs the engine over the whole agreement
 
     def work() -> dict[str, Any]:
-        return hub.report_for(party_of(hub, token), agreement, at)
+        return hub.views.report_for(party_of(hub, token), agreement, at)
 
     return await evaluations.run(party, work)
 
@@ -49,6 +49,6 @@ async def confidence(
     evaluations.take(party)
 
     def work() -> dict[str, Any]:
-        return hub.indicators_for(party_of(hub, token), agreement, at)
+        return hub.views.indicators_for(party_of(hub, token), agreement, at)
 
     return await evaluations.run(party, work)

@@ -55,8 +55,7 @@ def auth_token(body: TokenIn, request: Request, hub: HubDep) -> dict[str, Any]:
         raise FormatError("field 'signature': not standard base64") from None
     hub.sync()
     party_claim = challenge_party(body.challenge)
-    with hub._state_lock:
-        keys = hub.state.signing_keys(party_claim)
+    keys = hub.views.signing_keys(party_claim)
     now = int(time.time())
     token, party, exp = auth.issue_token(
         hub.token_secret,
@@ -88,28 +87,27 @@ def auth_signin_code(
 
 @router.get("/v1/parties")
 def parties(_party: Caller, hub: HubDep) -> dict[str, Any]:
-    with hub._state_lock:
-        return {
-            "parties": [
-                {
-                    "id": p.id,
-                    "name": p.name,
-                    "agreements": list(p.agreements),
-                    "contact": p.contact,
-                    "signing_keys": [b64(k) for k in p.active_keys()],
-                    "key_history": [
-                        {
-                            "key": b64(k.public),
-                            "since": k.since,
-                            "until": k.until,
-                            "revoked": k.revoked,
-                        }
-                        for k in p.keys
-                    ],
-                    "encryption_key": b64(p.encryption_key),
-                    "witness_key": p.witness_key,
-                    "registered_at": p.registered_at,
-                }
-                for p in sorted(hub.state.parties.values(), key=lambda p: p.id)
-            ]
-        }
+    return {
+        "parties": [
+            {
+                "id": p.id,
+                "name": p.name,
+                "agreements": list(p.agreements),
+                "contact": p.contact,
+                "signing_keys": [b64(k) for k in p.active_keys()],
+                "key_history": [
+                    {
+                        "key": b64(k.public),
+                        "since": k.since,
+                        "until": k.until,
+                        "revoked": k.revoked,
+                    }
+                    for k in p.keys
+                ],
+                "encryption_key": b64(p.encryption_key),
+                "witness_key": p.witness_key,
+                "registered_at": p.registered_at,
+            }
+            for p in hub.views.parties()
+        ]
+    }

@@ -58,7 +58,7 @@ def leaves(
         item: dict[str, Any] = {"index": row.idx, "leaf_hash": b64(leaf_hash(data))}
         if party is not None:
             try:
-                hub.readable(party, row.idx)
+                hub.views.readable(party, row.idx)
                 item["entry"] = b64(data)
             except CbmnetError:
                 pass
@@ -86,8 +86,7 @@ async def cosign(request: Request, hub: HubDep, size: Size) -> dict[str, Any]:
         text = raw.decode()
     except UnicodeDecodeError:
         raise FormatError("cosignature lines: not UTF-8") from None
-    with hub._state_lock:
-        vkeys = [p.witness_key for p in hub.state.parties.values() if p.witness_key]
+    vkeys = hub.views.witness_keys()
     if not vkeys:
         raise ConflictError("no party has registered a witness key")
     lines = list(dict.fromkeys(ln for ln in text.splitlines() if ln.strip()))

@@ -38,10 +38,10 @@ async def stream(ws: WebSocket, token: str = "", after: int = -1) -> None:
         async with woken_by_appends(ws, hub, party) as w:
             while not w.closed.is_set():
                 w.wake.clear()
-                if time.time() > exp or not hub.key_active(party, key):
+                if time.time() > exp or not hub.views.key_active(party, key):
                     await ws.close(code=4401, reason="token expired or key no longer active")
                     return
-                items = hub.entries_for(party, after=cursor, limit=200)
+                items = hub.views.entries_for(party, after=cursor, limit=200)
                 for ent in items:
                     text = hub.pushed_text(ent.index)
                     if text is None:

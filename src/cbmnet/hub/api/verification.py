@@ -71,8 +71,8 @@ async def quota(
     def work() -> dict[str, Any]:
         who = party_of(hub, token)
         if request is not None:
-            return hub.quota_of_request(who, agreement, request)
+            return hub.views.quota_of_request(who, agreement, request)
         assert host is not None and kind is not None
-        return hub.quota_for(who, agreement, host, kind, eta_ms=eta_ms, until_ms=until_ms)
+        return hub.views.quota_for(who, agreement, host, kind, eta_ms=eta_ms, until_ms=until_ms)
 
     return await evaluations.run(party, work)

@@ -172,7 +172,7 @@ def obligations_of(hub: Hub, party: str, now: int) -> list[dict[str, Any]]:
     """The caller's own obligations (the secretariat: everyone's), by due date."""
     out: list[dict[str, Any]] = []
     for ag in agreements_of(hub, party):
-        rep = hub.report_for(party, ag, now)
+        rep = hub.views.report_for(party, ag, now)
         out += [
             {**o, "agreement": ag}
             for o in rep["obligations"]
@@ -205,7 +205,7 @@ def archive_rows(hub: Hub, party: str, request: Request) -> tuple[list[dict[str,
             and (needle is None or found(e))
         )
 
-    items = hub.entries_for(party, after=after, limit=limit, match=match, author=filters["party"])
+    items = hub.views.entries_for(party, after=after, limit=limit, match=match, author=filters["party"])
     rows = [
         {
             "index": e.index,
@@ -277,7 +277,7 @@ def open_session(hub: Hub, code: str) -> tuple[str, str, int]:
         hub.token_secret, code, now, lambda n, until: hub.rstore.spend_nonce(n, until, now)
     )
     hub.sync()
-    if not hub.key_active(party, key):
+    if not hub.views.key_active(party, key):
         raise AuthError(f"the key this code was issued to is no longer active for {party!r}")
     session, exp = auth.issue_session(hub.token_secret, party, key, now, hub.settings.token_ttl_s)
     return party, session, exp
@@ -309,14 +309,12 @@ def overview(request: Request) -> Response:
     party = evaluating(request)
     hub = hub_from(request)
     now = hub.clock()
-    with hub._state_lock:
-        parties = [
-            (p.id, p.name, key_spans(p.keys))
-            for p in sorted(hub.state.parties.values(), key=lambda p: p.id)
-        ]
+    parties = [(p.id, p.name, key_spans(p.keys)) for p in hub.views.parties()]
     indicators: list[dict[str, Any]] = []
     for ag in agreements_of(hub, party):
-        doc = limits_of(request).evaluations.call(party, partial(hub.indicators_for, party, ag, now))
+        doc = limits_of(request).evaluations.call(
+            party, partial(hub.views.indicators_for, party, ag, now)
+        )
         latest = doc["months"][-1] if doc["months"] else None
         recent = doc["months"][-TREND_MONTHS:]
         series: dict[str, list[dict[str, Any]]] = {}
@@ -447,8 +445,7 @@ def log_page(request: Request) -> Response:
     top = latest.seq + 1 if latest else 0
     before = _int(request.query_params.get("before"), top, 0, top)
     cps = [c for c in hub.rstore.checkpoints_after(max(-1, before - limit - 1), limit) if c.seq < before]
-    with hub._state_lock:
-        wp = registry_policy(hub.state, hub.log.vkey)
+    wp = registry_policy(hub.views.policy_witnesses(), hub.log.vkey)
     lines: dict[int, list[str]] = {}
     if cps:
         for cs in hub.rstore.cosignatures_between(cps[0].seq, cps[-1].seq):
@@ -472,7 +469,7 @@ def verify_page(hub: Hub, party: str, index: int | None) -> Response:
     if index is None:
         return render("verify.html", 400, party=party, error="give an entry index", entry=None)
     try:
-        e = hub.readable(party, index)
+        e = hub.views.readable(party, index)
         proof = format_proof(hub.receipt_bundle(index))
     except (ForbiddenError, NotFoundError) as err:
         status = 403 if isinstance(err, ForbiddenError) else 404
@@ -514,7 +511,7 @@ def verify_entry(request: Request, index: str) -> Response:
 def readable_or_page(hub: Hub, party: str, raw: str) -> Response | int:
     index = _int(raw, -1, -1, 2**62)
     try:
-        hub.readable(party, index)
+        hub.views.readable(party, index)
     except (ForbiddenError, NotFoundError) as err:
         status = 403 if isinstance(err, ForbiddenError) else 404
         return Response(str(err)[:300], status_code=status, media_type="text/plain")
@@ -578,20 +575,15 @@ def quota_section(hub: Hub, party: str, ag: str) -> dict[str, Any] | None:
     kinds = [k for k in QUOTA_KINDS if any(m.request_kind == k for m in measures)]
     if not kinds:
         return None
-    with hub._state_lock:
-        hosts = sorted(p.id for p in hub.state.parties.values() if p.id != party and ag in p.agreements)
-        docs = [
-            d
-            for d in hub.state.events(ag, upto=hub.committed)
-            if hub.state.may_read(party, hub.state.entries[d["log_index"]])
-        ]
+    hosts = hub.views.hosts_for(party, ag)
+    docs = hub.views.readable_events(party, ag)
     tables = []
     for kind in kinds:
         of_kind = [m for m in measures if m.request_kind == kind]
         rows = []
         if party != SECRETARIAT:
             for host in hosts:
-                q = hub.quota_for(party, ag, host, kind)
+                q = hub.views.quota_for(party, ag, host, kind)
                 total = _first([_quota_total(m, host) for m in of_kind])
                 left = q["remaining_for_host"]
                 used = total - left if total is not None and left is not None else None

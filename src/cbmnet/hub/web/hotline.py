@@ -25,9 +25,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from cbmnet.acts.model import PT_ACK, PT_HOTLINE, SECRETARIAT
-from cbmnet.acts.state import HubState
-from cbmnet.agreements.model import HotlineTerms
+from cbmnet.acts.model import PT_ACK
 from cbmnet.compliance.timeutil import format_time, parse_duration
 from cbmnet.errors import CbmnetError
 from cbmnet.hub.deps import COOKIE, hub_from, session_of, who
@@ -42,27 +40,15 @@ DEFAULT_WITHIN_MS = 6 * 3_600_000
 
 
 class _Messages:
-    """An incremental index of hotline message entries, and their parsed payloads.
+    """Hotline messages' parsed payloads (the read model indexes which entries they are).
 
-    Entries never change once logged, so the index only grows and a parsed payload is
-    kept for good (bounded: the latest ``4 * MAX_MESSAGES``).
+    Entries never change once logged, so a parsed payload is kept for good (bounded: the
+    latest ``4 * MAX_MESSAGES``).
     """
 
     def __init__(self) -> None:
-        self.indices: list[int] = []
-        self.scanned = 0
         self.docs: dict[int, dict[str, Any]] = {}
         self.lock = threading.Lock()
-
-    def catch_up(self, state: HubState, upto: int) -> None:
-        """Index the durable entries (below ``upto``, the hub's committed size) not seen yet;
-        the caller holds the hub's state lock."""
-        entries = state.entries
-        for i in range(self.scanned, min(upto, len(entries))):
-            e = entries[i]
-            if e.payload_type == PT_HOTLINE and e.kind == "hotline.message":
-                self.indices.append(i)
-        self.scanned = max(self.scanned, min(upto, len(entries)))
 
     def doc(self, hub: Hub, index: int) -> dict[str, Any]:
         with self.lock:
@@ -87,60 +73,14 @@ def hotline_view(hub: Hub, index: _Messages, party: str, now_ms: int) -> dict[st
     Everything here is derived from the log (acks, ``hotline.no_answer`` statements) and
     the agreement's hotline terms, so a member can recompute it from its own copy.
     """
-    with hub._state_lock:
-        st = hub.state
-        durable = hub.committed
-        index.catch_up(st, durable)
-        channels = [
-            {
-                "id": c.id,
-                "agreement": c.agreement,
-                "members": list(c.members),
-                "accepted": sorted(c.accepted),
-            }
-            for c in sorted(st.channels.values(), key=lambda c: c.id)
-            if party == SECRETARIAT or party in c.members
-        ]
-        mine = {c["id"] for c in channels}
-        picked = []
-        for i in reversed(index.indices):
-            e = st.entries[i]
-            if e.form in mine and st.may_read(party, e):
-                picked.append(e)
-                if len(picked) == MAX_MESSAGES:
-                    break
-        rows: list[tuple[dict[str, Any], HotlineTerms | None]] = []
-        for e in picked:
-            ch = st.channels[str(e.form)]
-            acks = {
-                m: {"index": a, "at": format_time(st.entries[a].ms), "at_ms": st.entries[a].ms}
-                for m in ch.members
-                if (a := st.acks.get((e.index, m))) is not None and a < durable
-            }
-            silent = sorted(m for m in ch.members if (e.index, m) in st.no_answer)
-            held = sorted(ch.accepted - {e.author})
-            row: dict[str, Any] = {
-                "index": e.index,
-                "channel": ch.id,
-                "agreement": ch.agreement,
-                "from": e.author,
-                "sent_ms": e.ms,
-                "sent": format_time(e.ms),
-                "members": list(ch.members),
-                "held": held,
-                "acks": acks,
-                "no_answer": silent,
-                "waiting": sorted(set(held) - set(acks) - set(silent)),
-                "may_ack": party in ch.members and party != e.author and party not in acks,
-            }
-            ag = st.agreements.get(ch.agreement)
-            rows.append((row, ag.hotline if ag is not None else None))
-        keys = []
-        hpke = None
-        p = st.parties.get(party)
-        if p is not None:
-            keys = [base64.b64encode(k).decode() for k in p.active_keys()]
-            hpke = base64.b64encode(p.encryption_key).decode()
+    channels = [
+        {k: c[k] for k in ("id", "agreement", "members", "accepted")}
+        for c in hub.views.channels_of(party)
+    ]
+    rows = [(r.row, r.terms) for r in hub.views.hotline_rows(party, MAX_MESSAGES)]
+    keys = [base64.b64encode(k).decode() for k in hub.views.signing_keys(party)]
+    enc = hub.views.encryption_key(party)
+    hpke = base64.b64encode(enc).decode() if enc is not None else None
     messages = []
     for row, terms in rows:
         got = index.doc(hub, row["index"])
@@ -234,7 +174,7 @@ async def hotline_stream(ws: WebSocket) -> None:
                 w.wake.clear()
                 if w.closed.is_set():
                     break
-                if time.time() > exp or not hub.key_active(party, key):
+                if time.time() > exp or not hub.views.key_active(party, key):
                     await ws.close(code=4401, reason="token expired or key no longer active")
                     return
                 await ws.send_text(json.dumps({"type": "changed", "now_ms": hub.clock()}))

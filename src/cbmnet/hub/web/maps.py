@@ -204,8 +204,7 @@ class Collector:
 
 
 def parties_of(hub: Hub) -> list[str]:
-    with hub._state_lock:
-        return sorted(hub.state.parties)
+    return hub.views.party_ids()
 
 
 _MAP_CACHE: dict[tuple[str, str, Filters, int, int], dict[str, Any]] = {}
@@ -218,8 +217,7 @@ for at most this long (findings may change as deadlines pass)."""
 def map_features(hub: Hub, party: str, f: Filters) -> dict[str, Any]:
     """The map's features for ``party`` (kept per caller, filters and log size, briefly)."""
     now = hub.clock()
-    with hub._state_lock:
-        version = hub.state.version
+    version = hub.views.version()
     key = (hub.url, party, f, version, now // MAP_CACHE_MS)
     with _MAP_LOCK:
         got = _MAP_CACHE.get(key)
@@ -291,12 +289,10 @@ def _events(
     located: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
     """Events with a declared ``location`` that ``party`` may read (activities and others)."""
-    with hub._state_lock:
-        docs = [
-            (d, d.get("exercise") is True or getattr(e, "exercise", False) is True)
-            for d in hub.state.events(ag, upto=hub.committed)
-            if hub.state.may_read(party, e := hub.state.entries[d["log_index"]])
-        ]
+    docs = [
+        (d, d.get("exercise") is True or e.exercise)
+        for d, e in hub.views.readable_event_entries(party, ag)
+    ]
     for d, exercise in docs:
         geom = clean_geometry(d.get("location"))
         if geom is None:
@@ -330,28 +326,9 @@ def _events(
             return
 
 
-def _readable_batches(
-    hub: Hub, party: str, ags: set[str], author: str | None
-) -> list[tuple[int, dict[str, Any], str]]:
-    """(index, statement, author) of the newest :data:`MAX_BATCHES` durable observation
-    batches of ``ags`` that ``party`` may read (by ``author`` only, if given); the caller
-    holds the hub's state lock."""
-    st = hub.state
-    found = [
-        (i, dict(meta), st.entries[i].author)
-        for i, meta in st.batches.items()
-        if i < hub.committed
-        and meta.get("agreement") in ags
-        and (author is None or st.entries[i].author == author)
-        and st.may_read(party, st.entries[i])
-    ]
-    return sorted(found, key=lambda t: -t[0])[:MAX_BATCHES]
-
-
 def _observations(hub: Hub, party: str, ags: list[str], f: Filters, out: Collector) -> None:
     """Observation density: rows of readable batches counted per grid cell."""
-    with hub._state_lock:
-        cands = _readable_batches(hub, party, set(ags), f.party)
+    cands = hub.views.readable_batches(party, set(ags), f.party, MAX_BATCHES)
     cells: dict[tuple[int, int], list[Any]] = {}
     budget = MAX_ROWS
     truncated = False
@@ -412,7 +389,7 @@ def _batch_rows(
     Only for a batch ``party`` may read. The parsed rows of a few batches are kept: an
     upload is checked against the signed hash and never replaced, so they never go stale.
     """
-    hub.readable(party, index)
+    hub.views.readable(party, index)
     key = (hub.url, index, str(meta.get("sha256")))
     cached = _BATCH_CACHE.get(key)
     if cached is not None:
@@ -463,7 +440,7 @@ def _findings(
 ) -> None:
     """Findings, pinned to a subject event's location, with links to their evidence."""
     try:
-        rep = hub.report_for(party, ag, now)
+        rep = hub.views.report_for(party, ag, now)
     except CbmnetError:
         return
     for fd in rep["findings"]:
@@ -472,17 +449,12 @@ def _findings(
         due = _ms(fd.get("due"))
         if due is not None and not _overlaps(due, due, f):
             continue
-        evidence = []
         geom = None
         exercise = False
-        with hub._state_lock:
-            for sid in fd.get("subjects", []):
-                idx = hub.state.event_entry(ag, sid)
-                if idx is None or idx >= hub.committed:
-                    continue
-                if not hub.state.may_read(party, hub.state.entries[idx]):
-                    continue
-                evidence.append({"subject": sid, **entry_links(idx)})
+        evidence = [
+            {"subject": sid, **entry_links(idx)}
+            for sid, idx in hub.views.readable_subjects(party, ag, fd.get("subjects", []))
+        ]
         for sid in fd.get("subjects", []):
             where = located.get((ag, sid))
             if where is not None:
@@ -529,15 +501,9 @@ def _verification(hub: Hub, party: str, ag: str, now: int, f: Filters, out: Coll
     agreement = hub.agreements.get(ag)
     if agreement is None:
         return
-    with hub._state_lock:
-        committed = hub.committed
-        batches = [(i, meta) for i, meta, _ in _readable_batches(hub, party, {ag}, None)]
-        docs = [
-            d
-            for d in hub.state.events(ag, upto=committed)
-            if d.get("type") == "activity"
-            and hub.state.may_read(party, hub.state.entries[int(d["log_index"])])
-        ]
+    committed = hub.views.parsed_events(ag).committed
+    batches = [(i, meta) for i, meta, _ in hub.views.readable_batches(party, {ag}, None, MAX_BATCHES)]
+    docs = [d for d in hub.views.readable_events(party, ag) if d.get("type") == "activity"]
     if not batches:
         return
     key = (hub.url, party, ag, committed, now // 60_000)

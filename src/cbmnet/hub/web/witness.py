@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cbmnet.acts.registry import majority_policy_text
-from cbmnet.acts.state import HubState
 from cbmnet.errors import CbmnetError
 from cbmnet.ledger.policy import Policy, parse_policy, verify_checkpoint
 
@@ -26,13 +25,12 @@ class WitnessPolicy:
     threshold: int
 
 
-def registry_policy(state: HubState, log_vkey: str) -> WitnessPolicy:
-    """Majority of the registered parties' witnesses (caller holds the hub's state lock).
+def registry_policy(named: list[tuple[str, str]], log_vkey: str) -> WitnessPolicy:
+    """Majority of the registered parties' witnesses (``named``: ``Registry.policy_witnesses``).
 
     A witness key two parties named (a log written before keys were unique) counts once,
     for the party that registered it first, so the page works for everyone.
     """
-    named = state.registry.policy_witnesses()
     text, k = majority_policy_text(log_vkey, named)
     return WitnessPolicy(text, parse_policy(text), tuple(pid for pid, _ in named), k)
 

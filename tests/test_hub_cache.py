@@ -1,4 +1,4 @@
-"""The hub's compliance caches: exact for one log size and a span of time, never wider.
+"""The hub's compliance caches: exact for the events they read and a span of time, never wider.
 
 What a party relies on: a view served from a cache is the view the engine would compute
 now. So the cache must drop a report when the log grows, when the clock passes a due
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cbmnet.acts.model import PT_EVENT
+from cbmnet.acts.model import PT_ACK, PT_EVENT
 from cbmnet.agreements.loader import bundled
 from cbmnet.compliance import engine
 from cbmnet.compliance.engine import evaluate, next_change
@@ -289,3 +289,69 @@ def test_a_look_at_another_moment_keeps_the_present_cached(
     assert counted.calls == runs + 1
     assert hub.views.report_for("AUT", AG, now + 1)["obligations"] == present["obligations"]
     assert counted.calls == runs + 1
+
+
+def test_entries_that_are_not_the_agreements_events_keep_its_report(
+    world: tuple[TestHub, Api, FakeClock, Counted],
+) -> None:
+    """An acknowledgement is no event of the agreement: the engine's report over the same
+    events is the same, so it is not computed again, and what is served is still what the
+    engine computes now. Indicators count acknowledgements: theirs are computed again."""
+    th, api, clock, counted = world
+    hub = th.hub
+    note = event("AUT", "n-ack", "notification", form="annual_calendar", year=2031, activities=[])
+    index = int(api.act(api.sign("AUT", PT_EVENT, note))["index"])
+    now = clock()
+    seen = hub.views.report_for("BEL", AG, now)
+    ind = hub.views.indicators_for("BEL", AG, now)
+    runs = counted.calls
+    api.act(api.sign("BEL", PT_ACK, {"act": "ack", "entry": index, "party": "BEL"}))
+    assert hub.views.report_for("BEL", AG, now + 1)["obligations"] == seen["obligations"]
+    assert counted.calls == runs
+    assert hub.views.report(AG, now + 1) == evaluate(
+        bundled(AG),
+        parse_events(hub.state.events(AG, upto=hub.committed), "log"),
+        now + 1,
+        hub.zones[AG],
+    )
+    again = hub.views.indicators_for("BEL", AG, now + 1)
+    assert counted.calls == runs
+    assert again["rows"] != ind["rows"]  # BEL's acknowledgement counts in its reaction times
+
+
+def test_the_parse_grows_with_the_log_as_a_full_parse_would(
+    world: tuple[TestHub, Api, FakeClock, Counted],
+) -> None:
+    """Events appended are parsed after the earlier ones; an amendment (a correction, a
+    withdrawal) makes the whole be read again. Either way: what a full parse gives."""
+    th, api, _clock, _ = world
+    hub = th.hub
+    rng = random.Random(7)
+
+    def same() -> None:
+        got = hub.views.parsed_events(AG)
+        full = hub.state.events(AG, upto=hub.committed)
+        assert got.docs == full
+        assert got.events == parse_events(full, "log")
+        assert got.latest == max((e.time for e in got.events), default=-1)
+
+    same()
+    for n in range(6):
+        start = f"2030-0{3 + n % 5}-0{1 + rng.randrange(8)}T00:00:00Z"
+        end = start.replace("T00", "T12")
+        api.act(api.sign("AUT", PT_EVENT, activity("AUT", f"g-{n}", start, end)))
+        same()
+        ask = event("BEL", f"g-{n}-q", "request", kind="explanation", to="AUT", activity=f"g-{n}")
+        api.act(api.sign("BEL", PT_EVENT, ask))
+        if n % 2:
+            same()
+    fixed = activity("AUT", "g-1-fix", "2030-04-01T00:00:00Z", "2030-04-02T00:00:00Z", troops=12_000)
+    api.act(api.sign("AUT", PT_EVENT, {**fixed, "amends": {"id": "g-1", "action": "correct"}}))
+    same()
+    gone = event("BEL", "g-2-q-w", "request", kind="explanation", to="AUT")
+    api.act(api.sign("BEL", PT_EVENT, {**gone, "amends": {"id": "g-2-q", "action": "withdraw"}}))
+    same()
+    api.act(
+        api.sign("AUT", PT_EVENT, activity("AUT", "g-9", "2030-09-01T00:00:00Z", "2030-09-02T00:00:00Z"))
+    )
+    same()

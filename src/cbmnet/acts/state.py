@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from bisect import bisect_right
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -214,6 +214,28 @@ class HubState:
         docs = self._logs[agreement].docs if agreement in self._logs else {}
         return any(docs.get(i, {}).get("amends") is not None for i in range(lo, hi))
 
+    def events_since(self, agreement: str, since: int, upto: int) -> list[dict[str, Any]]:
+        """``events(agreement, upto)`` past those of ``events(agreement, since)``, when no
+        entry in [since, upto) amends one (``amended``): what a reader that has the first
+        list appends to it. The documents are fresh (not shared with ``events``)."""
+        return self._read_events(agreement, upto, since)
+
+    def registry_at(self, upto: int) -> int:
+        """How many entries addressed to every party (the registry's among them) lie below
+        ``upto``: who may read what changes only with one of them."""
+        return bisect_left(self._by_scope.get(ALL, []), upto)
+
+    def events_at(self, agreement: str, upto: int) -> int:
+        """How many of the agreement's entries (events and amendments) lie below ``upto``:
+        the events the engine reads are the same for two sizes with the same count."""
+        docs = self._logs[agreement].docs if agreement in self._logs else {}
+        n = len(docs)
+        for idx in reversed(docs):
+            if idx < upto:
+                break
+            n -= 1
+        return n
+
     def events(self, agreement: str, upto: int | None = None) -> list[dict[str, Any]]:
         """The agreement's events as the compliance engine reads them, in log order.
 
@@ -233,11 +255,19 @@ class HubState:
         self._events_memo[agreement] = (self.version, limit, out)
         return list(out)
 
-    def _read_events(self, agreement: str, limit: int) -> list[dict[str, Any]]:
+    def _read_events(self, agreement: str, limit: int, since: int = 0) -> list[dict[str, Any]]:
         log = self._logs[agreement]
         gone = {eid for eid, at in log.withdrawn_at.items() if at < limit}
         out = []
-        for idx, doc in log.docs.items():
+        docs: Iterable[tuple[int, dict[str, Any]]] = log.docs.items()
+        if since > 0:  # only the latest: walk back to ``since``, not through the whole log
+            tail = []
+            for idx in reversed(log.docs):
+                if idx < since:
+                    break
+                tail.append((idx, log.docs[idx]))
+            docs = reversed(tail)
+        for idx, doc in docs:
             if idx >= limit:
                 break
             if doc.get("amends") is not None:

@@ -310,20 +310,29 @@ def parse_event(doc: Any, source: str) -> Event:
     return _parse_one(doc, source, 0)
 
 
-def parse_events(records: Sequence[Any], source: str = "events") -> list[Event]:
+def parse_events(
+    records: Sequence[Any], source: str = "events", *, after: Sequence[Event] = ()
+) -> list[Event]:
     """Validate records into events; ids unique, references resolved (or listed in the
-    event's ``withdrawn_refs``), or a ``FormatError``."""
-    if len(records) > MAX_EVENTS:
+    event's ``withdrawn_refs``), or a ``FormatError``.
+
+    ``after``: events validated already that ``records`` continue (a log that grew): only
+    the new records are read, and checked against ``after`` and each other; the answer is
+    ``after`` followed by them, as if the whole had been parsed at once.
+    """
+    if len(after) + len(records) > MAX_EVENTS:
         raise FormatError(f"{source}: more than {MAX_EVENTS} events")
-    events = [_parse_one(doc, source, i) for i, doc in enumerate(records)]
-    ids: dict[str, int] = {}
-    for i, e in enumerate(events):
+    start = len(after)
+    new = [_parse_one(doc, source, start + i) for i, doc in enumerate(records)]
+    ids: dict[str, int] = {e.id: i for i, e in enumerate(after)}
+    for i, e in enumerate(new, start):
         if e.id in ids:
             raise FormatError(
                 f"{source}, record {i} (id {e.id!r}), field 'id': duplicates record {ids[e.id]}"
             )
         ids[e.id] = i
-    for i, e in enumerate(events):
+    events = [*after, *new]
+    for i, e in enumerate(new, start):
         refs: Iterable[tuple[str, str]] = ()
         if e.type == "response":
             refs = (("request", e.raw["request"]),)

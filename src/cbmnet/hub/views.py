@@ -55,11 +55,18 @@ def _better(have: _Window | None, new: _Window, now: int) -> bool:
     """Keep ``new`` in place of ``have``? Yes if it is of a longer log, or of the same one
     unless ``have`` holds for the present and ``new`` does not (one look at another
     ``as_of`` must not evict the view of the present)."""
-    if have is None or have.committed < new.committed:
+    if have is None or have.key < new.key:
         return True
-    if have.committed > new.committed:
+    if have.key > new.key:
         return False
     return not (have.since <= now < have.until) or new.since <= now < new.until
+
+
+def _hit(win: _Window | None, key: tuple[int, ...], as_of: int) -> _Window | None:
+    """``win`` if it was made from the inputs ``key`` names and holds at ``as_of``."""
+    if win is not None and win.key == key and win.since <= as_of < win.until:
+        return win
+    return None
 
 
 @dataclass
@@ -67,6 +74,9 @@ class Parsed:
     """One agreement's events as of ``committed``: the state's documents and the engine's."""
 
     committed: int
+    count: int
+    """The agreement's entries below ``committed`` (``HubState.events_at``): two parses
+    with the same count hold the same events."""
     docs: list[dict[str, Any]]
     """Shared by every reader: never modified."""
     events: list[Event]
@@ -89,9 +99,10 @@ class QuotaView:
 
 @dataclass
 class _Window:
-    """A result valid for ``committed`` and any moment in [``since``, ``until``)."""
+    """A result of the inputs ``key`` names (log sizes, counts: they only grow), valid for
+    any moment in [``since``, ``until``)."""
 
-    committed: int
+    key: tuple[int, ...]
     since: int
     until: int
     value: Any
@@ -469,17 +480,43 @@ class ReadModel:
     # ---- compliance ---------------------------------------------------------------------
 
     def parsed_events(self, agreement: str) -> Parsed:
-        """The agreement's events in the committed log, read and parsed once per log size."""
+        """The agreement's events in the committed log, read and parsed once per log size.
+
+        Most entries are not the agreement's events (acknowledgements, hotline traffic):
+        then the parse of the shorter log is the answer, under the new size. When the log
+        grew by events and amended none of the earlier ones, only the new ones are read
+        and parsed, after the earlier (``HubState.events_since``, ``parse_events(after=)``).
+        """
         with self._lock:
-            committed = self._fold.committed
+            st, committed = self._fold.state, self._fold.committed
             got = self._parsed.get(agreement)
             if got is not None and got.committed == committed:
                 return got
-            docs = self._fold.state.events(agreement, upto=committed)
-        with collector.paused():
-            events = parse_events(docs, f"log of {agreement}")
-        got = Parsed(committed, docs, events, max((e.time for e in events), default=-1), {})
-        collector.keep(len(events))
+            count = st.events_at(agreement, committed)
+            base = None
+            if got is not None and got.committed < committed:
+                # Quota views are cut by who may read what: kept only while that stands.
+                readers_same = st.registry_at(committed) == st.registry_at(got.committed)
+                if count == got.count:
+                    base = got
+                    new_docs: list[dict[str, Any]] = []
+                elif not st.amended(agreement, got.committed, committed):
+                    base = got
+                    new_docs = st.events_since(agreement, got.committed, committed)
+            if base is None:
+                new_docs = st.events(agreement, upto=committed)
+        if base is not None and not new_docs:
+            got = replace(base, committed=committed, quota=base.quota if readers_same else {})
+        else:
+            after = base.events if base is not None else ()
+            with collector.paused():
+                events = parse_events(new_docs, f"log of {agreement}", after=after)
+            docs = [*base.docs, *new_docs] if base is not None else new_docs
+            latest = max((e.time for e in events[len(after) :]), default=-1)
+            if base is not None:
+                latest = max(latest, base.latest)
+            got = Parsed(committed, count, docs, events, latest, {})
+            collector.keep(len(new_docs))
         with self._lock:
             have = self._parsed.get(agreement)
             if have is None or have.committed < committed:
@@ -491,35 +528,36 @@ class ReadModel:
         return self.parsed_events(agreement).docs
 
     def report(self, agreement: str, as_of: int) -> Report:
-        win = self._report_window(agreement, as_of)
+        if agreement not in self.agreements:
+            raise NotFoundError(f"this hub does not serve agreement {agreement!r}")
+        win = self._report_window(self.parsed_events(agreement), agreement, as_of)
         rep: Report = win.value
         return rep if rep.as_of == as_of else replace(rep, as_of=as_of)
 
-    def _report_window(self, agreement: str, as_of: int) -> _Window:
-        """The report of ``agreement`` over the committed log, and the span of time it holds for.
+    def _report_window(self, parsed: Parsed, agreement: str, as_of: int) -> _Window:
+        """The report of ``agreement`` over ``parsed``, and the span of time it holds for.
 
         The engine is pure: over the same events, its answer changes only at the instants
         ``next_change`` names (a due time passing, a declared start coming, a new year).
-        So the report of the present is computed once per log size and re-stamped with
-        each later ``as_of`` until the next such instant.
+        So the report of the present is computed once per change of the agreement's
+        events (not per entry of the log) and re-stamped with each later ``as_of`` until
+        the next such instant.
         """
-        if agreement not in self.agreements:
-            raise NotFoundError(f"this hub does not serve agreement {agreement!r}")
+        key = (parsed.count,)
         with self._lock:
-            hit = self._window_hit(self._present.get(agreement), as_of)
+            hit = _hit(self._present.get(agreement), key, as_of)
             if hit is not None:
                 return hit
-            cached = self._report_cache.get((agreement, self._fold.committed, as_of))
+            cached = self._report_cache.get((agreement, parsed.count, as_of))
             if cached is not None:
-                return _Window(self._fold.committed, as_of, as_of + 1, cached)
+                return _Window(key, as_of, as_of + 1, cached)
         with self._eval_lock:  # one evaluation at a time: concurrent callers share it
             with self._lock:
-                hit = self._window_hit(self._present.get(agreement), as_of)
+                hit = _hit(self._present.get(agreement), key, as_of)
             if hit is not None:
                 return hit
             ag = self.agreements[agreement]
             try:
-                parsed = self.parsed_events(agreement)
                 with collector.paused():
                     rep = evaluate(ag, parsed.events, as_of, self.zones[agreement])
                     until = next_change(ag, parsed.events, rep)
@@ -530,21 +568,15 @@ class ReadModel:
                 raise StoreError(
                     f"the log of {agreement} cannot be evaluated; the operator is told"
                 ) from e
-            win = _Window(parsed.committed, as_of, until, rep)
+            win = _Window(key, as_of, until, rep)
             collector.keep(len(rep.obligations) + len(rep.findings))
             with self._lock:
                 if len(self._report_cache) > 64:
                     self._report_cache.clear()
-                self._report_cache[(agreement, parsed.committed, as_of)] = rep
+                self._report_cache[(agreement, parsed.count, as_of)] = rep
                 if _better(self._present.get(agreement), win, self.clock()):
                     self._present[agreement] = win
             return win
-
-    def _window_hit(self, win: _Window | None, as_of: int) -> _Window | None:
-        """``win`` if it holds for the committed log at ``as_of`` (call with the state lock)."""
-        if win is not None and win.committed == self._fold.committed and win.since <= as_of < win.until:
-            return win
-        return None
 
     def _view(
         self,
@@ -553,28 +585,40 @@ class ReadModel:
         agreement: str,
         as_of: int,
         make: Callable[[Report, int], tuple[dict[str, Any], int]],
+        *,
+        per_entry: bool,
     ) -> dict[str, Any]:
         """A JSON view of the report cut to ``party``, kept for the report's window (or the
         shorter one ``make`` names with it); only ``as_of`` differs within, and is re-stamped.
         ``make(report, committed)`` answers (view, until).
 
+        A view that reads every entry (``per_entry``: the indicators' facts) is kept for one
+        log size; one of the report alone, for as long as the agreement's events and the
+        registry (who may read what) are unchanged.
+
         Keyed by the caller: a view is never served to anyone but the party it was cut for.
         """
-        key = (name, party, agreement)
+        if agreement not in self.agreements:
+            raise NotFoundError(f"this hub does not serve agreement {agreement!r}")
+        parsed = self.parsed_events(agreement)
         with self._lock:
-            hit = self._window_hit(self._views.get(key), as_of)
+            readers = self._fold.state.registry_at(parsed.committed)
+        key = (parsed.committed,) if per_entry else (parsed.count, readers)
+        slot = (name, party, agreement)
+        with self._lock:
+            hit = _hit(self._views.get(slot), key, as_of)
         if hit is None:
-            win = self._report_window(agreement, as_of)
+            win = self._report_window(parsed, agreement, as_of)
             rep: Report = win.value
             with collector.paused():
-                doc, until = make(rep, win.committed)
+                doc, until = make(rep, parsed.committed)
             collector.keep(sum(len(v) for v in doc.values() if isinstance(v, list)))
-            hit = _Window(win.committed, win.since, min(win.until, until), doc)
+            hit = _Window(key, win.since, min(win.until, until), doc)
             with self._lock:
                 if len(self._views) > 4096:
                     self._views.clear()
-                if _better(self._views.get(key), hit, self.clock()):
-                    self._views[key] = hit
+                if _better(self._views.get(slot), hit, self.clock()):
+                    self._views[slot] = hit
         out: dict[str, Any] = hit.value
         return out if hit.since == as_of else {**out, "as_of": format_time(as_of)}
 
@@ -608,7 +652,7 @@ class ReadModel:
             with self._lock:
                 return self._readable_report(party, rep).to_json(), 2**62
 
-        return self._view("report", party, agreement, as_of, make)
+        return self._view("report", party, agreement, as_of, make, per_entry=False)
 
     def indicators_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
         """Confidence indicators as ``party`` can recompute them from what it may read.
@@ -631,7 +675,7 @@ class ReadModel:
             until = min([month_end(month_of(full.as_of)), *later])
             return indicators(Record.of(rep, facts, parties)), until
 
-        return self._view("indicators", party, agreement, as_of, make)
+        return self._view("indicators", party, agreement, as_of, make, per_entry=True)
 
     def readable_facts(self, party: str, facts: Sequence[Fact]) -> list[Fact]:
         """The facts of entries ``party`` may read: ``HubState.may_read``, inlined (it runs

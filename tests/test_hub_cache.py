@@ -22,6 +22,7 @@ from cbmnet.compliance import engine
 from cbmnet.compliance.engine import evaluate, next_change
 from cbmnet.compliance.events import parse_events
 from cbmnet.compliance.timeutil import MS_PER_DAY, format_time, parse_time
+from cbmnet.confidence import Record, indicators
 from cbmnet.confidence.record import facts_from_state
 from cbmnet.hub import views
 from tests.hubkit import TestHub, running_hub
@@ -354,4 +355,44 @@ def test_the_parse_grows_with_the_log_as_a_full_parse_would(
     api.act(
         api.sign("AUT", PT_EVENT, activity("AUT", "g-9", "2030-09-01T00:00:00Z", "2030-09-02T00:00:00Z"))
     )
+    same()
+
+
+def test_each_readers_fact_book_grows_to_what_a_fresh_reading_gives(
+    world: tuple[TestHub, Api, FakeClock, Counted],
+) -> None:
+    """The hub keeps one fact book per reader and reads only new entries into it; after
+    acknowledgements, answers, a correction and a withdrawal, every reader's indicators
+    are those of its facts read afresh from the whole log."""
+    th, api, clock, _ = world
+    hub = th.hub
+
+    def fresh(who: str, at: int) -> dict[str, Any]:
+        full = hub.views.report(AG, at)
+        with hub._state_lock:
+            rep = hub.views._readable_report(who, full)
+            facts = hub.views.readable_facts(who, facts_from_state(hub.state, AG, upto=hub.committed))
+            parties = hub.state.members_of(AG)
+        return indicators(Record.of(rep, facts, parties))
+
+    def same() -> None:
+        clock.ms += 60_000
+        for who in ("AUT", "BEL", "CHE", "secretariat"):
+            assert hub.views.indicators_for(who, AG, clock()) == fresh(who, clock())
+
+    cal = event("AUT", "cal-31", "notification", form="annual_calendar", year=2031, activities=[])
+    cal_at = int(api.act(api.sign("AUT", PT_EVENT, cal))["index"])
+    same()
+    api.act(api.sign("BEL", PT_ACK, {"act": "ack", "entry": cal_at, "party": "BEL"}))
+    ask = event("CHE", "b-q", "request", kind="explanation", to="AUT")
+    ask_at = int(api.act(api.sign("CHE", PT_EVENT, ask))["index"])
+    same()
+    api.act(api.sign("AUT", PT_ACK, {"act": "ack", "entry": ask_at, "party": "AUT"}))
+    answer = event("AUT", "b-q-r", "response", request="b-q", decision="answer")
+    api.act(api.sign("AUT", PT_EVENT, answer))
+    same()
+    fixed = {**event("AUT", "b-q-r2", "response", request="b-q", decision="refuse")}
+    api.act(api.sign("AUT", PT_EVENT, {**fixed, "amends": {"id": "b-q-r", "action": "correct"}}))
+    same()
+    api.act(api.sign("CHE", PT_ACK, {"act": "ack", "entry": cal_at, "party": "CHE"}))
     same()

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,7 @@ from cbmnet.communication.hotline import generate_encryption_key
 from cbmnet.compliance.report import Finding, Obligation, Report
 from cbmnet.compliance.timeutil import parse_time
 from cbmnet.confidence import Fact, Record, facts_from_state, indicators, month_of, record_from_state
-from cbmnet.confidence.indicators import month_end, months_between, nearest_rank
+from cbmnet.confidence.indicators import FactBook, month_end, months_between, nearest_rank
 from cbmnet.ledger.dsse import pae
 from cbmnet.ledger.note import generate_key, parse_signer_key
 
@@ -428,3 +429,21 @@ def test_obligations_settled_are_counted_once_across_months(rec: Record) -> None
     given_ = sum(c["gives"]["total"] for r in out["rows"] for c in r["reciprocity"].values())
     received = sum(c["receives"]["total"] for r in out["rows"] for c in r["reciprocity"].values())
     assert given_ == received
+
+
+@settings(max_examples=80, deadline=None)
+@given(records(), st.lists(st.integers(0, 15), max_size=4))
+def test_a_fact_book_grown_in_parts_reads_as_the_whole_at_once(rec: Record, cuts: list[int]) -> None:
+    """A hub grows each reader's fact book as the log grows: read in any number of parts,
+    it gives the indicators of the whole read at once (and of the record's own facts)."""
+    whole = indicators(rec)
+    book = FactBook(rec.parties)
+    start = 0
+    for cut in [*sorted(cuts), len(rec.facts)]:
+        book.add(rec.facts[start : max(start, cut)])
+        start = max(start, cut)
+    bare = Record(rec.agreement, rec.as_of, rec.parties, rec.obligations, rec.findings, ())
+    assert indicators(bare, book=book) == whole
+    if rec.facts:
+        with pytest.raises(ValueError, match="not after"):
+            book.add(rec.facts[-1:])  # read once: never twice

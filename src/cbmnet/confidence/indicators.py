@@ -77,16 +77,24 @@ def nearest_rank(sorted_values: Sequence[int], percent: int) -> int | None:
     return sorted_values[rank - 1]
 
 
-def indicators(record: Record, months: Iterable[str] | None = None) -> dict[str, Any]:
+def indicators(
+    record: Record, months: Iterable[str] | None = None, *, book: FactBook | None = None
+) -> dict[str, Any]:
     """Every indicator for every party of ``record`` and every month, JSON-ready.
 
     ``months`` defaults to each month from the earliest dated item of the record to the
     month of ``as_of``, empty months included, so series line up for charts. Rows are
-    ordered by party, then month.
+    ordered by party, then month. ``book``: the record's facts read already (a hub grows
+    one per reader as its log grows); ``record.facts`` is then not read again.
     """
-    span = sorted(set(months)) if months is not None else _default_months(record)
-    book = _Book(record)
-    rows = [book.row(party, month) for party in record.parties for month in span]
+    if book is None:
+        book = FactBook(record.parties)
+        book.add(sorted((f for f in record.facts if f.ms <= record.as_of), key=lambda f: f.index))
+    elif book.parties != frozenset(record.parties) or book.last_ms > record.as_of:
+        raise ValueError("the fact book was read for other parties or past the record's as_of")
+    span = sorted(set(months)) if months is not None else _default_months(record, book)
+    ledger = _Book(record, book)
+    rows = [ledger.row(party, month) for party in record.parties for month in span]
     return {
         "agreement": record.agreement,
         "as_of": format_time(record.as_of),
@@ -96,22 +104,92 @@ def indicators(record: Record, months: Iterable[str] | None = None) -> dict[str,
     }
 
 
-def _default_months(record: Record) -> list[str]:
-    times = [f.ms for f in record.facts if f.ms <= record.as_of]
+def _default_months(record: Record, book: FactBook) -> list[str]:
+    times = [book.first_ms] if book.first_ms is not None else []
     times += [o.due for o in record.obligations if o.due <= record.as_of]
     times += [f.due for f in record.findings if f.due is not None and f.due <= record.as_of]
     last = month_of(record.as_of)
     return months_between(month_of(min(times)) if times else last, last)
 
 
+class FactBook:
+    """The facts' side of the indicators, read fact by fact in log order: each party's
+    first reaction to each entry addressed to it, communication check results, and what
+    each party gives each other (notifications, answers, visits accepted).
+
+    Grown with ``add`` as the log grows, so a long log is read once, not at every look.
+    A fact can only answer an earlier entry (a log has no forward references): a ``ref``
+    to a fact not added before is one the reader cannot see, and counts nothing.
+    """
+
+    def __init__(self, parties: Iterable[str]) -> None:
+        self.parties = frozenset(parties)
+        self.upto = -1
+        """The index of the last fact added."""
+        self.last_ms = -(2**62)
+        self.first_ms: int | None = None
+        self._by_index: dict[int, Fact] = {}
+        self._first: dict[tuple[int, str], Fact] = {}
+        self._answered: set[tuple[int, str]] = set()
+        self.reactions: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+        """(party, month) -> (delay, kind) of its first reactions in that month."""
+        self.checks: dict[tuple[str, str], list[Fact]] = defaultdict(list)
+        self.given: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+        """(giver, receiver, month) -> counts by category."""
+
+    def add(self, facts: Iterable[Fact]) -> None:
+        """Read ``facts``, in log order, all after those read already."""
+        parties = self.parties
+        for f in facts:
+            if f.index <= self.upto:
+                raise ValueError(f"fact {f.index} is not after fact {self.upto}")
+            self.upto = f.index
+            self.last_ms = max(self.last_ms, f.ms)
+            self.first_ms = f.ms if self.first_ms is None else min(self.first_ms, f.ms)
+            self._by_index[f.index] = f
+            kind = f.kind
+            target = self._by_index.get(f.ref) if f.ref is not None else None
+            if (
+                target is not None
+                and f.ms >= target.ms
+                and (kind == "ack" or (kind == "response" and target.kind == "request"))
+                and target.addressed_to(f.author)
+            ):
+                self._react(target, f)
+            if kind == "check.result" and f.concerns is not None:
+                self.checks[(f.concerns, month_of(f.ms))].append(f)
+            if kind == "notification" and f.author in parties:
+                month = month_of(f.ms)
+                for other in sorted(parties - {f.author}):
+                    if f.addressed_to(other):
+                        self.given[(f.author, other, month)]["notifications"] += 1
+            elif kind == "response" and target is not None:
+                req = target
+                if req.kind != "request" or not req.addressed_to(f.author):
+                    continue
+                if (req.index, f.author) in self._answered or req.author not in parties or f.ms < req.ms:
+                    continue
+                self._answered.add((req.index, f.author))
+                what = "visits_accepted" if f.outcome == "accept" and req.form in VISITS else "answers"
+                self.given[(f.author, req.author, month_of(f.ms))][what] += 1
+
+    def _react(self, target: Fact, f: Fact) -> None:
+        """``f`` reacts to ``target``: it counts if it is its author's first (the earliest)."""
+        key = (target.index, f.author)
+        had = self._first.get(key)
+        if had is not None:
+            if (f.ms, f.index) >= (had.ms, had.index):
+                return
+            self.reactions[(f.author, month_of(had.ms))].remove((had.ms - target.ms, had.kind))
+        self._first[key] = f
+        self.reactions[(f.author, month_of(f.ms))].append((f.ms - target.ms, f.kind))
+
+
 class _Book:
     """The record indexed once by party and month, so each row is a few look-ups."""
 
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: Record, facts: FactBook) -> None:
         self.record = record
-        parties = set(record.parties)
-        facts = [f for f in record.facts if f.ms <= record.as_of]
-        by_index = {f.index: f for f in facts}
         # Obligations by (party, month of due).
         self.obligations: dict[tuple[str, str], list[Obligation]] = defaultdict(list)
         for o in record.obligations:
@@ -126,52 +204,9 @@ class _Book:
         self.findings: dict[str, list[Finding]] = defaultdict(list)
         for g in record.findings:
             self.findings[g.party].append(g)
-        # Reactions: the first acknowledgement or answer of each party to each entry.
-        first: dict[tuple[int, str], Fact] = {}
-        lookup = by_index.get
-        for f in facts:
-            ref = f.ref
-            if ref is None:
-                continue
-            target = lookup(ref)
-            if target is None or f.ms < target.ms:
-                continue
-            kind = f.kind
-            if not (kind == "ack" or (kind == "response" and target.kind == "request")):
-                continue
-            if not target.addressed_to(f.author):
-                continue
-            key = (target.index, f.author)
-            had = first.get(key)
-            if had is None or (f.ms, f.index) < (had.ms, had.index):
-                first[key] = f
-        self.reactions: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
-        for (target_index, party), f in first.items():
-            delay = f.ms - by_index[target_index].ms
-            self.reactions[(party, month_of(f.ms))].append((delay, f.kind))
-        self.checks: dict[tuple[str, str], list[Fact]] = defaultdict(list)
-        for f in facts:
-            if f.kind == "check.result" and f.concerns is not None:
-                self.checks[(f.concerns, month_of(f.ms))].append(f)
-        # Reciprocity: (giver, receiver, month) -> counts by category.
-        self.given: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
-        answered: set[tuple[int, str]] = set()
-        for f in facts:
-            if f.kind == "notification" and f.author in parties:
-                month = month_of(f.ms)
-                for other in sorted(parties - {f.author}):
-                    if f.addressed_to(other):
-                        self.given[(f.author, other, month)]["notifications"] += 1
-            elif f.kind == "response" and f.ref is not None:
-                month = month_of(f.ms)
-                req = by_index.get(f.ref)
-                if req is None or req.kind != "request" or not req.addressed_to(f.author):
-                    continue
-                if (req.index, f.author) in answered or req.author not in parties or f.ms < req.ms:
-                    continue
-                answered.add((req.index, f.author))
-                what = "visits_accepted" if f.outcome == "accept" and req.form in VISITS else "answers"
-                self.given[(f.author, req.author, month)][what] += 1
+        self.reactions = facts.reactions
+        self.checks = facts.checks
+        self.given = facts.given
 
     def row(self, party: str, month: str) -> dict[str, Any]:
         return {

@@ -93,11 +93,12 @@ def facts_from_state(
     """
     limit = state.size if upto is None else min(upto, state.size)
     known = agreement in state.agreements
-    docs = (
-        {d["log_index"]: d for d in state.events(agreement, limit) if d["log_index"] >= since}
-        if known
-        else {}
-    )
+    if not known:
+        docs = {}
+    elif since > 0 and not state.amended(agreement, since, limit):  # the new ones alone
+        docs = {d["log_index"]: d for d in state.events_since(agreement, since, limit)}
+    else:
+        docs = {d["log_index"]: d for d in state.events(agreement, limit) if d["log_index"] >= since}
     out: list[Fact] = []
     for e in state.entries[since:limit]:
         if e.agreement != agreement:

@@ -740,6 +740,10 @@ class Hub:
     def run_duties(self, stop: threading.Event) -> None:
         """The background loop: sweeps and checkpoints until ``stop`` is set."""
         next_sweep = next_cp = 0.0
+        try:
+            self.views.warm()  # then the first sweep evaluates every agreement
+        except CbmnetError as e:
+            log.warning("hub duty failed: %s", e)
         while not stop.is_set():
             t = time.monotonic()
             try:

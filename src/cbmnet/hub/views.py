@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from operator import attrgetter
@@ -33,11 +34,15 @@ from cbmnet.compliance.report import Report
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.compliance.visits import time_field
 from cbmnet.confidence import Record, facts_from_state, indicators
-from cbmnet.confidence.indicators import month_end, month_of
+from cbmnet.confidence.indicators import FactBook, month_end, month_of
 from cbmnet.confidence.record import Fact
 from cbmnet.errors import CbmnetError, ForbiddenError, NotFoundError, StoreError
 
 log = logging.getLogger("cbmnet.hub")
+
+MAX_BOOKS = 32
+"""Readers' fact books kept (the least recently read go first): a party's is small, the
+secretariat's holds every fact of the agreement."""
 
 
 class Folded(Protocol):
@@ -145,6 +150,12 @@ class ReadModel:
         self._hotline: list[int] = []
         self._hotline_scanned = 0
         """Hotline message entries, indexed as they become durable (they never change)."""
+        self._facts_epoch: dict[str, int] = {}
+        """Agreement -> how often its facts were read from scratch (an amendment rewrote
+        one): a fact book of an earlier reading is read again."""
+        self._books: OrderedDict[tuple[str, str], tuple[tuple[int, int], FactBook]] = OrderedDict()
+        """(reader, agreement) -> ((facts epoch, registry count), the reader's fact book)."""
+        self._books_lock = threading.Lock()
 
     def clear(self) -> None:
         """Drop every cache: the hub rebuilt its state (a failed commit), so nothing derived
@@ -156,6 +167,16 @@ class ReadModel:
         self._facts.clear()
         self._hotline.clear()
         self._hotline_scanned = 0
+        self._facts_epoch.clear()
+        self._books.clear()
+
+    def warm(self) -> None:
+        """Read every agreement's events and facts ahead of the first caller (at start:
+        a snapshot restores the fold, not what is derived from it)."""
+        for agreement in self.agreements:
+            committed = self.parsed_events(agreement).committed
+            with self._lock:
+                self.facts_of(agreement, committed)
 
     # ---- the registry -------------------------------------------------------------------
 
@@ -666,16 +687,54 @@ class ReadModel:
         def make(full: Report, committed: int) -> tuple[dict[str, Any], int]:
             with self._lock:
                 rep = self._readable_report(party, full)
-                facts = self.readable_facts(party, self.facts_of(agreement, committed))
                 parties = self._fold.state.members_of(agreement)
+            book = self._fact_book(party, agreement, committed, parties, full.as_of)
+            if book is not None:  # the present: every fact read is at or before as_of
+                record = Record.of(rep, (), parties)
+                times = [book.last_ms]
+            else:  # another moment: read this once, as a party would from its copy
+                with self._lock:
+                    facts = self.readable_facts(party, self.facts_of(agreement, committed))
+                record = Record.of(rep, facts, parties)
+                times = [f.ms for f in facts]
             # Months run to the month of as_of; what is dated after as_of counts once due.
-            times = [o.due for o in full.obligations] + [f.ms for f in facts]
+            times += [o.due for o in full.obligations]
             times += [f.due for f in full.findings if f.due is not None]
             later = [t + 1 for t in times if t + 1 > full.as_of]
             until = min([month_end(month_of(full.as_of)), *later])
-            return indicators(Record.of(rep, facts, parties)), until
+            return indicators(record, book=book), until
 
         return self._view("indicators", party, agreement, as_of, make, per_entry=True)
+
+    def _fact_book(
+        self, party: str, agreement: str, committed: int, parties: set[str], as_of: int
+    ) -> FactBook | None:
+        """``party``'s facts of ``agreement`` up to ``committed``, read into a book that
+        grows with the log: only new entries are read (None when some fact is after
+        ``as_of``: a look at another moment reads its own)."""
+        slot = (party, agreement)
+        with self._books_lock:
+            with self._lock:
+                facts = self.facts_of(agreement, committed)
+                epoch = (self._facts_epoch.get(agreement, 0), self._fold.state.registry_at(committed))
+                kept = self._books.get(slot)
+                if kept is None or kept[0] != epoch or kept[1].parties != frozenset(parties):
+                    kept = (epoch, FactBook(parties))
+                book = kept[1]
+                if book.upto >= committed:
+                    return None  # a caller behind the book (a shorter log): read its own
+                start = bisect_left(facts, book.upto + 1, key=attrgetter("index"))
+                new = self.readable_facts(party, facts[start:])
+            if (new and max(f.ms for f in new) > as_of) or book.last_ms > as_of:
+                return None
+            with collector.paused():
+                book.add(new)
+            collector.keep(len(new))
+            self._books[slot] = kept
+            self._books.move_to_end(slot)
+            while len(self._books) > MAX_BOOKS:
+                self._books.popitem(last=False)
+            return book
 
     def readable_facts(self, party: str, facts: Sequence[Fact]) -> list[Fact]:
         """The facts of entries ``party`` may read: ``HubState.may_read``, inlined (it runs
@@ -720,6 +779,7 @@ class ReadModel:
             with collector.paused():
                 facts = facts_from_state(self._fold.state, agreement, upto=committed)
             collector.keep(len(facts))
+            self._facts_epoch[agreement] = self._facts_epoch.get(agreement, 0) + 1
         if have is None or have[0] <= committed:
             self._facts[agreement] = (committed, facts)
         return facts

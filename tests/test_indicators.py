@@ -444,6 +444,9 @@ def test_a_fact_book_grown_in_parts_reads_as_the_whole_at_once(rec: Record, cuts
         start = max(start, cut)
     bare = Record(rec.agreement, rec.as_of, rec.parties, rec.obligations, rec.findings, ())
     assert indicators(bare, book=book) == whole
+    recent = indicators(bare, book=book, last=2)  # what the overview reads: the same rows
+    assert recent["months"] == whole["months"][-2:]
+    assert recent["rows"] == [r for r in whole["rows"] if r["month"] in recent["months"]]
     if rec.facts:
         with pytest.raises(ValueError, match="not after"):
             book.add(rec.facts[-1:])  # read once: never twice

@@ -78,14 +78,19 @@ def nearest_rank(sorted_values: Sequence[int], percent: int) -> int | None:
 
 
 def indicators(
-    record: Record, months: Iterable[str] | None = None, *, book: FactBook | None = None
+    record: Record,
+    months: Iterable[str] | None = None,
+    *,
+    book: FactBook | None = None,
+    last: int | None = None,
 ) -> dict[str, Any]:
     """Every indicator for every party of ``record`` and every month, JSON-ready.
 
     ``months`` defaults to each month from the earliest dated item of the record to the
-    month of ``as_of``, empty months included, so series line up for charts. Rows are
-    ordered by party, then month. ``book``: the record's facts read already (a hub grows
-    one per reader as its log grows); ``record.facts`` is then not read again.
+    month of ``as_of``, empty months included, so series line up for charts; ``last``:
+    only the last that many of those (a page that shows recent trends). Rows are ordered
+    by party, then month. ``book``: the record's facts read already (a hub grows one per
+    reader as its log grows); ``record.facts`` is then not read again.
     """
     if book is None:
         book = FactBook(record.parties)
@@ -93,6 +98,8 @@ def indicators(
     elif book.parties != frozenset(record.parties) or book.last_ms > record.as_of:
         raise ValueError("the fact book was read for other parties or past the record's as_of")
     span = sorted(set(months)) if months is not None else _default_months(record, book)
+    if last is not None:
+        span = span[-last:] if last > 0 else []
     ledger = _Book(record, book)
     rows = [ledger.row(party, month) for party in record.parties for month in span]
     return {

@@ -171,12 +171,14 @@ class ReadModel:
         self._books.clear()
 
     def warm(self) -> None:
-        """Read every agreement's events and facts ahead of the first caller (at start:
-        a snapshot restores the fold, not what is derived from it)."""
+        """Read every agreement's events and facts, and the secretariat's fact books,
+        ahead of the first caller (at start: a snapshot restores the fold, not what is
+        derived from it; a party's own book is read at its first look)."""
         for agreement in self.agreements:
             committed = self.parsed_events(agreement).committed
             with self._lock:
-                self.facts_of(agreement, committed)
+                parties = self._fold.state.members_of(agreement)
+            self._fact_book(SECRETARIAT, agreement, committed, parties, self.clock())
 
     # ---- the registry -------------------------------------------------------------------
 
@@ -675,8 +677,11 @@ class ReadModel:
 
         return self._view("report", party, agreement, as_of, make, per_entry=False)
 
-    def indicators_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
-        """Confidence indicators as ``party`` can recompute them from what it may read.
+    def indicators_for(
+        self, party: str, agreement: str, as_of: int, *, last: int | None = None
+    ) -> dict[str, Any]:
+        """Confidence indicators as ``party`` can recompute them from what it may read
+        (``last``: of the last that many months only, as ``indicators`` takes it).
 
         Every party (and the secretariat, for the whole) gets the figures its own copy of
         the log supports: entries it may not read do not count, so nothing private leaks
@@ -702,9 +707,10 @@ class ReadModel:
             times += [f.due for f in full.findings if f.due is not None]
             later = [t + 1 for t in times if t + 1 > full.as_of]
             until = min([month_end(month_of(full.as_of)), *later])
-            return indicators(record, book=book), until
+            return indicators(record, book=book, last=last), until
 
-        return self._view("indicators", party, agreement, as_of, make, per_entry=True)
+        name = "indicators" if last is None else f"indicators, last {last} months"
+        return self._view(name, party, agreement, as_of, make, per_entry=True)
 
     def _fact_book(
         self, party: str, agreement: str, committed: int, parties: set[str], as_of: int

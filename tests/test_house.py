@@ -187,6 +187,34 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert isinstance(node, ast.ImportFrom) and absolute("cbmnet.hub.app", node) == "cbmnet.hub.deps"
 
 
+def state_reads(tree: ast.AST) -> list[str]:
+    """Attribute reads of the hub's fold or its lock (``x.state``, ``x._state_lock``,
+    ``x.committed``) where ``x`` is a name ``hub`` or ``th.hub``-like chain ending in hub."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("state", "_state_lock", "committed"):
+            base = node.value
+            name = base.id if isinstance(base, ast.Name) else getattr(base, "attr", "")
+            if name == "hub":
+                out.append(f"line {node.lineno}: hub.{node.attr}")
+    return out
+
+
+def test_routes_and_pages_read_through_the_read_model() -> None:
+    """No route, page or shared dependency reaches into the hub's fold or its lock: they
+    read through ``hub.views`` (``hub/views.py``), which owns the caches and the cut."""
+    edge = [*ROOT.joinpath("hub", "api").glob("*.py"), *ROOT.joinpath("hub", "web").glob("*.py")]
+    edge += [ROOT / "hub" / "deps.py", ROOT / "hub" / "app.py"]
+    found = {
+        str(p.relative_to(ROOT)): got
+        for p in edge
+        if (got := state_reads(ast.parse(p.read_text(), str(p))))
+    }
+    assert found == {}
+    # The check sees what it looks for.
+    assert state_reads(ast.parse("with hub._state_lock:\n    x = hub.state.parties\n"))
+
+
 def test_root_leads_to_the_dashboard(tmp_path: Path) -> None:
     """The URL the demo prints (the hub's root) opens the dashboard: its sign-in page until
     signed in. Not a route (the route table lists what answers with the hub's data)."""

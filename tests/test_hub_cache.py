@@ -234,11 +234,13 @@ def test_facts_are_extended_and_reread_after_an_amendment(
     hub = th.hub
 
     def same() -> None:
+        kept = hub.views.facts_of(AG, hub.committed)
+        for shorter in (hub.committed - 1, hub.committed - 3):  # a caller behind the cache
+            got = hub.views.facts_of(AG, shorter)
+            with hub._state_lock:
+                assert got == facts_from_state(hub.state, AG, upto=shorter)
         with hub._state_lock:
-            kept = hub.views.facts_of(AG, hub.committed)
             assert kept == facts_from_state(hub.state, AG, upto=hub.committed)
-            for shorter in (hub.committed - 1, hub.committed - 3):  # a caller behind the cache
-                assert hub.views.facts_of(AG, shorter) == facts_from_state(hub.state, AG, upto=shorter)
             for who in ("AUT", "BEL", "CHE", "secretariat", "nobody"):
                 readable = [f for f in kept if hub.state.may_read(who, hub.state.entries[f.index])]
                 assert hub.views.readable_facts(who, kept) == readable

@@ -8,11 +8,13 @@ its registry); the indicators never guess an audience.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from cbmnet.acts.model import PT_ACK, PT_EVENT, PT_HOTLINE, PT_HUB
-from cbmnet.acts.state import HubState
+from cbmnet.acts.state import Entry, HubState
 from cbmnet.compliance.report import Finding, Obligation, Report
 
 
@@ -81,7 +83,11 @@ _KINDS_FROM_HUB = frozenset({"check.result"})
 
 
 def facts_from_state(
-    state: HubState, agreement: str, upto: int | None = None, since: int = 0
+    state: HubState,
+    agreement: str,
+    upto: int | None = None,
+    since: int = 0,
+    hold: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> tuple[Fact, ...]:
     """The agreement's facts folded into ``state`` (entries before ``upto``), in log order.
 
@@ -90,17 +96,24 @@ def facts_from_state(
     entry, with its corrected content; the amendments themselves are not facts.
     ``since``: only the facts of entries from that index on (those before it are the same
     as long as no event before ``upto`` was amended since they were read).
+
+    ``hold``: what makes a read of ``state`` safe while it grows (a hub's state lock).
+    It is held only while the state is read, not while a million entries are turned into
+    facts: entries never change once folded, so a copy of the list is read without it.
     """
-    limit = state.size if upto is None else min(upto, state.size)
-    known = agreement in state.agreements
-    if not known:
-        docs = {}
-    elif since > 0 and not state.amended(agreement, since, limit):  # the new ones alone
-        docs = {d["log_index"]: d for d in state.events_since(agreement, since, limit)}
-    else:
-        docs = {d["log_index"]: d for d in state.events(agreement, limit) if d["log_index"] >= since}
-    out: list[Fact] = []
-    for e in state.entries[since:limit]:
+    with hold():
+        limit = state.size if upto is None else min(upto, state.size)
+        known = agreement in state.agreements
+        if not known:
+            docs = {}
+        elif since > 0 and not state.amended(agreement, since, limit):  # the new ones alone
+            docs = {d["log_index"]: d for d in state.events_since(agreement, since, limit)}
+        else:
+            docs = {d["log_index"]: d for d in state.events(agreement, limit) if d["log_index"] >= since}
+        entries = state.entries[since:limit]
+    out: list[Fact | Entry] = []
+    checks: list[Entry] = []
+    for e in entries:
         if e.agreement != agreement:
             continue
         to = frozenset(e.addressees - {e.author})
@@ -127,23 +140,28 @@ def facts_from_state(
         elif e.payload_type == PT_ACK or (e.payload_type == PT_HOTLINE and e.kind == "hotline.message"):
             out.append(Fact(e.index, e.ms, e.author, e.kind, agreement, e.ref, to, to_all))
         elif e.payload_type == PT_HUB and e.kind in _KINDS_FROM_HUB:
+            out.append(e)  # its request is looked up in the state below
+            checks.append(e)
+    if not checks:
+        return tuple(f for f in out if isinstance(f, Fact))
+    resolved: dict[int, Fact] = {}
+    with hold():
+        for e in checks:
             request = state.event_doc(agreement, e.event_id or "")
             checked = request.get("to") if request is not None else None
-            out.append(
-                Fact(
-                    e.index,
-                    e.ms,
-                    e.author,
-                    e.kind,
-                    agreement,
-                    request_index(state, agreement, e.event_id),
-                    to,
-                    to_all,
-                    outcome=e.form,
-                    concerns=str(checked) if isinstance(checked, str) else None,
-                )
+            resolved[e.index] = Fact(
+                e.index,
+                e.ms,
+                e.author,
+                e.kind,
+                agreement,
+                request_index(state, agreement, e.event_id),
+                frozenset(e.addressees - {e.author}),
+                e.scope is not None,
+                outcome=e.form,
+                concerns=str(checked) if isinstance(checked, str) else None,
             )
-    return tuple(out)
+    return tuple(f if isinstance(f, Fact) else resolved[f.index] for f in out)
 
 
 def request_index(state: HubState, agreement: str, event_id: str | None) -> int | None:

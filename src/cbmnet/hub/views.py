@@ -698,8 +698,9 @@ class ReadModel:
                 record = Record.of(rep, (), parties)
                 times = [book.last_ms]
             else:  # another moment: read this once, as a party would from its copy
+                every = self.facts_of(agreement, committed)
                 with self._lock:
-                    facts = self.readable_facts(party, self.facts_of(agreement, committed))
+                    facts = self.readable_facts(party, every)
                 record = Record.of(rep, facts, parties)
                 times = [f.ms for f in facts]
             # Months run to the month of as_of; what is dated after as_of counts once due.
@@ -720,8 +721,8 @@ class ReadModel:
         ``as_of``: a look at another moment reads its own)."""
         slot = (party, agreement)
         with self._books_lock:
+            facts = self.facts_of(agreement, committed)
             with self._lock:
-                facts = self.facts_of(agreement, committed)
                 epoch = (self._facts_epoch.get(agreement, 0), self._fold.state.registry_at(committed))
                 kept = self._books.get(slot)
                 if kept is None or kept[0] != epoch or kept[1].parties != frozenset(parties):
@@ -759,33 +760,38 @@ class ReadModel:
         ]
 
     def facts_of(self, agreement: str, committed: int) -> tuple[Fact, ...]:
-        """``facts_from_state`` up to ``committed`` (call with the state lock held).
+        """``facts_from_state`` up to ``committed``.
 
         Facts of earlier entries never change unless an event is amended (a withdrawal or
         correction rewrites its original's fact): otherwise only the new entries are read.
+        The state lock is held only while the state is read (``facts_from_state``'s
+        ``hold``), not while a million entries become facts.
         """
-        have = self._facts.get(agreement)
-        if have is not None and have[0] == committed:
-            return have[1]
-        if (
-            have is not None
-            and have[0] > committed
-            and not self._fold.state.amended(agreement, committed, have[0])
-        ):  # kept for a longer log (another caller was quicker): its prefix
-            return have[1][: bisect_left(have[1], committed, key=attrgetter("index"))]
-        if (
-            have is not None
-            and have[0] < committed
-            and not self._fold.state.amended(agreement, have[0], committed)
-        ):
-            facts = have[1] + facts_from_state(
-                self._fold.state, agreement, upto=committed, since=have[0]
-            )
+        with self._lock:
+            st = self._fold.state
+            have = self._facts.get(agreement)
+            if have is not None and have[0] == committed:
+                return have[1]
+            longer = have is not None and have[0] > committed
+            if longer and have is not None and not st.amended(agreement, committed, have[0]):
+                # kept for a longer log (another caller was quicker): its prefix
+                return have[1][: bisect_left(have[1], committed, key=attrgetter("index"))]
+            grow = have is not None and have[0] < committed
+            grow = grow and have is not None and not st.amended(agreement, have[0], committed)
+
+        def hold() -> threading.Lock:
+            return self._lock
+
+        if grow and have is not None:
+            facts = have[1] + facts_from_state(st, agreement, upto=committed, since=have[0], hold=hold)
         else:
             with collector.paused():
-                facts = facts_from_state(self._fold.state, agreement, upto=committed)
+                facts = facts_from_state(st, agreement, upto=committed, hold=hold)
             collector.keep(len(facts))
-            self._facts_epoch[agreement] = self._facts_epoch.get(agreement, 0) + 1
-        if have is None or have[0] <= committed:
-            self._facts[agreement] = (committed, facts)
+        with self._lock:
+            if not grow:
+                self._facts_epoch[agreement] = self._facts_epoch.get(agreement, 0) + 1
+            kept = self._facts.get(agreement)
+            if kept is None or kept[0] <= committed:
+                self._facts[agreement] = (committed, facts)
         return facts

@@ -25,7 +25,7 @@ import pytest
 
 from cbmnet.ledger import dsse
 from cbmnet.ledger.checkpoint import format_checkpoint
-from cbmnet.ledger.entry import MAX_TIME_MS, encode_entry
+from cbmnet.ledger.entry import MAX_ENTRY_TIME_MS, encode_entry
 from cbmnet.ledger.merkle import leaf_hash
 from cbmnet.ledger.note import generate_key, new_signer, parse_signer_key, sign_note
 from cbmnet.ledger.tlogproof import format_add_checkpoint
@@ -178,7 +178,7 @@ def time_shifted_in_order(st: Store, b: Built) -> None:
 
 def time_beyond_year_9999(st: Store, b: Built) -> None:
     """Entry 7 claims a time after 9999-12-31 (in order, but no leaf can encode it)."""
-    _set_time(st, 7, MAX_TIME_MS + 1)
+    _set_time(st, 7, MAX_ENTRY_TIME_MS + 1)
 
 
 def entry_deleted(st: Store, b: Built) -> None:

@@ -14,12 +14,15 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from cbmnet.errors import FormatError
+from cbmnet.ledger.entry import format_time_ms
 
 MS_PER_DAY = 86_400_000
 MAX_DURATION_MS = 36_525 * MS_PER_DAY
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_TIME_MS = (datetime(1900, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 MAX_TIME_MS = (datetime(2200, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+"""Event times the engine handles: 1900 to 2199 (the log's own bound is wider:
+``ledger.entry.MAX_ENTRY_TIME_MS``)."""
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
@@ -39,12 +42,10 @@ def parse_time(text: object, what: str) -> int:
 
 
 def format_time(ms: int) -> str:
-    """Epoch milliseconds -> RFC 3339 UTC (``Z``), milliseconds only when not zero."""
-    t = time.gmtime(ms // 1000)
-    base = (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-    )
-    return f"{base}.{ms % 1000:03d}Z" if ms % 1000 else base + "Z"
+    """Epoch milliseconds -> RFC 3339 UTC (``Z``), milliseconds only when not zero: the
+    log's formatter (``ledger.entry.format_time_ms``) without a ``.000``."""
+    text = format_time_ms(ms)
+    return text if ms % 1000 else text[:-5] + "Z"
 
 
 def parse_duration(text: str, what: str) -> int:

@@ -10,15 +10,17 @@ time T" and nobody can later claim an earlier time. Format (docs/adr/0001-log-fo
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from cbmnet.errors import FormatError
 from cbmnet.ledger.encoding import parse_uint
 from cbmnet.ledger.merkle import leaf_hash
 
 ENTRY_HEADER = b"cbmnet/log-entry/v1\n"
-MAX_TIME_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+MAX_ENTRY_TIME_MS = 253402300799999
+"""9999-12-31T23:59:59.999Z: the latest integration time the entry format carries (the
+engine handles a narrower span of event times: ``compliance.timeutil.MAX_TIME_MS``)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class LogEntry:
 
 
 def encode_entry(integrated_ms: int, envelope: bytes) -> bytes:
-    if not 0 <= integrated_ms <= MAX_TIME_MS:
+    if not 0 <= integrated_ms <= MAX_ENTRY_TIME_MS:
         raise FormatError(f"log entry: integration time {integrated_ms} ms is out of range")
     return ENTRY_HEADER + b"time %d\n" % integrated_ms + envelope
 
@@ -50,11 +52,16 @@ def decode_entry(data: bytes) -> LogEntry:
     line, sep, envelope = rest.partition(b"\n")
     if not sep or not line.startswith(b"time "):
         raise FormatError("log entry: missing time line")
-    ms = parse_uint(line[5:].decode("ascii", "replace"), "log entry: time", MAX_TIME_MS)
+    ms = parse_uint(line[5:].decode("ascii", "replace"), "log entry: time", MAX_ENTRY_TIME_MS)
     return LogEntry(ms, envelope)
 
 
 def format_time_ms(ms: int) -> str:
-    """RFC 3339 UTC with milliseconds, the form events-v1 uses."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """RFC 3339 UTC with milliseconds, the form events-v1 uses: cbmnet's one time
+    formatter (``compliance.timeutil.format_time`` drops a ``.000``). Integer arithmetic,
+    so an instant is never rounded into the next second."""
+    t = time.gmtime(ms // 1000)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+        f"{t.tm_sec:02d}.{ms % 1000:03d}Z"
+    )

@@ -156,6 +156,11 @@ class ReadModel:
         self._books: OrderedDict[tuple[str, str], tuple[tuple[int, int], FactBook]] = OrderedDict()
         """(reader, agreement) -> ((facts epoch, registry count), the reader's fact book)."""
         self._books_lock = threading.Lock()
+        self._one_at_a_time = {
+            (what, a): threading.Lock() for a in agreements for what in ("parse", "facts")
+        }
+        """Reading an agreement's events or facts (seconds at a million entries, at start)
+        is done once while other callers wait for it, not again by each."""
 
     def clear(self) -> None:
         """Drop every cache: the hub rebuilt its state (a failed commit), so nothing derived
@@ -509,7 +514,16 @@ class ReadModel:
         then the parse of the shorter log is the answer, under the new size. When the log
         grew by events and amended none of the earlier ones, only the new ones are read
         and parsed, after the earlier (``HubState.events_since``, ``parse_events(after=)``).
+        One caller reads at a time per agreement; the others wait for its answer.
         """
+        with self._lock:
+            got = self._parsed.get(agreement)
+            if got is not None and got.committed == self._fold.committed:
+                return got
+        with self._alone("parse", agreement):
+            return self._parse(agreement)
+
+    def _parse(self, agreement: str) -> Parsed:
         with self._lock:
             st, committed = self._fold.state, self._fold.committed
             got = self._parsed.get(agreement)
@@ -765,8 +779,19 @@ class ReadModel:
         Facts of earlier entries never change unless an event is amended (a withdrawal or
         correction rewrites its original's fact): otherwise only the new entries are read.
         The state lock is held only while the state is read (``facts_from_state``'s
-        ``hold``), not while a million entries become facts.
+        ``hold``), not while a million entries become facts. One caller reads at a time
+        per agreement; the others wait for its answer.
         """
+        with self._alone("facts", agreement):
+            return self._read_facts(agreement, committed)
+
+    def _alone(self, what: str, agreement: str) -> threading.Lock:
+        lock = self._one_at_a_time.get((what, agreement))
+        if lock is None:
+            raise NotFoundError(f"this hub does not serve agreement {agreement!r}")
+        return lock
+
+    def _read_facts(self, agreement: str, committed: int) -> tuple[Fact, ...]:
         with self._lock:
             st = self._fold.state
             have = self._facts.get(agreement)

@@ -7,6 +7,9 @@ and commits; PostgreSQL's commit is durable (synchronous_commit on).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -14,7 +17,9 @@ from typing import Any
 import psycopg
 
 from cbmnet.errors import ConflictError, StoreError
-from cbmnet.store.sql import Store
+from cbmnet.store.sql import AppendWatch, Store
+
+log = logging.getLogger("cbmnet.store")
 
 NOTIFY_CHANNEL = "cbmnet_log"
 """Hub processes LISTEN here to push new entries appended by any process."""
@@ -93,9 +98,58 @@ class PostgresStore(Store):
     def _lock_log_sql(self) -> str:
         return "SELECT size, last_ms FROM log_state WHERE id = 1 FOR UPDATE"
 
+    def watch_appends(self) -> AppendWatch:
+        return _Listen(self._url)
+
     def announce(self, size: int) -> None:
         # NOTIFY inside the transaction is delivered at commit, and never on rollback.
         self._execute("SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, str(size)))
 
     def close(self) -> None:
         self._conn.close()
+
+
+class _Listen(AppendWatch):
+    """LISTEN on :data:`NOTIFY_CHANNEL` on a connection of its own: woken at the commit of
+    another process's append. A dropped connection (a database restart) is reopened,
+    polling meanwhile: the watch must outlive the database's restarts."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._url = url
+        self._conn: psycopg.Connection[Any] | None = None
+        self._retry_at = 0.0
+
+    def _connect(self) -> None:
+        try:
+            conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except Exception as e:  # the database is down: poll, and try again soon
+            log.warning("LISTEN unavailable, polling meanwhile: %s", e)
+            self._retry_at = time.monotonic() + 2.0
+            return
+        self._conn = conn
+
+    def wait(self, timeout: float) -> None:
+        if self._conn is None and time.monotonic() >= self._retry_at and not self._closed.is_set():
+            self._connect()
+        if self._conn is None:
+            super().wait(timeout)
+            return
+        try:
+            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                pass
+        except Exception as e:  # the connection dropped: reopen it
+            log.warning("LISTEN connection lost, reconnecting: %s", e)
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+            self._retry_at = time.monotonic() + 0.5
+            super().wait(min(timeout, 0.25))
+
+    def close(self) -> None:
+        super().close()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None

@@ -120,6 +120,26 @@ def _ddl(blob: str) -> list[str]:
     ]
 
 
+class AppendWatch:
+    """Waits until another process may have appended, or a timeout: the polling kind."""
+
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    def wait(self, timeout: float) -> None:
+        """Return after ``timeout`` seconds at most, sooner if an append was announced."""
+        self._closed.wait(timeout)
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def __enter__(self) -> AppendWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Store(ABC):
     """A log's (and a witness's) durable state. Thread-safe: one connection, one lock."""
 
@@ -234,6 +254,11 @@ class Store(ABC):
 
     def relax_durability(self) -> None:  # noqa: B027 - PostgreSQL commits stay synchronous
         """For a connection that writes only operational records (deliveries), never the log."""
+
+    def watch_appends(self) -> AppendWatch:
+        """What a process waits on for other processes' appends: here, time alone (the
+        caller then looks at ``log_state``); PostgreSQL wakes it at their commit."""
+        return AppendWatch()
 
     def announce(self, size: int) -> None:  # noqa: B027 - a no-op where nobody listens
         """Inside the append transaction: tell other processes, at commit, the log grew."""

@@ -611,10 +611,13 @@ class Soak:
         kinds = ["sigkill_hub", "witness_offline", "clock_skew", "pg_restart"]
         n = 0
         gap = self.args.fault_gap
+        # A fault starts only with time left to see the system recover under load: down,
+        # back up (a hub restarts in about 2 s), and a write or cosignature after it.
+        room = gap + self.args.down_s + 4.0
         end = self.t0 + self.args.seconds
         if self.stop_load.wait(gap):
             return
-        while now() < end - gap:
+        while now() < end - room:
             kind = kinds[n % len(kinds)]
             if kind == "sigkill_hub":
                 self.sigkill_hub(n // len(kinds))

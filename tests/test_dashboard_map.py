@@ -417,3 +417,21 @@ def test_undeclared_activity_is_reconciled_on_the_hub_with_its_batch_as_evidence
     xs = [x for x, _ in undeclared[0]["geometry"]["coordinates"][0]]
     assert min(xs) >= 15.89 and max(xs) <= 15.97
     assert later == []  # the rows are of April: a window ending in February shows nothing
+
+
+def test_a_corrected_location_moves_and_a_withdrawn_event_leaves(world: World) -> None:
+    """The map reads each event's location once and extends that as the log grows; a
+    correction or a withdrawal makes it read them again: the map follows both."""
+    api = world.api
+    moved = activity("BEL", "act-moved", "2030-09-01T00:00:00Z", "2030-09-02T00:00:00Z")
+    api.act(api.sign("BEL", PT_EVENT, {**moved, "location": BRUSSELS}))
+    with session(world, "CHE") as http:
+        assert by_id(features(http), "activity")["act-moved"]["geometry"] == BRUSSELS
+        fix = activity("BEL", "act-moved-fix", "2030-09-01T00:00:00Z", "2030-09-02T00:00:00Z")
+        fix = {**fix, "location": SECRET_AT, "amends": {"id": "act-moved", "action": "correct"}}
+        api.act(api.sign("BEL", PT_EVENT, fix))
+        assert by_id(features(http), "activity")["act-moved"]["geometry"] == SECRET_AT
+        gone = activity("BEL", "act-moved-w", "2030-09-01T00:00:00Z", "2030-09-02T00:00:00Z")
+        gone = {**gone, "amends": {"id": "act-moved", "action": "withdraw"}}
+        api.act(api.sign("BEL", PT_EVENT, gone))
+        assert "act-moved" not in by_id(features(http), "activity")

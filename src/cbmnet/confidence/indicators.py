@@ -147,49 +147,56 @@ class FactBook:
     def add(self, facts: Iterable[Fact]) -> None:
         """Read ``facts``, in log order, all after those read already."""
         parties = self.parties
-        for f in facts:
-            if f.index <= self.upto:
-                raise ValueError(f"fact {f.index} is not after fact {self.upto}")
-            self.upto = f.index
-            self.last_ms = max(self.last_ms, f.ms)
-            self.first_ms = f.ms if self.first_ms is None else min(self.first_ms, f.ms)
-            self._by_index[f.index] = f
-            kind = f.kind
-            target = self._by_index.get(f.ref) if f.ref is not None else None
-            if (
-                target is not None
-                and f.ms >= target.ms
-                and (kind == "ack" or (kind == "response" and target.kind == "request"))
-                and target.addressed_to(f.author)
-            ):
-                self._react(target, f)
-            if kind == "check.result" and f.concerns is not None:
-                self.checks[(f.concerns, month_of(f.ms))].append(f)
-            if kind == "notification" and f.author in parties:
-                month = month_of(f.ms)
-                for other in sorted(parties - {f.author}):
-                    if f.addressed_to(other):
-                        self.given[(f.author, other, month)]["notifications"] += 1
-            elif kind == "response" and target is not None:
-                req = target
-                if req.kind != "request" or not req.addressed_to(f.author):
-                    continue
-                if (req.index, f.author) in self._answered or req.author not in parties or f.ms < req.ms:
-                    continue
-                self._answered.add((req.index, f.author))
-                what = "visits_accepted" if f.outcome == "accept" and req.form in VISITS else "answers"
-                self.given[(f.author, req.author, month_of(f.ms))][what] += 1
+        by_index, first, reactions = self._by_index, self._first, self.reactions
+        upto, last, earliest = self.upto, self.last_ms, self.first_ms
+        try:
+            for f in facts:
+                index, ms, kind = f.index, f.ms, f.kind
+                if index <= upto:
+                    raise ValueError(f"fact {index} is not after fact {upto}")
+                upto = index
+                if ms > last:
+                    last = ms
+                if earliest is None or ms < earliest:
+                    earliest = ms
+                by_index[index] = f
+                target = by_index.get(f.ref) if f.ref is not None else None
+                if (
+                    target is not None
+                    and ms >= target.ms
+                    and (kind == "ack" or (kind == "response" and target.kind == "request"))
+                    and target.addressed_to(f.author)
+                ):
+                    # Its author's first reaction to the entry (the earliest) counts.
+                    key = (target.index, f.author)
+                    had = first.get(key)
+                    if had is None or (ms, index) < (had.ms, had.index):
+                        if had is not None:
+                            old = reactions[(f.author, month_of(had.ms))]
+                            old.remove((had.ms - target.ms, had.kind))
+                        first[key] = f
+                        reactions[(f.author, month_of(ms))].append((ms - target.ms, kind))
+                if kind == "check.result" and f.concerns is not None:
+                    self.checks[(f.concerns, month_of(ms))].append(f)
+                elif kind == "notification" and f.author in parties:
+                    month = month_of(ms)
+                    for other in sorted(parties - {f.author}):
+                        if f.addressed_to(other):
+                            self.given[(f.author, other, month)]["notifications"] += 1
+                elif kind == "response" and target is not None:
+                    self._answer(f, target)
+        finally:
+            self.upto, self.last_ms, self.first_ms = upto, last, earliest
 
-    def _react(self, target: Fact, f: Fact) -> None:
-        """``f`` reacts to ``target``: it counts if it is its author's first (the earliest)."""
-        key = (target.index, f.author)
-        had = self._first.get(key)
-        if had is not None:
-            if (f.ms, f.index) >= (had.ms, had.index):
-                return
-            self.reactions[(f.author, month_of(had.ms))].remove((had.ms - target.ms, had.kind))
-        self._first[key] = f
-        self.reactions[(f.author, month_of(f.ms))].append((f.ms - target.ms, f.kind))
+    def _answer(self, f: Fact, req: Fact) -> None:
+        """A response gives its requester an answer (or a visit accepted), once per request."""
+        if req.kind != "request" or not req.addressed_to(f.author):
+            return
+        if (req.index, f.author) in self._answered or req.author not in self.parties or f.ms < req.ms:
+            return
+        self._answered.add((req.index, f.author))
+        what = "visits_accepted" if f.outcome == "accept" and req.form in VISITS else "answers"
+        self.given[(f.author, req.author, month_of(f.ms))][what] += 1
 
 
 class _Book:

@@ -89,6 +89,9 @@ class Parsed:
     """The latest event time (-1 when none): a moment at or after it sees every event."""
     quota: dict[str, QuotaView]
     """Reader -> its quota view: keyed by the party it was cut for, never served to another."""
+    generation: int
+    """Grows when the events are read again from scratch (an amendment): within one
+    generation, a later parse's ``docs`` begin with an earlier one's, the same objects."""
 
 
 @dataclass
@@ -156,6 +159,7 @@ class ReadModel:
         self._books: OrderedDict[tuple[str, str], tuple[tuple[int, int], FactBook]] = OrderedDict()
         """(reader, agreement) -> ((facts epoch, registry count), the reader's fact book)."""
         self._books_lock = threading.Lock()
+        self._generation = 0
         self._one_at_a_time = {
             (what, a): threading.Lock() for a in agreements for what in ("parse", "facts")
         }
@@ -176,9 +180,14 @@ class ReadModel:
         self._books.clear()
 
     def warm(self) -> None:
-        """Read every agreement's events and facts, and the secretariat's fact books,
-        ahead of the first caller (at start: a snapshot restores the fold, not what is
-        derived from it; a party's own book is read at its first look)."""
+        """Read every agreement's events and facts ahead of the first caller (at start:
+        a snapshot restores the fold, not what is derived from it)."""
+        for agreement in self.agreements:
+            self.facts_of(agreement, self.parsed_events(agreement).committed)
+
+    def warm_books(self) -> None:
+        """Read the secretariat's fact books (every fact of each agreement: seconds at a
+        million entries); after the first sweep, so that parties' first pages come first."""
         for agreement in self.agreements:
             committed = self.parsed_events(agreement).committed
             with self._lock:
@@ -310,6 +319,18 @@ class ReadModel:
             st = self._fold.state
             pairs = [(d, st.entries[d["log_index"]]) for d in docs]
             return [(d, e) for d, e in pairs if st.may_read(party, e)]
+
+    def exercise_flags(self, indices: Sequence[int]) -> set[int]:
+        """Those of ``indices`` whose entries mark themselves exercise data."""
+        with self._lock:
+            entries = self._fold.state.entries
+            return {i for i in indices if entries[i].exercise}
+
+    def readable_indices(self, party: str, indices: Sequence[int]) -> set[int]:
+        """Those of the durable ``indices`` that ``party`` may read."""
+        with self._lock:
+            st, committed = self._fold.state, self._fold.committed
+            return {i for i in indices if i < committed and st.may_read(party, st.entries[i])}
 
     def readable_subjects(
         self, party: str, agreement: str, subjects: Sequence[str]
@@ -552,7 +573,11 @@ class ReadModel:
             latest = max((e.time for e in events[len(after) :]), default=-1)
             if base is not None:
                 latest = max(latest, base.latest)
-            got = Parsed(committed, count, docs, events, latest, {})
+            if base is not None:
+                generation = base.generation
+            else:
+                generation = self._generation = self._generation + 1
+            got = Parsed(committed, count, docs, events, latest, {}, generation)
             collector.keep(len(new_docs))
         with self._lock:
             have = self._parsed.get(agreement)

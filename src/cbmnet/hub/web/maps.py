@@ -280,6 +280,53 @@ def _zones(hub: Hub, ag: str, f: Filters, out: Collector) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Located:
+    """An event with a valid declared location, its span read once (events never change
+    within one reading of the log; see ``Parsed.generation``)."""
+
+    index: int
+    doc: dict[str, Any]
+    geometry: dict[str, Any]
+    exercise: bool
+    start: int | None
+    end: int | None
+
+
+_LOCATED: dict[tuple[str, str], tuple[int, int, list[Located]]] = {}
+"""(store, agreement) -> (generation, documents read, the located among them)."""
+_LOCATED_LOCK = threading.Lock()
+
+
+def located_events(hub: Hub, ag: str) -> list[Located]:
+    """The agreement's committed events that declare a valid location: cleaned and dated
+    once, then extended with the new events as the log grows (the map redraws often)."""
+    parsed = hub.views.parsed_events(ag)
+    with _LOCATED_LOCK:
+        got = _LOCATED.get((hub.url, ag))
+        if got is not None and got[0] == parsed.generation and got[1] <= len(parsed.docs):
+            start, rows = got[1], list(got[2])
+        else:
+            start, rows = 0, []
+        new = parsed.docs[start:]
+        exercise = hub.views.exercise_flags([int(d["log_index"]) for d in new])
+        for d in new:
+            geom = clean_geometry(d.get("location"))
+            if geom is None:
+                continue
+            lo, hi = _ms(d.get("start")), _ms(d.get("end"))
+            if lo is None and hi is None:
+                lo = hi = _ms(d.get("time"))
+            index = int(d["log_index"])
+            flag = d.get("exercise") is True or index in exercise
+            rows.append(Located(index, d, geom, flag, lo, hi))
+        if got is None or got[0] != parsed.generation or got[1] < len(parsed.docs):
+            _LOCATED[(hub.url, ag)] = (parsed.generation, len(parsed.docs), rows)
+            while len(_LOCATED) > 64:
+                _LOCATED.pop(next(iter(_LOCATED)))
+        return rows
+
+
 def _events(
     hub: Hub,
     party: str,
@@ -289,20 +336,15 @@ def _events(
     located: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
     """Events with a declared ``location`` that ``party`` may read (activities and others)."""
-    docs = [
-        (d, d.get("exercise") is True or e.exercise)
-        for d, e in hub.views.readable_event_entries(party, ag)
-    ]
-    for d, exercise in docs:
-        geom = clean_geometry(d.get("location"))
-        if geom is None:
+    rows = located_events(hub, ag)
+    ok = hub.views.readable_indices(party, [r.index for r in rows])
+    for r in rows:
+        if r.index not in ok:
             continue
+        d, geom, exercise, start, end = r.doc, r.geometry, r.exercise, r.start, r.end
         located[(ag, str(d.get("id")))] = {"geometry": geom, "exercise": exercise}
         if f.party is not None and d.get("party") != f.party:
             continue
-        start, end = _ms(d.get("start")), _ms(d.get("end"))
-        if start is None and end is None:
-            start = end = _ms(d.get("time"))
         if not _overlaps(start, end, f):
             continue
         raw_size = d.get("size")
@@ -501,11 +543,14 @@ def _verification(hub: Hub, party: str, ag: str, now: int, f: Filters, out: Coll
     agreement = hub.agreements.get(ag)
     if agreement is None:
         return
-    committed = hub.views.parsed_events(ag).committed
+    parsed = hub.views.parsed_events(ag)
+    committed = parsed.committed
     batches = [(i, meta) for i, meta, _ in hub.views.readable_batches(party, {ag}, None, MAX_BATCHES)]
-    docs = [d for d in hub.views.readable_events(party, ag) if d.get("type") == "activity"]
     if not batches:
         return
+    activities = [d for d in parsed.docs if d.get("type") == "activity"]
+    ok = hub.views.readable_indices(party, [int(d["log_index"]) for d in activities])
+    docs = [d for d in activities if int(d["log_index"]) in ok]
     key = (hub.url, party, ag, committed, now // 60_000)
     found = _RECONCILED.get(key)
     if found is None:

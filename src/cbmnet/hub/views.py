@@ -159,6 +159,9 @@ class ReadModel:
         self._books: OrderedDict[tuple[str, str], tuple[tuple[int, int], FactBook]] = OrderedDict()
         """(reader, agreement) -> ((facts epoch, registry count), the reader's fact book)."""
         self._books_lock = threading.Lock()
+        self._book_locks: dict[tuple[str, str], threading.Lock] = {}
+        """One per (reader, agreement): a reader's book is read by one caller at a time,
+        while others' books are read (the secretariat's takes seconds at start)."""
         self._generation = 0
         self._one_at_a_time = {
             (what, a): threading.Lock() for a in agreements for what in ("parse", "facts")
@@ -760,10 +763,15 @@ class ReadModel:
         ``as_of``: a look at another moment reads its own)."""
         slot = (party, agreement)
         with self._books_lock:
+            if len(self._book_locks) > 4 * MAX_BOOKS:
+                self._book_locks = {k: v for k, v in self._book_locks.items() if k in self._books}
+            alone = self._book_locks.setdefault(slot, threading.Lock())
+        with alone:
             facts = self.facts_of(agreement, committed)
+            with self._books_lock:
+                kept = self._books.get(slot)
             with self._lock:
                 epoch = (self._facts_epoch.get(agreement, 0), self._fold.state.registry_at(committed))
-                kept = self._books.get(slot)
                 if kept is None or kept[0] != epoch or kept[1].parties != frozenset(parties):
                     kept = (epoch, FactBook(parties))
                 book = kept[1]
@@ -776,10 +784,11 @@ class ReadModel:
             with collector.paused():
                 book.add(new)
             collector.keep(len(new))
-            self._books[slot] = kept
-            self._books.move_to_end(slot)
-            while len(self._books) > MAX_BOOKS:
-                self._books.popitem(last=False)
+            with self._books_lock:
+                self._books[slot] = kept
+                self._books.move_to_end(slot)
+                while len(self._books) > MAX_BOOKS:
+                    self._books.popitem(last=False)
             return book
 
     def readable_facts(self, party: str, facts: Sequence[Fact]) -> list[Fact]:

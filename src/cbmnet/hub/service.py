@@ -740,7 +740,6 @@ class Hub:
     def run_duties(self, stop: threading.Event) -> None:
         """The background loop: sweeps and checkpoints until ``stop`` is set."""
         next_sweep = next_cp = 0.0
-        books_read = False
         try:
             self.views.warm()  # then the first sweep evaluates every agreement
         except CbmnetError as e:
@@ -754,9 +753,6 @@ class Hub:
                 if t >= next_sweep:
                     self.sweep()
                     next_sweep = t + self.settings.sweep_s
-                if not books_read:
-                    books_read = True
-                    self.views.warm_books()
                 self.save_snapshot(self.SNAPSHOT_EVERY)
             except CbmnetError as e:
                 log.warning("hub duty failed: %s", e)

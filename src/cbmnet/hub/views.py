@@ -188,15 +188,6 @@ class ReadModel:
         for agreement in self.agreements:
             self.facts_of(agreement, self.parsed_events(agreement).committed)
 
-    def warm_books(self) -> None:
-        """Read the secretariat's fact books (every fact of each agreement: seconds at a
-        million entries); after the first sweep, so that parties' first pages come first."""
-        for agreement in self.agreements:
-            committed = self.parsed_events(agreement).committed
-            with self._lock:
-                parties = self._fold.state.members_of(agreement)
-            self._fact_book(SECRETARIAT, agreement, committed, parties, self.clock())
-
     # ---- the registry -------------------------------------------------------------------
 
     def parties(self) -> list[Party]:

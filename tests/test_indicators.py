@@ -447,6 +447,8 @@ def test_a_fact_book_grown_in_parts_reads_as_the_whole_at_once(rec: Record, cuts
     recent = indicators(bare, book=book, last=2)  # what the overview reads: the same rows
     assert recent["months"] == whole["months"][-2:]
     assert recent["rows"] == [r for r in whole["rows"] if r["month"] in recent["months"]]
+    own = indicators(bare, book=book, rows_of=["FRA"])  # a party's own page: its rows alone
+    assert own["rows"] == [r for r in whole["rows"] if r["party"] == "FRA"]
     if rec.facts:
         with pytest.raises(ValueError, match="not after"):
             book.add(rec.facts[-1:])  # read once: never twice

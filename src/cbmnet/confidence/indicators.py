@@ -83,6 +83,7 @@ def indicators(
     *,
     book: FactBook | None = None,
     last: int | None = None,
+    rows_of: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Every indicator for every party of ``record`` and every month, JSON-ready.
 
@@ -90,7 +91,8 @@ def indicators(
     month of ``as_of``, empty months included, so series line up for charts; ``last``:
     only the last that many of those (a page that shows recent trends). Rows are ordered
     by party, then month. ``book``: the record's facts read already (a hub grows one per
-    reader as its log grows); ``record.facts`` is then not read again.
+    reader as its log grows); ``record.facts`` is then not read again. ``rows_of``: only
+    these parties' rows (a party's own page), each the same as in the whole.
     """
     if book is None:
         book = FactBook(record.parties)
@@ -101,7 +103,8 @@ def indicators(
     if last is not None:
         span = span[-last:] if last > 0 else []
     ledger = _Book(record, book)
-    rows = [ledger.row(party, month) for party in record.parties for month in span]
+    who = record.parties if rows_of is None else [p for p in record.parties if p in set(rows_of)]
+    rows = [ledger.row(party, month) for party in who for month in span]
     return {
         "agreement": record.agreement,
         "as_of": format_time(record.as_of),

@@ -159,6 +159,8 @@ class ReadModel:
         self._books: OrderedDict[tuple[str, str], tuple[tuple[int, int], FactBook]] = OrderedDict()
         """(reader, agreement) -> ((facts epoch, registry count), the reader's fact book)."""
         self._books_lock = threading.Lock()
+        self._cuts: dict[tuple[str, str], tuple[Report, int, Report]] = {}
+        """(reader, agreement) -> (the report, the registry count, its cut for the reader)."""
         self._book_locks: dict[tuple[str, str], threading.Lock] = {}
         """One per (reader, agreement): a reader's book is read by one caller at a time,
         while others' books are read (the secretariat's takes seconds at start)."""
@@ -181,6 +183,7 @@ class ReadModel:
         self._hotline_scanned = 0
         self._facts_epoch.clear()
         self._books.clear()
+        self._cuts.clear()
 
     def warm(self) -> None:
         """Read every agreement's events and facts ahead of the first caller (at start:
@@ -679,8 +682,24 @@ class ReadModel:
         return out if hit.since == as_of else {**out, "as_of": format_time(as_of)}
 
     def _readable_report(self, party: str, rep: Report) -> Report:
-        """``rep`` cut to what ``party`` may read (call with the state lock held)."""
+        """``rep`` cut to what ``party`` may read (call with the state lock held); kept for
+        the same report object and registry, since a page asks for the same cut twice
+        (its deadlines and its indicators)."""
         agreement = rep.agreement
+        readers = self._fold.state.registry_at(self._fold.committed)
+        kept = self._cuts.get((party, agreement))
+        if kept is not None and kept[0] is rep and kept[1] == readers:
+            return kept[2]
+        cut = self._cut(party, rep)
+        if len(self._cuts) > 4 * MAX_BOOKS:
+            self._cuts.clear()
+        self._cuts[(party, agreement)] = (rep, readers, cut)
+        return cut
+
+    def _cut(self, party: str, rep: Report) -> Report:
+        agreement = rep.agreement
+        if party == SECRETARIAT:
+            return rep
 
         def readable(subjects: Sequence[str], at_fault: str) -> bool:
             if party in (SECRETARIAT, at_fault):
@@ -711,10 +730,11 @@ class ReadModel:
         return self._view("report", party, agreement, as_of, make, per_entry=False)
 
     def indicators_for(
-        self, party: str, agreement: str, as_of: int, *, last: int | None = None
+        self, party: str, agreement: str, as_of: int, *, last: int | None = None, own: bool = False
     ) -> dict[str, Any]:
         """Confidence indicators as ``party`` can recompute them from what it may read
-        (``last``: of the last that many months only, as ``indicators`` takes it).
+        (``last``: of the last that many months only, as ``indicators`` takes it; ``own``:
+        only ``party``'s own rows, all of them for the secretariat).
 
         Every party (and the secretariat, for the whole) gets the figures its own copy of
         the log supports: entries it may not read do not count, so nothing private leaks
@@ -741,9 +761,11 @@ class ReadModel:
             times += [f.due for f in full.findings if f.due is not None]
             later = [t + 1 for t in times if t + 1 > full.as_of]
             until = min([month_end(month_of(full.as_of)), *later])
-            return indicators(record, book=book, last=last), until
+            rows_of = [party] if own and party != SECRETARIAT else None
+            return indicators(record, book=book, last=last, rows_of=rows_of), until
 
         name = "indicators" if last is None else f"indicators, last {last} months"
+        name += ", own rows" if own else ""
         return self._view(name, party, agreement, as_of, make, per_entry=True)
 
     def _fact_book(

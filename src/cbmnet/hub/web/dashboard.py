@@ -313,7 +313,7 @@ def overview(request: Request) -> Response:
     indicators: list[dict[str, Any]] = []
     for ag in agreements_of(hub, party):
         doc = limits_of(request).evaluations.call(
-            party, partial(hub.views.indicators_for, party, ag, now, last=TREND_MONTHS)
+            party, partial(hub.views.indicators_for, party, ag, now, last=TREND_MONTHS, own=True)
         )
         latest = doc["months"][-1] if doc["months"] else None
         recent = doc["months"][-TREND_MONTHS:]

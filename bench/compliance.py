@@ -7,7 +7,10 @@ exchanges, explanation requests and inspection requests with answers — and tim
 from JSON is timed separately.
 
 Last line, one JSON object: ``seconds_100k``, ``seconds_1m``, ``scale_ratio`` (=
-seconds_1m / seconds_100k; linear scaling would be 10; target <= 12) and the parse times.
+seconds_1m / seconds_100k; linear scaling would be 10; target <= 12) and the parse times;
+``seconds_100k_end_to_end`` / ``seconds_1m_end_to_end``: ``cbmnet check`` as a user runs it
+(a fresh process reading the file, parsing, evaluating, writing the JSON report) and
+``scale_ratio_end_to_end`` (targets of issue 17: <= 2 s at 100k, <= 11x for 10x the input).
 
 Usage: python bench/compliance.py [--small N] [--large N]
 """
@@ -18,7 +21,9 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -152,9 +157,28 @@ def _trim(events: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     return [e for e in kept if e.get("activity", "") in ids and e.get("request", "") in ids]
 
 
-def measure(n: int, agreement: Any, zones: Any) -> tuple[float, float, int, int]:
+def end_to_end(text: str, tmp: Path) -> float:
+    """Wall seconds of ``cbmnet check`` as a user runs it: a fresh process reading the
+    file, parsing, evaluating and writing its JSON report (to a file)."""
+    events = tmp / "events.json"
+    events.write_text(text)
+    cmd = [sys.executable, "-m", "cbmnet.cli.main", "check", "--agreement", "vienna-document-2011"]
+    cmd += ["--events", str(events), "--as-of", format_time(YEAR_START + 370 * DAY)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    with (tmp / "report.json").open("wb") as out:
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, env=env, check=False)
+        seconds = time.perf_counter() - t0
+    if r.returncode not in (0, 1):  # 1: findings, as the generated traffic has
+        raise RuntimeError(f"cbmnet check failed ({r.returncode}): {r.stderr.decode()[-2000:]}")
+    return seconds
+
+
+def measure(n: int, agreement: Any, zones: Any) -> tuple[float, float, int, int, float]:
     records = generate(n, list(agreement.parties))
     text = json.dumps(records)
+    with tempfile.TemporaryDirectory(prefix="cbmnet-bench-") as tmp:
+        e2e = end_to_end(text, Path(tmp))
     with collector.paused():  # as `cbmnet check` and the hub run them
         t0 = time.perf_counter()
         events = parse_events(json.loads(text), "bench")
@@ -163,7 +187,7 @@ def measure(n: int, agreement: Any, zones: Any) -> tuple[float, float, int, int]
         t0 = time.perf_counter()
         report = evaluate(agreement, events, as_of, zones)
         eval_s = time.perf_counter() - t0
-    return eval_s, parse_s, len(events), len(report.findings)
+    return eval_s, parse_s, len(events), len(report.findings), e2e
 
 
 def main() -> None:
@@ -173,8 +197,8 @@ def main() -> None:
     args = ap.parse_args()
     agreement = bundled("vienna-document-2011")
     zones = resolve_zones(agreement)
-    s_eval, s_parse, s_n, s_f = measure(args.small, agreement, zones)
-    l_eval, l_parse, l_n, l_f = measure(args.large, agreement, zones)
+    s_eval, s_parse, s_n, s_f, s_e2e = measure(args.small, agreement, zones)
+    l_eval, l_parse, l_n, l_f, l_e2e = measure(args.large, agreement, zones)
     print(
         json.dumps(
             {
@@ -188,6 +212,9 @@ def main() -> None:
                 "findings_large": l_f,
                 "parse_seconds_100k": round(s_parse, 3),
                 "parse_seconds_1m": round(l_parse, 3),
+                "seconds_100k_end_to_end": round(s_e2e, 3),
+                "seconds_1m_end_to_end": round(l_e2e, 3),
+                "scale_ratio_end_to_end": round(l_e2e / s_e2e, 2),
                 "parties": len(agreement.parties),
                 "cpus": os.cpu_count(),
             }

@@ -113,3 +113,25 @@ def test_agreements_verbs(tmp_path: Path) -> None:
     )
     p = run("agreements", "validate", str(broken), cwd=tmp_path)
     assert p.returncode == 2 and "measures[0] (id 'm').within" in p.stderr
+
+
+def test_an_events_file_above_the_small_input_bound_is_read(tmp_path: Path) -> None:
+    """A year of a large regime's traffic is a million events (about 170 MB): an events
+    file is bounded at 512 MiB, not at the 16 MiB of keys and proofs. Checked with a
+    17 MiB file (an empty array padded with spaces): read, and no findings (exit 0)."""
+    from cbmnet.cli.files import MAX_INPUT_BYTES
+
+    big = tmp_path / "events.json"
+    big.write_text("[" + " " * (MAX_INPUT_BYTES + (1 << 20)) + "]")
+    p = run(
+        "check",
+        "--agreement",
+        "vienna-document-2011",
+        "--events",
+        str(big),
+        "--as-of",
+        "2030-01-01T00:00:00Z",
+        cwd=tmp_path,
+    )
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["findings"] == []

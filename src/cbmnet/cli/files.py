@@ -8,6 +8,10 @@ from cbmnet.errors import FormatError
 
 MAX_INPUT_BYTES = 16 << 20
 """Keys, envelopes, notes, proofs and agreement files: far below this."""
+MAX_EVENTS_BYTES = 512 << 20
+"""An events file for ``cbmnet check``: a year of a large regime's traffic is a million
+events, about 170 MB of JSON (the engine takes up to ``MAX_EVENTS``); 16 MiB stopped at
+about 100,000. Reading and parsing this much takes a few GB of memory, no more."""
 
 
 def read_bytes(path: str, limit: int = MAX_INPUT_BYTES) -> bytes:

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from cbmnet.cli.files import MAX_EVENTS_BYTES
 from cbmnet.cli.files import read_bytes as _read_bytes
 from cbmnet.cli.files import read_text as _read_text
 from cbmnet.cli.hub import add_hub_verbs
@@ -507,7 +508,7 @@ def check(
         raise FormatError("--format must be json or table")
     a = load_agreement(agreement)
     with collector.paused():  # millions of small acyclic objects: no rescans
-        evs = load_events_text(_read_text(events), events)
+        evs = load_events_text(_read_text(events, MAX_EVENTS_BYTES), events)
         check_membership(evs, a, events)  # a non-member's event is bad input, never ignored
         when = parse_time(as_of, "--as-of") if as_of else _t.time_ns() // 1_000_000
         report = evaluate(a, evs, when, resolve_zones(a))

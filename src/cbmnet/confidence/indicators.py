@@ -103,7 +103,8 @@ def indicators(
     if last is not None:
         span = span[-last:] if last > 0 else []
     ledger = _Book(record, book)
-    who = record.parties if rows_of is None else [p for p in record.parties if p in set(rows_of)]
+    only = None if rows_of is None else set(rows_of)
+    who = record.parties if only is None else [p for p in record.parties if p in only]
     rows = [ledger.row(party, month) for party in who for month in span]
     return {
         "agreement": record.agreement,

@@ -138,11 +138,6 @@ def as_of_ms(text: str | None, now: int) -> int:
     return at
 
 
-def agreements_of(hub: Hub, party: str) -> list[str]:
-    """The agreements ``party`` is in (the secretariat: all), that this hub serves."""
-    return hub.views.agreements_of(party)
-
-
 # ---- the dashboard's caller: a session cookie --------------------------------------------
 
 

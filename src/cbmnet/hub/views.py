@@ -307,15 +307,8 @@ class ReadModel:
         docs = self.parsed_events(agreement).docs
         if party == SECRETARIAT:
             return docs
-        return [d for d, _ in self.readable_event_entries(party, agreement)]
-
-    def readable_event_entries(self, party: str, agreement: str) -> list[tuple[dict[str, Any], Entry]]:
-        """``readable_events`` with the entry that logged each."""
-        docs = self.parsed_events(agreement).docs
-        with self._lock:
-            st = self._fold.state
-            pairs = [(d, st.entries[d["log_index"]]) for d in docs]
-            return [(d, e) for d, e in pairs if st.may_read(party, e)]
+        ok = self.readable_indices(party, [d["log_index"] for d in docs])
+        return [d for d in docs if d["log_index"] in ok]
 
     def exercise_flags(self, indices: Sequence[int]) -> set[int]:
         """Those of ``indices`` whose entries mark themselves exercise data."""

@@ -32,7 +32,7 @@ from cbmnet.agreements.model import Quota
 from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import AuthError, CbmnetError, ForbiddenError, NotFoundError
 from cbmnet.hub import auth
-from cbmnet.hub.deps import COOKIE, NotSignedIn, agreements_of, evaluating, hub_from, limits_of, who
+from cbmnet.hub.deps import COOKIE, NotSignedIn, evaluating, hub_from, limits_of, who
 from cbmnet.hub.service import Hub
 from cbmnet.hub.web.charts import Sparkline, sparkline
 from cbmnet.hub.web.render import from_this_site, render, static_path
@@ -171,7 +171,7 @@ def static_file(name: str) -> Response:
 def obligations_of(hub: Hub, party: str, now: int) -> list[dict[str, Any]]:
     """The caller's own obligations (the secretariat: everyone's), by due date."""
     out: list[dict[str, Any]] = []
-    for ag in agreements_of(hub, party):
+    for ag in hub.views.agreements_of(party):
         rep = hub.views.report_for(party, ag, now)
         out += [
             {**o, "agreement": ag}
@@ -311,7 +311,7 @@ def overview(request: Request) -> Response:
     now = hub.clock()
     parties = [(p.id, p.name, key_spans(p.keys)) for p in hub.views.parties()]
     indicators: list[dict[str, Any]] = []
-    for ag in agreements_of(hub, party):
+    for ag in hub.views.agreements_of(party):
         doc = limits_of(request).evaluations.call(
             party, partial(hub.views.indicators_for, party, ag, now, last=TREND_MONTHS, own=True)
         )
@@ -383,7 +383,7 @@ def deadlines(request: Request) -> Response:
         next=nxt,
         filters={"status": status, "party": who_owes or "", "agreement": ag or ""},
         views=list(DEADLINE_VIEWS),
-        agreements=agreements_of(hub, party),
+        agreements=hub.views.agreements_of(party),
     )
 
 
@@ -562,7 +562,7 @@ def quotas(request: Request) -> Response:
     run = limits_of(request).evaluations.call
     sections = [
         q
-        for ag in agreements_of(hub, party)
+        for ag in hub.views.agreements_of(party)
         if (q := run(party, partial(quota_section, hub, party, ag))) is not None
     ]
     return render("quotas.html", party=party, sections=sections, as_of=format_time(hub.clock()))

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 
 from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import CbmnetError, FormatError, NotFoundError, error_code
-from cbmnet.hub.deps import agreements_of, evaluating, hub_from, limits_of
+from cbmnet.hub.deps import evaluating, hub_from, limits_of
 from cbmnet.hub.service import Hub
 from cbmnet.hub.web.render import STATIC, render
 
@@ -203,10 +203,6 @@ class Collector:
         return len(self.features) >= MAX_FEATURES
 
 
-def parties_of(hub: Hub) -> list[str]:
-    return hub.views.party_ids()
-
-
 _MAP_CACHE: dict[tuple[str, str, Filters, int, int], dict[str, Any]] = {}
 _MAP_LOCK = threading.Lock()
 MAP_CACHE_MS = 10_000
@@ -233,7 +229,7 @@ def map_features(hub: Hub, party: str, f: Filters) -> dict[str, Any]:
 
 def _map_features(hub: Hub, party: str, f: Filters, now: int) -> dict[str, Any]:
     """The map's GeoJSON FeatureCollection for ``party``, cut to what it may read."""
-    ags = [a for a in agreements_of(hub, party) if f.agreement in (None, a)]
+    ags = [a for a in hub.views.agreements_of(party) if f.agreement in (None, a)]
     out = Collector()
     for ag in ags:
         _zones(hub, ag, f, out)
@@ -688,7 +684,8 @@ the caller's evaluation budget, like the pages that run the engine."""
 
 
 def filters_for(hub: Hub, party: str, request: Request) -> tuple[Filters, dict[str, str]]:
-    return parse_filters(request.query_params, agreements_of(hub, party), set(parties_of(hub)))
+    ags = hub.views.agreements_of(party)
+    return parse_filters(request.query_params, ags, set(hub.views.party_ids()))
 
 
 @router.get("/dashboard/map.json", include_in_schema=False)
@@ -712,8 +709,8 @@ def map_json(request: Request) -> Response:
 def map_page(request: Request) -> Response:
     party = evaluating(request)
     hub = hub_from(request)
-    agreements = agreements_of(hub, party)
-    parties = parties_of(hub)
+    agreements = hub.views.agreements_of(party)
+    parties = hub.views.party_ids()
     raw = {k: str(request.query_params.get(k) or "")[:128] for k in ("agreement", "party", "from", "to")}
     ctx: dict[str, Any] = {
         "party": party,

@@ -49,10 +49,10 @@ def party_keys(party: str) -> PartyKeys:
 
 
 @dataclass
-class TestHub:
-    __test__ = False  # not a test class: a hub under test
+class ServedHub:
+    """A hub in a process of its own (``cbmnet serve``): reached only over loopback."""
+
     url: str
-    hub: Hub
     secretariat: Identity
     keys: dict[str, PartyKeys] = field(default_factory=dict)
 
@@ -79,6 +79,14 @@ class TestHub:
                 )
 
 
+@dataclass
+class TestHub(ServedHub):
+    """A hub in this process, its state open to the test (``hub``)."""
+
+    __test__ = False  # not a test class: a hub under test
+    hub: Hub = field(kw_only=True)
+
+
 @contextmanager
 def running_hub(
     url: str, tmp: Path, *, settings: HubSettings | None = None, **kw: Any
@@ -95,10 +103,32 @@ def running_hub(
     server = ServerThread(create_app(hub))
     try:
         server.start()
-        yield TestHub(server.url, hub, Identity("secretariat", sec_skey))
+        yield TestHub(server.url, Identity("secretariat", sec_skey), hub=hub)
     finally:
         server.stop()
         hub.close()
+
+
+@contextmanager
+def served_hub(url: str, tmp: Path, *args: str) -> Iterator[ServedHub]:
+    """``cbmnet serve`` on a new hub at ``url``: load measured from outside its process.
+
+    A test that floods a hub from many threads of its own process would measure its own
+    threads' share of the interpreter lock as much as the hub; a real hub has its own.
+    """
+    from tests.hubcli_helpers import serve_process
+
+    sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
+    init_hub(
+        url,
+        tmp / "hubkeys",
+        origin=ORIGIN,
+        secretariat_vkey=sec_vkey,
+        agreements=[bundled(a) for a in AGREEMENTS],
+    )
+    argv = ["--db", url, "--keys", str(tmp / "hubkeys"), "--sweep-seconds", "3600", *args]
+    with serve_process(argv, tmp / "serve.log", tmp) as (base, _proc):
+        yield ServedHub(base, Identity("secretariat", sec_skey))
 
 
 def b64(raw: bytes) -> str:

@@ -327,7 +327,7 @@ def _filtered_hub(url: str, tmp: Path, party: str) -> Iterator[tuple[TestHub, Hi
     server = ServerThread(hide)
     try:
         server.start()
-        yield TestHub(server.url, hub, Identity("secretariat", sec_skey)), hide
+        yield TestHub(server.url, Identity("secretariat", sec_skey), hub=hub), hide
     finally:
         server.stop()
         hub.close()
@@ -474,7 +474,7 @@ def test_a_split_view_is_proven_by_two_signed_checkpoints(store_url: str, tmp_pa
         server = ServerThread(create_app(forked))
         try:
             server.start()
-            fth = TestHub(server.url, forked, th.secretariat, dict(th.keys))
+            fth = TestHub(server.url, th.secretariat, dict(th.keys), hub=forked)
             th.register("POL", "CZE")
             fth.register("NOR", "SWE")
             _cosign(th.url, {"DEU": ws["DEU"]})

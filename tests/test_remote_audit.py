@@ -321,7 +321,7 @@ def test_a_forked_hub_fails_audit_and_witness(tmp_path: Path) -> None:
     server = ServerThread(create_app(forked))
     try:
         server.start()
-        fth = TestHub(server.url, forked, secretariat, dict(keys))
+        fth = TestHub(server.url, secretariat, dict(keys), hub=forked)
         fth.register("NOR", "SWE")
         assert forked.rlog.latest_checkpoint().size == 4
         with fth.client() as sec:

@@ -835,6 +835,20 @@ def p_dash_logout(w: World, who: str) -> tuple[int, bool | None]:
     return r.status_code, None
 
 
+def p_dash_dry_run(w: World, who: str) -> tuple[int, bool | None]:
+    """A dry run of a fresh activity of the caller's: judged over what it may read, so the
+    private request never shows in the answer."""
+    p = w.party(who)
+    headers = {"Content-Type": "application/json"}
+    if p is not None:
+        headers["Cookie"] = f"cbmnet_session={w.api.session(p)}"
+    draft = w.fresh_activity(p or "AUT")
+    r = w.api.http.post(
+        "/dashboard/file/dry-run", params={"agreement": AG}, content=json.dumps(draft), headers=headers
+    )
+    return r.status_code, (w.private_id in r.text) if r.status_code == 200 else None
+
+
 def _everyone(status: int) -> dict[str, int]:
     return dict.fromkeys(WHO, status)
 
@@ -938,6 +952,14 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
     ("GET", "/dashboard/map.json"): (_page("/dashboard/map.json"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("GET", "/dashboard/hotline"): (_page("/dashboard/hotline"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("GET", "/dashboard/hotline.json"): (_page("/dashboard/hotline.json"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    # The officer's forms: the pickers list the private request for its two parties only.
+    ("GET", "/dashboard/file"): (_page("/dashboard/file"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("GET", "/dashboard/file.json"): (
+        _page(f"/dashboard/file.json?agreement={AG}"),
+        PARTIES_ONLY,
+        SEEN_BY_BOTH,
+    ),
+    ("POST", "/dashboard/file/dry-run"): (p_dash_dry_run, PARTIES_ONLY, SEEN_BY_NOBODY),
     ("WS", "/dashboard/hotline/stream"): (
         p_dash_hotline_stream,
         {**dict.fromkeys(("author", "addressee", "outsider"), 101), **WS_NOBODY},

@@ -23,10 +23,11 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 from cbmnet import collector
-from cbmnet.acts.model import PT_HOTLINE, SECRETARIAT
+from cbmnet.acts.model import PT_EVENT, PT_HOTLINE, SECRETARIAT, read_act
 from cbmnet.acts.registry import Party
-from cbmnet.acts.state import ALL, Entry, HubState
+from cbmnet.acts.state import ALL, Entry, HubState, act_json
 from cbmnet.agreements.model import Agreement, HotlineTerms
+from cbmnet.compliance.dryrun import dry_run
 from cbmnet.compliance.engine import evaluate, next_change
 from cbmnet.compliance.events import Event, parse_events
 from cbmnet.compliance.quota import BOOK_TYPES, QuotaBooks, quota_books, quota_status
@@ -36,7 +37,7 @@ from cbmnet.compliance.visits import time_field
 from cbmnet.confidence import Record, facts_from_state, indicators
 from cbmnet.confidence.indicators import FactBook, month_end, month_of
 from cbmnet.confidence.record import Fact
-from cbmnet.errors import CbmnetError, ForbiddenError, NotFoundError, StoreError
+from cbmnet.errors import CbmnetError, ForbiddenError, FormatError, NotFoundError, StoreError
 
 log = logging.getLogger("cbmnet.hub")
 
@@ -516,6 +517,65 @@ class ReadModel:
         if not member:
             raise ForbiddenError(f"{party!r} is not registered for {agreement!r}")
 
+    # ---- filing: the officer's forms --------------------------------------------------
+
+    def filing(self, party: str, agreement: str) -> dict[str, Any]:
+        """What a party's forms offer to pick from, cut to what it may read: its own
+        activities and incidents, the requests it must answer, the requests and
+        invitations a report may name, and the agreement's parties today."""
+        self.member(party, agreement)
+        docs = self.readable_events(party, agreement)
+        answered = {(d.get("request"), d["party"]) for d in docs if d["type"] == "response"}
+        withdrawn = {
+            d["amends"]["id"]
+            for d in docs
+            if isinstance(d.get("amends"), dict) and d["amends"].get("action") == "withdraw"
+        }
+
+        def line(d: dict[str, Any]) -> dict[str, str]:
+            return {"id": d["id"], "text": _one_line(d)}
+
+        live = [d for d in docs if d["id"] not in withdrawn and d.get("amends") is None]
+        ag = self.agreements[agreement]
+        return {
+            "own_activity": [line(d) for d in live if d["type"] == "activity" and d["party"] == party],
+            "own_incident": [line(d) for d in live if d["type"] == "incident" and d["party"] == party],
+            "request_to_us": [
+                line(d)
+                for d in live
+                if d["type"] == "request" and d.get("to") == party and (d["id"], party) not in answered
+            ],
+            "request": [
+                line(d)
+                for d in live
+                if d["type"] == "request"
+                or (d["type"] == "notification" and d.get("form") == "observation_invitation")
+            ],
+            "party": sorted(ag.members_on(self.clock()) - {party}),
+        }
+
+    def check_draft(self, party: str, doc: dict[str, Any], ms: int) -> None:
+        """Would the hub log ``doc`` as ``party``'s event at ``ms``? The same two readings as
+        a sent act (its shape, then against the log), so the words are the hub's own."""
+        act = read_act(PT_EVENT, act_json(doc))
+        if act.author != party:
+            raise ForbiddenError(f"event {doc.get('id')!r}, field 'party': you file as {party!r}")
+        with self._lock:
+            st = self._fold.state
+            st.check(act, st.signing_keys(party), ms)
+
+    def dry_run(self, party: str, agreement: str, doc: dict[str, Any], ms: int) -> dict[str, Any]:
+        """What ``doc`` would meet, start, add and clear if ``party`` sent it at ``ms``,
+        judged over what ``party`` may read (``compliance.dryrun``)."""
+        self.member(party, agreement)
+        if doc.get("agreement") != agreement:
+            raise FormatError(f"event {doc.get('id')!r}, field 'agreement': must be {agreement!r}")
+        self.check_draft(party, doc, ms)
+        docs = self.readable_events(party, agreement)
+        with collector.paused():
+            out = dry_run(self.agreements[agreement], docs, doc, ms, self.zones[agreement])
+        return out.to_json()
+
     # ---- compliance ---------------------------------------------------------------------
 
     def parsed_events(self, agreement: str) -> Parsed:
@@ -860,3 +920,21 @@ class ReadModel:
             if kept is None or kept[0] <= committed:
                 self._facts[agreement] = (committed, facts)
         return facts
+
+
+def _one_line(d: dict[str, Any]) -> str:
+    """An event as a picker shows it: ``land, 2027-09-01 to 2027-09-05, 11,000 troops``."""
+    bits: list[str] = []
+    for key in ("category", "kind", "form"):
+        if isinstance(d.get(key), str):
+            bits.append(d[key].replace("_", " "))
+    if isinstance(d.get("to"), str):
+        bits.append(f"to {d['to']}")
+    if d["type"] == "request" or d["type"] == "notification":
+        bits.append(f"from {d['party']}")
+    if isinstance(d.get("start"), str) and isinstance(d.get("end"), str):
+        bits.append(f"{d['start'][:10]} to {d['end'][:10]}")
+    size = d.get("size")
+    if isinstance(size, dict):
+        bits += [f"{n:,} {k.replace('_', ' ')}" for k, n in size.items() if isinstance(n, int) and n]
+    return ", ".join(bits)[:200]

@@ -5,11 +5,10 @@
 // WebCrypto as a non-extractable Ed25519 key and never leaves the page. The statement an
 // acknowledgement names (SHA-256 of the DSSE PAE of the message) is computed here from the
 // message's own envelope, so the page's server cannot make us acknowledge something else.
-// Plain ES2020, no dependencies, no inline script (the page's CSP forbids it).
+// Signing is signer.js's (loaded before this file). Plain ES2020, no inline script.
 "use strict";
 
 (function () {
-  const enc = new TextEncoder();
   const $ = (id) => document.getElementById(id);
   let view = null;
   let offset = 0; // server clock minus ours, from the last view
@@ -18,109 +17,13 @@
   const opened = new Map(); // entry index -> {text} or {error}
   const busy = new Set();
 
-  function b64decode(text) {
-    const bin = atob(text);
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  }
-
-  function b64encode(bytes) {
-    let bin = "";
-    for (const b of bytes) bin += String.fromCharCode(b);
-    return btoa(bin);
-  }
-
-  function b64urlToStd(text) {
-    const s = text.replace(/-/g, "+").replace(/_/g, "/");
-    return s + "=".repeat((4 - (s.length % 4)) % 4);
-  }
-
-  function concat(...parts) {
-    const n = parts.reduce((a, p) => a + p.length, 0);
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
-  }
-
-  // DSSE Pre-Authentication Encoding: "DSSEv1 SP LEN(type) SP type SP LEN(body) SP body".
-  function pae(payloadType, payload) {
-    const t = enc.encode(payloadType);
-    return concat(enc.encode(`DSSEv1 ${t.length} `), t, enc.encode(` ${payload.length} `), payload);
-  }
-
-  async function sha256hex(bytes) {
-    const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-    return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
-  }
-
-  // PRIVATE+KEY+name+hexid+base64(0x01 || seed) -> a non-extractable WebCrypto key.
-  async function importSigner(text, party, activeKeys) {
-    // The base64 field may itself hold "+": split off the first four fields only.
-    const all = text.trim().split("+");
-    const parts = [...all.slice(0, 4), all.slice(4).join("+")];
-    if (all.length < 5 || parts[0] !== "PRIVATE" || parts[1] !== "KEY") {
-      throw new Error("not a signer key: expected PRIVATE+KEY+name+hexid+base64");
-    }
-    let raw;
-    try {
-      raw = b64decode(parts[4]);
-    } catch (e) {
-      throw new Error("the key's last field is not base64");
-    }
-    if (raw.length !== 33 || raw[0] !== 1) throw new Error("not an Ed25519 seed (type 0x01, 32 bytes)");
-    // PKCS#8 wrapping of an Ed25519 seed (RFC 8410): a fixed 16-byte prefix.
-    const prefix = Uint8Array.from([
-      0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-    ]);
-    const der = concat(prefix, raw.slice(1));
-    const probe = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, true, ["sign"]);
-    const jwk = await crypto.subtle.exportKey("jwk", probe);
-    const pub = b64urlToStd(jwk.x);
-    if (!activeKeys.includes(pub)) {
-      throw new Error(`this key is not an active signing key of ${party}`);
-    }
-    const key = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, false, ["sign"]);
-    der.fill(0);
-    raw.fill(0);
-    return { key, keyid: `${parts[2]}+${parts[3]}`, party };
-  }
+  const { b64decode, b64encode, pae, sha256hex, importSigner, signEnvelope, postAct } = globalThis.cbmnetSigner;
 
   async function acknowledge(m) {
     const body = b64decode(m.envelope.payload);
     const statement = await sha256hex(pae(m.envelope.payloadType, body));
-    // Sorted keys, no spaces: the form cbmnet writes acts in.
-    const act = JSON.stringify({ act: "ack", entry: m.index, party: signer.party, statement });
-    const bytes = enc.encode(act);
-    const sig = new Uint8Array(
-      await crypto.subtle.sign({ name: "Ed25519" }, signer.key, pae(view.ack_payload_type, bytes)),
-    );
-    const envelope = {
-      payload: b64encode(bytes),
-      payloadType: view.ack_payload_type,
-      signatures: [{ keyid: signer.keyid, sig: b64encode(sig) }],
-    };
-    const r = await fetch("/v1/acts?proof=false", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(envelope),
-      credentials: "omit",
-    });
-    if (!r.ok) {
-      let detail = `HTTP ${r.status}`;
-      try {
-        const doc = await r.json();
-        if (doc && doc.detail) detail = String(doc.detail);
-      } catch (e) {
-        /* not JSON: keep the status */
-      }
-      throw new Error(detail);
-    }
-    return r.json();
+    const act = { act: "ack", entry: m.index, party: signer.party, statement };
+    return postAct(await signEnvelope(signer, view.ack_payload_type, act), false);
   }
 
   function span(text, cls) {

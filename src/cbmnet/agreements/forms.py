@@ -1,0 +1,432 @@
+"""The forms a party files under an agreement, derived from the agreement file.
+
+An officer should not write events-v1 JSON by hand. Each measure says which act meets it
+(a notification of some ``form``, an exchange, a request of some ``kind``, an answer);
+this module reads the measures and gives, per act, the fields it needs in the officer's
+words, with the agreement's own figures beside them (the thresholds that make an activity
+notifiable, the parts an exchange must have) and the provisions they come from. The
+dashboard renders these; the hub checks what is sent exactly as it checks any act, so a
+form can never accept what the hub would refuse.
+
+Pure: no I/O. The vocabulary (categories, size keys, request kinds) is events-v1's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, get_args
+
+from cbmnet.agreements.model import (
+    AdvanceAnnouncement,
+    Agreement,
+    AnnualCalendar,
+    Category,
+    EventNotification,
+    Formation,
+    LaunchNotification,
+    ObservationInvitation,
+    ObserverTerms,
+    PeriodicExchange,
+    PriorNotification,
+    Quota,
+    ReplyDeadline,
+    Scope,
+    SizeKey,
+    VisitConduct,
+    VisitPlan,
+    VisitReport,
+    ZoneRule,
+)
+from cbmnet.compliance.timeutil import MS_PER_DAY, parse_duration
+
+SIZE_KEYS: tuple[str, ...] = get_args(SizeKey)
+CATEGORIES: tuple[str, ...] = get_args(Category)
+FORMATIONS: tuple[str, ...] = get_args(Formation)
+MISSILE_CLASSES = ("icbm", "slbm", "ballistic", "cruise", "space_launch")
+DECISIONS = ("accept", "refuse", "answer")
+PRECEDENCES = ("flash", "immediate", "priority", "routine")
+
+_SIZE_WORDS = {
+    "troops": "troops",
+    "battle_tanks": "battle tanks",
+    "acvs": "armoured combat vehicles",
+    "artillery": "artillery pieces",
+    "sorties": "sorties",
+    "ships": "ships",
+    "aircraft": "aircraft",
+    "heavy_bombers": "heavy bombers",
+}
+
+
+def words(code: str) -> str:
+    """``observation_invitation`` -> ``observation invitation``: a code as a diplomat reads it."""
+    return code.replace("_", " ")
+
+
+def span(text: str) -> str:
+    """An agreement's ISO 8601 duration (``P42D``, ``PT24H``) in words: ``42 days``."""
+    ms = parse_duration(text, "duration")
+    for unit, size in (("day", MS_PER_DAY), ("hour", 3_600_000), ("minute", 60_000)):
+        if ms % size == 0:
+            n = ms // size
+            return f"{n:,} {unit}{'' if n == 1 else 's'}"
+    return text
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of a form. ``name`` is its place in the event (``size.troops``)."""
+
+    name: str
+    label: str
+    kind: str
+    """``text``, ``choice``, ``time``, ``count``, ``place``, ``party``, ``parties``,
+    ``own_activity``, ``own_activities``, ``own_incident``, ``request_to_us``, ``request``
+    (one the party may read: a request or an invitation), ``year``, ``flag``, ``parts``."""
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()
+    """The agreement's figures for this field, each with its provision."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "kind": self.kind,
+            "required": self.required,
+            "choices": list(self.choices),
+            "hints": list(self.hints),
+        }
+
+
+@dataclass(frozen=True)
+class Form:
+    """One act a party files: its fixed fields (``type``, ``form`` or ``kind``) and inputs."""
+
+    id: str
+    title: str
+    fixed: dict[str, str]
+    fields: tuple[Field, ...]
+    serves: tuple[dict[str, str], ...] = field(default=())
+    """The measures this act meets or starts: id, provision, title, unconfirmed."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "fixed": dict(self.fixed),
+            "fields": [f.to_json() for f in self.fields],
+            "serves": [dict(s) for s in self.serves],
+        }
+
+
+def _serves(m: Any) -> dict[str, str]:
+    out = {"measure": m.id, "provision": m.provision, "title": m.title or words(m.rule)}
+    if m.unconfirmed:
+        out["unconfirmed"] = m.unconfirmed
+    return out
+
+
+_WHAT_SCOPE_DOES = {
+    "prior_notification": "notifiable",
+    "observation_invitation": "observers invited",
+    "annual_calendar": "in the annual calendar",
+    "advance_announcement": "announced years ahead",
+    "activity_cap": "counted against a cap",
+    "zone_rule": "bound by a zone rule",
+}
+
+
+def _scope_hints(m: Any, scope: Scope) -> list[tuple[str, str]]:
+    """(size key, hint) for each threshold ``scope`` sets: what makes an activity count."""
+    cats = ", ".join(words(c) for c in scope.categories) or "any category"
+    what = _WHAT_SCOPE_DOES.get(m.rule, words(m.rule))
+    return [
+        (key, f"{what} from {n:,} {_SIZE_WORDS.get(key, words(key))} ({cats}) — {m.provision}")
+        for key, n in sorted(scope.threshold.items())
+    ]
+
+
+def scope_words(scope: Scope) -> str:
+    """``from 9,000 troops or 250 battle tanks (land, transfer)``: which activities a
+    measure covers, in words."""
+    sizes = " or ".join(
+        f"{n:,} {_SIZE_WORDS.get(k, words(k))}" for k, n in sorted(scope.threshold.items())
+    )
+    cats = ", ".join(words(c) for c in scope.categories)
+    out = f"from {sizes}" if sizes else "of any size"
+    return f"{out} ({cats})" if cats else out
+
+
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def _due_words(m: PeriodicExchange) -> str:
+    if m.due:
+        month, day = (int(x) for x in m.due.split("-"))
+        year = {
+            0: "of the period's year",
+            -1: "of the year before the period",
+            1: "of the year after the period",
+        }.get(m.due_year_offset, f"of the period's year {m.due_year_offset:+d}")
+        return f"due {day} {_MONTHS[month - 1]} {year}"
+    if m.due_after:
+        return f"due {span(m.due_after)} after the period {m.due_from.removeprefix('period_')}s"
+    return "due as the agreement says"
+
+
+def _activity_form(ag: Agreement) -> Form:
+    hints: dict[str, list[str]] = {k: [] for k in SIZE_KEYS}
+    cats: set[str] = set()
+    serves: list[dict[str, str]] = []
+    for m in ag.measures:
+        scope = getattr(m, "scope", None)
+        if isinstance(scope, Scope):
+            cats.update(scope.categories)
+            for key, hint in _scope_hints(m, scope):
+                hints[key].append(hint)
+            serves.append(_serves(m))
+        elif isinstance(m, LaunchNotification):
+            cats.add("missile_launch")
+            serves.append(_serves(m))
+    categories = tuple(c for c in CATEGORIES if c in cats) or CATEGORIES
+    size_fields = tuple(
+        Field(f"size.{k}", _SIZE_WORDS[k].capitalize(), "count", hints=tuple(hints[k]))
+        for k in SIZE_KEYS
+        if hints[k] or k == "troops"
+    )
+    fields: list[Field] = [
+        Field("category", "Category", "choice", True, categories),
+        Field("start", "Start (UTC)", "time", True),
+        Field("end", "End (UTC)", "time", True),
+        *size_fields,
+        Field("formation", "Largest formation", "choice", False, FORMATIONS),
+        Field("location", "Where (area or point)", "place"),
+        Field("host", "Host State (if not your own territory)", "party"),
+        Field("alert", "Alert activity (ordered without advance notice to the troops)", "flag"),
+    ]
+    if "missile_launch" in cats:
+        fields += [
+            Field("missile_class", "Missile class", "choice", False, MISSILE_CLASSES),
+            Field("launch", "Launch point", "place"),
+            Field("impact", "Impact area", "place"),
+        ]
+    return Form(
+        "activity",
+        "Declare an activity (as planned or conducted)",
+        {"type": "activity"},
+        tuple(fields),
+        tuple(serves),
+    )
+
+
+def _notification(form: str, ms: list[Any]) -> Form:
+    fields: list[Field] = []
+    calendar = any(isinstance(m, (AnnualCalendar, AdvanceAnnouncement)) for m in ms)
+    launch = [m for m in ms if isinstance(m, LaunchNotification)]
+    if calendar:
+        fields += [
+            Field("year", "Calendar year covered", "year", True),
+            Field("activities", "Activities it lists", "own_activities"),
+        ]
+    elif all(isinstance(m, EventNotification) for m in ms):
+        fields.append(Field("activity", "The incident it reports", "own_incident", True))
+    else:
+        fields.append(Field("activity", "The activity it covers", "own_activity", not launch))
+    if launch:
+        need = {item.item for m in launch for item in m.content}
+        window_hints = tuple(
+            f"at least {span(m.lead)} before the window — {m.provision}" for m in launch
+        ) + tuple(
+            f"a window of at most {span(m.max_window)} — {m.provision}" for m in launch if m.max_window
+        )
+        fields += [
+            Field(
+                "window_start", "Launch window opens (UTC)", "time", "window" in need, (), window_hints
+            ),
+            Field("window_end", "Launch window closes (UTC)", "time", "window" in need),
+        ]
+        if "impact" in need:
+            fields.append(Field("impact", "Planned impact area", "place", True))
+    fields += [
+        Field("to", "Addressees (none: every party of the agreement)", "parties"),
+        Field("body", "Text of the notification", "text"),
+    ]
+    lead_hints = tuple(
+        f"{span(m.lead)} ahead for activities {scope_words(m.scope)} — {m.provision}"
+        for m in ms
+        if isinstance(m, (PriorNotification, ObservationInvitation))
+    ) + tuple(
+        f"{words(m.rule)}: within {span(m.within)} of the incident — {m.provision}"
+        for m in ms
+        if isinstance(m, EventNotification)
+    )
+    title = f"Notification: {words(form)}"
+    if lead_hints:
+        fields[0] = Field(
+            fields[0].name, fields[0].label, fields[0].kind, fields[0].required, (), lead_hints
+        )
+    return Form(
+        f"notification.{form}",
+        title,
+        {"type": "notification", "form": form},
+        tuple(fields),
+        tuple(_serves(m) for m in ms),
+    )
+
+
+def _exchange(m: PeriodicExchange) -> Form:
+    due = _due_words(m)
+    fields = [
+        Field("period", f"Period covered ({m.period})", "text", True, (), (f"{due} — {m.provision}",)),
+    ]
+    if m.parts:
+        fields.append(
+            Field(
+                "parts",
+                "Parts delivered",
+                "parts",
+                True,
+                m.parts,
+                (f"every part is required: {', '.join(m.parts)} — {m.provision}",),
+            )
+        )
+    fields += [
+        Field("units", "Units reported", "count"),
+        Field("body", "Text of the exchange", "text"),
+    ]
+    return Form(
+        f"exchange.{m.form}",
+        f"Information exchange: {words(m.form)}",
+        {"type": "exchange", "form": m.form},
+        tuple(fields),
+        (_serves(m),),
+    )
+
+
+def _request(kind: str, ms: list[Any]) -> Form:
+    hints = []
+    for m in ms:
+        if isinstance(m, ReplyDeadline):
+            days = " working" if m.working_days else ""
+            hints.append(f"answer due within {span(m.within)}{days} — {m.provision}")
+        elif isinstance(m, Quota):
+            hints.append(f"quota: {m.per_year} a year per receiving State — {m.provision}")
+    fields = [
+        Field("to", "Asked of (the State that must answer)", "party", True, (), tuple(hints)),
+        Field("activity", "About the activity (optional)", "text"),
+        Field("area", "Specified area (optional)", "place"),
+        Field("eta", "Planned arrival (UTC, optional)", "time"),
+        Field("body", "Text of the request", "text"),
+    ]
+    return Form(
+        f"request.{kind}",
+        f"Request: {words(kind)}",
+        {"type": "request", "kind": kind},
+        tuple(fields),
+        tuple(_serves(m) for m in ms),
+    )
+
+
+def _response(ms: list[Any]) -> Form:
+    return Form(
+        "response",
+        "Answer a request",
+        {"type": "response"},
+        (
+            Field("request", "The request answered", "request_to_us", True),
+            Field("decision", "Decision", "choice", True, DECISIONS),
+            Field("reason", "Reason (a refusal should give one)", "text"),
+            Field("body", "Text of the answer", "text"),
+        ),
+        tuple(_serves(m) for m in ms),
+    )
+
+
+def _report(form: str, ms: list[Any]) -> Form:
+    return Form(
+        f"notification.{form}",
+        f"Report: {words(form)}",
+        {"type": "notification", "form": form},
+        (
+            Field("request", "The request or invitation it answers or reports on", "request", True),
+            Field("to", "Addressees (none: every party of the agreement)", "parties"),
+            Field("body", "Text of the report", "text"),
+        ),
+        tuple(_serves(m) for m in ms),
+    )
+
+
+def _incident(ms: list[EventNotification]) -> Form:
+    kinds = tuple(dict.fromkeys(k for m in ms for k in m.incident_kinds))
+    return Form(
+        "incident",
+        "Record an incident",
+        {"type": "incident"},
+        (
+            Field("kind", "Kind of incident", "choice", True, kinds),
+            Field("location", "Where", "place"),
+            Field("body", "What happened", "text"),
+        ),
+        tuple(_serves(m) for m in ms),
+    )
+
+
+_NOTICES = (
+    PriorNotification,
+    ObservationInvitation,
+    AnnualCalendar,
+    AdvanceAnnouncement,
+    LaunchNotification,
+    EventNotification,
+)
+
+
+def forms_of(ag: Agreement) -> tuple[Form, ...]:
+    """Every act a party may file under ``ag``, in the order an officer meets them."""
+    notices: dict[str, list[Any]] = {}
+    reports: dict[str, list[Any]] = {}
+    requests: dict[str, list[Any]] = {}
+    exchanges: list[Form] = []
+    answered: list[Any] = []
+    for m in ag.measures:
+        if isinstance(m, _NOTICES):
+            notices.setdefault(m.form, []).append(m)
+        elif isinstance(m, ZoneRule) and m.exempt_if_notified is not None:
+            notices.setdefault(m.exempt_if_notified.form, []).append(m)
+        elif isinstance(m, PeriodicExchange):
+            exchanges.append(_exchange(m))
+        elif isinstance(m, (ReplyDeadline, Quota)):
+            requests.setdefault(m.request_kind, []).append(m)
+            answered.append(m)
+        elif isinstance(m, (VisitConduct, VisitReport)):
+            reports.setdefault(m.form, []).append(m)
+        elif isinstance(m, VisitPlan):
+            reports.setdefault(m.form, []).append(m)
+            reports.setdefault(m.answer_form, []).append(m)
+        elif isinstance(m, ObserverTerms):
+            reports.setdefault(m.report_form, []).append(m)
+    out: list[Form] = [_activity_form(ag)]
+    incidents = [m for m in ag.measures if isinstance(m, EventNotification)]
+    if incidents:
+        out.append(_incident(incidents))
+    out += [_notification(f, ms) for f, ms in notices.items()]
+    out += exchanges
+    out += [_request(k, ms) for k, ms in requests.items()]
+    if answered:
+        out.append(_response(answered))
+    out += [_report(f, ms) for f, ms in reports.items() if f not in notices]
+    return tuple(out)

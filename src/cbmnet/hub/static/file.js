@@ -1,0 +1,386 @@
+// cbmnet officer's forms: render a form the hub derived from the agreement, show what the
+// draft would do if sent now (the hub's dry run), sign it in this page and send it.
+//
+// The key is signer.js's: imported non-extractable, never sent (docs/adr/0004). The draft
+// is kept in this browser's localStorage until the hub has logged it; a refused send keeps
+// it. Every text from the hub is inserted with textContent. Plain ES2020, no inline script.
+"use strict";
+
+(function () {
+  const S = globalThis.cbmnetSigner;
+  const $ = (id) => document.getElementById(id);
+  const root = $("fl");
+  if (!root) return;
+  const agreement = root.dataset.agreement;
+  const party = root.dataset.party;
+  let view = null; // /dashboard/file.json
+  let form = null; // the chosen form
+  let signer = null;
+  let checked = null; // the draft (as JSON text) the last dry run accepted
+  let timer = null;
+  let seq = 0;
+
+  const storeKey = (f) => `cbmnet-draft:${party}:${agreement}:${f.id}`;
+
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function showError(text) {
+    const p = $("fl-error");
+    p.textContent = text || "";
+    p.hidden = !text;
+  }
+
+  function newId() {
+    const t = Date.now().toString(36);
+    const r = Math.floor(Math.random() * 36 ** 4).toString(36);
+    return `${party.toLowerCase()}-${form.id.replace(/[^a-z0-9]+/g, "-")}-${t}${r}`;
+  }
+
+  // ---- building the form -----------------------------------------------------------------
+
+  function input(f, id) {
+    const choices = view.choices[f.kind];
+    if (f.kind === "choice" || f.kind === "party" || ["own_activity", "own_incident", "request_to_us", "request"].includes(f.kind)) {
+      const sel = el("select", { id });
+      sel.appendChild(el("option", { value: "" }, f.required ? "— choose —" : "— none —"));
+      const items =
+        f.kind === "choice"
+          ? f.choices.map((c) => ({ id: c, text: c.replace(/_/g, " ") }))
+          : f.kind === "party"
+            ? view.choices.party.map((p) => ({ id: p, text: p }))
+            : choices || [];
+      for (const it of items) {
+        sel.appendChild(el("option", { value: it.id }, it.id === it.text ? it.id : `${it.id} — ${it.text}`));
+      }
+      return sel;
+    }
+    if (f.kind === "parties" || f.kind === "own_activities" || f.kind === "parts") {
+      const box = el("fieldset", { id, class: "choices" });
+      box.appendChild(el("legend", {}, f.label));
+      const items =
+        f.kind === "parts"
+          ? f.choices.map((c) => ({ id: c, text: c }))
+          : f.kind === "parties"
+            ? view.choices.party.map((p) => ({ id: p, text: p }))
+            : view.choices.own_activity;
+      for (const it of items) {
+        const label = el("label");
+        const cb = el("input", { type: "checkbox", value: it.id, "data-field": f.name });
+        label.appendChild(cb);
+        label.appendChild(document.createTextNode(` ${it.id}${it.text && it.text !== it.id ? ` — ${it.text}` : ""}`));
+        box.appendChild(label);
+      }
+      if (!items.length) box.appendChild(el("p", {}, "Nothing to choose from yet."));
+      return box;
+    }
+    if (f.kind === "time") return el("input", { id, type: "datetime-local", step: "60" });
+    if (f.kind === "count" || f.kind === "year") return el("input", { id, type: "number", min: f.kind === "year" ? "1970" : "0", step: "1" });
+    if (f.kind === "flag") return el("input", { id, type: "checkbox" });
+    if (f.kind === "place") {
+      return el("input", { id, type: "text", placeholder: "lon, lat — or a GeoJSON geometry", size: "40" });
+    }
+    if (f.name === "body" || f.name === "reason") return el("textarea", { id, rows: "3", cols: "60" });
+    return el("input", { id, type: "text", size: "40" });
+  }
+
+  function build(f) {
+    form = f;
+    checked = null;
+    $("fl-title").textContent = f.title;
+    $("fl-draft-section").hidden = false;
+    $("fl-receipt").hidden = true;
+    const host = $("fl-form");
+    host.textContent = "";
+    const idRow = el("p");
+    idRow.appendChild(el("label", { for: "fl-f-id" }, "Event id (unique in the agreement's log)"));
+    idRow.appendChild(el("input", { id: "fl-f-id", type: "text", size: "40" }));
+    host.appendChild(idRow);
+    for (const [i, fld] of f.fields.entries()) {
+      const id = `fl-f-${i}`;
+      const row = el("div", { class: "field", "data-name": fld.name });
+      const ctl = input(fld, id);
+      if (ctl.tagName !== "FIELDSET") {
+        row.appendChild(el("label", { for: id }, fld.label + (fld.required ? " (required)" : "")));
+      }
+      row.appendChild(ctl);
+      for (const h of fld.hints) row.appendChild(el("p", { class: "hint" }, h));
+      host.appendChild(row);
+    }
+    restore();
+    if (!$("fl-f-id").value) $("fl-f-id").value = newId();
+    host.oninput = changed;
+    host.onchange = changed;
+    changed();
+  }
+
+  // ---- reading the form into an event ------------------------------------------------------
+
+  function place(text, label) {
+    const t = text.trim();
+    if (t.startsWith("{")) {
+      try {
+        return JSON.parse(t);
+      } catch (e) {
+        throw new Error(`${label}: not valid GeoJSON`);
+      }
+    }
+    const m = t.match(/^(-?\d+(?:\.\d+)?)\s*[, ]\s*(-?\d+(?:\.\d+)?)$/);
+    if (!m) throw new Error(`${label}: give "lon, lat" in degrees, or a GeoJSON geometry`);
+    return { type: "Point", coordinates: [Number(m[1]), Number(m[2])] };
+  }
+
+  function read() {
+    const doc = { agreement, id: $("fl-f-id").value.trim(), party, ...form.fixed };
+    for (const [i, f] of form.fields.entries()) {
+      const ctl = $(`fl-f-${i}`);
+      let v;
+      if (ctl.tagName === "FIELDSET") {
+        const picked = Array.from(ctl.querySelectorAll("input:checked"), (c) => c.value);
+        v = picked.length || f.kind === "own_activities" ? picked : undefined;
+        if (f.kind === "own_activities" && !picked.length) v = [];
+      } else if (f.kind === "flag") {
+        v = ctl.checked ? true : undefined;
+      } else if (ctl.value.trim() === "") {
+        v = undefined;
+      } else if (f.kind === "time") {
+        v = `${ctl.value.length === 16 ? `${ctl.value}:00` : ctl.value}Z`;
+      } else if (f.kind === "count" || f.kind === "year") {
+        v = Number(ctl.value);
+        if (!Number.isInteger(v) || v < 0) throw new Error(`${f.label}: a whole number`);
+      } else if (f.kind === "place") {
+        v = place(ctl.value, f.label);
+      } else {
+        v = ctl.value.trim();
+      }
+      if (v === undefined) {
+        if (f.required) throw new Error(`${f.label}: required`);
+        continue;
+      }
+      if (f.kind === "parties" && !v.length) continue;
+      const path = f.name.split(".");
+      let at = doc;
+      for (const p of path.slice(0, -1)) at = at[p] = at[p] || {};
+      at[path[path.length - 1]] = v;
+    }
+    return doc;
+  }
+
+  // ---- drafts kept in the browser ------------------------------------------------------
+
+  function save() {
+    const values = { id: $("fl-f-id").value };
+    form.fields.forEach((f, i) => {
+      const ctl = $(`fl-f-${i}`);
+      if (ctl.tagName === "FIELDSET") values[i] = Array.from(ctl.querySelectorAll("input:checked"), (c) => c.value);
+      else if (f.kind === "flag") values[i] = ctl.checked;
+      else values[i] = ctl.value;
+    });
+    try {
+      localStorage.setItem(storeKey(form), JSON.stringify(values));
+    } catch (e) {
+      /* storage full or disabled: the draft lives as long as the page */
+    }
+  }
+
+  function restore() {
+    let values = null;
+    try {
+      values = JSON.parse(localStorage.getItem(storeKey(form)) || "null");
+    } catch (e) {
+      values = null;
+    }
+    if (!values) return;
+    $("fl-f-id").value = values.id || "";
+    form.fields.forEach((f, i) => {
+      const ctl = $(`fl-f-${i}`);
+      const v = values[i];
+      if (v === undefined) return;
+      if (ctl.tagName === "FIELDSET") {
+        for (const c of ctl.querySelectorAll("input")) c.checked = v.includes(c.value);
+      } else if (f.kind === "flag") ctl.checked = !!v;
+      else ctl.value = v;
+    });
+  }
+
+  function discard() {
+    if (!form) return;
+    localStorage.removeItem(storeKey(form));
+    build(form);
+    $("fl-f-id").value = newId();
+    changed();
+  }
+
+  // ---- the hub's dry run -----------------------------------------------------------------
+
+  function when(ms) {
+    const h = Math.round(ms / 3600000);
+    return h >= 48 ? `${Math.round(h / 24)} days` : `${h} hours`;
+  }
+
+  function obligationLine(o, starts) {
+    const due = `due ${o.due.replace("T", " ").replace(/:00Z$/, " UTC").replace(/Z$/, " UTC")}`;
+    const whose = starts ? `${o.party} owes ${o.kind.replace(/_/g, " ")}` : `${o.kind.replace(/_/g, " ")}`;
+    let state;
+    if (o.status === "met") state = "met on time";
+    else if (o.status === "late") state = `met, ${when(o.late_by_ms)} late`;
+    else if (o.status === "missed") state = `already ${when(o.late_by_ms)} overdue`;
+    else state = o.status;
+    return `${whose} (${o.provision}), ${due}: ${state}`;
+  }
+
+  function findingLine(f) {
+    return `${f.severity.toUpperCase()} ${f.code} against ${f.party} (${f.provision}): ${f.message}`;
+  }
+
+  function list(title, items, line, cls) {
+    const box = el("div", { class: cls });
+    box.appendChild(el("h4", {}, title));
+    const ul = el("ul");
+    for (const it of items) ul.appendChild(el("li", {}, line(it)));
+    box.appendChild(ul);
+    return box;
+  }
+
+  function showEffect(out) {
+    const box = $("fl-effect");
+    box.textContent = "";
+    if (out.meets.length) box.appendChild(list("Meets", out.meets, (o) => obligationLine(o, false), "meets"));
+    if (out.starts.length) box.appendChild(list("Starts", out.starts, (o) => obligationLine(o, true), "starts"));
+    if (out.adds.length) box.appendChild(list("Findings it would add", out.adds, findingLine, "adds"));
+    if (out.clears.length) box.appendChild(list("Findings it would clear", out.clears, findingLine, "clears"));
+    if (!box.childNodes.length) box.appendChild(el("p", {}, "Accepted by the hub; it meets no deadline and changes no finding."));
+  }
+
+  function changed() {
+    save();
+    // A "change" fired by leaving a field (say, to press Send) changes nothing: keep the check.
+    try {
+      if (checked !== null && JSON.stringify(read()) === checked) return;
+    } catch (e) {
+      /* unreadable now: checked again below */
+    }
+    checked = null;
+    updateSend();
+    clearTimeout(timer);
+    timer = setTimeout(dryRun, 300);
+  }
+
+  async function dryRun() {
+    let doc;
+    try {
+      doc = read();
+    } catch (e) {
+      showError(e.message);
+      $("fl-effect").textContent = "";
+      return;
+    }
+    const mine = ++seq;
+    const text = JSON.stringify(doc);
+    const r = await fetch(`/dashboard/file/dry-run?agreement=${encodeURIComponent(agreement)}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: text,
+      credentials: "same-origin",
+    });
+    if (mine !== seq) return; // a later keystroke asked again
+    if (!r.ok) {
+      showError((await S.refusal(r)).message);
+      $("fl-effect").textContent = "";
+      return;
+    }
+    showError("");
+    showEffect(await r.json());
+    checked = text;
+    updateSend();
+  }
+
+  function updateSend() {
+    $("fl-send").disabled = !(signer && checked);
+  }
+
+  // ---- signing and sending ---------------------------------------------------------------
+
+  async function send() {
+    let doc;
+    try {
+      doc = read();
+    } catch (e) {
+      showError(e.message);
+      return;
+    }
+    if (JSON.stringify(doc) !== checked) {
+      showError("The draft changed since the hub checked it: wait for the check.");
+      return;
+    }
+    $("fl-send").disabled = true;
+    try {
+      const envelope = await S.signEnvelope(signer, view.payload_type, doc);
+      const receipt = await S.postAct(envelope, true);
+      localStorage.removeItem(storeKey(form));
+      const what = receipt.duplicate ? "Already logged" : "Logged";
+      $("fl-receipt-text").textContent = `${what} at entry ${receipt.index}, integrated ${receipt.integrated_at}: ${doc.id}.`;
+      const blob = new Blob([receipt.tlog_proof], { type: "text/plain" });
+      const link = $("fl-receipt-save");
+      link.href = URL.createObjectURL(blob);
+      link.download = `${doc.id}.tlog-proof`;
+      $("fl-receipt").hidden = false;
+      $("fl-draft-section").hidden = true;
+      const sent = form;
+      view = await load();
+      form = sent;
+    } catch (e) {
+      showError(`Not sent (the draft is kept): ${e.message}`);
+      updateSend();
+    }
+  }
+
+  // ---- start -----------------------------------------------------------------------------
+
+  async function load() {
+    const r = await fetch(`/dashboard/file.json?agreement=${encodeURIComponent(agreement)}`, {
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    if (!r.ok) throw await S.refusal(r);
+    return r.json();
+  }
+
+  const keyInput = $("fl-key");
+  if (keyInput) {
+    keyInput.addEventListener("change", async () => {
+      const out = $("fl-key-status");
+      const file = keyInput.files && keyInput.files[0];
+      keyInput.value = "";
+      if (!file) return;
+      try {
+        if (file.size > 4096) throw new Error("a signer key file is a single short line");
+        signer = await S.importSigner(await file.text(), party, view.signing_keys);
+        out.textContent = `Key ${signer.keyid} of ${party} loaded: acts are signed in this page.`;
+      } catch (e) {
+        signer = null;
+        out.textContent = `Key not loaded: ${e.message}`;
+      }
+      updateSend();
+    });
+  }
+  $("fl-send").addEventListener("click", () => send());
+  $("fl-discard").addEventListener("click", discard);
+
+  if (!agreement) return;
+  load()
+    .then((v) => {
+      view = v;
+      for (const b of document.querySelectorAll("#fl-forms button[data-form]")) {
+        const f = view.forms.find((x) => x.id === b.dataset.form);
+        if (!f) continue;
+        b.disabled = false;
+        b.addEventListener("click", () => build(f));
+      }
+    })
+    .catch((e) => showError(`Could not load the forms: ${e.message}`));
+})();

@@ -1,0 +1,369 @@
+"""The officer's forms (issue 15): forms derived from the agreement, the hub's dry run of a
+draft, and in Debian's chromium the whole path: fill, check, sign in the page, send, the
+receipt, and the act in the addressee's inbox.
+
+What an officer relies on: a form shows the agreement's own figures with their
+provisions; the dry run says which deadline the act meets or misses, judged as the engine
+will judge it once logged; a wrong value is refused with the words the hub uses on sending;
+a refused send keeps the draft; the key never leaves the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cbmnet.acts.model import PT_EVENT, read_act
+from cbmnet.acts.state import act_json
+from cbmnet.agreements.forms import forms_of
+from cbmnet.agreements.loader import bundled, bundled_ids
+from cbmnet.compliance.dryrun import dry_run
+from cbmnet.compliance.timeutil import MS_PER_DAY, format_time, parse_time
+from cbmnet.errors import FormatError
+from cbmnet.hub.deps import COOKIE
+from tests.browserkit import screenshot, session_cookie, sign_in
+from tests.hubkit import TestHub, running_hub
+
+VD = "vienna-document-2011"
+NOW = parse_time("2027-03-01T00:00:00Z", "now")
+
+
+def _activity(party: str, aid: str, start_ms: int, troops: int = 11_000) -> dict[str, Any]:
+    return {
+        "agreement": VD,
+        "id": aid,
+        "type": "activity",
+        "party": party,
+        "category": "land",
+        "start": format_time(start_ms),
+        "end": format_time(start_ms + 5 * MS_PER_DAY),
+        "size": {"troops": troops},
+        "location": {"type": "Point", "coordinates": [13.4, 52.5]},
+    }
+
+
+def _notice(party: str, nid: str, aid: str) -> dict[str, Any]:
+    return {
+        "agreement": VD,
+        "id": nid,
+        "type": "notification",
+        "party": party,
+        "form": "prior_notification",
+        "activity": aid,
+    }
+
+
+# ---- the forms, from the agreement file ------------------------------------------------------
+
+
+def test_vienna_document_forms_carry_its_thresholds_and_provisions() -> None:
+    forms = {f.id: f for f in forms_of(bundled(VD))}
+    assert {
+        "activity",
+        "notification.prior_notification",
+        "notification.observation_invitation",
+        "notification.annual_calendar",
+        "exchange.annual_military_information",
+        "request.inspection",
+        "request.evaluation",
+        "response",
+    } <= set(forms)
+    troops = next(f for f in forms["activity"].fields if f.name == "size.troops")
+    # VD11 ¶38-40.1: 9,000 troops; Ch. VI: observers from 13,000 (the agreement file's figures).
+    assert any("notifiable from 9,000 troops" in h and "¶38" in h for h in troops.hints)
+    assert any("observers invited from 13,000 troops" in h for h in troops.hints)
+    notice = forms["notification.prior_notification"]
+    assert notice.fixed == {"type": "notification", "form": "prior_notification"}
+    assert any("42 days ahead" in h for h in notice.fields[0].hints)
+    assert {s["provision"] for s in notice.serves} >= {"VD11 ¶38, ¶39, ¶40.1"}
+    inspection = next(f for f in forms["request.inspection"].fields if f.name == "to")
+    assert any("quota: 3 a year" in h for h in inspection.hints)
+
+
+@pytest.mark.parametrize("aid", bundled_ids())
+def test_every_form_of_every_agreement_names_fields_the_format_reads(aid: str) -> None:
+    """A form's fixed part and field names are events-v1's: an event built from them with
+    plausible values is read by the hub's own reader (or refused naming a field)."""
+    for f in forms_of(bundled(aid)):
+        assert f.fixed["type"] in (
+            "activity",
+            "notification",
+            "exchange",
+            "request",
+            "response",
+            "incident",
+        )
+        assert f.serves or f.id == "activity", f.id
+        names = [x.name for x in f.fields]
+        assert len(names) == len(set(names)), (aid, f.id)
+        for x in f.fields:
+            assert x.kind in (
+                "text", "choice", "time", "count", "place", "party", "parties", "own_activity",
+                "own_activities", "own_incident", "request_to_us", "request", "year", "flag", "parts",
+            ), (aid, f.id, x.name)  # fmt: skip
+            if x.kind in ("choice", "parts"):
+                assert x.choices, (aid, f.id, x.name)
+
+
+# ---- the dry run, pure -----------------------------------------------------------------------
+
+
+def test_a_notice_sent_in_time_meets_its_deadline() -> None:
+    ag = bundled(VD)
+    start = NOW + 60 * MS_PER_DAY
+    docs = [{**_activity("DEU", "deu-ex", start), "time": format_time(NOW - MS_PER_DAY)}]
+    out = dry_run(ag, docs, _notice("DEU", "deu-ex-n", "deu-ex"), NOW, {})
+    meets = [o for o in out.meets if o.kind == "prior_notification"]
+    assert meets and all(o.status == "met" for o in meets)
+    assert meets[0].due == start - 42 * MS_PER_DAY
+    assert not [f for f in out.adds if f.code.startswith("notification.")]
+
+
+def test_a_late_notice_says_by_how_much_and_turns_missing_into_late() -> None:
+    ag = bundled(VD)
+    start = NOW + 20 * MS_PER_DAY  # 42 days were owed (VD11 ¶38): 22 days late
+    docs = [{**_activity("DEU", "deu-ex", start), "time": format_time(NOW - MS_PER_DAY)}]
+    out = dry_run(ag, docs, _notice("DEU", "deu-ex-n", "deu-ex"), NOW, {}).to_json()
+    late = [o for o in out["meets"] if o["kind"] == "prior_notification"]
+    assert late and late[0]["status"] == "late"
+    assert late[0]["late_by_ms"] == 22 * MS_PER_DAY
+    assert {f["code"] for f in out["adds"]} >= {"notification.late"}
+    assert {f["code"] for f in out["clears"]} >= {"notification.missing"}
+
+
+def test_an_activity_drafted_starts_its_notice_obligation() -> None:
+    ag = bundled(VD)
+    start = NOW + 90 * MS_PER_DAY
+    out = dry_run(ag, [], _activity("DEU", "deu-ex", start), NOW, {})
+    starts = {o.kind: o for o in out.starts}
+    assert "prior_notification" in starts
+    assert starts["prior_notification"].party == "DEU"
+    assert starts["prior_notification"].status == "pending"
+    assert starts["prior_notification"].due == start - 42 * MS_PER_DAY
+
+
+def test_a_draft_the_engine_cannot_read_is_refused_naming_it() -> None:
+    ag = bundled(VD)
+    with pytest.raises(FormatError, match="deu-ex-n"):
+        dry_run(ag, [], _notice("DEU", "deu-ex-n", "no-such-activity"), NOW, {})
+
+
+# ---- the hub's routes ------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    th: TestHub
+    tokens: dict[str, str]
+    sessions: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("filing")
+    with running_hub(f"sqlite:///{tmp / 'log.db'}", tmp) as th:
+        th.register("DEU", "FRA", "POL")
+        th.register("ITA", agreements=("osce-ict-cbm-2016",))
+        tokens = {}
+        for p in ("DEU", "FRA", "POL", "ITA"):
+            with th.client(p) as c:
+                tokens[p] = c.token()
+        sessions = {p: session_cookie(th.url, t) for p, t in tokens.items()}
+        yield World(th, tokens, sessions)
+
+
+def _dry(w: World, party: str, draft: Any, **kw: Any) -> httpx.Response:
+    headers = {"Cookie": f"{COOKIE}={w.sessions[party]}", "Content-Type": "application/json"}
+    headers.update(kw.pop("headers", {}))
+    return httpx.post(
+        f"{w.th.url}/dashboard/file/dry-run",
+        params={"agreement": kw.pop("agreement", VD)},
+        content=draft if isinstance(draft, bytes) else json.dumps(draft).encode(),
+        headers=headers,
+    )
+
+
+def test_the_dry_run_refuses_with_the_words_the_hub_uses_on_sending(world: World) -> None:
+    th = world.th
+    now = th.hub.clock()
+    bad = _activity("DEU", "deu-bad", now + 50 * MS_PER_DAY)
+    bad["end"] = format_time(now)  # before its start
+    r = _dry(world, "DEU", bad)
+    assert r.status_code == 400, r.text
+    with th.client("DEU") as deu:
+        sent = httpx.post(
+            f"{th.url}/v1/acts",
+            content=deu.sign(PT_EVENT, bad),
+            headers={"Content-Type": "application/json"},
+        )
+    assert sent.status_code == 400
+    assert r.json()["message"] == sent.json()["message"]
+    assert "end" in r.json()["message"]
+    # The same reader the hub uses refuses it (the dry run is not a second rulebook).
+    with pytest.raises(FormatError) as e:
+        read_act(PT_EVENT, act_json(bad))
+    assert str(e.value) == r.json()["message"]
+
+
+def test_a_party_drafts_only_as_itself_and_only_where_it_is_bound(world: World) -> None:
+    now = world.th.hub.clock()
+    r = _dry(world, "FRA", _activity("DEU", "deu-as-fra", now + 50 * MS_PER_DAY))
+    assert r.status_code == 403, r.text
+    assert "you file as 'FRA'" in r.json()["message"]
+    r = _dry(world, "ITA", _activity("ITA", "ita-1", now + 50 * MS_PER_DAY))
+    assert r.status_code == 403, r.text
+    r = _dry(
+        world, "DEU", _activity("DEU", "deu-1", now + 50 * MS_PER_DAY), agreement="osce-ict-cbm-2016"
+    )
+    assert r.status_code in (400, 403), r.text
+
+
+def test_the_dry_run_reads_only_json_of_bounded_size(world: World) -> None:
+    now = world.th.hub.clock()
+    good = _activity("DEU", "deu-ok", now + 50 * MS_PER_DAY)
+    r = _dry(world, "DEU", good, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and "application/json" in r.json()["message"]
+    r = _dry(world, "DEU", b"[1, 2]")
+    assert r.status_code == 400 and "JSON object" in r.json()["message"]
+    r = _dry(world, "DEU", b"{" + b" " * (300 * 1024) + b"}")
+    assert r.status_code == 413, r.text
+    r = httpx.post(
+        f"{world.th.url}/dashboard/file/dry-run",
+        params={"agreement": VD},
+        content=json.dumps(good).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code in (401, 303, 307), r.status_code  # not signed in: nothing judged
+    assert "deu-ok" not in _logged_ids(world, "DEU", "/v1/entries")  # a dry run logs nothing
+
+
+def test_the_pickers_offer_only_what_the_caller_may_read(world: World) -> None:
+    th = world.th
+    now = th.hub.clock()
+    with th.client("DEU") as deu:
+        deu.submit(deu.sign(PT_EVENT, _activity("DEU", "deu-pick", now + 60 * MS_PER_DAY)))
+    with th.client("FRA") as fra:
+        req = {
+            "agreement": VD,
+            "id": "fra-asks-deu",
+            "type": "request",
+            "party": "FRA",
+            "kind": "explanation",
+            "to": "DEU",
+            "activity": "deu-pick",
+        }
+        fra.submit(fra.sign(PT_EVENT, req))
+
+    def choices(party: str) -> dict[str, Any]:
+        r = httpx.get(
+            f"{th.url}/dashboard/file.json",
+            params={"agreement": VD},
+            headers={"Cookie": f"{COOKIE}={world.sessions[party]}"},
+        )
+        assert r.status_code == 200, r.text
+        doc: dict[str, Any] = r.json()
+        return doc["choices"]
+
+    deu_c, fra_c, pol_c = choices("DEU"), choices("FRA"), choices("POL")
+    assert "deu-pick" in [c["id"] for c in deu_c["own_activity"]]
+    assert "deu-pick" not in [c["id"] for c in fra_c["own_activity"]]
+    assert [c["id"] for c in deu_c["request_to_us"]] == ["fra-asks-deu"]
+    assert fra_c["request_to_us"] == [] and pol_c["request_to_us"] == []
+    # A request between two others is not POL's to see (events-v1 requests are addressed).
+    assert "fra-asks-deu" not in [c["id"] for c in pol_c["request"]]
+    assert "DEU" not in deu_c["party"] and {"FRA", "POL"} <= set(deu_c["party"])
+
+
+# ---- in the browser --------------------------------------------------------------------------
+
+
+def test_an_officer_files_an_activity_and_its_notice_from_the_browser(
+    world: World, browser: Any, tmp_path: Path
+) -> None:
+    th = world.th
+    key_file = tmp_path / "deu.key"
+    key_file.write_text(th.keys["DEU"].signer + "\n")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        sign_in(page, th.url, world.tokens["DEU"])
+        page.goto(f"{th.url}/dashboard/file?agreement={VD}")
+        page.click("button[data-form='activity']")
+        page.wait_for_selector("#fl-form select")
+        fields = {el.get_attribute("data-name"): el for el in page.query_selector_all("#fl-form .field")}
+        # 20 days ahead: the page must say the notice it starts is already overdue.
+        start = th.hub.clock() + 20 * MS_PER_DAY
+        day = format_time(start)[:16]
+        end = format_time(start + 3 * MS_PER_DAY)[:16]
+        page.fill("#fl-f-id", "deu-browser-ex")
+        fields["category"].query_selector("select").select_option("land")
+        fields["start"].query_selector("input").fill(day)
+        fields["end"].query_selector("input").fill(end)
+        fields["size.troops"].query_selector("input").fill("12000")
+        fields["location"].query_selector("input").fill("13.4, 52.5")
+        assert "notifiable from 9,000 troops" in fields["size.troops"].inner_text()
+        page.wait_for_function(
+            "() => /prior notification/.test(document.getElementById('fl-effect').textContent)"
+        )
+        effect = page.text_content("#fl-effect") or ""
+        assert "Starts" in effect and "overdue" in effect, effect
+        assert page.is_disabled("#fl-send")  # no key yet
+        # A wrong value: refused in the page with the hub's words, nothing sent.
+        fields["end"].query_selector("input").fill(format_time(start - MS_PER_DAY)[:16])
+        page.wait_for_function("() => !document.getElementById('fl-error').hidden")
+        assert "'end'" in (page.text_content("#fl-error") or "")
+        assert page.is_disabled("#fl-send")
+        fields["end"].query_selector("input").fill(end)
+        page.wait_for_function("() => document.getElementById('fl-error').hidden")
+        page.set_input_files("#fl-key", str(key_file))
+        page.wait_for_function(
+            "() => /loaded:/.test(document.getElementById('fl-key-status').textContent)"
+        )
+        page.wait_for_function("() => !document.getElementById('fl-send').disabled")
+        screenshot(page, "file-activity-before-send")
+        page.click("#fl-send")
+        page.wait_for_function("() => !document.getElementById('fl-receipt').hidden")
+        assert "deu-browser-ex" in (page.text_content("#fl-receipt-text") or "")
+        assert page.get_attribute("#fl-receipt-save", "download") == "deu-browser-ex.tlog-proof"
+        # The notice, picking the activity just logged: the page says it is late, and by how much.
+        page.click("button[data-form='notification.prior_notification']")
+        page.wait_for_selector("#fl-form select")
+        page.fill("#fl-f-id", "deu-browser-ex-n")
+        page.select_option("#fl-form .field[data-name='activity'] select", "deu-browser-ex")
+        page.wait_for_function("() => /Meets/.test(document.getElementById('fl-effect').textContent)")
+        effect = page.text_content("#fl-effect") or ""
+        assert "late" in effect and "VD11 ¶38" in effect, effect
+        page.wait_for_function("() => !document.getElementById('fl-send').disabled")
+        screenshot(page, "file-notice-before-send")
+        page.click("#fl-send")
+        page.wait_for_function("() => !document.getElementById('fl-receipt').hidden")
+        screenshot(page, "file-notice-receipt")
+    finally:
+        page.close()
+    assert errors == []  # no script error in the page
+    # The addressee finds both in its inbox.
+    assert {"deu-browser-ex", "deu-browser-ex-n"} <= _logged_ids(world, "FRA", "/v1/inbox")
+
+
+def _logged_ids(w: World, party: str, path: str) -> set[str]:
+    """Event ids among the entries ``path`` lists for ``party``."""
+    r = httpx.get(
+        f"{w.th.url}{path}",
+        params={"limit": 1000},
+        headers={"Authorization": f"Bearer {w.tokens[party]}"},
+    )
+    assert r.status_code == 200, r.text
+    out = set()
+    for item in r.json()["items"]:
+        doc = json.loads(base64.b64decode(item["envelope"]["payload"]))
+        if isinstance(doc.get("id"), str):
+            out.add(doc["id"])
+    return out

@@ -99,7 +99,7 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
     say(f"  data in {out}/ (reset at every run; SQLite {out / 'hub.db'})")
     try:
         _scenario(base, hub, out, sec_skey, parties, say)
-        _exercise(base, out, sec_skey, say)
+        vd_party, vd_key = _exercise(base, out, sec_skey, say)
         say("")
         say(f"The hub is running at {base}  (API: {base}/docs, {base}/openapi.json)")
         from cbmnet.cli.hub import signin_link
@@ -109,6 +109,13 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
         with HubClient(base, Identity("secretariat", sec_skey)) as sec:
             say(f"  ... as the secretariat (the aggregate view): {signin_link(sec)}")
         say("  a fresh link any time: .venv/bin/cbmnet dashboard login  (with the environment below)")
+        say(
+            f"File an act from the browser: 'File an act' ({base}/dashboard/file). As PAK, pick"
+            f" {EXERCISES}, load {keys}/PAK.key, declare an exercise, then its notice: the page"
+            " says which deadline it meets or misses before you sign."
+        )
+        with HubClient(base, Identity(vd_party, vd_key.read_text().strip())) as vd:
+            say(f"  Vienna Document, as {vd_party} (load {vd_key}): {signin_link(vd)}")
         say(
             f"  pages: Overview, Deadlines (.ics), Map, Notifications and exchanges, Hotline,"
             f" Inspections and quotas, Log; on Hotline, load {keys}/PAK.key (to acknowledge)"
@@ -136,8 +143,12 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
         hub.close()
 
 
-def _exercise(base: str, out: Path, sec_skey: str, say: Any) -> None:
-    """The Vienna Document scenario of ``cbmnet simulate``, every record marked EXERCISE."""
+def _exercise(base: str, out: Path, sec_skey: str, say: Any) -> tuple[str, Path]:
+    """The Vienna Document scenario of ``cbmnet simulate``, every record marked EXERCISE.
+
+    Answers its first participating State and that State's signer key file, written for
+    the browser (the simulator keeps its keys as JSON), so the walkthrough can go on in
+    the dashboard's forms."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -160,6 +171,11 @@ def _exercise(base: str, out: Path, sec_skey: str, say: Any) -> None:
         )
     acts = sum(summary.acts.values())
     say(f"  {acts} acts logged; findings it was built to produce: {len(summary.expected)}")
+    first = plan.parties[0]
+    folder = out / "keys" / "exercise"
+    signer = json.loads((folder / f"{first}.json").read_text())["signer"]
+    key_file = _write(folder / f"{first}.key", signer, private=True)
+    return first, key_file
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

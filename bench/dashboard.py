@@ -495,6 +495,23 @@ class PageError(Exception):
     """A page answered something else than 200."""
 
 
+def draft_activity(party: str, now_s: float) -> dict[str, Any]:
+    """A draft the forms page would send for a dry run: a notifiable land exercise."""
+    start = int(now_s) // 86400 * 86400 + 30 * 86400
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    return {
+        "agreement": VD,
+        "id": f"bench-draft-{party.lower()}",
+        "type": "activity",
+        "party": party,
+        "category": "land",
+        "start": time.strftime(iso, time.gmtime(start)),
+        "end": time.strftime(iso, time.gmtime(start + 3 * 86400)),
+        "size": {"troops": 12_000},
+        "location": {"type": "Point", "coordinates": [16.37, 48.21]},
+    }
+
+
 def const(path: str) -> Callable[[], str]:
     return lambda: path
 
@@ -572,12 +589,29 @@ def main() -> None:
                     raise PageError(f"GET {path}: {r.status_code} {r.text[:200]}")
                 return ms
 
-            def measure(name: str, make: Callable[[], str], headers: dict[str, str]) -> None:
+            def posted(path: str, headers: dict[str, str], body: bytes) -> float:
+                t = time.perf_counter()
+                json_headers = {**headers, "Content-Type": "application/json"}
+                r = http.post(path, headers=json_headers, content=body)
+                ms = (time.perf_counter() - t) * 1000
+                if r.status_code != 200:
+                    raise PageError(f"POST {path}: {r.status_code} {r.text[:200]}")
+                return ms
+
+            def measure(
+                name: str,
+                make: Callable[[], str],
+                headers: dict[str, str],
+                body: Callable[[], bytes] | None = None,
+            ) -> None:
+                def one() -> float:
+                    return timed(make(), headers) if body is None else posted(make(), headers, body())
+
                 try:
-                    cold = timed(make(), headers)
+                    cold = one()
                     for _ in range(args.warmup):
-                        timed(make(), headers)
-                    times = [timed(make(), headers) for _ in range(args.samples)]
+                        one()
+                    times = [one() for _ in range(args.samples)]
                 except PageError as e:  # reported, never timed as if it had answered
                     errors[name] = str(e)
                     print(f"{name}: {e}", file=sys.stderr)
@@ -624,8 +658,21 @@ def main() -> None:
                     ("/v1/entries/{i}/proof", lambda: f"/v1/entries/{rng.choice(picks)}/proof"),
                     ("/v1/log/checkpoint", lambda: "/v1/log/checkpoint"),
                 ]
+                dash += [
+                    ("/dashboard/file", const(f"/dashboard/file?agreement={VD}")),
+                    ("/dashboard/file.json", const(f"/dashboard/file.json?agreement={VD}")),
+                ]
                 for name, make in dash:
                     measure(f"{who} {name}", make, cookie)
+                if who == "party":
+                    # The officer's live check of a draft (issue 15): a notifiable activity
+                    # 30 days out, run through the hub's readers and the engine twice.
+                    measure(
+                        f"{who} /dashboard/file/dry-run",
+                        const(f"/dashboard/file/dry-run?agreement={VD}"),
+                        cookie,
+                        lambda: json.dumps(draft_activity(party, time.time())).encode(),
+                    )
                 for name, make in api:
                     measure(f"{who} {name}", make, bearer)
             measure("healthz", lambda: "/healthz", {})  # the baseline: same run, hub settled

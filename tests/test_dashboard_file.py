@@ -24,7 +24,8 @@ from cbmnet.acts.model import PT_EVENT, read_act
 from cbmnet.acts.state import act_json
 from cbmnet.agreements.forms import forms_of
 from cbmnet.agreements.loader import bundled, bundled_ids
-from cbmnet.compliance.dryrun import dry_run
+from cbmnet.compliance.dryrun import AMENDMENTS_UNJUDGED, dry_run
+from cbmnet.compliance.events import parse_events
 from cbmnet.compliance.timeutil import MS_PER_DAY, format_time, parse_time
 from cbmnet.errors import FormatError
 from cbmnet.hub.deps import COOKIE
@@ -119,7 +120,7 @@ def test_a_notice_sent_in_time_meets_its_deadline() -> None:
     ag = bundled(VD)
     start = NOW + 60 * MS_PER_DAY
     docs = [{**_activity("DEU", "deu-ex", start), "time": format_time(NOW - MS_PER_DAY)}]
-    out = dry_run(ag, docs, _notice("DEU", "deu-ex-n", "deu-ex"), NOW, {})
+    out = dry_run(ag, parse_events(docs), _notice("DEU", "deu-ex-n", "deu-ex"), NOW, {})
     meets = [o for o in out.meets if o.kind == "prior_notification"]
     assert meets and all(o.status == "met" for o in meets)
     assert meets[0].due == start - 42 * MS_PER_DAY
@@ -130,12 +131,32 @@ def test_a_late_notice_says_by_how_much_and_turns_missing_into_late() -> None:
     ag = bundled(VD)
     start = NOW + 20 * MS_PER_DAY  # 42 days were owed (VD11 ¶38): 22 days late
     docs = [{**_activity("DEU", "deu-ex", start), "time": format_time(NOW - MS_PER_DAY)}]
-    out = dry_run(ag, docs, _notice("DEU", "deu-ex-n", "deu-ex"), NOW, {}).to_json()
+    out = dry_run(ag, parse_events(docs), _notice("DEU", "deu-ex-n", "deu-ex"), NOW, {}).to_json()
     late = [o for o in out["meets"] if o["kind"] == "prior_notification"]
     assert late and late[0]["status"] == "late"
     assert late[0]["late_by_ms"] == 22 * MS_PER_DAY
     assert {f["code"] for f in out["adds"]} >= {"notification.late"}
     assert {f["code"] for f in out["clears"]} >= {"notification.missing"}
+    # A finding the draft only joins (its id added to the subjects) is neither added nor
+    # cleared: the lists never both hold the same finding.
+    added = {(f["code"], f["party"], f["provision"]) for f in out["adds"]}
+    cleared = {(f["code"], f["party"], f["provision"]) for f in out["clears"]}
+    assert not added & cleared, (added, cleared)
+
+
+def test_a_correction_or_withdrawal_is_not_judged_in_a_dry_run() -> None:
+    draft = {**_notice("DEU", "deu-ex-n2", "deu-ex"), "amends": {"id": "deu-ex-n", "action": "correct"}}
+    out = dry_run(bundled(VD), [], draft, NOW, {})
+    assert out.note == AMENDMENTS_UNJUDGED and not (out.meets or out.adds or out.clears)
+
+
+def test_a_draft_cannot_mark_its_own_references_withdrawn() -> None:
+    """``withdrawn_refs`` is the hub's to state (acts/state.py): a draft's own is ignored."""
+    ag = bundled(VD)
+    docs = [{**_activity("DEU", "deu-ex", NOW + 20 * MS_PER_DAY), "time": format_time(NOW)}]
+    draft = {**_notice("DEU", "deu-ex-n", "deu-ex"), "withdrawn_refs": ["deu-ex"]}
+    out = dry_run(ag, parse_events(docs), draft, NOW, {})
+    assert [o.status for o in out.meets if o.kind == "prior_notification"] == ["late"]
 
 
 def test_an_activity_drafted_starts_its_notice_obligation() -> None:
@@ -231,7 +252,12 @@ def test_the_dry_run_reads_only_json_of_bounded_size(world: World) -> None:
     r = _dry(world, "DEU", good, headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 400 and "application/json" in r.json()["message"]
     r = _dry(world, "DEU", b"[1, 2]")
-    assert r.status_code == 400 and "JSON object" in r.json()["message"]
+    assert r.status_code == 400 and "object" in r.json()["message"]
+    # What the hub's reader refuses is refused here too, never a server error.
+    r = _dry(world, "DEU", b"[" * 50_000)
+    assert r.status_code == 400, r.text
+    r = _dry(world, "DEU", json.dumps({**good, "id": "deu-\ud800"}).encode())
+    assert r.status_code == 400, r.text
     r = _dry(world, "DEU", b"{" + b" " * (300 * 1024) + b"}")
     assert r.status_code == 413, r.text
     r = httpx.post(
@@ -278,7 +304,48 @@ def test_the_pickers_offer_only_what_the_caller_may_read(world: World) -> None:
     assert fra_c["request_to_us"] == [] and pol_c["request_to_us"] == []
     # A request between two others is not POL's to see (events-v1 requests are addressed).
     assert "fra-asks-deu" not in [c["id"] for c in pol_c["request"]]
-    assert "DEU" not in deu_c["party"] and {"FRA", "POL"} <= set(deu_c["party"])
+    # Only parties registered on this hub for the agreement (the hub refuses any other).
+    assert set(deu_c["party"]) == {"FRA", "POL"}
+
+
+def test_a_report_naming_a_private_request_does_not_stop_a_third_partys_dry_runs(
+    world: World,
+) -> None:
+    """FRA asks DEU privately for an inspection, then reports on it to everyone: POL reads
+    the report, not the request. POL's drafts are still judged (the review's finding #1)."""
+    th = world.th
+    now = th.hub.clock()
+    with th.client("FRA") as fra:
+        ask = {"agreement": VD, "id": "FRA-insp-1", "type": "request", "party": "FRA"}
+        fra.submit(fra.sign(PT_EVENT, {**ask, "kind": "inspection", "to": "DEU"}))
+        report = {
+            "agreement": VD,
+            "id": "FRA-insp-1-report",
+            "type": "notification",
+            "party": "FRA",
+            "form": "inspection_report",
+            "request": "FRA-insp-1",
+        }
+        fra.submit(fra.sign(PT_EVENT, report))
+    r = _dry(world, "POL", _activity("POL", "POL-ex-1", now + 60 * MS_PER_DAY))
+    assert r.status_code == 200, r.text
+    assert "FRA-insp-1" not in r.text.replace("FRA-insp-1-report", "")
+
+
+def test_a_dry_run_does_not_say_whether_an_unreadable_id_is_taken(world: World) -> None:
+    """A free-form id taken by a private event: the dry run answers as for a free id (the
+    send still refuses it, as it always did: the probe is no longer free)."""
+    th = world.th
+    now = th.hub.clock()
+    with th.client("FRA") as fra:
+        private = {"agreement": VD, "id": "x-private-7", "type": "request", "party": "FRA"}
+        fra.submit(fra.sign(PT_EVENT, {**private, "kind": "explanation", "to": "DEU"}))
+    taken = _dry(world, "POL", _activity("POL", "x-private-7", now + 60 * MS_PER_DAY))
+    free = _dry(world, "POL", _activity("POL", "x-free-7", now + 60 * MS_PER_DAY))
+    assert taken.status_code == free.status_code == 200, (taken.text, free.text)
+    # DEU reads the request: its dry run says the id is taken, as its send would.
+    mine = _dry(world, "DEU", _activity("DEU", "x-private-7", now + 60 * MS_PER_DAY))
+    assert mine.status_code == 409, mine.text
 
 
 # ---- in the browser --------------------------------------------------------------------------

@@ -18,61 +18,82 @@ from typing import Any
 
 from cbmnet.agreements.model import Agreement
 from cbmnet.compliance.engine import Geometry, evaluate
-from cbmnet.compliance.events import parse_events
+from cbmnet.compliance.events import Event, parse_events
 from cbmnet.compliance.report import Finding, Obligation, Report
 from cbmnet.compliance.timeutil import format_time
+
+NOT_READ = frozenset({"body", "sealed_body", "withdrawn_refs", "time"})
+"""What the engine is not given from a draft, as the hub does not give it from a logged
+event: the human text, the time (the log's, here ``as_of``), and ``withdrawn_refs``
+(which only the hub states)."""
+
+AMENDMENTS_UNJUDGED = (
+    "a correction or withdrawal changes the event it amends: its effect is judged once it "
+    "is logged, not in a dry run"
+)
 
 
 @dataclass(frozen=True)
 class DryRun:
-    """The draft's effect: obligations it meets, obligations it starts, findings it adds or
-    clears, all as the engine states them (with their provisions)."""
+    """The draft's effect, as the engine states it (with provisions): obligations it meets,
+    obligations it starts, obligations it concerns but leaves open (a notice of the year
+    judged at the year's end), findings it adds or clears. ``note``: why nothing is judged."""
 
     as_of: int
-    meets: tuple[Obligation, ...]
-    starts: tuple[Obligation, ...]
-    adds: tuple[Finding, ...]
-    clears: tuple[Finding, ...]
+    meets: tuple[Obligation, ...] = ()
+    starts: tuple[Obligation, ...] = ()
+    concerns: tuple[Obligation, ...] = ()
+    adds: tuple[Finding, ...] = ()
+    clears: tuple[Finding, ...] = ()
+    note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         def obligation(o: Obligation) -> dict[str, Any]:
             out = o.to_json()
-            out["late_by_ms"] = max(0, self.as_of - o.due) if o.status in ("late", "missed") else 0
+            late = o.status in ("late", "missed") or (o.status == "pending" and o.due < self.as_of)
+            out["late_by_ms"] = max(0, self.as_of - o.due) if late else 0
             return out
 
         return {
             "as_of": format_time(self.as_of),
             "meets": [obligation(o) for o in self.meets],
             "starts": [obligation(o) for o in self.starts],
+            "concerns": [obligation(o) for o in self.concerns],
             "adds": [f.to_json() for f in self.adds],
             "clears": [f.to_json() for f in self.clears],
+            "note": self.note,
         }
 
 
-def _key(f: Finding) -> tuple[Any, ...]:
-    return (f.code, f.party, f.provision, f.subjects, f.due, f.period, f.measure)
+def _key(f: Finding, draft_id: str) -> tuple[Any, ...]:
+    """A finding's identity across the two runs: a late fulfilment adds the draft to a
+    finding's subjects without making it another finding."""
+    subjects = tuple(s for s in f.subjects if s != draft_id)
+    return (f.code, f.party, f.provision, subjects, f.due, f.period, f.measure)
 
 
 def dry_run(
     agreement: Agreement,
-    docs: Sequence[Mapping[str, Any]],
+    events: Sequence[Event],
     draft: Mapping[str, Any],
     as_of: int,
     zones: Mapping[str, Geometry] | None = None,
     *,
     before: Report | None = None,
 ) -> DryRun:
-    """The engine over ``docs`` as of ``as_of``, without and with ``draft`` (stamped
-    ``as_of``). Raises the engine's ``FormatError`` when the draft cannot be read with the
-    rest (an id used before, a reference to nothing), naming the field as the hub would.
+    """The engine over ``events`` (parsed, what the party may read) as of ``as_of``,
+    without and with ``draft`` (stamped ``as_of``). Raises the engine's ``FormatError``
+    when the draft cannot be read with them (an id used before, a reference to nothing),
+    naming the field.
 
-    ``before``: the report over ``docs`` alone, when the caller holds it already.
+    ``before``: the report over ``events`` alone as of ``as_of``, when the caller holds it.
     """
-    stamped = {**draft, "time": format_time(as_of)}
-    base = parse_events(list(docs), "the events you may read")
-    with_draft = parse_events([stamped], "this draft", after=base)
+    if draft.get("amends") is not None:
+        return DryRun(as_of, note=AMENDMENTS_UNJUDGED)
+    stamped = {k: v for k, v in draft.items() if k not in NOT_READ} | {"time": format_time(as_of)}
+    with_draft = parse_events([stamped], "this draft", after=events)
     if before is None:
-        before = evaluate(agreement, base, as_of, zones)
+        before = evaluate(agreement, events, as_of, zones)
     after = evaluate(agreement, with_draft, as_of, zones)
     did = str(draft.get("id", ""))
     old_obligations = {o.id for o in before.obligations}
@@ -82,12 +103,16 @@ def dry_run(
         for o in after.obligations
         if o.id not in old_obligations and did in o.subjects and o.met_by != did
     )
-    old = {_key(f) for f in before.findings}
-    new = {_key(f) for f in after.findings}
+    concerns = tuple(
+        o for o in after.obligations if o.id in old_obligations and did in o.subjects and o.met_by != did
+    )
+    old = {_key(f, did) for f in before.findings}
+    new = {_key(f, did) for f in after.findings}
     return DryRun(
         as_of,
         meets,
         starts,
-        tuple(f for f in after.findings if _key(f) not in old),
-        tuple(f for f in before.findings if _key(f) not in new),
+        concerns,
+        tuple(f for f in after.findings if _key(f, did) not in old),
+        tuple(f for f in before.findings if _key(f, did) not in new),
     )

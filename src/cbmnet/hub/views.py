@@ -23,9 +23,9 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 from cbmnet import collector
-from cbmnet.acts.model import PT_EVENT, PT_HOTLINE, SECRETARIAT, read_act
+from cbmnet.acts.model import PT_EVENT, PT_HOTLINE, SECRETARIAT, Act, read_act
 from cbmnet.acts.registry import Party
-from cbmnet.acts.state import ALL, Entry, HubState, act_json
+from cbmnet.acts.state import ALL, Entry, HubState
 from cbmnet.agreements.model import Agreement, HotlineTerms
 from cbmnet.compliance.dryrun import dry_run
 from cbmnet.compliance.engine import evaluate, next_change
@@ -165,6 +165,9 @@ class ReadModel:
         self._book_locks: dict[tuple[str, str], threading.Lock] = {}
         """One per (reader, agreement): a reader's book is read by one caller at a time,
         while others' books are read (the secretariat's takes seconds at start)."""
+        self._before: dict[tuple[str, str], tuple[tuple[int, int, int], int, int, Report]] = {}
+        """(reader, agreement) -> ((events, registry, readable), since, until, the report over what it
+        may read): the "before" of its dry runs, unchanged between those instants."""
         self._generation = 0
         self._one_at_a_time = {
             (what, a): threading.Lock() for a in agreements for what in ("parse", "facts")
@@ -185,6 +188,7 @@ class ReadModel:
         self._facts_epoch.clear()
         self._books.clear()
         self._cuts.clear()
+        self._before.clear()
 
     def warm(self) -> None:
         """Read every agreement's events and facts ahead of the first caller (at start:
@@ -521,59 +525,79 @@ class ReadModel:
 
     def filing(self, party: str, agreement: str) -> dict[str, Any]:
         """What a party's forms offer to pick from, cut to what it may read: its own
-        activities and incidents, the requests it must answer, the requests and
-        invitations a report may name, and the agreement's parties today."""
+        activities and incidents, the requests (and invitations to observe) it may answer,
+        the requests a report may name, and the parties registered here for the agreement."""
         self.member(party, agreement)
         docs = self.readable_events(party, agreement)
         answered = {(d.get("request"), d["party"]) for d in docs if d["type"] == "response"}
-        withdrawn = {
-            d["amends"]["id"]
-            for d in docs
-            if isinstance(d.get("amends"), dict) and d["amends"].get("action") == "withdraw"
-        }
 
         def line(d: dict[str, Any]) -> dict[str, str]:
             return {"id": d["id"], "text": _one_line(d)}
 
-        live = [d for d in docs if d["id"] not in withdrawn and d.get("amends") is None]
-        ag = self.agreements[agreement]
+        def answerable(d: dict[str, Any]) -> bool:
+            if (d["id"], party) in answered or d["party"] == party:
+                return False
+            if d["type"] == "request":
+                return d.get("to") == party
+            to = d.get("to")
+            invited = to is None or ALL in to or party in to
+            return d["type"] == "notification" and d.get("form") == "observation_invitation" and invited
+
+        with self._lock:
+            registered = {
+                p for p, who in self._fold.state.parties.items() if agreement in who.agreements
+            }
         return {
-            "own_activity": [line(d) for d in live if d["type"] == "activity" and d["party"] == party],
-            "own_incident": [line(d) for d in live if d["type"] == "incident" and d["party"] == party],
-            "request_to_us": [
-                line(d)
-                for d in live
-                if d["type"] == "request" and d.get("to") == party and (d["id"], party) not in answered
-            ],
-            "request": [
-                line(d)
-                for d in live
-                if d["type"] == "request"
-                or (d["type"] == "notification" and d.get("form") == "observation_invitation")
-            ],
-            "party": sorted(ag.members_on(self.clock()) - {party}),
+            "own_activity": [line(d) for d in docs if d["type"] == "activity" and d["party"] == party],
+            "own_incident": [line(d) for d in docs if d["type"] == "incident" and d["party"] == party],
+            "request_to_us": [line(d) for d in docs if answerable(d)],
+            "request": [line(d) for d in docs if d["type"] == "request"],
+            "party": sorted(registered - {party}),
         }
 
-    def check_draft(self, party: str, doc: dict[str, Any], ms: int) -> None:
-        """Would the hub log ``doc`` as ``party``'s event at ``ms``? The same two readings as
-        a sent act (its shape, then against the log), so the words are the hub's own."""
-        act = read_act(PT_EVENT, act_json(doc))
+    def check_draft(self, party: str, payload: bytes, ms: int) -> Act:
+        """Would the hub log ``payload`` as ``party``'s event at ``ms``? The same two
+        readings as a sent act (its bytes, then against the log), so the words are the
+        hub's own; except that an id the party may not read is not said to be taken."""
+        act = read_act(PT_EVENT, payload)
         if act.author != party:
-            raise ForbiddenError(f"event {doc.get('id')!r}, field 'party': you file as {party!r}")
+            raise ForbiddenError(f"event {act.doc['id']!r}, field 'party': you file as {party!r}")
         with self._lock:
             st = self._fold.state
-            st.check(act, st.signing_keys(party), ms)
+            st.check(act, st.signing_keys(party), ms, draft=True)
+        return act
 
-    def dry_run(self, party: str, agreement: str, doc: dict[str, Any], ms: int) -> dict[str, Any]:
-        """What ``doc`` would meet, start, add and clear if ``party`` sent it at ``ms``,
-        judged over what ``party`` may read (``compliance.dryrun``)."""
+    def dry_run(self, party: str, agreement: str, payload: bytes, ms: int) -> dict[str, Any]:
+        """What the draft ``payload`` would meet, start, add and clear if ``party`` sent it
+        at ``ms``, judged over what ``party`` may read (``compliance.dryrun``)."""
         self.member(party, agreement)
-        if doc.get("agreement") != agreement:
-            raise FormatError(f"event {doc.get('id')!r}, field 'agreement': must be {agreement!r}")
-        self.check_draft(party, doc, ms)
-        docs = self.readable_events(party, agreement)
+        act = read_act(PT_EVENT, payload)
+        if act.doc["agreement"] != agreement:
+            raise FormatError(f"event {act.doc['id']!r}, field 'agreement': must be {agreement!r}")
+        self.check_draft(party, payload, ms)
+        parsed = self.parsed_events(agreement)
+        readable = self.readable_indices(party, [d["log_index"] for d in parsed.docs])
+        events = [
+            e for d, e in zip(parsed.docs, parsed.events, strict=True) if d["log_index"] in readable
+        ]
+        ag, zones = self.agreements[agreement], self.zones[agreement]
+        key = (party, agreement)
+        with self._lock:
+            stamp = (parsed.count, self._fold.state.registry_at(parsed.committed), len(readable))
+        with self._lock:
+            kept = self._before.get(key)
+        before: Report | None = None
+        if kept is not None and kept[0] == stamp and kept[1] <= ms < kept[2]:
+            before = replace(kept[3], as_of=ms)
         with collector.paused():
-            out = dry_run(self.agreements[agreement], docs, doc, ms, self.zones[agreement])
+            if before is None:
+                before = evaluate(ag, events, ms, zones)
+                until = next_change(ag, events, before)
+                with self._lock:
+                    if len(self._before) > 4 * MAX_BOOKS:
+                        self._before.clear()
+                    self._before[key] = (stamp, ms, until, before)
+            out = dry_run(ag, events, act.doc, ms, zones, before=before)
         return out.to_json()
 
     # ---- compliance ---------------------------------------------------------------------

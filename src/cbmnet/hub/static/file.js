@@ -8,6 +8,10 @@
 
 (function () {
   const S = globalThis.cbmnetSigner;
+  // Fixed here, not taken from the hub: what the key signs is an events-v1 event.
+  const PAYLOAD_TYPE = "application/vnd.cbmnet.event+json";
+  const MAX_TEXT = 65536; // characters of a body or reason (the hub's MAX_BODY_CHARS)
+  const PRIVATE_TEXT = ["body", "reason"]; // never sent for a dry run: the operator reads drafts
   const $ = (id) => document.getElementById(id);
   const root = $("fl");
   if (!root) return;
@@ -38,7 +42,8 @@
   function newId() {
     const t = Date.now().toString(36);
     const r = Math.floor(Math.random() * 36 ** 4).toString(36);
-    return `${party.toLowerCase()}-${form.id.replace(/[^a-z0-9]+/g, "-")}-${t}${r}`;
+    // The exact party id first: ids beginning "DEU-" are DEU's alone on the hub.
+    return `${party}-${form.id.replace(/[^a-z0-9]+/g, "-")}-${t}${r}`;
   }
 
   // ---- building the form -----------------------------------------------------------------
@@ -218,6 +223,7 @@
   // ---- the hub's dry run -----------------------------------------------------------------
 
   function when(ms) {
+    if (ms < 3600000) return "under an hour";
     const h = Math.round(ms / 3600000);
     return h >= 48 ? `${Math.round(h / 24)} days` : `${h} hours`;
   }
@@ -229,6 +235,7 @@
     if (o.status === "met") state = "met on time";
     else if (o.status === "late") state = `met, ${when(o.late_by_ms)} late`;
     else if (o.status === "missed") state = `already ${when(o.late_by_ms)} overdue`;
+    else if (o.late_by_ms > 0) state = `open, ${when(o.late_by_ms)} past due (judged at the period's end)`;
     else state = o.status;
     return `${whose} (${o.provision}), ${due}: ${state}`;
   }
@@ -251,6 +258,10 @@
     box.textContent = "";
     if (out.meets.length) box.appendChild(list("Meets", out.meets, (o) => obligationLine(o, false), "meets"));
     if (out.starts.length) box.appendChild(list("Starts", out.starts, (o) => obligationLine(o, true), "starts"));
+    if (out.concerns.length) {
+      box.appendChild(list("Concerns (left open)", out.concerns, (o) => obligationLine(o, true), "concerns"));
+    }
+    if (out.note) box.appendChild(el("p", { class: "note" }, out.note));
     if (out.adds.length) box.appendChild(list("Findings it would add", out.adds, findingLine, "adds"));
     if (out.clears.length) box.appendChild(list("Findings it would clear", out.clears, findingLine, "clears"));
     if (!box.childNodes.length) box.appendChild(el("p", {}, "Accepted by the hub; it meets no deadline and changes no finding."));
@@ -270,10 +281,17 @@
     timer = setTimeout(dryRun, 300);
   }
 
+  let inflight = null;
+
   async function dryRun() {
     let doc;
     try {
       doc = read();
+      for (const k of PRIVATE_TEXT) {
+        if (typeof doc[k] === "string" && doc[k].length > MAX_TEXT) {
+          throw new Error(`${k}: at most ${MAX_TEXT} characters`);
+        }
+      }
     } catch (e) {
       showError(e.message);
       $("fl-effect").textContent = "";
@@ -281,13 +299,30 @@
     }
     const mine = ++seq;
     const text = JSON.stringify(doc);
-    const r = await fetch(`/dashboard/file/dry-run?agreement=${encodeURIComponent(agreement)}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: text,
-      credentials: "same-origin",
-    });
+    const probe = { ...doc };
+    for (const k of PRIVATE_TEXT) delete probe[k];
+    if (inflight) inflight.abort(); // only the latest draft matters
+    inflight = new AbortController();
+    let r;
+    try {
+      r = await fetch(`/dashboard/file/dry-run?agreement=${encodeURIComponent(agreement)}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(probe),
+        credentials: "same-origin",
+        signal: inflight.signal,
+      });
+    } catch (e) {
+      if (mine === seq) showError(`The hub could not be asked (${e.message}); retrying.`);
+      if (mine === seq) timer = setTimeout(dryRun, 3000);
+      return;
+    }
     if (mine !== seq) return; // a later keystroke asked again
+    if (r.status === 429) {
+      const wait = Math.max(1, Number(r.headers.get("Retry-After")) || 1);
+      timer = setTimeout(dryRun, wait * 1000);
+      return;
+    }
     if (!r.ok) {
       showError((await S.refusal(r)).message);
       $("fl-effect").textContent = "";
@@ -319,7 +354,7 @@
     }
     $("fl-send").disabled = true;
     try {
-      const envelope = await S.signEnvelope(signer, view.payload_type, doc);
+      const envelope = await S.signEnvelope(signer, PAYLOAD_TYPE, doc);
       const receipt = await S.postAct(envelope, true);
       localStorage.removeItem(storeKey(form));
       const what = receipt.duplicate ? "Already logged" : "Logged";

@@ -271,3 +271,49 @@ def test_browser_acknowledges_with_the_loaded_key_and_the_countdown_stops(
             deu_page.close()
     finally:
         page.close()
+
+
+def test_browser_sends_a_sealed_signed_message_every_member_opens(
+    world: World, browser: Any, tmp_path: Path
+) -> None:
+    """POL composes a FLASH in its console: sealed in the page to each member, signed with
+    POL's key; the hub stores ciphertexts only, and DEU's and FRA's clients open it after
+    checking POL's signature."""
+    th = world.th
+    key_file = tmp_path / "pol.key"
+    key_file.write_text(th.keys["POL"].signer + "\n")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    text = "FLASH from the browser: confirm the line is open. Привет, مرحبا"
+    try:
+        sign_in(page, th.url, world.tokens["POL"])
+        page.goto(f"{th.url}/dashboard/hotline")
+        page.wait_for_function("() => /Live/.test(document.getElementById('hl-live').textContent)")
+        assert page.is_disabled("#hl-send")  # no key loaded
+        page.select_option("#hl-channel", "deu-fra-pol")
+        page.select_option("#hl-precedence", "flash")
+        page.wait_for_function(
+            "() => /within 10 minutes/.test(document.getElementById('hl-within').textContent)"
+        )
+        page.fill("#hl-text", text)
+        page.set_input_files("#hl-key", str(key_file))
+        page.wait_for_function("() => !document.getElementById('hl-send').disabled")
+        screenshot(page, "hotline-compose")
+        page.click("#hl-send")
+        page.wait_for_function(
+            "() => /Sent: entry/.test(document.getElementById('hl-send-status').textContent)"
+        )
+        sent = int(re.search(r"entry (\d+)", page.text_content("#hl-send-status") or "").group(1))  # type: ignore[union-attr]
+    finally:
+        page.close()
+    assert errors == []
+    with th.client("DEU") as deu:
+        item = deu.entry(sent)
+        assert item["author"] == "POL"
+        doc = json.loads(base64.b64decode(item["envelope"]["payload"]))
+        assert doc["precedence"] == "flash" and set(doc["ciphertexts"]) == {"DEU", "FRA", "POL"}
+        assert text not in json.dumps(item)  # ciphertexts only
+        assert deu.read_hotline(item) == text
+    with th.client("FRA") as fra:
+        assert fra.read_hotline(fra.entry(sent)) == text

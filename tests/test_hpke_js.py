@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cbmnet.communication import hotline
+from cbmnet.errors import VerificationError
 from tests.test_verify_js import _node
 
 STATIC = Path(__file__).resolve().parent.parent / "src" / "cbmnet" / "hub" / "static"
@@ -142,3 +143,62 @@ def test_bad_keys_are_named(tmp_path: Path) -> None:
     assert "not base64" in got[0]["error"]
     assert "32 bytes, not 5" in got[1]["error"]
     assert "too short" in got[2]["error"]
+
+
+SEAL_DRIVER = r"""
+const fs = require("fs");
+require(process.argv[2]);
+require(process.argv[3]);
+const H = globalThis.cbmnetHpke;
+(async () => {
+  const cases = JSON.parse(fs.readFileSync(0, "utf8"));
+  const out = [];
+  for (const c of cases) {
+    const info = H.hotlineInfo(c.origin, c.channel, c.id, c.sender);
+    const ct = await H.seal(H.unb64(c.pub), new TextEncoder().encode(c.text), info);
+    let bin = "";
+    for (const b of ct) bin += String.fromCharCode(b);
+    out.push(btoa(bin));
+  }
+  process.stdout.write(JSON.stringify(out));
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    texts=st.lists(st.text(max_size=300), min_size=1, max_size=6),
+    channel=names,
+    mid=names,
+    sender=st.sampled_from(["IND", "PAK", "DEU"]),
+)
+def test_python_opens_what_the_page_seals_under_its_binding_only(
+    tmp_path: Path, texts: list[str], channel: str, mid: str, sender: str
+) -> None:
+    """The console's sending side: what the page seals to a member, the member's Python
+    client opens with its key and that binding, and not under another binding or key."""
+    keys = [hotline.generate_encryption_key() for _ in texts]
+    texts = [t.encode("utf-8", "replace").decode() for t in texts]
+    where = {"origin": "hub.test/log", "channel": channel, "id": mid, "sender": sender}
+    cases = [{"pub": pub, "text": t, **where} for t, (_, pub) in zip(texts, keys, strict=True)]
+    driver = tmp_path / "hpke-seal.cjs"
+    driver.write_text(SEAL_DRIVER)
+    r = subprocess.run(
+        [_node(), str(driver), str(_library()), str(SCRIPT)],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    sealed: list[str] = json.loads(r.stdout)
+    bind = hotline.info("hub.test/log", channel, mid, sender)
+    for ct, t, (priv, _) in zip(sealed, texts, keys, strict=True):
+        key = hotline.private_key(priv, "key")
+        assert hotline.open_sealed(ct, key, bind).decode() == t
+        with pytest.raises(VerificationError):
+            hotline.open_sealed(ct, key, hotline.info("hub.test/log", channel, mid + "x", sender))
+        other = hotline.private_key(hotline.generate_encryption_key()[0], "other")
+        with pytest.raises(VerificationError):
+            hotline.open_sealed(ct, other, bind)

@@ -226,8 +226,9 @@
         if (file.size > 4096) throw new Error("a signer key file is a single short line");
         if (!view) await refresh();
         signer = await importSigner(await file.text(), view.party, view.signing_keys);
-        out.textContent = `Key ${signer.keyid} of ${signer.party} loaded: acknowledgements are signed in this page.`;
+        out.textContent = `Key ${signer.keyid} of ${signer.party} loaded: acknowledgements and messages are signed in this page.`;
         render();
+        updateCompose();
       } catch (e) {
         signer = null;
         out.textContent = `Key not loaded: ${e.message}`;
@@ -258,6 +259,78 @@
         reader = null;
         out.textContent = `Hotline key not loaded: ${e.message}`;
       }
+    });
+  }
+
+  // ---- sending: sealed to every member in this page, signed with the loaded key ----------
+
+  const HOTLINE_TYPE = "application/vnd.cbmnet.hotline+json";
+  const SUITE = "DHKEM-X25519-HKDF-SHA256/HKDF-SHA256/AES-128-GCM";
+  const MAX_BODY_BYTES = 16 * 1024;
+  const textEncoder = new TextEncoder();
+
+  function chosenChannel() {
+    const sel = $("hl-channel");
+    return sel && view ? view.channels.find((c) => c.id === sel.value) : null;
+  }
+
+  function updateCompose() {
+    const btn = $("hl-send");
+    if (!btn) return;
+    const ch = chosenChannel();
+    const prec = $("hl-precedence").value;
+    $("hl-within").textContent = ch && ch.ack_within[prec] ? `acknowledge within ${ch.ack_within[prec]}` : "";
+    btn.disabled = !(signer && ch && $("hl-text").value.trim());
+    if (!signer) $("hl-send-status").textContent = "Load your signing key to send.";
+    else if (ch && /Load your signing key/.test($("hl-send-status").textContent)) {
+      $("hl-send-status").textContent = `Sealed to ${ch.members.length} members, signed as ${signer.party}.`;
+    }
+  }
+
+  async function sendMessage() {
+    const ch = chosenChannel();
+    const text = $("hl-text").value;
+    const body = textEncoder.encode(text);
+    if (body.length > MAX_BODY_BYTES) throw new Error(`at most ${MAX_BODY_BYTES} bytes of text`);
+    const missing = ch.members.filter((m) => !ch.member_keys[m]);
+    if (missing.length) throw new Error(`no hotline key registered for ${missing.join(", ")}`);
+    const id = `${signer.party}-${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    const info = globalThis.cbmnetHpke.hotlineInfo(view.origin, ch.id, id, signer.party);
+    const ciphertexts = {};
+    for (const m of ch.members) {
+      const sealed = await globalThis.cbmnetHpke.seal(b64decode(ch.member_keys[m]), body, info);
+      ciphertexts[m] = b64encode(sealed);
+    }
+    body.fill(0);
+    const act = {
+      act: "hotline.message",
+      party: signer.party,
+      channel: ch.id,
+      id,
+      precedence: $("hl-precedence").value,
+      suite: SUITE,
+      ciphertexts,
+    };
+    return postAct(await signEnvelope(signer, HOTLINE_TYPE, act), false);
+  }
+
+  const compose = $("hl-compose");
+  if (compose) {
+    compose.addEventListener("input", updateCompose);
+    compose.addEventListener("change", updateCompose);
+    $("hl-send").addEventListener("click", async () => {
+      const out = $("hl-send-status");
+      $("hl-send").disabled = true;
+      out.textContent = "Sealing and signing…";
+      try {
+        const r = await sendMessage();
+        $("hl-text").value = "";
+        out.textContent = `Sent: entry ${r.index}, logged ${r.integrated_at}.`;
+        await refresh();
+      } catch (e) {
+        out.textContent = `Not sent (your text is kept): ${e.message}`;
+      }
+      updateCompose();
     });
   }
 

@@ -1,4 +1,4 @@
-// Opening a hotline body in the page: HPKE (RFC 9180) base mode, single shot, in the one
+// Opening (and sealing) a hotline body in the page: HPKE (RFC 9180) base mode, single shot, in the one
 // suite cbmnet uses, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-128-GCM, by @hpke/core
 // (npm, pinned by package-lock.json; static/vendor/hpke-core.js, built by `make assets`).
 // Here only what cbmnet adds: reading the operator's key file into a non-extractable
@@ -73,10 +73,28 @@
     }
   }
 
+  // Seal `plaintext` to a member's X25519 public key (32 raw bytes): enc || AEAD ciphertext,
+  // the layout the hub's Python sealing writes and every member's opener reads.
+  async function seal(publicRaw, plaintext, info) {
+    if (publicRaw.length !== 32) throw new Error(`an X25519 public key is 32 bytes, not ${publicRaw.length}`);
+    const hpke = cipherSuite();
+    const recipientPublicKey = await crypto.subtle.importKey("raw", publicRaw, { name: "X25519" }, true, []);
+    const context = await hpke.createSenderContext({
+      recipientPublicKey,
+      info: info.buffer.slice(info.byteOffset, info.byteOffset + info.byteLength),
+    });
+    const ct = new Uint8Array(await context.seal(plaintext.buffer.slice(plaintext.byteOffset, plaintext.byteOffset + plaintext.byteLength)));
+    const encapsulated = new Uint8Array(context.enc);
+    const out = new Uint8Array(encapsulated.length + ct.length);
+    out.set(encapsulated);
+    out.set(ct, encapsulated.length);
+    return out;
+  }
+
   // The binding cbmnet puts in `info`: log origin, channel, message id and sender.
   function hotlineInfo(origin, channel, messageId, sender) {
     return enc.encode(`cbmnet/hotline/v1\n${origin}\n${channel}\n${messageId}\n${sender}\n`);
   }
 
-  root.cbmnetHpke = { importPrivate, open, hotlineInfo, unb64 };
+  root.cbmnetHpke = { importPrivate, open, seal, hotlineInfo, unb64 };
 })(globalThis);

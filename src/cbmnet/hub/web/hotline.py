@@ -26,6 +26,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from cbmnet.acts.model import PT_ACK
+from cbmnet.agreements.forms import span
+from cbmnet.communication.hotline import PRECEDENCES
 from cbmnet.compliance.timeutil import format_time, parse_duration
 from cbmnet.errors import CbmnetError
 from cbmnet.hub.deps import COOKIE, hub_from, session_of, who
@@ -73,10 +75,23 @@ def hotline_view(hub: Hub, index: _Messages, party: str, now_ms: int) -> dict[st
     Everything here is derived from the log (acks, ``hotline.no_answer`` statements) and
     the agreement's hotline terms, so a member can recompute it from its own copy.
     """
-    channels = [
-        {k: c[k] for k in ("id", "agreement", "members", "accepted")}
-        for c in hub.views.channels_of(party)
-    ]
+    channels = []
+    for c in hub.views.channels_of(party):
+        terms = hub.agreements[c["agreement"]].hotline if c["agreement"] in hub.agreements else None
+        member_keys = {}
+        for m in c["members"]:
+            key = hub.views.encryption_key(m)
+            if key is not None:
+                member_keys[m] = base64.b64encode(key).decode()
+        channels.append(
+            {
+                **{k: c[k] for k in ("id", "agreement", "members", "accepted")},
+                # What the console seals each member's copy to (the CLI checks these keys
+                # against the log's registry under pinned keys; the page takes the hub's).
+                "member_keys": member_keys,
+                "ack_within": {p: span(getattr(terms, p)) for p in PRECEDENCES} if terms else {},
+            }
+        )
     rows = [(r.row, r.terms) for r in hub.views.hotline_rows(party, MAX_MESSAGES)]
     keys = [base64.b64encode(k).decode() for k in hub.views.signing_keys(party)]
     enc = hub.views.encryption_key(party)

@@ -348,6 +348,40 @@ def test_a_dry_run_does_not_say_whether_an_unreadable_id_is_taken(world: World) 
     assert mine.status_code == 409, mine.text
 
 
+def _ask(w: World, asker: str, rid: str, to: str, kind: str = "explanation") -> None:
+    with w.th.client(asker) as c:
+        doc = {"agreement": VD, "id": rid, "type": "request", "party": asker, "kind": kind, "to": to}
+        c.submit(c.sign(PT_EVENT, doc))
+
+
+def _page(w: World, party: str, path: str) -> str:
+    r = httpx.get(f"{w.th.url}{path}", headers={"Cookie": f"{COOKIE}={w.sessions[party]}"})
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def test_the_work_queue_lists_what_the_party_owes_with_the_form_that_meets_it(world: World) -> None:
+    _ask(world, "POL", "POL-why-1", "DEU")
+    deu, pol, fra = (_page(world, p, "/dashboard/inbox") for p in ("DEU", "POL", "FRA"))
+    row = 'data-obligation="'
+    # DEU owes the answer (VD11 Ch. III, 48 hours) and is offered the three decisions.
+    assert f"{row}" in deu and "POL-why-1" in deu
+    assert "form=response&amp;request=POL-why-1&amp;decision=answer" in deu
+    assert "form=response&amp;request=POL-why-1&amp;decision=refuse" in deu
+    # POL, who asked, owes nothing on it but follows the thread; FRA sees neither.
+    assert 'data-request="POL-why-1"' in pol and "decision=answer" not in pol.split("h-threads")[0]
+    assert "POL-why-1" not in fra
+
+
+def test_an_inspection_request_shows_the_quota_a_refusal_is_judged_against(world: World) -> None:
+    _ask(world, "POL", "POL-insp-9", "FRA", kind="inspection")
+    fra = _page(world, "FRA", "/dashboard/inbox")
+    line = next(x for x in fra.split("<tr") if "POL-insp-9" in x)
+    # VD11 Ch. IX: three inspections a year per receiving State, none used yet.
+    assert "obliged to accept: a refusal would be a finding" in line, line
+    assert "left in" in line
+
+
 # ---- in the browser --------------------------------------------------------------------------
 
 
@@ -434,3 +468,41 @@ def _logged_ids(w: World, party: str, path: str) -> set[str]:
         if isinstance(doc.get("id"), str):
             out.add(doc["id"])
     return out
+
+
+def test_an_officer_answers_from_the_work_queue(world: World, browser: Any, tmp_path: Path) -> None:
+    """The work queue's Answer button opens the response form filled in; the dry run says
+    the deadline is met; once sent, the row leaves the queue and the thread shows it."""
+    th = world.th
+    _ask(world, "FRA", "FRA-why-2", "DEU")
+    key_file = tmp_path / "deu.key"
+    key_file.write_text(th.keys["DEU"].signer + "\n")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        sign_in(page, th.url, world.tokens["DEU"])
+        page.goto(f"{th.url}/dashboard/inbox")
+        row = page.locator("tr", has_text="FRA-why-2")
+        with page.expect_navigation():
+            row.locator("a", has_text="Answer").click()
+        page.wait_for_function("() => /Meets/.test(document.getElementById('fl-effect').textContent)")
+        assert page.input_value("#fl-form .field[data-name='request'] select") == "FRA-why-2"
+        assert page.input_value("#fl-form .field[data-name='decision'] select") == "answer"
+        assert "met on time" in (page.text_content("#fl-effect") or "")
+        page.fill(
+            "#fl-form .field[data-name='reason'] input, #fl-form .field[data-name='reason'] textarea",
+            "Routine rotation.",
+        )
+        page.set_input_files("#fl-key", str(key_file))
+        page.wait_for_function("() => !document.getElementById('fl-send').disabled")
+        page.click("#fl-send")
+        page.wait_for_function("() => !document.getElementById('fl-receipt').hidden")
+        screenshot(page, "inbox-answered")
+        page.goto(f"{th.url}/dashboard/inbox")
+        assert page.locator("tr[data-obligation]", has_text="FRA-why-2").count() == 0
+        thread = page.locator('details[data-request="FRA-why-2"]')
+        assert "DEU, answer (Routine rotation.)" in (thread.text_content() or "")
+    finally:
+        page.close()
+    assert errors == []

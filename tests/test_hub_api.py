@@ -960,6 +960,8 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         SEEN_BY_BOTH,
     ),
     ("POST", "/dashboard/file/dry-run"): (p_dash_dry_run, PARTIES_ONLY, SEEN_BY_NOBODY),
+    # The work queue: the addressee owes the answer, the author follows the thread.
+    ("GET", "/dashboard/inbox"): (_page("/dashboard/inbox"), PARTIES_ONLY, SEEN_BY_BOTH),
     ("WS", "/dashboard/hotline/stream"): (
         p_dash_hotline_stream,
         {**dict.fromkeys(("author", "addressee", "outsider"), 101), **WS_NOBODY},

@@ -430,3 +430,20 @@ def forms_of(ag: Agreement) -> tuple[Form, ...]:
         out.append(_response(answered))
     out += [_report(f, ms) for f, ms in reports.items() if f not in notices]
     return tuple(out)
+
+
+def answering_form(forms: tuple[Form, ...], obligation_id: str) -> tuple[Form, str] | None:
+    """The form that meets an obligation of the engine (``measure:party:subject``), and the
+    field its subject goes in (``activity`` or ``request``); None where no one form does
+    (an exchange's period is the officer's to give)."""
+    measure = obligation_id.split(":", 1)[0]
+    for f in forms:
+        if f.fixed["type"] in ("activity", "request", "incident"):
+            continue
+        if not any(s["measure"] == measure for s in f.serves):
+            continue
+        names = {x.name for x in f.fields}
+        for slot in ("request", "activity"):
+            if slot in names:
+                return f, slot
+    return None

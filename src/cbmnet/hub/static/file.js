@@ -406,6 +406,24 @@
   $("fl-send").addEventListener("click", () => send());
   $("fl-discard").addEventListener("click", discard);
 
+  // A link from the work queue names the form and what it answers (?form=response&request=…).
+  function prefill(q) {
+    form.fields.forEach((f, i) => {
+      const v = q.get(f.name);
+      if (v === null) return;
+      const ctl = $(`fl-f-${i}`);
+      if (ctl.tagName === "FIELDSET") {
+        const want = v.split(",");
+        for (const c of ctl.querySelectorAll("input")) c.checked = want.includes(c.value);
+      } else if (ctl.tagName === "SELECT") {
+        if (Array.from(ctl.options).some((o) => o.value === v)) ctl.value = v;
+      } else if (f.kind !== "flag") {
+        ctl.value = v;
+      }
+    });
+    changed();
+  }
+
   if (!agreement) return;
   load()
     .then((v) => {
@@ -415,6 +433,12 @@
         if (!f) continue;
         b.disabled = false;
         b.addEventListener("click", () => build(f));
+      }
+      const q = new URLSearchParams(location.search);
+      const asked = view.forms.find((x) => x.id === q.get("form"));
+      if (asked) {
+        build(asked);
+        prefill(q);
       }
     })
     .catch((e) => showError(`Could not load the forms: ${e.message}`));

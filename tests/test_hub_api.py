@@ -849,6 +849,22 @@ def p_dash_dry_run(w: World, who: str) -> tuple[int, bool | None]:
     return r.status_code, (w.private_id in r.text) if r.status_code == 200 else None
 
 
+def p_alerts(method: str, path: str = "/v1/alerts") -> Probe:
+    """A party's own alert subscription: set, read or removed with its own token only."""
+
+    def probe(w: World, who: str) -> tuple[int, bool | None]:
+        doc = {"emails": [f"watch@{(w.party(who) or 'x').lower()}.example"], "kinds": ["hotline"]}
+        r = w.api.http.request(
+            method,
+            path,
+            headers=w.headers(who),
+            content=json.dumps(doc) if method == "PUT" else None,
+        )
+        return r.status_code, (w.private_id in r.text) if r.status_code == 200 else None
+
+    return probe
+
+
 def _everyone(status: int) -> dict[str, int]:
     return dict.fromkeys(WHO, status)
 
@@ -916,6 +932,11 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
     ("GET", "/v1/obligations"): (p_obligations, PARTIES_ONLY, SEEN_BY_BOTH),
     ("GET", "/v1/indicators"): (_status("/v1/indicators", agreement=AG), PARTIES_ONLY, {}),
     # Quota status: for the agreement's parties (all four are Vienna Document states here).
+    # Alerts: each party's own subscription and delivery log, by its token.
+    ("PUT", "/v1/alerts"): (p_alerts("PUT"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("GET", "/v1/alerts"): (p_alerts("GET"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("DELETE", "/v1/alerts"): (p_alerts("DELETE"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("GET", "/v1/alerts/log"): (p_alerts("GET", "/v1/alerts/log"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("GET", "/v1/quota"): (
         _status("/v1/quota", agreement=AG, host="AUT", kind="inspection"),
         PARTIES_ONLY,

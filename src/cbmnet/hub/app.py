@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cbmnet.errors import CbmnetError, FormatError
-from cbmnet.hub.api import acts, compliance, identity, log, service, stream, verification
+from cbmnet.hub.api import acts, alerts, compliance, identity, log, service, stream, verification
 from cbmnet.hub.deps import Limits, NotSignedIn
 from cbmnet.hub.limits import (
     MAX_REQUEST_BYTES,
@@ -57,6 +57,9 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
             threads.append(
                 threading.Thread(target=hub.run_duties, args=(stop,), name="cbmnet-duties", daemon=True)
             )
+            threads.append(
+                threading.Thread(target=hub.run_alerts, args=(stop,), name="cbmnet-alerts", daemon=True)
+            )
         for t in threads:
             t.start()
         try:
@@ -83,7 +86,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     app.add_exception_handler(NotSignedIn, not_signed_in)  # a dashboard page: the sign-in page
     app.add_middleware(RequestLimits, admission=Admission(hub.token_secret))
 
-    for module in (service, identity, acts, verification, compliance, log, stream):
+    for module in (service, identity, acts, verification, compliance, log, stream, alerts):
         add_routes(app, module.router)
     for page in (dashboard, hotline, maps, filing, inbox):
         add_routes(app, page.router)

@@ -178,6 +178,14 @@ class HubSettings:
     """Per party, once its signature is verified: a flood spends its author's own budget."""
     evaluations_per_s: float = 5.0
     """Compliance views per party per second (each may run the engine over an agreement)."""
+    smtp_host: str | None = None
+    """The SMTP relay alerts are mailed through (none: e-mail alerts wait, logged as such)."""
+    smtp_port: int = 25
+    smtp_from: str = "cbmnet@localhost"
+    public_url: str = ""
+    """The dashboard's address as parties reach it, for the links in alerts."""
+    alerts_allow_private: bool = False
+    """Webhooks to http:// and private addresses (a closed network, a test)."""
 
 
 class Hub:
@@ -235,6 +243,10 @@ class Hub:
             target=self._record_deliveries, name="cbmnet-deliveries", daemon=True
         )
         self._delivery_thread.start()
+        from cbmnet.hub.alerts import AlertDesk
+
+        self.alerts = AlertDesk(self, self._open())
+        """Alert subscriptions, derivation and delivery (``run_alerts`` drives it)."""
         self._restore()
         self.sync()
         self.sequencer = Sequencer(
@@ -757,6 +769,15 @@ class Hub:
             except CbmnetError as e:
                 log.warning("hub duty failed: %s", e)
             stop.wait(min(self.settings.checkpoint_s, self.settings.sweep_s, 0.5))
+
+    def run_alerts(self, stop: threading.Event) -> None:
+        """The alerts' loop: derive from new entries and deliver, until ``stop``."""
+        self.alerts.run(stop)
+
+    @property
+    def hub_signer(self) -> Any:
+        """The hub's own Ed25519 signer: what it states itself, and its webhook signatures."""
+        return self._hub_key
 
     @property
     def author_keys(self) -> dict[str, Any]:

@@ -363,6 +363,18 @@ class ReadModel:
             meta = self._fold.state.batches.get(index)
             return dict(meta) if meta is not None else None
 
+    def entry_readers(self, index: int, parties: Sequence[str]) -> tuple[Entry, set[str]]:
+        """The durable entry ``index`` and those of ``parties`` who may read it (its
+        author excepted: nobody is told of its own act)."""
+        with self._lock:
+            e = self.committed_entry(index)
+            return e, {p for p in parties if p != e.author and self._fold.state.may_read(p, e)}
+
+    def channel_agreement(self, channel: str) -> str | None:
+        with self._lock:
+            ch = self._fold.state.channels.get(channel)
+            return ch.agreement if ch is not None else None
+
     def channels_of(self, party: str) -> list[dict[str, Any]]:
         """The hotline channels ``party`` is a member of (the secretariat: all), by id."""
         with self._lock:

@@ -117,7 +117,26 @@ def _ddl(blob: str) -> list[str]:
         f" size BIGINT NOT NULL, root {blob} NOT NULL, note TEXT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS hub_used_nonces (nonce TEXT PRIMARY KEY, exp BIGINT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS hub_snapshots (size BIGINT PRIMARY KEY, blob {blob} NOT NULL)",
+        # Alerts (issue 15): each party's subscription, and every alert with its delivery.
+        "CREATE TABLE IF NOT EXISTS hub_alert_subscriptions (party TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS hub_alert_outbox (akey TEXT PRIMARY KEY, party TEXT NOT NULL,"
+        " channel TEXT NOT NULL, target TEXT NOT NULL, payload TEXT NOT NULL,"
+        " created_ms BIGINT NOT NULL, attempts INTEGER NOT NULL, next_ms BIGINT NOT NULL,"
+        " status TEXT NOT NULL, last_error TEXT, delivered_ms BIGINT)",
+        "CREATE INDEX IF NOT EXISTS hub_alert_outbox_due ON hub_alert_outbox (status, next_ms)",
+        "CREATE INDEX IF NOT EXISTS hub_alert_outbox_party ON hub_alert_outbox (party, created_ms)",
     ]
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One alert to send: where, what (JSON), and how often it was tried."""
+
+    key: str
+    channel: str
+    target: str
+    payload: str
+    attempts: int
 
 
 class AppendWatch:
@@ -526,6 +545,95 @@ class Store(ABC):
 
     def nonce_spent(self, nonce: str) -> bool:
         return bool(self._execute("SELECT 1 FROM hub_used_nonces WHERE nonce = ?", (nonce,)))
+
+    # ---- alerts (operational: who asked to be told, and what was sent) ------------------
+
+    def put_alert_subscription(self, party: str, doc: str | None) -> None:
+        """Replace ``party``'s subscription (None: remove it)."""
+        with self.transaction():
+            self._execute("DELETE FROM hub_alert_subscriptions WHERE party = ?", (party,))
+            if doc is not None:
+                self._execute(
+                    "INSERT INTO hub_alert_subscriptions (party, doc) VALUES (?, ?)", (party, doc)
+                )
+
+    def alert_subscriptions(self) -> dict[str, str]:
+        rows = self._execute("SELECT party, doc FROM hub_alert_subscriptions")
+        return {_s(p, "alert party"): _s(d, "alert subscription") for p, d in rows}
+
+    def queue_alerts(self, rows: Sequence[tuple[str, str, str, str, str, int]]) -> int:
+        """Rows of (key, party, channel, target, payload, created_ms); a key queued before is
+        left as it is (each alert goes out once, whichever process derived it). Answers how
+        many were new."""
+        if not rows:
+            return 0
+        new = 0
+        with self.transaction():
+            for key, party, channel, target, payload, ms in rows:
+                got = self._execute(
+                    "INSERT INTO hub_alert_outbox (akey, party, channel, target, payload,"
+                    " created_ms, attempts, next_ms, status) VALUES (?, ?, ?, ?, ?, ?, 0, ?, 'queued')"
+                    " ON CONFLICT (akey) DO NOTHING RETURNING akey",
+                    (key, party, channel, target, payload, ms, ms),
+                )
+                new += len(got)
+        return new
+
+    def claim_alerts(self, now_ms: int, lease_ms: int, limit: int) -> list[AlertRow]:
+        """Alerts due now, each leased to this caller for ``lease_ms``: another process
+        takes it only once the lease lapses (a claim is a compare-and-set on ``next_ms``)."""
+        claimed: list[AlertRow] = []
+        with self.transaction():
+            rows = self._execute(
+                "SELECT akey, channel, target, payload, attempts, next_ms FROM hub_alert_outbox"
+                " WHERE status = 'queued' AND next_ms <= ? ORDER BY next_ms LIMIT ?",
+                (now_ms, limit),
+            )
+            for key, channel, target, payload, attempts, due in rows:
+                won = self._execute(
+                    "UPDATE hub_alert_outbox SET next_ms = ? WHERE akey = ? AND status = 'queued'"
+                    " AND next_ms = ? RETURNING akey",
+                    (now_ms + lease_ms, key, due),
+                )
+                if won:
+                    claimed.append(
+                        AlertRow(
+                            _s(key, "alert key"),
+                            _s(channel, "alert channel"),
+                            _s(target, "alert target"),
+                            _s(payload, "alert payload"),
+                            _i(attempts, "alert attempts"),
+                        )
+                    )
+        return claimed
+
+    def settle_alert(
+        self, key: str, *, delivered_ms: int | None, error: str | None, retry_ms: int | None
+    ) -> None:
+        """Record an attempt: delivered, or failed and retried at ``retry_ms`` (None: given up)."""
+        with self.transaction():
+            if delivered_ms is not None:
+                self._execute(
+                    "UPDATE hub_alert_outbox SET status = 'delivered', delivered_ms = ?,"
+                    " attempts = attempts + 1, last_error = NULL WHERE akey = ?",
+                    (delivered_ms, key),
+                )
+            else:
+                self._execute(
+                    "UPDATE hub_alert_outbox SET status = ?, next_ms = COALESCE(?, next_ms),"
+                    " attempts = attempts + 1, last_error = ? WHERE akey = ?",
+                    ("queued" if retry_ms is not None else "failed", retry_ms, error, key),
+                )
+
+    def alert_log(self, party: str, limit: int) -> list[dict[str, Any]]:
+        """``party``'s latest alerts and how their delivery went, newest first."""
+        rows = self._execute(
+            "SELECT akey, channel, target, payload, created_ms, attempts, status, last_error,"
+            " delivered_ms FROM hub_alert_outbox WHERE party = ? ORDER BY created_ms DESC LIMIT ?",
+            (party, limit),
+        )
+        names = ("key", "channel", "target", "payload", "created_ms", "attempts", "status", "last_error")
+        return [{**dict(zip(names, r[:8], strict=True)), "delivered_ms": r[8]} for r in rows]
 
     # ---- the hub state's snapshot (operational: the log rebuilds it) ---------------------
 

@@ -200,6 +200,15 @@ def test_an_act_addressed_to_a_party_is_mailed_and_posted_signed_without_its_tex
     assert {i["channel"] for i in log} == {"email", "webhook"}
     for i in log:
         assert parse_time(i["delivered"], "delivered") - committed <= 5_000, i
+    # The dashboard's delivery log says the same, to DEU only.
+    from tests.browserkit import session_cookie
+
+    with w.th.client("DEU") as c:
+        page = httpx.get(
+            f"{w.th.url}/dashboard/alerts",
+            headers={"Cookie": f"cbmnet_session={session_cookie(w.th.url, c.token())}"},
+        ).text
+    assert "watch@deu.example" in page and "delivered" in page and SECRET not in page
     # FRA, the author, is told nothing of its own act; POL, not addressed, nothing either.
     assert _get(w, "FRA", "/v1/alerts/log")["items"] == []
 
@@ -328,3 +337,22 @@ def test_the_outbox_sends_each_alert_once_across_processes(store_url: str) -> No
     finally:
         a.close()
         b.close()
+
+
+def test_the_command_line_subscribes_shows_and_stops(world: World, tmp_path: Path) -> None:
+    from tests.hubcli_helpers import cli, ok
+
+    key = tmp_path / "deu.key"
+    key.write_text(world.th.keys["DEU"].signer + "\n")
+    env = {"CBMNET_HUB": world.th.url, "CBMNET_PARTY": "DEU", "CBMNET_KEY": str(key)}
+    got = json.loads(
+        ok(
+            "alerts", "subscribe", "--email", "cli@deu.example", "--kind", "hotline",
+            "--precedence", "flash", env=env,
+        ).stdout
+    )  # fmt: skip
+    assert got["emails"] == ["cli@deu.example"] and got["kinds"] == ["hotline"]
+    assert json.loads(ok("alerts", "show", env=env).stdout)["precedence"] == "flash"
+    bad = cli("alerts", "subscribe", "--email", "cli@deu.example", "--kind", "gossip", env=env)
+    assert bad.exit_code == 2 and "'kinds'" in bad.stderr
+    assert json.loads(ok("alerts", "stop", env=env).stdout)["subscribed"] is False

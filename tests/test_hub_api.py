@@ -983,6 +983,7 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
     ("POST", "/dashboard/file/dry-run"): (p_dash_dry_run, PARTIES_ONLY, SEEN_BY_NOBODY),
     # The work queue: the addressee owes the answer, the author follows the thread.
     ("GET", "/dashboard/inbox"): (_page("/dashboard/inbox"), PARTIES_ONLY, SEEN_BY_BOTH),
+    ("GET", "/dashboard/alerts"): (_page("/dashboard/alerts"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("WS", "/dashboard/hotline/stream"): (
         p_dash_hotline_stream,
         {**dict.fromkeys(("author", "addressee", "outsider"), 101), **WS_NOBODY},

@@ -267,6 +267,21 @@ def _stop(sig: int, _frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(sig).name)
 
 
+def _host_port(text: str, default: int, what: str) -> tuple[str, int]:
+    """``host`` or ``host:port`` (``[v6]:port``), checked."""
+    host, _, port = (
+        text.rpartition(":") if text.count(":") == 1 or text.startswith("[") else (text, "", "")
+    )
+    host = host.strip("[]") or text
+    try:
+        number = int(port) if port else default
+    except ValueError:
+        raise FormatError(f"{what} {text!r}: the port is not a number") from None
+    if not host or not 0 < number < 65536:
+        raise FormatError(f"{what} {text!r}: expected HOST or HOST:PORT")
+    return host, number
+
+
 def serve(
     data: Annotated[Path, typer.Option(help="The folder 'cbmnet hub init' filled.")] = Path("data"),
     db: Annotated[str | None, typer.Option(help="Store URL; default sqlite:///DIR/hub.db.")] = None,
@@ -284,6 +299,20 @@ def serve(
             " default none: every client is charged by the address it connects from."
         ),
     ] = None,
+    smtp: Annotated[
+        str | None,
+        typer.Option(help="HOST[:PORT] of the SMTP relay e-mail alerts go through; default none."),
+    ] = None,
+    smtp_from: Annotated[
+        str, typer.Option(help="The From address of e-mail alerts.")
+    ] = "cbmnet@localhost",
+    public_url: Annotated[
+        str, typer.Option(help="The dashboard's address as parties reach it (links in alerts).")
+    ] = "",
+    alerts_allow_private: Annotated[
+        bool,
+        typer.Option(help="Let webhooks reach http:// and private addresses (a closed network)."),
+    ] = False,
 ) -> None:
     """Run the hub in the foreground (JSON log lines on stderr) until SIGTERM or Ctrl-C."""
     import socket
@@ -298,6 +327,7 @@ def serve(
     if log_level.lower() not in ("debug", "info", "warning", "error") or not isinstance(level, int):
         raise FormatError(f"--log-level {log_level!r}: use debug, info, warning or error")
     trusted_proxy(proxy)  # a bad address is refused before anything starts
+    smtp_host, smtp_port = _host_port(smtp, 25, "--smtp") if smtp else (None, 25)
     hub_keys = HubKeys.load(keys or data / "keys")
     url = db or f"sqlite:///{data}/hub.db"
     try:
@@ -315,7 +345,15 @@ def serve(
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     hub = None
     try:
-        hub = Hub(url, hub_keys, HubSettings(sweep_s=sweep_seconds))
+        settings = HubSettings(
+            sweep_s=sweep_seconds,
+            smtp_host=smtp_host,
+            smtp_port=smtp_port,
+            smtp_from=smtp_from,
+            public_url=public_url,
+            alerts_allow_private=alerts_allow_private,
+        )
+        hub = Hub(url, hub_keys, settings)
         config = uvicorn_config(
             create_app(hub),
             proxy=proxy,
@@ -874,6 +912,67 @@ def signin_link(c: HubClient) -> str:
     return f"{c.url}/dashboard/login?code={quote(str(code), safe='')}"
 
 
+alerts_app = typer.Typer(
+    help="Alerts by e-mail and webhook when something needs you.", no_args_is_help=True
+)
+
+
+@alerts_app.command("subscribe")
+def alerts_subscribe(
+    email: Annotated[
+        list[str] | None, typer.Option(help="An address to mail (repeat for more).")
+    ] = None,
+    webhook: Annotated[
+        list[str] | None, typer.Option(help="An https URL to POST to, signed by the hub (repeat).")
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="addressed, hotline, no_answer, overdue, due_7d, due_24h, finding; default all."
+        ),
+    ] = None,
+    agreement: Annotated[
+        list[str] | None, typer.Option(help="Only these agreements; default all.")
+    ] = None,
+    precedence: Annotated[
+        str, typer.Option(help="The lowest hotline precedence alerted (routine … flash).")
+    ] = "routine",
+    hub: HubOpt = None,
+    party: PartyOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Replace your alert subscription; alerts start from now (the past is not replayed)."""
+    doc: dict[str, Any] = {"emails": email or [], "webhooks": webhook or [], "precedence": precedence}
+    if kind:
+        doc["kinds"] = kind
+    if agreement:
+        doc["agreements"] = agreement
+    with _client(hub, party, key) as c:
+        _echo_json(c._request("PUT", "/v1/alerts", json=doc).json(), pretty=True)
+
+
+@alerts_app.command("show")
+def alerts_show(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:
+    """Your alert subscription."""
+    with _client(hub, party, key) as c:
+        _echo_json(c._request("GET", "/v1/alerts").json(), pretty=True)
+
+
+@alerts_app.command("log")
+def alerts_log(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:
+    """Your latest alerts and how their delivery went, newest first, one JSON line each."""
+    with _client(hub, party, key) as c:
+        for item in c._request("GET", "/v1/alerts/log").json()["items"]:
+            _echo_json(item)
+
+
+@alerts_app.command("stop")
+def alerts_stop(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:
+    """Remove your subscription (what is queued still goes out)."""
+    with _client(hub, party, key) as c:
+        _echo_json(c._request("DELETE", "/v1/alerts").json(), pretty=True)
+
+
 def add_hub_verbs(app: typer.Typer, keys_app: typer.Typer) -> None:
     """Register these verbs on the ``cbmnet`` app (called once by ``cbmnet.cli.main``)."""
     keys_app.command("hpke")(keys_hpke)
@@ -890,3 +989,4 @@ def add_hub_verbs(app: typer.Typer, keys_app: typer.Typer) -> None:
     app.add_typer(hotline_app, name="hotline")
     app.add_typer(observations_app, name="observations")
     app.add_typer(dashboard_app, name="dashboard")
+    app.add_typer(alerts_app, name="alerts")

@@ -1,4 +1,5 @@
-"""The inbox as a work queue: what the party must answer or file, soonest first.
+"""The inbox as a work queue: what the party must answer or file, soonest first; and the
+party's alerts (its subscription and their delivery log).
 
 Each row is an obligation the engine puts on the caller (cut to what it may read, as on
 every page), with the event it concerns and a button that opens the form meeting it,
@@ -22,7 +23,7 @@ from cbmnet.agreements.forms import answering_form, forms_of
 from cbmnet.agreements.model import Quota
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import CbmnetError
-from cbmnet.hub.deps import evaluating, hub_from, limits_of
+from cbmnet.hub.deps import evaluating, hub_from, limits_of, who
 from cbmnet.hub.service import Hub
 from cbmnet.hub.web.render import render
 
@@ -105,4 +106,19 @@ def inbox(request: Request) -> Response:
         more=max(0, len(rows) - MAX_ROWS),
         threads=[(q["agreement"], t) for q in queues for t in q["threads"]],
         as_of=format_time(now),
+    )
+
+
+@router.get("/dashboard/alerts", include_in_schema=False)
+def alerts_page(request: Request) -> Response:
+    """The caller's alert subscription and its delivery log (set with ``cbmnet alerts``)."""
+    party = who(request)
+    hub = hub_from(request)
+    sub = hub.alerts.subscription_of(party)
+    return render(
+        "alerts.html",
+        party=party,
+        subscription=sub.to_json() if sub is not None else None,
+        log=hub.alerts.log_of(party, 100),
+        as_of=format_time(hub.clock()),
     )

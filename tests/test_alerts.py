@@ -356,3 +356,52 @@ def test_the_command_line_subscribes_shows_and_stops(world: World, tmp_path: Pat
     bad = cli("alerts", "subscribe", "--email", "cli@deu.example", "--kind", "gossip", env=env)
     assert bad.exit_code == 2 and "'kinds'" in bad.stderr
     assert json.loads(ok("alerts", "stop", env=env).stdout)["subscribed"] is False
+
+
+def test_entries_committed_while_no_hub_ran_are_alerted_after_the_restart(tmp_path: Path) -> None:
+    """The cursor is kept in the store: hub A (its alerts loop driven by hand) looks at the
+    log, then a request is logged and A stops before looking again; hub B, started on the
+    same store, alerts it."""
+    from cbmnet.agreements.loader import bundled
+    from cbmnet.hub.app import create_app
+    from cbmnet.hub.server import ServerThread
+    from cbmnet.hub.service import Hub, init_hub
+    from cbmnet.ledger.note import generate_key
+    from cbmnet.party.client import HubClient, Identity
+    from tests.hubkit import ORIGIN, party_keys
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
+    keys = init_hub(
+        url, tmp_path / "k", origin=ORIGIN, secretariat_vkey=sec_vkey, agreements=[bundled(VD)]
+    )
+    a = Hub(url, keys, HubSettings(sweep_s=3600, checkpoint_s=3600))
+    server = ServerThread(create_app(a, run_duties=False))  # no alerts thread: driven here
+    server.start()
+    try:
+        deu, fra = party_keys("DEU"), party_keys("FRA")
+        with HubClient(server.url, Identity("secretariat", sec_skey)) as sec:
+            for k in (deu, fra):
+                sec.register({"party": k.party, "name": k.party, "agreements": [VD],
+                              "signing_key": k.vkey, "encryption_key": k.enc_public,
+                              "witness_key": k.witness_vkey})  # fmt: skip
+        with HubClient(server.url, deu.identity()) as c:
+            c._request(
+                "PUT", "/v1/alerts", json={"emails": ["later@deu.example"], "kinds": ["addressed"]}
+            )
+        a.alerts.derive(a.clock())  # A has looked at the log as it stands
+        with HubClient(server.url, fra.identity()) as c:
+            doc = {"agreement": VD, "id": "FRA-while-down", "type": "request", "party": "FRA",
+                   "kind": "explanation", "to": "DEU"}  # fmt: skip
+            c.submit(c.sign(PT_EVENT, doc))
+    finally:
+        server.stop()
+        a.close()  # A stops without looking again
+    b = Hub(url, keys, HubSettings(sweep_s=3600, checkpoint_s=3600))
+    try:
+        assert b.alerts.derive(b.clock()) == 1
+        (row,) = b.alerts.log_of("DEU", 10)
+        assert row["kind"] == "addressed" and "from FRA" in row["summary"]
+        assert b.alerts.derive(b.clock()) == 0  # once
+    finally:
+        b.close()

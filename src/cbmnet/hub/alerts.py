@@ -56,6 +56,9 @@ MAX_EMAILS = 5
 MAX_WEBHOOKS = 3
 MAX_TARGET_CHARS = 512
 MAX_ATTEMPTS = 10
+META_CURSOR = "alerts_cursor"
+"""The log size up to which entries were looked at for alerts (store meta)."""
+MAX_BACKLOG = 10_000
 DEADLINES_EVERY_S = 60.0
 """How often deadlines and findings are looked at for alerts (each alert goes out once)."""
 LEASE_MS = 60_000
@@ -345,6 +348,7 @@ class AlertDesk:
         self._subs: dict[str, Subscription] = {}
         self._subs_at = -1.0
         self._cursor: int | None = None
+        self._stored: str | None = None
         self._next_deadlines = 0.0
         self.lock = threading.Lock()
 
@@ -399,7 +403,16 @@ class AlertDesk:
         subs = self.subscriptions()
         committed = self.hub.committed
         if self._cursor is None:
-            self._cursor = committed  # from now on: a (re)start does not replay the past
+            # Where the last process stopped: entries committed while no hub ran are
+            # alerted after a restart, up to MAX_BACKLOG of them (older news is stale).
+            stored = self.store.get_meta(META_CURSOR)
+            start = int(stored) if stored is not None and stored.isdigit() else committed
+            if committed - start > MAX_BACKLOG:
+                log.warning("alerts: %d entries since the last run; alerting the last %d",
+                            committed - start, MAX_BACKLOG)  # fmt: skip
+                start = committed - MAX_BACKLOG
+            self._cursor = min(start, committed)
+            self._stored = stored
         alerts: list[Alert] = []
         if subs and committed > self._cursor:
             for index in range(self._cursor, committed):
@@ -427,7 +440,11 @@ class AlertDesk:
                             continue
                         if sub.wants(a.kind, ag):
                             alerts.append(a)
-        return self._queue(alerts, subs, now)
+        new = self._queue(alerts, subs, now)
+        if self._stored != str(committed):
+            self.store.set_meta(META_CURSOR, str(committed))  # after the queue: none lost
+            self._stored = str(committed)
+        return new
 
     def _entry_alerts(self, index: int, subs: dict[str, Subscription]) -> list[Alert]:
         e, readers = self.hub.views.entry_readers(index, list(subs))

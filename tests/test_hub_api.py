@@ -865,6 +865,18 @@ def p_alerts(method: str, path: str = "/v1/alerts") -> Probe:
     return probe
 
 
+def p_report(w: World, who: str) -> tuple[int, bool | None]:
+    """The annual report of the year the private request's answer falls due in."""
+    r = w.get(who, "/v1/report", agreement=AG, year=_this_year(w))
+    return r.status_code, (w.private_id in r.text) if r.status_code == 200 else None
+
+
+def _this_year(w: World) -> int:
+    from cbmnet.compliance.timeutil import year_of
+
+    return year_of(w.api.th.hub.clock() + 2 * 86_400_000)
+
+
 def _everyone(status: int) -> dict[str, int]:
     return dict.fromkeys(WHO, status)
 
@@ -937,6 +949,7 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
     ("GET", "/v1/alerts"): (p_alerts("GET"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("DELETE", "/v1/alerts"): (p_alerts("DELETE"), PARTIES_ONLY, SEEN_BY_NOBODY),
     ("GET", "/v1/alerts/log"): (p_alerts("GET", "/v1/alerts/log"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    ("GET", "/v1/report"): (p_report, PARTIES_ONLY, SEEN_BY_BOTH),
     ("GET", "/v1/quota"): (
         _status("/v1/quota", agreement=AG, host="AUT", kind="inspection"),
         PARTIES_ONLY,
@@ -984,6 +997,17 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
     # The work queue: the addressee owes the answer, the author follows the thread.
     ("GET", "/dashboard/inbox"): (_page("/dashboard/inbox"), PARTIES_ONLY, SEEN_BY_BOTH),
     ("GET", "/dashboard/alerts"): (_page("/dashboard/alerts"), PARTIES_ONLY, SEEN_BY_NOBODY),
+    # The annual report counts the private request for its two parties only.
+    ("GET", "/dashboard/report"): (
+        _page(f"/dashboard/report?agreement={AG}"),
+        PARTIES_ONLY,
+        SEEN_BY_BOTH,
+    ),
+    ("GET", "/dashboard/report.pdf"): (
+        _page(f"/dashboard/report.pdf?agreement={AG}"),
+        PARTIES_ONLY,
+        SEEN_BY_NOBODY,  # compressed: its figures are the page's
+    ),
     ("WS", "/dashboard/hotline/stream"): (
         p_dash_hotline_stream,
         {**dict.fromkeys(("author", "addressee", "outsider"), 101), **WS_NOBODY},
@@ -1050,7 +1074,10 @@ def route_keys(th: TestHub) -> set[tuple[str, str]]:
 
 
 def test_authorization_matrix(store_url: str, tmp_path: Path) -> None:
-    with running_hub(store_url, tmp_path) as th:
+    # Each party calls some twenty evaluating routes in a row: the per-party budget of
+    # evaluations (tested in test_flood.py) is lifted, or the matrix would read its 429s.
+    settings = HubSettings(sweep_s=3600, checkpoint_s=3600, evaluations_per_s=1000.0)
+    with running_hub(store_url, tmp_path, settings=settings) as th:
         w = build_world(th)
         try:
             # A route added without a row here fails this test.

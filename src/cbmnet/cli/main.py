@@ -520,6 +520,46 @@ def check(
         raise typer.Exit(1)
 
 
+@app.command("report")
+def annual_report(
+    agreement: Annotated[str, typer.Option(help="A bundled agreement id or a file.")],
+    year: Annotated[int, typer.Option(help="The calendar year reported on.", min=1970, max=2199)],
+    events: Annotated[str, typer.Option(help="Events file (JSON array or JSON Lines), or -.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time; default: now.")] = None,
+    parties: Annotated[
+        str | None, typer.Option(help="Comma-separated party ids to report on; default: every author.")
+    ] = None,
+    pdf: Annotated[Path | None, typer.Option(help="Also write the report as a PDF here.")] = None,
+) -> None:
+    """The annual implementation report (per party: owed, met, late, missed, findings, each
+    with the events it counts) as JSON, recomputed from an events file: the figures the
+    hub's GET /v1/report and dashboard show, for anyone to check."""
+    from cbmnet import collector
+    from cbmnet.agreements.loader import load_agreement, resolve_zones
+    from cbmnet.compliance.annual import annual
+    from cbmnet.compliance.engine import evaluate
+    from cbmnet.compliance.events import check_membership, load_events_text
+    from cbmnet.compliance.timeutil import parse_time
+
+    a = load_agreement(agreement)
+    with collector.paused():
+        evs = load_events_text(_read_text(events, MAX_EVENTS_BYTES), events)
+        check_membership(evs, a, events)
+        when = parse_time(as_of, "--as-of") if as_of else time.time_ns() // 1_000_000
+        report = evaluate(a, evs, when, resolve_zones(a))
+    who = [p for p in parties.split(",") if p] if parties else sorted({e.party for e in evs})
+    entries = {e.id: e.raw["log_index"] for e in evs if isinstance(e.raw.get("log_index"), int)}
+    doc = annual(report, year, who, entries)
+    if pdf is not None:
+        from cbmnet.reports import annual_pdf
+
+        try:
+            pdf.write_bytes(annual_pdf(doc))
+        except OSError as e:
+            raise FormatError(f"--pdf {pdf}: {e.strerror or e}") from None
+    typer.echo(json.dumps(doc, sort_keys=True))
+
+
 def _print_table(report: object) -> None:
     from rich.console import Console
     from rich.table import Table

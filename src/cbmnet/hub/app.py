@@ -32,7 +32,7 @@ from cbmnet.hub.limits import (
 )
 from cbmnet.hub.service import Hub
 from cbmnet.hub.tail import tail
-from cbmnet.hub.web import dashboard, filing, hotline, inbox, maps
+from cbmnet.hub.web import dashboard, filing, hotline, inbox, maps, report
 from cbmnet.hub.web.render import not_signed_in
 
 __all__ = ["LANDING", "MAX_REQUEST_BYTES", "create_app"]
@@ -88,7 +88,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
 
     for module in (service, identity, acts, verification, compliance, log, stream, alerts):
         add_routes(app, module.router)
-    for page in (dashboard, hotline, maps, filing, inbox):
+    for page in (dashboard, hotline, maps, filing, inbox, report):
         add_routes(app, page.router)
     return app
 

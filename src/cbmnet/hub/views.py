@@ -27,6 +27,7 @@ from cbmnet.acts.model import PT_EVENT, PT_HOTLINE, SECRETARIAT, Act, read_act
 from cbmnet.acts.registry import Party
 from cbmnet.acts.state import ALL, Entry, HubState
 from cbmnet.agreements.model import Agreement, HotlineTerms
+from cbmnet.compliance.annual import annual
 from cbmnet.compliance.dryrun import dry_run
 from cbmnet.compliance.engine import evaluate, next_change
 from cbmnet.compliance.events import Event, parse_events
@@ -807,6 +808,20 @@ class ReadModel:
             tuple(o for o in rep.obligations if readable(o.subjects, o.party)),
             tuple(f for f in rep.findings if readable(f.subjects, f.party)),
         )
+
+    def annual_for(self, party: str, agreement: str, year: int, as_of: int) -> dict[str, Any]:
+        """The annual implementation report of ``agreement`` for ``year`` (``compliance.annual``),
+        from the report cut to what ``party`` may read, every party registered here for the
+        agreement a row."""
+        self.member(party, agreement)
+        rep = self.report(agreement, as_of)
+        with self._lock:
+            cut = self._readable_report(party, rep)
+            parties = sorted(
+                p for p, who in self._fold.state.parties.items() if agreement in who.agreements
+            )
+        entries = {d["id"]: d["log_index"] for d in self.readable_events(party, agreement)}
+        return annual(cut, year, parties, entries)
 
     def report_for(self, party: str, agreement: str, as_of: int) -> dict[str, Any]:
         """The agreement's report, cut to what ``party`` may read."""

@@ -52,3 +52,29 @@ async def confidence(
         return hub.views.indicators_for(party_of(hub, token), agreement, at)
 
     return await evaluations.run(party, work)
+
+
+Year = Annotated[int, Query(ge=1970, le=2199)]
+
+
+@router.get("/v1/report")
+async def annual_report(
+    request: Request,
+    hub: HubDep,
+    agreement: Annotated[str, Query(max_length=128)],
+    year: Year,
+    authorization: Authorization = None,
+) -> dict[str, Any]:
+    """The annual implementation report for ``year``: per party, obligations owed, met, late,
+    missed, and findings, each with the events it counts (from what the caller may read),
+    and the checkpoint the log stood at. ``cbmnet report`` recomputes it from the events."""
+    party, token = token_party(hub, authorization)
+    evaluations = limits_of(request).evaluations
+    evaluations.take(party)
+    now = hub.clock()
+
+    def work() -> dict[str, Any]:
+        doc = hub.views.annual_for(party_of(hub, token), agreement, year, now)
+        return {**doc, "checkpoint": hub.rlog.signed_checkpoint(hub.rlog.latest_checkpoint())}
+
+    return await evaluations.run(party, work)

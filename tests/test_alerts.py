@@ -24,12 +24,13 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cbmnet.acts.model import PT_EVENT
 from cbmnet.compliance.timeutil import parse_time
 from cbmnet.errors import FormatError
-from cbmnet.hub.alerts import KINDS, read_subscription
+from cbmnet.hub.alerts import KINDS, DeliveryRefused, public_address, read_subscription, signed_text
 from cbmnet.hub.service import HubSettings
 from cbmnet.ledger.note import parse_verifier_key
 from tests.hubcli_helpers import free_port
@@ -184,15 +185,24 @@ def test_an_act_addressed_to_a_party_is_mailed_and_posted_signed_without_its_tex
     assert SECRET.encode() not in body
     doc = json.loads(body)
     assert doc["kind"] == "addressed" and doc["event"] == "FRA-why-1" and doc["party"] == "DEU"
-    # Signed with the hub key a party pins (GET /v1/hub): a forged alert does not verify.
+    # Signed with the hub key a party pins (GET /v1/hub), over the alert's key, its target,
+    # the time it was sent and the body: a replay elsewhere or an altered body does not verify.
     vkey = httpx.get(f"{w.th.url}/v1/hub").json()["hub_vkey"]
     sig = headers["Cbmnet-Signature"]
     assert f'keyid="{vkey}"' in sig
     raw = base64.b64decode(sig.split('ed25519="', 1)[1].rstrip('"'))
     pub = Ed25519PublicKey.from_public_bytes(parse_verifier_key(vkey).public_key)
-    pub.verify(raw, body)
-    with pytest.raises(Exception):  # noqa: B017 - cryptography's InvalidSignature
-        pub.verify(raw, body.replace(b"FRA-why-1", b"FRA-why-2"))
+    key, sent = headers["Cbmnet-Alert"], int(headers["Cbmnet-Sent"])
+    assert key.startswith("entry:") and key.endswith(f"|webhook|{w.hook_url}")
+    pub.verify(raw, signed_text(key, w.hook_url, sent, body))
+    for forged in (
+        signed_text(key, "https://elsewhere.example/", sent, body),
+        signed_text(key, w.hook_url, sent + 1, body),
+        signed_text(key, w.hook_url, sent, body.replace(b"FRA-why-1", b"FRA-why-2")),
+        body,
+    ):
+        with pytest.raises(InvalidSignature):
+            pub.verify(raw, forged)
     # Delivered within seconds of the commit, and the log says so.
     log = _wait(
         lambda: [i for i in _get(w, "DEU", "/v1/alerts/log")["items"] if i["status"] == "delivered"]
@@ -288,6 +298,12 @@ def test_webhooks_to_private_addresses_need_the_operators_leave() -> None:
         "https://localhost/x",
         "https://169.254.169.254/latest",
         "https://user:pw@hooks.example/x",
+        "https://100.64.1.1/x",
+        "https://localhost./x",
+        "https://hooks.example:22/x",
+        "https://[::1",
+        "https://a..b/",
+        "https://hooks.example/x y",
     ):
         with pytest.raises(FormatError, match=r"'webhooks'\[0\]"):
             read_subscription("DEU", {"webhooks": [url]}, allow_private=False, **args)
@@ -317,11 +333,14 @@ def test_the_outbox_sends_each_alert_once_across_processes(store_url: str) -> No
         first = a.claim_alerts(1000, 60_000, 10)
         assert [r.key for r in first] == [row[0]]
         assert b.claim_alerts(1000, 60_000, 10) == []  # leased to a
-        a.settle_alert(row[0], delivered_ms=None, error="HTTP 500", retry_ms=5000)
+        assert not b.settle_alert(
+            row[0], first[0].lease + 1, delivered_ms=2000, error=None, retry_ms=None
+        )
+        assert a.settle_alert(row[0], first[0].lease, delivered_ms=None, error="HTTP 500", retry_ms=5000)
         assert b.claim_alerts(4999, 60_000, 10) == []
         again = b.claim_alerts(5000, 60_000, 10)
         assert [(r.key, r.attempts) for r in again] == [(row[0], 1)]
-        b.settle_alert(row[0], delivered_ms=None, error="refused", retry_ms=None)  # given up
+        assert b.settle_alert(row[0], again[0].lease, delivered_ms=None, error="refused", retry_ms=None)
         assert a.claim_alerts(10**12, 60_000, 10) == []
         (logged,) = a.alert_log("DEU", 10)
         assert (
@@ -405,3 +424,29 @@ def test_entries_committed_while_no_hub_ran_are_alerted_after_the_restart(tmp_pa
         assert b.alerts.derive(b.clock()) == 0  # once
     finally:
         b.close()
+
+
+def test_a_name_is_checked_again_when_the_hub_sends() -> None:
+    """Whatever a name resolves to at send time must be public: numeric spellings of
+    loopback and names that resolve into the operator's network are refused then."""
+    for host in ("127.1", "2130706433", "0x7f000001", "localhost"):
+        with pytest.raises(DeliveryRefused, match=r"non-public|not resolved"):
+            public_address(host, 443)
+
+
+def test_a_filers_text_never_reaches_a_subject_line_nor_stops_the_alerts(world: World) -> None:
+    w = world
+    assert (
+        _subscribe(w, "DEU", {"emails": ["watch@deu.example"], "kinds": ["addressed"]}).status_code
+        == 200
+    )
+    with w.th.client("FRA") as fra:
+        doc = {"agreement": VD, "id": "FRA-odd-1", "type": "notification", "party": "FRA",
+               "form": "x\r\nBcc: someone@else.example", "to": ["DEU"]}  # fmt: skip
+        fra.submit(fra.sign(PT_EVENT, doc))
+    _request(w, "FRA", "FRA-why-after", "DEU")
+    mails = _wait(lambda: len(w.mail.to("watch@deu.example")) >= 2 and w.mail.to("watch@deu.example"))
+    subjects = [m["Subject"] for m in mails]
+    assert any("notification (notification) from FRA" in x for x in subjects), subjects
+    assert not any("Bcc" in x for x in subjects) and all("Bcc" not in m.as_string() for m in mails)
+    assert not w.mail.to("someone@else.example")

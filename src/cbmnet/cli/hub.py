@@ -268,11 +268,14 @@ def _stop(sig: int, _frame: FrameType | None) -> None:
 
 
 def _host_port(text: str, default: int, what: str) -> tuple[str, int]:
-    """``host`` or ``host:port`` (``[v6]:port``), checked."""
-    host, _, port = (
-        text.rpartition(":") if text.count(":") == 1 or text.startswith("[") else (text, "", "")
-    )
-    host = host.strip("[]") or text
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``, checked."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") if rest.startswith(":") else ("" if not rest else "x")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
     try:
         number = int(port) if port else default
     except ValueError:

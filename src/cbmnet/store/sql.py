@@ -137,6 +137,8 @@ class AlertRow:
     target: str
     payload: str
     attempts: int
+    lease: int
+    """The ``next_ms`` the claim set: only its holder settles the row."""
 
 
 class AppendWatch:
@@ -586,7 +588,7 @@ class Store(ABC):
         with self.transaction():
             rows = self._execute(
                 "SELECT akey, channel, target, payload, attempts, next_ms FROM hub_alert_outbox"
-                " WHERE status = 'queued' AND next_ms <= ? ORDER BY next_ms LIMIT ?",
+                " WHERE status = 'queued' AND next_ms <= ? ORDER BY next_ms, akey LIMIT ?",
                 (now_ms, limit),
             )
             for key, channel, target, payload, attempts, due in rows:
@@ -603,27 +605,39 @@ class Store(ABC):
                             _s(target, "alert target"),
                             _s(payload, "alert payload"),
                             _i(attempts, "alert attempts"),
+                            now_ms + lease_ms,
                         )
                     )
         return claimed
 
     def settle_alert(
-        self, key: str, *, delivered_ms: int | None, error: str | None, retry_ms: int | None
-    ) -> None:
-        """Record an attempt: delivered, or failed and retried at ``retry_ms`` (None: given up)."""
+        self, key: str, lease: int, *, delivered_ms: int | None, error: str | None, retry_ms: int | None
+    ) -> bool:
+        """Record an attempt by the holder of ``lease``: delivered, or failed and retried at
+        ``retry_ms`` (None: given up). False if the lease lapsed and another took the row."""
         with self.transaction():
             if delivered_ms is not None:
-                self._execute(
+                got = self._execute(
                     "UPDATE hub_alert_outbox SET status = 'delivered', delivered_ms = ?,"
-                    " attempts = attempts + 1, last_error = NULL WHERE akey = ?",
-                    (delivered_ms, key),
+                    " attempts = attempts + 1, last_error = NULL"
+                    " WHERE akey = ? AND next_ms = ? AND status = 'queued' RETURNING akey",
+                    (delivered_ms, key, lease),
                 )
             else:
-                self._execute(
+                got = self._execute(
                     "UPDATE hub_alert_outbox SET status = ?, next_ms = COALESCE(?, next_ms),"
-                    " attempts = attempts + 1, last_error = ? WHERE akey = ?",
-                    ("queued" if retry_ms is not None else "failed", retry_ms, error, key),
+                    " attempts = attempts + 1, last_error = ?"
+                    " WHERE akey = ? AND next_ms = ? AND status = 'queued' RETURNING akey",
+                    ("queued" if retry_ms is not None else "failed", retry_ms, error, key, lease),
                 )
+        return bool(got)
+
+    def prune_alerts(self, before_ms: int) -> None:
+        """Forget delivered and abandoned alerts derived before ``before_ms``."""
+        with self.transaction():
+            self._execute(
+                "DELETE FROM hub_alert_outbox WHERE status <> 'queued' AND created_ms < ?", (before_ms,)
+            )
 
     def alert_log(self, party: str, limit: int) -> list[dict[str, Any]]:
         """``party``'s latest alerts and how their delivery went, newest first."""

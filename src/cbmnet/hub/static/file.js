@@ -407,10 +407,13 @@
   $("fl-discard").addEventListener("click", discard);
 
   // A link from the work queue names the form and what it answers (?form=response&request=…).
+  // Only the subject and the decision are taken from a link: never text the officer would
+  // then sign without having written it.
+  const PREFILLED = ["activity", "request", "decision"];
   function prefill(q) {
     form.fields.forEach((f, i) => {
       const v = q.get(f.name);
-      if (v === null) return;
+      if (v === null || !PREFILLED.includes(f.name)) return;
       const ctl = $(`fl-f-${i}`);
       if (ctl.tagName === "FIELDSET") {
         const want = v.split(",");

@@ -294,7 +294,9 @@
     if (body.length > MAX_BODY_BYTES) throw new Error(`at most ${MAX_BODY_BYTES} bytes of text`);
     const missing = ch.members.filter((m) => !ch.member_keys[m]);
     if (missing.length) throw new Error(`no hotline key registered for ${missing.join(", ")}`);
-    const id = `${signer.party}-${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+    // 128 random bits, as the CLI's uuid4: nobody guesses (or squats) the next id.
+    const rnd = crypto.getRandomValues(new Uint8Array(16));
+    const id = `${signer.party}-${Array.from(rnd, (b) => b.toString(16).padStart(2, "0")).join("")}`;
     const info = globalThis.cbmnetHpke.hotlineInfo(view.origin, ch.id, id, signer.party);
     const ciphertexts = {};
     for (const m of ch.members) {

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench soak clean assets
+.PHONY: demo test lint typecheck bench soak clean assets messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,3 +61,10 @@ soak: $(STAMP)
 clean:
 	rm -rf $(VENV) data demo-data .pytest_cache .mypy_cache .ruff_cache .hypothesis \
 	  node_modules $(VENDOR) build
+
+# The dashboard's catalogues: new marked strings (_() in templates, N_() in Python) are
+# added to every language's cbmnet.po for the translators (tests/test_i18n.py fails until
+# each has a translation).
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -o build/cbmnet.pot --no-location --sort-output .
+	for l in fr es ru zh ar; do $(BIN)/pybabel update -i build/cbmnet.pot -d src/cbmnet/hub/locale -D cbmnet -l $$l --no-fuzzy-matching; done

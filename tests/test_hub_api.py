@@ -964,6 +964,8 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
         {},
     ),
     ("POST", "/dashboard/logout"): (p_dash_logout, _everyone(303), {}),
+    # The language switch: a cookie and a way back, for anyone (it reads nothing).
+    ("GET", "/dashboard/lang"): (_status("/dashboard/lang", to="fr"), _everyone(303), {}),
     ("GET", "/dashboard/static/{name:path}"): (
         _status("/dashboard/static/dashboard.css"),
         _everyone(200),

@@ -13,6 +13,7 @@ Pure: no I/O. The vocabulary (categories, size keys, request kinds) is events-v1
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -58,6 +59,33 @@ _SIZE_WORDS = {
 }
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for the dashboard's catalogues (``hub/locale``)."""
+    return message
+
+
+LABELS = (
+    N_("Category"), N_("Start (UTC)"), N_("End (UTC)"), N_("Troops"), N_("Battle tanks"),
+    N_("Armoured combat vehicles"), N_("Artillery pieces"), N_("Sorties"), N_("Ships"), N_("Aircraft"),
+    N_("Heavy bombers"), N_("Largest formation"), N_("Where (area or point)"),
+    N_("Host State (if not your own territory)"),
+    N_("Alert activity (ordered without advance notice to the troops)"), N_("Missile class"),
+    N_("Launch point"), N_("Impact area"), N_("Calendar year covered"), N_("Activities it lists"),
+    N_("The incident it reports"), N_("The activity it covers"), N_("Launch window opens (UTC)"),
+    N_("Launch window closes (UTC)"), N_("Planned impact area"),
+    N_("Addressees (none: every party of the agreement)"), N_("Text of the notification"),
+    N_("Period covered"), N_("Parts delivered"), N_("Units reported"), N_("Text of the exchange"),
+    N_("Asked of (the State that must answer)"), N_("About the activity (optional)"),
+    N_("Specified area (optional)"), N_("Planned arrival (UTC, optional)"), N_("Text of the request"),
+    N_("The request answered"), N_("Decision"), N_("Reason (a refusal should give one)"),
+    N_("Text of the answer"), N_("The request or invitation it answers or reports on"),
+    N_("Text of the report"), N_("Kind of incident"), N_("Where"), N_("What happened"),
+    N_("Declare an activity (as planned or conducted)"), N_("Answer a request"),
+    N_("Record an incident"),
+)  # fmt: skip
+"""Every label and title a form shows, marked for the catalogues (each is used as written)."""
+
+
 def words(code: str) -> str:
     """``observation_invitation`` -> ``observation invitation``: a code as a diplomat reads it."""
     return code.replace("_", " ")
@@ -88,10 +116,10 @@ class Field:
     hints: tuple[str, ...] = ()
     """The agreement's figures for this field, each with its provision."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, tr: Callable[[str], str] = str) -> dict[str, Any]:
         return {
             "name": self.name,
-            "label": self.label,
+            "label": tr(self.label),
             "kind": self.kind,
             "required": self.required,
             "choices": list(self.choices),
@@ -109,13 +137,17 @@ class Form:
     fields: tuple[Field, ...]
     serves: tuple[dict[str, str], ...] = field(default=())
     """The measures this act meets or starts: id, provision, title, unconfirmed."""
+    title_args: dict[str, str] = field(default_factory=dict)
+    """``title`` is a message (``Notification: %(what)s``) filled with these."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, tr: Callable[[str], str] = str) -> dict[str, Any]:
+        """The form as the page renders it; ``tr`` translates labels and the title (the
+        agreement's own figures and provisions, in the hints, are not translated)."""
         return {
             "id": self.id,
-            "title": self.title,
+            "title": tr(self.title) % self.title_args if self.title_args else tr(self.title),
+            "fields": [f.to_json(tr) for f in self.fields],
             "fixed": dict(self.fixed),
-            "fields": [f.to_json() for f in self.fields],
             "serves": [dict(s) for s in self.serves],
         }
 
@@ -274,7 +306,7 @@ def _notification(form: str, ms: list[Any]) -> Form:
         for m in ms
         if isinstance(m, EventNotification)
     )
-    title = f"Notification: {words(form)}"
+    title = N_("Notification: %(what)s")
     if lead_hints:
         fields[0] = Field(
             fields[0].name, fields[0].label, fields[0].kind, fields[0].required, (), lead_hints
@@ -285,13 +317,14 @@ def _notification(form: str, ms: list[Any]) -> Form:
         {"type": "notification", "form": form},
         tuple(fields),
         tuple(_serves(m) for m in ms),
+        {"what": words(form)},
     )
 
 
 def _exchange(m: PeriodicExchange) -> Form:
     due = _due_words(m)
     fields = [
-        Field("period", f"Period covered ({m.period})", "text", True, (), (f"{due} — {m.provision}",)),
+        Field("period", "Period covered", "text", True, (), (f"{m.period}: {due} — {m.provision}",)),
     ]
     if m.parts:
         fields.append(
@@ -310,10 +343,11 @@ def _exchange(m: PeriodicExchange) -> Form:
     ]
     return Form(
         f"exchange.{m.form}",
-        f"Information exchange: {words(m.form)}",
+        N_("Information exchange: %(what)s"),
         {"type": "exchange", "form": m.form},
         tuple(fields),
         (_serves(m),),
+        {"what": words(m.form)},
     )
 
 
@@ -334,10 +368,11 @@ def _request(kind: str, ms: list[Any]) -> Form:
     ]
     return Form(
         f"request.{kind}",
-        f"Request: {words(kind)}",
+        N_("Request: %(what)s"),
         {"type": "request", "kind": kind},
         tuple(fields),
         tuple(_serves(m) for m in ms),
+        {"what": words(kind)},
     )
 
 
@@ -359,7 +394,7 @@ def _response(ms: list[Any]) -> Form:
 def _report(form: str, ms: list[Any]) -> Form:
     return Form(
         f"notification.{form}",
-        f"Report: {words(form)}",
+        N_("Report: %(what)s"),
         {"type": "notification", "form": form},
         (
             Field("request", "The request or invitation it answers or reports on", "request", True),
@@ -367,6 +402,7 @@ def _report(form: str, ms: list[Any]) -> Form:
             Field("body", "Text of the report", "text"),
         ),
         tuple(_serves(m) for m in ms),
+        {"what": words(form)},
     )
 
 

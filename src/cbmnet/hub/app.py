@@ -33,6 +33,7 @@ from cbmnet.hub.limits import (
 from cbmnet.hub.service import Hub
 from cbmnet.hub.tail import tail
 from cbmnet.hub.web import dashboard, filing, hotline, inbox, maps, report
+from cbmnet.hub.web.i18n import LanguageMiddleware
 from cbmnet.hub.web.render import not_signed_in
 
 __all__ = ["LANDING", "MAX_REQUEST_BYTES", "create_app"]
@@ -84,6 +85,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(NotSignedIn, not_signed_in)  # a dashboard page: the sign-in page
+    app.add_middleware(LanguageMiddleware)  # the dashboard's language, per request
     app.add_middleware(RequestLimits, admission=Admission(hub.token_secret))
 
     for module in (service, identity, acts, verification, compliance, log, stream, alerts):

@@ -250,6 +250,10 @@ class ReadModel:
                 if p.id != party and agreement in p.agreements
             )
 
+    def log_size(self) -> int:
+        """How many entries are durable: what every read here is over."""
+        return self._fold.committed
+
     def version(self) -> int:
         """Grows with every entry folded: a cache key for answers of the whole state."""
         with self._lock:

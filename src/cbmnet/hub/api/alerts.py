@@ -37,7 +37,7 @@ async def put_alerts(party: Caller, request: Request, hub: HubDep) -> dict[str, 
         doc,
         agreements=hub.views.agreements_of(party),
         allow_private=hub.settings.alerts_allow_private,
-        since_index=hub.committed,
+        since_index=hub.views.log_size(),
         since_ms=hub.clock(),
     )
     await run_in_threadpool(hub.alerts.subscribe, sub, party)

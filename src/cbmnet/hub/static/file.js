@@ -24,6 +24,8 @@
   let timer = null;
   let seq = 0;
 
+  // The page's words in the reader's language (file.json's "ui"), English until it loads.
+  const T = (key, english) => (view && view.ui && view.ui[key]) || english;
   const storeKey = (f) => `cbmnet-draft:${party}:${agreement}:${f.id}`;
 
   function el(tag, attrs, text) {
@@ -52,7 +54,7 @@
     const choices = view.choices[f.kind];
     if (f.kind === "choice" || f.kind === "party" || ["own_activity", "own_incident", "request_to_us", "request"].includes(f.kind)) {
       const sel = el("select", { id });
-      sel.appendChild(el("option", { value: "" }, f.required ? "— choose —" : "— none —"));
+      sel.appendChild(el("option", { value: "" }, f.required ? T("choose", "— choose —") : T("none", "— none —")));
       const items =
         f.kind === "choice"
           ? f.choices.map((c) => ({ id: c, text: c.replace(/_/g, " ") }))
@@ -80,7 +82,7 @@
         label.appendChild(document.createTextNode(` ${it.id}${it.text && it.text !== it.id ? ` — ${it.text}` : ""}`));
         box.appendChild(label);
       }
-      if (!items.length) box.appendChild(el("p", {}, "Nothing to choose from yet."));
+      if (!items.length) box.appendChild(el("p", {}, T("nothing_to_choose", "Nothing to choose from yet.")));
       return box;
     }
     if (f.kind === "time") return el("input", { id, type: "datetime-local", step: "60" });
@@ -102,7 +104,7 @@
     const host = $("fl-form");
     host.textContent = "";
     const idRow = el("p");
-    idRow.appendChild(el("label", { for: "fl-f-id" }, "Event id (unique in the agreement's log)"));
+    idRow.appendChild(el("label", { for: "fl-f-id" }, T("event_id", "Event id (unique in the agreement's log)")));
     idRow.appendChild(el("input", { id: "fl-f-id", type: "text", size: "40" }));
     host.appendChild(idRow);
     for (const [i, fld] of f.fields.entries()) {
@@ -110,7 +112,7 @@
       const row = el("div", { class: "field", "data-name": fld.name });
       const ctl = input(fld, id);
       if (ctl.tagName !== "FIELDSET") {
-        row.appendChild(el("label", { for: id }, fld.label + (fld.required ? " (required)" : "")));
+        row.appendChild(el("label", { for: id }, fld.label + (fld.required ? ` ${T("required", "(required)")}` : "")));
       }
       row.appendChild(ctl);
       for (const h of fld.hints) row.appendChild(el("p", { class: "hint" }, h));
@@ -256,15 +258,15 @@
   function showEffect(out) {
     const box = $("fl-effect");
     box.textContent = "";
-    if (out.meets.length) box.appendChild(list("Meets", out.meets, (o) => obligationLine(o, false), "meets"));
-    if (out.starts.length) box.appendChild(list("Starts", out.starts, (o) => obligationLine(o, true), "starts"));
+    if (out.meets.length) box.appendChild(list(T("meets", "Meets"), out.meets, (o) => obligationLine(o, false), "meets"));
+    if (out.starts.length) box.appendChild(list(T("starts", "Starts"), out.starts, (o) => obligationLine(o, true), "starts"));
     if (out.concerns.length) {
-      box.appendChild(list("Concerns (left open)", out.concerns, (o) => obligationLine(o, true), "concerns"));
+      box.appendChild(list(T("concerns", "Concerns (left open)"), out.concerns, (o) => obligationLine(o, true), "concerns"));
     }
     if (out.note) box.appendChild(el("p", { class: "note" }, out.note));
-    if (out.adds.length) box.appendChild(list("Findings it would add", out.adds, findingLine, "adds"));
-    if (out.clears.length) box.appendChild(list("Findings it would clear", out.clears, findingLine, "clears"));
-    if (!box.childNodes.length) box.appendChild(el("p", {}, "Accepted by the hub; it meets no deadline and changes no finding."));
+    if (out.adds.length) box.appendChild(list(T("adds", "Findings it would add"), out.adds, findingLine, "adds"));
+    if (out.clears.length) box.appendChild(list(T("clears", "Findings it would clear"), out.clears, findingLine, "clears"));
+    if (!box.childNodes.length) box.appendChild(el("p", {}, T("nothing", "Accepted by the hub; it meets no deadline and changes no finding.")));
   }
 
   function changed() {

@@ -34,6 +34,7 @@ from cbmnet.errors import AuthError, CbmnetError, ForbiddenError, NotFoundError
 from cbmnet.hub import auth
 from cbmnet.hub.deps import COOKIE, NotSignedIn, evaluating, hub_from, limits_of, who
 from cbmnet.hub.service import Hub
+from cbmnet.hub.web import i18n
 from cbmnet.hub.web.charts import Sparkline, sparkline
 from cbmnet.hub.web.render import from_this_site, render, static_path
 from cbmnet.hub.web.witness import registry_policy, verdict
@@ -301,6 +302,21 @@ def logout(request: Request) -> Response:
             hub.rstore.spend_nonce(nonce, exp, int(time.time()))
     resp = RedirectResponse("/dashboard/login", status_code=303)
     resp.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
+    return resp
+
+
+@router.get("/dashboard/lang", include_in_schema=False)
+def choose_language(to: str = "en", back: str = "/dashboard") -> Response:
+    """Set this browser's dashboard language (a cookie) and go back to the page it came from
+    (only a page of this dashboard: never a redirect elsewhere)."""
+    lang = to if to in i18n.LANGUAGES else i18n.DEFAULT
+    target = (
+        back if back.startswith("/dashboard") and "//" not in back and "\\" not in back else "/dashboard"
+    )
+    resp = RedirectResponse(target[:512], status_code=303)
+    resp.set_cookie(
+        i18n.COOKIE, lang, max_age=365 * 86400, path="/dashboard", httponly=True, samesite="strict"
+    )
     return resp
 
 

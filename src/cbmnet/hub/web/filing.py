@@ -26,9 +26,25 @@ from cbmnet.agreements.forms import forms_of
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import FormatError, TooLargeError
 from cbmnet.hub.deps import evaluating, hub_from, limits_of, who
+from cbmnet.hub.web.i18n import N_, gettext
 from cbmnet.hub.web.render import render
 
 router = APIRouter()
+
+UI = {
+    "required": N_("(required)"),
+    "choose": N_("— choose —"),
+    "none": N_("— none —"),
+    "event_id": N_("Event id (unique in the agreement's log)"),
+    "meets": N_("Meets"),
+    "starts": N_("Starts"),
+    "concerns": N_("Concerns (left open)"),
+    "adds": N_("Findings it would add"),
+    "clears": N_("Findings it would clear"),
+    "nothing": N_("Accepted by the hub; it meets no deadline and changes no finding."),
+    "nothing_to_choose": N_("Nothing to choose from yet."),
+}
+"""The page script's own words, in the reader's language (file.js reads them from file.json)."""
 
 AgreementId = Annotated[str, Query(max_length=128)]
 MaybeAgreement = Annotated[str | None, Query(max_length=128)]
@@ -41,7 +57,7 @@ def file_page(request: Request, agreement: MaybeAgreement = None) -> Response:
     hub = hub_from(request)
     agreements = hub.views.agreements_of(party)
     chosen = agreement if agreement in agreements else (agreements[0] if agreements else None)
-    forms = [f.to_json() for f in forms_of(hub.agreements[chosen])] if chosen else []
+    forms = [f.to_json(gettext) for f in forms_of(hub.agreements[chosen])] if chosen else []
     return render(
         "file.html",
         scripts=True,
@@ -62,7 +78,8 @@ def file_json(request: Request, agreement: AgreementId) -> Response:
     doc = {
         "party": party,
         "agreement": agreement,
-        "forms": [f.to_json() for f in forms_of(hub.agreements[agreement])],
+        "forms": [f.to_json(gettext) for f in forms_of(hub.agreements[agreement])],
+        "ui": {k: gettext(v) for k, v in UI.items()},
         "choices": choices,
         "signing_keys": [] if party == SECRETARIAT else [_b64(k) for k in hub.views.signing_keys(party)],
         "payload_type": PT_EVENT,

@@ -25,11 +25,12 @@ from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import CbmnetError
 from cbmnet.hub.deps import evaluating, hub_from, limits_of, who
 from cbmnet.hub.service import Hub
+from cbmnet.hub.web.i18n import N_, gettext
 from cbmnet.hub.web.render import render
 
 router = APIRouter()
 
-DECISIONS = (("Accept", "accept"), ("Refuse", "refuse"), ("Answer", "answer"))
+DECISIONS = ((N_("Accept"), "accept"), (N_("Refuse"), "refuse"), (N_("Answer"), "answer"))
 MAX_ROWS = 500
 """Rows of the work queue on one page (the soonest); the deadlines page has them all."""
 
@@ -52,12 +53,8 @@ def work_queue(hub: Hub, party: str, agreement: str, now: int) -> dict[str, Any]
             base = {"agreement": agreement, "form": form.id, slot: subject["id"]}
             if form.id == "response":
                 row["actions"] = [
-                    (label, "/dashboard/file?" + urlencode({**base, "decision": decision}))
-                    for label, decision in (
-                        ("Accept", "accept"),
-                        ("Refuse", "refuse"),
-                        ("Answer", "answer"),
-                    )
+                    (label, {}, "/dashboard/file?" + urlencode({**base, "decision": decision}))
+                    for label, decision in DECISIONS
                 ]
                 if subject.get("type") == "request" and subject.get("kind") in quota_kinds:
                     try:
@@ -65,7 +62,7 @@ def work_queue(hub: Hub, party: str, agreement: str, now: int) -> dict[str, Any]
                     except CbmnetError:
                         row["quota"] = None
             else:
-                row["actions"] = [(form.title, "/dashboard/file?" + urlencode(base))]
+                row["actions"] = [(form.title, form.title_args, "/dashboard/file?" + urlencode(base))]
         rows.append(row)
     replies: dict[str, list[dict[str, Any]]] = {}
     for r in docs.values():
@@ -99,6 +96,11 @@ def inbox(request: Request) -> Response:
         ({**r, "agreement": q["agreement"]} for q in queues for r in q["rows"]),
         key=lambda r: (r["due"], r["agreement"], r["id"]),
     )
+    for r in rows:  # in this thread: the page's language is this request's
+        r["actions"] = [
+            (msg, gettext(msg) % args if args else gettext(msg), href)
+            for msg, args, href in r["actions"]
+        ]
     return render(
         "inbox.html",
         party=party,

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cbmnet.hub.deps import COOKIE, NotSignedIn
+from cbmnet.hub.web import i18n
 
 HERE = Path(__file__).parent.parent
 """The hub's folder, which holds ``templates/`` and ``static/``."""
@@ -24,7 +25,17 @@ ENV = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
 )
+# The page's language is the request's (``i18n.CURRENT``): _() and the date filter read it.
+ENV.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+ENV.globals.update(
+    lang=lambda: i18n.CURRENT.get(),
+    direction=i18n.direction,
+    languages=i18n.LANGUAGES,
+    request_path=lambda: i18n.PATH.get(),
+)
+ENV.filters["when"] = i18n.when
 
 
 def render(name: str, status: int = 200, *, scripts: bool = False, **ctx: Any) -> HTMLResponse:

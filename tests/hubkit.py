@@ -89,7 +89,12 @@ class TestHub(ServedHub):
 
 @contextmanager
 def running_hub(
-    url: str, tmp: Path, *, settings: HubSettings | None = None, **kw: Any
+    url: str,
+    tmp: Path,
+    *,
+    settings: HubSettings | None = None,
+    agreements: tuple[str, ...] = AGREEMENTS,
+    **kw: Any,
 ) -> Iterator[TestHub]:
     sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
     keys = init_hub(
@@ -97,7 +102,7 @@ def running_hub(
         tmp / "hubkeys",
         origin=ORIGIN,
         secretariat_vkey=sec_vkey,
-        agreements=[bundled(a) for a in AGREEMENTS],
+        agreements=[bundled(a) for a in agreements],
     )
     hub = Hub(url, keys, settings or HubSettings(sweep_s=3600, checkpoint_s=3600), **kw)
     server = ServerThread(create_app(hub))

@@ -506,3 +506,66 @@ def test_an_officer_answers_from_the_work_queue(world: World, browser: Any, tmp_
     finally:
         page.close()
     assert errors == []
+
+
+EFFECT_SAYS = "w => (document.getElementById('fl-effect').textContent || '').includes(w)"
+
+
+def test_the_india_pakistan_walkthrough_from_the_browser(browser: Any, tmp_path: Path) -> None:
+    """PAK declares a corps exercise 70 days ahead within 75 km of the border and sends its
+    notice (IN-PK 1991 ¶3(b): 60 days, unconfirmed in the file): the page says the notice
+    is on time; IND finds it in its inbox."""
+    ipx = "india-pakistan-military-exercises-1991"
+    with running_hub(f"sqlite:///{tmp_path / 'log.db'}", tmp_path, agreements=(ipx,)) as th:
+        th.register("IND", "PAK", agreements=(ipx,))
+        key_file = tmp_path / "pak.key"
+        key_file.write_text(th.keys["PAK"].signer + "\n")
+        with th.client("PAK") as c:
+            token = c.token()
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            sign_in(page, th.url, token)
+            page.goto(f"{th.url}/dashboard/file?agreement={ipx}")
+            page.set_input_files("#fl-key", str(key_file))
+            page.click("button[data-form='activity']")
+            page.wait_for_selector("#fl-form select")
+            start = th.hub.clock() + 70 * MS_PER_DAY
+            page.fill("#fl-f-id", "PAK-ex-1")
+            field = "#fl-form .field[data-name='{}'] {}"
+            page.select_option(field.format("category", "select"), "land")
+            page.fill(field.format("start", "input"), format_time(start)[:16])
+            page.fill(field.format("end", "input"), format_time(start + 5 * MS_PER_DAY)[:16])
+            page.select_option(field.format("formation", "select"), "corps")
+            page.fill(field.format("location", "input"), "74.45, 31.55")  # near the border, Lahore
+            page.wait_for_function(EFFECT_SAYS, arg="¶3(b)")  # the notice it starts
+            page.wait_for_function("() => !document.getElementById('fl-send').disabled")
+            page.click("#fl-send")
+            page.wait_for_function("() => !document.getElementById('fl-receipt').hidden")
+            page.click("button[data-form='notification.exercise_notice']")
+            page.wait_for_selector("#fl-form select")
+            hints = page.text_content("#fl-form .field[data-name='activity']") or ""
+            assert "within 75 km of ib-loc" in hints and "¶3(b) (unconfirmed)" in hints, hints
+            page.fill("#fl-f-id", "PAK-ex-1-n")
+            page.select_option(field.format("activity", "select"), "PAK-ex-1")
+            page.wait_for_function(
+                "() => /Meets/.test(document.getElementById('fl-effect').textContent)"
+            )
+            effect = page.text_content("#fl-effect") or ""
+            assert "met on time" in effect and "¶3(b)" in effect, effect
+            page.wait_for_function("() => !document.getElementById('fl-send').disabled")
+            screenshot(page, "file-india-pakistan-notice")
+            page.click("#fl-send")
+            page.wait_for_function("() => !document.getElementById('fl-receipt').hidden")
+        finally:
+            page.close()
+        assert errors == []
+        with th.client("IND") as ind:
+            got = httpx.get(
+                f"{th.url}/v1/inbox",
+                params={"limit": 1000},
+                headers={"Authorization": f"Bearer {ind.token()}"},
+            ).json()
+        ids = {json.loads(base64.b64decode(i["envelope"]["payload"])).get("id") for i in got["items"]}
+        assert {"PAK-ex-1", "PAK-ex-1-n"} <= ids

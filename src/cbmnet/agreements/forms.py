@@ -152,6 +152,11 @@ class Form:
         }
 
 
+def _unconfirmed(m: Any) -> str:
+    """`` (unconfirmed)`` where the agreement file says its text could not settle the figure."""
+    return " (unconfirmed)" if getattr(m, "unconfirmed", None) else ""
+
+
 def _serves(m: Any) -> dict[str, str]:
     out = {"measure": m.id, "provision": m.provision, "title": m.title or words(m.rule)}
     if m.unconfirmed:
@@ -174,19 +179,32 @@ def _scope_hints(m: Any, scope: Scope) -> list[tuple[str, str]]:
     cats = ", ".join(words(c) for c in scope.categories) or "any category"
     what = _WHAT_SCOPE_DOES.get(m.rule, words(m.rule))
     return [
-        (key, f"{what} from {n:,} {_SIZE_WORDS.get(key, words(key))} ({cats}) — {m.provision}")
+        (
+            key,
+            f"{what} from {n:,} {_SIZE_WORDS.get(key, words(key))} ({cats})"
+            f" — {m.provision}{_unconfirmed(m)}",
+        )
         for key, n in sorted(scope.threshold.items())
     ]
 
 
 def scope_words(scope: Scope) -> str:
-    """``from 9,000 troops or 250 battle tanks (land, transfer)``: which activities a
-    measure covers, in words."""
-    sizes = " or ".join(
-        f"{n:,} {_SIZE_WORDS.get(k, words(k))}" for k, n in sorted(scope.threshold.items())
-    )
+    """``from 9,000 troops or 250 battle tanks (land, transfer)``, ``at corps level or above,
+    within 75 km of ib-loc (land)``: which activities a measure covers, in words, every
+    condition of its scope said (a size, a formation, a distance from a zone)."""
+    parts = []
+    if scope.threshold:
+        sizes = (f"{n:,} {_SIZE_WORDS.get(k, words(k))}" for k, n in sorted(scope.threshold.items()))
+        parts.append("from " + " or ".join(sizes))
+    if scope.formation_at_least == "above_corps":
+        parts.append("above corps level")
+    elif scope.formation_at_least:
+        parts.append(f"at {words(scope.formation_at_least)} level or above")
+    if scope.near_zone:
+        km = f"{scope.within_km:g} km" if scope.within_km is not None else "near"
+        parts.append(f"within {km} of {scope.near_zone}")
+    out = ", ".join(parts) or "of any size"
     cats = ", ".join(words(c) for c in scope.categories)
-    out = f"from {sizes}" if sizes else "of any size"
     return f"{out} ({cats})" if cats else out
 
 
@@ -298,7 +316,7 @@ def _notification(form: str, ms: list[Any]) -> Form:
         Field("body", "Text of the notification", "text"),
     ]
     lead_hints = tuple(
-        f"{span(m.lead)} ahead for activities {scope_words(m.scope)} — {m.provision}"
+        f"{span(m.lead)} ahead for activities {scope_words(m.scope)} — {m.provision}{_unconfirmed(m)}"
         for m in ms
         if isinstance(m, (PriorNotification, ObservationInvitation))
     ) + tuple(

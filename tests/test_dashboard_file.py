@@ -24,7 +24,7 @@ from cbmnet.acts.model import PT_EVENT, read_act
 from cbmnet.acts.state import act_json
 from cbmnet.agreements.forms import forms_of
 from cbmnet.agreements.loader import bundled, bundled_ids
-from cbmnet.compliance.dryrun import AMENDMENTS_UNJUDGED, dry_run
+from cbmnet.compliance.dryrun import AMENDMENTS_UNJUDGED, dry_run, neighbourhood
 from cbmnet.compliance.events import parse_events
 from cbmnet.compliance.timeutil import MS_PER_DAY, format_time, parse_time
 from cbmnet.errors import FormatError
@@ -569,3 +569,125 @@ def test_the_india_pakistan_walkthrough_from_the_browser(browser: Any, tmp_path:
             ).json()
         ids = {json.loads(base64.b64decode(i["envelope"]["payload"])).get("id") for i in got["items"]}
         assert {"PAK-ex-1", "PAK-ex-1-n"} <= ids
+
+
+# ---- the dry run's neighbourhood is exact -----------------------------------------------------
+
+
+def _generated_log(agreement: str, parties: list[str], seed: int, n: int) -> list[dict[str, Any]]:
+    """A year of mixed traffic among ``parties``: activities (some hosted by another State,
+    some of several States' forces), their notices early, late or never, calendars,
+    exchanges, requests of every kind the agreement knows and answers to some."""
+    import random
+
+    rng = random.Random(seed)
+    t0 = parse_time("2027-01-10T00:00:00Z", "t0")
+    kinds = sorted({k for f in forms_of(bundled(agreement)) if f.fixed.get("type") == "request"
+                    for k in [f.fixed["kind"]]})  # fmt: skip
+    docs: list[dict[str, Any]] = []
+    acts: list[dict[str, Any]] = []
+    reqs: list[dict[str, Any]] = []
+    for i in range(n):
+        p = rng.choice(parties)
+        when = t0 + i * 6 * 3_600_000
+        roll = rng.random()
+        base = {"agreement": agreement, "party": p, "time": format_time(when)}
+        if roll < 0.3:
+            start = when + rng.choice((10, 30, 50, 70)) * MS_PER_DAY
+            doc = {**base, "id": f"{p}-act-{i}", "type": "activity", "category": "land",
+                   "start": format_time(start), "end": format_time(start + 3 * MS_PER_DAY),
+                   "size": {"troops": rng.choice((4000, 9500, 14000, 45000))}}  # fmt: skip
+            if rng.random() < 0.2:
+                doc["host"] = rng.choice([q for q in parties if q != p])
+            acts.append(doc)
+        elif roll < 0.5 and acts:
+            a = rng.choice(acts)
+            owner = a.get("host", a["party"])
+            form = rng.choice(("prior_notification", "observation_invitation"))
+            doc = {**base, "party": owner, "id": f"{owner}-n-{i}", "type": "notification",
+                   "form": form, "activity": a["id"]}  # fmt: skip
+            if a["party"] != owner:
+                continue
+        elif roll < 0.6:
+            doc = {**base, "id": f"{p}-x-{i}", "type": "exchange", "form": "annual_military_information",
+                   "period": "2028", "units": rng.randrange(10, 100)}  # fmt: skip
+        elif roll < 0.85 and kinds:
+            to = rng.choice([q for q in parties if q != p])
+            doc = {**base, "id": f"{p}-r-{i}", "type": "request", "kind": rng.choice(kinds), "to": to}
+            reqs.append(doc)
+        elif reqs:
+            r = rng.choice(reqs)
+            decision = rng.choice(("accept", "refuse", "answer"))
+            doc = {**base, "party": r["to"], "id": f"{r['to']}-a-{i}", "type": "response",
+                   "request": r["id"], "decision": decision}  # fmt: skip
+            if any(d.get("request") == r["id"] and d["type"] == "response" for d in docs):
+                continue
+        else:
+            continue
+        docs.append(doc)
+    return docs
+
+
+@pytest.mark.parametrize(
+    ("agreement", "parties"),
+    [
+        (VD, ["DEU", "FRA", "POL", "AUT", "BEL", "CZE"]),
+        ("open-skies-1992", ["USA", "RUS", "BLR", "DEU", "BEL", "NLD", "LUX", "POL"]),
+    ],
+)
+def test_the_dry_run_on_the_neighbourhood_equals_the_dry_run_on_the_whole(
+    agreement: str, parties: list[str]
+) -> None:
+    """On generated logs, drafts of every form: the draft's neighbourhood gives byte for
+    byte the answer the whole log gives (the rules judge a State on what concerns it)."""
+    import random
+
+    ag = bundled(agreement)
+    compared = said = smaller = 0
+    for seed in range(3):
+        docs = _generated_log(agreement, parties, seed, 400)
+        events = parse_events(docs)
+        now = parse_time("2027-05-01T00:00:00Z", "now")
+        rng = random.Random(100 + seed)
+        past = [d for d in docs if parse_time(d["time"], "t") <= now]
+        acts = [d for d in past if d["type"] == "activity"]
+        reqs = [d for d in past if d["type"] == "request"]
+        for j in range(25):
+            p = rng.choice(parties)
+            pick = rng.random()
+            if pick < 0.3:
+                start = now + rng.choice((5, 20, 60)) * MS_PER_DAY
+                draft = {"agreement": agreement, "id": f"draft-{j}", "type": "activity", "party": p,
+                         "category": "land", "start": format_time(start),
+                         "end": format_time(start + MS_PER_DAY), "size": {"troops": 20000}}  # fmt: skip
+            elif pick < 0.55 and acts:
+                a = rng.choice(acts)
+                draft = {"agreement": agreement, "id": f"draft-{j}", "type": "notification",
+                         "party": a["party"], "form": "prior_notification",
+                         "activity": a["id"]}  # fmt: skip
+            elif pick < 0.8 and reqs:
+                r = rng.choice(reqs)
+                draft = {"agreement": agreement, "id": f"draft-{j}", "type": "response",
+                         "party": r["to"], "request": r["id"],
+                         "decision": rng.choice(("accept", "refuse"))}  # fmt: skip
+            else:
+                kind = next(
+                    (f.fixed["kind"] for f in forms_of(ag) if f.fixed["type"] == "request"), None
+                )
+                if kind is None:
+                    continue
+                draft = {"agreement": agreement, "id": f"draft-{j}", "type": "request", "party": p,
+                         "kind": kind, "to": rng.choice([q for q in parties if q != p])}  # fmt: skip
+            try:
+                whole = dry_run(ag, events, draft, now, {}, whole=True).to_json()
+            except FormatError:
+                continue  # a draft the format refuses (e.g. a second answer): both refuse
+            near = dry_run(ag, events, draft, now, {}).to_json()
+            assert near == whole, (agreement, seed, draft)
+            compared += 1
+            said += any(whole[k] for k in ("meets", "starts", "concerns", "adds", "clears"))
+            stamped = parse_events([{**draft, "time": format_time(now)}], "d", after=events)[-1]
+            smaller += len(neighbourhood(ag, events, stamped)) < len(events) // 2
+    # Most drafts were judged, a good part of them changed something, and the neighbourhood
+    # was a small part of the log: the equality above is not between two empty answers.
+    assert compared >= 45 and said >= 12 and smaller >= 30, (compared, said, smaller)

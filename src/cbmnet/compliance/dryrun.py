@@ -65,6 +65,53 @@ class DryRun:
         }
 
 
+def _involved(e: Event) -> set[str]:
+    """The States an event concerns: its author, addressees, host and forces."""
+    out = {e.party, *e.to}
+    host = e.raw.get("host")
+    if isinstance(host, str):
+        out.add(host)
+    forces = e.raw.get("forces")
+    if isinstance(forces, list):
+        out.update(f["party"] for f in forces if isinstance(f, dict) and isinstance(f.get("party"), str))
+    return out
+
+
+def neighbourhood(agreement: Agreement, events: Sequence[Event], draft: Event) -> list[Event]:
+    """The events a draft can change the engine's answer about: every event concerning a
+    State the draft concerns (its author, addressee, host, forces, the authors of what it
+    names, and the States sharing a quota group with any of them), and what it names.
+
+    Every rule of the engine judges a State on events that concern it: its activities,
+    notices, calendars and exchanges, the requests made to it and by it, their answers,
+    its quotas (a group's shared). So an obligation or finding the draft can add, meet or
+    clear is computed from these alone exactly as from the whole, and the rest cancel out
+    between the two runs (``tests/test_dashboard_file.py`` checks this against the whole
+    on generated logs). A draft addressed to every party (``*``) concerns all: the whole.
+    """
+    if "*" in draft.to:
+        return list(events)
+    by_id = {e.id: e for e in events}
+    named = [
+        by_id[r]
+        for r in (
+            draft.raw.get("activity"),
+            draft.raw.get("request"),
+            *(draft.raw.get("activities") or ()),
+        )
+        if isinstance(r, str) and r in by_id
+    ]
+    states = _involved(draft)
+    for e in named:
+        states |= _involved(e)
+    for m in agreement.measures:
+        for members in (getattr(m, "groups", None) or {}).values():
+            if states & set(members):
+                states |= set(members)
+    names = {e.id for e in named}
+    return [e for e in events if e.id in names or not states.isdisjoint(_involved(e))]
+
+
 def _key(f: Finding, draft_id: str) -> tuple[Any, ...]:
     """A finding's identity across the two runs: a late fulfilment adds the draft to a
     finding's subjects without making it another finding."""
@@ -80,21 +127,29 @@ def dry_run(
     zones: Mapping[str, Geometry] | None = None,
     *,
     before: Report | None = None,
+    whole: bool = False,
 ) -> DryRun:
     """The engine over ``events`` (parsed, what the party may read) as of ``as_of``,
     without and with ``draft`` (stamped ``as_of``). Raises the engine's ``FormatError``
     when the draft cannot be read with them (an id used before, a reference to nothing),
     naming the field.
 
-    ``before``: the report over ``events`` alone as of ``as_of``, when the caller holds it.
+    Judged on the draft's ``neighbourhood`` (a party's few hundred events, not the
+    agreement's tens of thousands); ``whole``: on every event (``before``: the report over
+    ``events`` alone as of ``as_of``, when the caller holds it).
     """
     if draft.get("amends") is not None:
         return DryRun(as_of, note=AMENDMENTS_UNJUDGED)
     stamped = {k: v for k, v in draft.items() if k not in NOT_READ} | {"time": format_time(as_of)}
     with_draft = parse_events([stamped], "this draft", after=events)
-    if before is None:
-        before = evaluate(agreement, events, as_of, zones)
-    after = evaluate(agreement, with_draft, as_of, zones)
+    if whole:
+        if before is None:
+            before = evaluate(agreement, events, as_of, zones)
+        after = evaluate(agreement, with_draft, as_of, zones)
+    else:
+        near = neighbourhood(agreement, events, with_draft[-1])
+        before = evaluate(agreement, near, as_of, zones)
+        after = evaluate(agreement, [*near, with_draft[-1]], as_of, zones)
     did = str(draft.get("id", ""))
     old_obligations = {o.id for o in before.obligations}
     meets = tuple(o for o in after.obligations if o.met_by == did)

@@ -166,9 +166,6 @@ class ReadModel:
         self._book_locks: dict[tuple[str, str], threading.Lock] = {}
         """One per (reader, agreement): a reader's book is read by one caller at a time,
         while others' books are read (the secretariat's takes seconds at start)."""
-        self._before: dict[tuple[str, str], tuple[tuple[int, int, int], int, int, Report]] = {}
-        """(reader, agreement) -> ((events, registry, readable), since, until, the report over what it
-        may read): the "before" of its dry runs, unchanged between those instants."""
         self._generation = 0
         self._one_at_a_time = {
             (what, a): threading.Lock() for a in agreements for what in ("parse", "facts")
@@ -189,7 +186,6 @@ class ReadModel:
         self._facts_epoch.clear()
         self._books.clear()
         self._cuts.clear()
-        self._before.clear()
 
     def warm(self) -> None:
         """Read every agreement's events and facts ahead of the first caller (at start:
@@ -597,24 +593,8 @@ class ReadModel:
         events = [
             e for d, e in zip(parsed.docs, parsed.events, strict=True) if d["log_index"] in readable
         ]
-        ag, zones = self.agreements[agreement], self.zones[agreement]
-        key = (party, agreement)
-        with self._lock:
-            stamp = (parsed.count, self._fold.state.registry_at(parsed.committed), len(readable))
-        with self._lock:
-            kept = self._before.get(key)
-        before: Report | None = None
-        if kept is not None and kept[0] == stamp and kept[1] <= ms < kept[2]:
-            before = replace(kept[3], as_of=ms)
         with collector.paused():
-            if before is None:
-                before = evaluate(ag, events, ms, zones)
-                until = next_change(ag, events, before)
-                with self._lock:
-                    if len(self._before) > 4 * MAX_BOOKS:
-                        self._before.clear()
-                    self._before[key] = (stamp, ms, until, before)
-            out = dry_run(ag, events, act.doc, ms, zones, before=before)
+            out = dry_run(self.agreements[agreement], events, act.doc, ms, self.zones[agreement])
         return out.to_json()
 
     # ---- compliance ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -409,7 +410,20 @@ def test_an_officer_files_an_activity_and_its_notice_from_the_browser(
         fields["start"].query_selector("input").fill(day)
         fields["end"].query_selector("input").fill(end)
         fields["size.troops"].query_selector("input").fill("12000")
-        fields["location"].query_selector("input").fill("13.4, 52.5")
+        # The map picker: a click is a point, three corners and "Close the area" a polygon.
+        picker = "#fl-form .field[data-name='location'] .picker-map"
+        page.wait_for_selector(picker)
+        page.click(picker, position={"x": 200, "y": 120})
+        where = fields["location"].query_selector("input")
+        assert re.fullmatch(r"-?\d+(\.\d+)?, -?\d+(\.\d+)?", where.input_value()), where.input_value()
+        page.click("#fl-form .field[data-name='location'] .picker button:nth-of-type(2)")
+        for x, y in ((150, 100), (250, 100), (200, 180)):
+            page.click(picker, position={"x": x, "y": y})
+        page.click("#fl-form .field[data-name='location'] .picker button:nth-of-type(3)")
+        area = json.loads(where.input_value())
+        assert area["type"] == "Polygon" and len(area["coordinates"][0]) == 4
+        assert area["coordinates"][0][0] == area["coordinates"][0][-1]
+        where.fill("13.4, 52.5")
         assert "notifiable from 9,000 troops" in fields["size.troops"].inner_text()
         page.wait_for_function(
             "() => /prior notification/.test(document.getElementById('fl-effect').textContent)"

@@ -117,6 +117,15 @@
       row.appendChild(ctl);
       for (const h of fld.hints) row.appendChild(el("p", { class: "hint" }, h));
       host.appendChild(row);
+      if (fld.kind === "place" && globalThis.cbmnetPicker) {
+        // In the page first: a map measures its box when it is made.
+        globalThis.cbmnetPicker.attach(ctl, {
+          point: T("pick_point", "Click a point"),
+          area: T("pick_area", "Draw an area (click its corners)"),
+          close: T("pick_close", "Close the area"),
+          clear: T("pick_clear", "Clear"),
+        });
+      }
     }
     restore();
     if (!$("fl-f-id").value) $("fl-f-id").value = newId();

@@ -27,6 +27,7 @@ from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import FormatError, TooLargeError
 from cbmnet.hub.deps import evaluating, hub_from, limits_of, who
 from cbmnet.hub.web.i18n import N_, gettext
+from cbmnet.hub.web.maps import vendor_ready
 from cbmnet.hub.web.render import render
 
 router = APIRouter()
@@ -43,6 +44,10 @@ UI = {
     "clears": N_("Findings it would clear"),
     "nothing": N_("Accepted by the hub; it meets no deadline and changes no finding."),
     "nothing_to_choose": N_("Nothing to choose from yet."),
+    "pick_point": N_("Click a point"),
+    "pick_area": N_("Draw an area (click its corners)"),
+    "pick_close": N_("Close the area"),
+    "pick_clear": N_("Clear"),
 }
 """The page script's own words, in the reader's language (file.js reads them from file.json)."""
 
@@ -66,6 +71,7 @@ def file_page(request: Request, agreement: MaybeAgreement = None) -> Response:
         agreement=chosen,
         forms=forms,
         as_of=format_time(hub.clock()),
+        assets=vendor_ready(),
     )
 
 

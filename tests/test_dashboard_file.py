@@ -705,3 +705,44 @@ def test_the_dry_run_on_the_neighbourhood_equals_the_dry_run_on_the_whole(
     # Most drafts were judged, a good part of them changed something, and the neighbourhood
     # was a small part of the log: the equality above is not between two empty answers.
     assert compared >= 45 and said >= 12 and smaller >= 30, (compared, said, smaller)
+
+
+def test_an_officer_corrects_an_act_and_is_told_why_a_withdrawal_waits(
+    world: World, browser: Any, tmp_path: Path
+) -> None:
+    """The form offers the party's own acts of its kind: a correction is filled from the act
+    as it stands; a withdrawal of an activity its notice still names is refused in the
+    page, in the hub's words, before anything is signed."""
+    th = world.th
+    now = th.hub.clock()
+    with th.client("DEU") as deu:
+        deu.submit(deu.sign(PT_EVENT, _activity("DEU", "DEU-fix-1", now + 80 * MS_PER_DAY)))
+        deu.submit(deu.sign(PT_EVENT, _notice("DEU", "DEU-fix-1-n", "DEU-fix-1")))
+    key_file = tmp_path / "deu.key"
+    key_file.write_text(th.keys["DEU"].signer + "\n")
+    page = browser.new_page()
+    try:
+        sign_in(page, th.url, world.tokens["DEU"])
+        page.goto(f"{th.url}/dashboard/file?agreement={VD}")
+        page.click("button[data-form='activity']")
+        page.wait_for_selector("#fl-amend")
+        page.select_option("#fl-amend", "withdraw:DEU-fix-1")
+        page.wait_for_function("() => !document.getElementById('fl-error').hidden")
+        assert "DEU-fix-1-n still refer" in (page.text_content("#fl-error") or "")
+        assert page.is_disabled("#fl-form .field[data-name='size.troops'] input")
+        page.select_option("#fl-amend", "correct:DEU-fix-1")
+        troops = page.locator("#fl-form .field[data-name='size.troops'] input")
+        assert troops.input_value() == "11000" and troops.is_enabled()
+        troops.fill("15000")
+        page.fill("#fl-f-id", "DEU-fix-1-c")
+        page.wait_for_function(EFFECT_SAYS, arg="judged once it is logged")
+        page.set_input_files("#fl-key", str(key_file))
+        page.wait_for_function("() => !document.getElementById('fl-send').disabled")
+        page.click("#fl-send")
+        page.wait_for_function("() => !document.getElementById('fl-receipt').hidden")
+    finally:
+        page.close()
+    # The log now reads the activity with the corrected size, under its own id.
+    docs = {d["id"]: d for d in th.hub.views.readable_events("FRA", VD)}
+    assert docs["DEU-fix-1"]["size"] == {"troops": 15000}
+    assert docs["DEU-fix-1"]["corrected_by"] == "DEU-fix-1-c"

@@ -566,6 +566,12 @@ class ReadModel:
             "request_to_us": [line(d) for d in docs if answerable(d)],
             "request": [line(d) for d in docs if d["type"] == "request"],
             "party": sorted(registered - {party}),
+            # Its own events as they stand (corrections folded in), to correct or withdraw.
+            "own_event": [
+                {**line(d), "doc": {k: v for k, v in d.items() if k not in _NOT_OFFERED}}
+                for d in docs
+                if d["party"] == party
+            ],
         }
 
     def check_draft(self, party: str, payload: bytes, ms: int) -> Act:
@@ -955,6 +961,10 @@ class ReadModel:
             if kept is None or kept[0] <= committed:
                 self._facts[agreement] = (committed, facts)
         return facts
+
+
+_NOT_OFFERED = frozenset({"log_index", "time", "corrected_at", "corrected_by", "withdrawn_refs"})
+"""What the hub adds to a logged event: not part of what a correction re-sends."""
 
 
 def _one_line(d: dict[str, Any]) -> str:

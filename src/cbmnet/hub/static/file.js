@@ -107,6 +107,7 @@
     idRow.appendChild(el("label", { for: "fl-f-id" }, T("event_id", "Event id (unique in the agreement's log)")));
     idRow.appendChild(el("input", { id: "fl-f-id", type: "text", size: "40" }));
     host.appendChild(idRow);
+    host.appendChild(amendRow(f));
     for (const [i, fld] of f.fields.entries()) {
       const id = `fl-f-${i}`;
       const row = el("div", { class: "field", "data-name": fld.name });
@@ -134,6 +135,65 @@
     changed();
   }
 
+  // ---- corrections and withdrawals of the party's own acts ------------------------------
+
+  function ownOfForm(f) {
+    return (view.choices.own_event || []).filter(
+      (e) =>
+        e.doc.type === f.fixed.type &&
+        (!f.fixed.form || e.doc.form === f.fixed.form) &&
+        (!f.fixed.kind || e.doc.kind === f.fixed.kind) &&
+        !e.doc.amends,
+    );
+  }
+
+  function amendRow(f) {
+    const row = el("p", { class: "field", "data-name": "amends" });
+    row.appendChild(el("label", { for: "fl-amend" }, T("amend_label", "This act")));
+    const sel = el("select", { id: "fl-amend" });
+    sel.appendChild(el("option", { value: "" }, T("amend_new", "is new")));
+    for (const e of ownOfForm(f)) {
+      const text = e.text ? ` — ${e.text}` : "";
+      sel.appendChild(el("option", { value: `correct:${e.id}` }, T("amend_correct", "corrects %(id)s").replace("%(id)s", e.id) + text));
+      sel.appendChild(el("option", { value: `withdraw:${e.id}` }, T("amend_withdraw", "withdraws %(id)s").replace("%(id)s", e.id) + text));
+    }
+    sel.addEventListener("change", () => amend(f, sel.value));
+    row.appendChild(sel);
+    return row;
+  }
+
+  function valueOf(doc, name) {
+    return name.split(".").reduce((at, k) => (at && typeof at === "object" ? at[k] : undefined), doc);
+  }
+
+  // Fill the form from the event amended; a withdrawal re-sends it as it stands, unchanged.
+  function amend(f, choice) {
+    const [action, id] = choice ? [choice.slice(0, choice.indexOf(":")), choice.slice(choice.indexOf(":") + 1)] : ["", ""];
+    const own = ownOfForm(f).find((e) => e.id === id);
+    f.fields.forEach((fld, i) => {
+      const ctl = $(`fl-f-${i}`);
+      const lock = action === "withdraw";
+      for (const c of ctl.tagName === "FIELDSET" ? ctl.querySelectorAll("input") : [ctl]) c.disabled = lock;
+      if (!own) return;
+      const v = valueOf(own.doc, fld.name);
+      if (ctl.tagName === "FIELDSET") {
+        const want = Array.isArray(v) ? v.map(String) : [];
+        for (const c of ctl.querySelectorAll("input")) c.checked = want.includes(c.value);
+      } else if (fld.kind === "flag") {
+        ctl.checked = v === true;
+      } else if (v === undefined || v === null) {
+        ctl.value = "";
+      } else if (fld.kind === "time") {
+        ctl.value = String(v).slice(0, 16);
+      } else if (fld.kind === "place") {
+        ctl.value = v.type === "Point" ? `${v.coordinates[0]}, ${v.coordinates[1]}` : JSON.stringify(v);
+      } else {
+        ctl.value = String(v);
+      }
+    });
+    changed();
+  }
+
   // ---- reading the form into an event ------------------------------------------------------
 
   function place(text, label) {
@@ -152,6 +212,11 @@
 
   function read() {
     const doc = { agreement, id: $("fl-f-id").value.trim(), party, ...form.fixed };
+    const amending = $("fl-amend") && $("fl-amend").value;
+    if (amending) {
+      const cut = amending.indexOf(":");
+      doc.amends = { id: amending.slice(cut + 1), action: amending.slice(0, cut) };
+    }
     for (const [i, f] of form.fields.entries()) {
       const ctl = $(`fl-f-${i}`);
       let v;

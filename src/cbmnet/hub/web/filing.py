@@ -48,6 +48,10 @@ UI = {
     "pick_area": N_("Draw an area (click its corners)"),
     "pick_close": N_("Close the area"),
     "pick_clear": N_("Clear"),
+    "amend_label": N_("This act"),
+    "amend_new": N_("is new"),
+    "amend_correct": N_("corrects %(id)s"),
+    "amend_withdraw": N_("withdraws %(id)s"),
 }
 """The page script's own words, in the reader's language (file.js reads them from file.json)."""
 

@@ -179,3 +179,24 @@ def test_an_officer_files_a_request_in_arabic_and_in_russian(
 def _token(th: TestHub, party: str) -> str:
     with th.client(party) as c:
         return c.token()
+
+
+def test_a_measure_title_is_shown_in_the_readers_language_where_the_file_gives_one() -> None:
+    from cbmnet.agreements.forms import forms_of
+    from cbmnet.agreements.loader import bundled, parse_agreement
+    from cbmnet.errors import FormatError
+
+    doc = bundled("india-pakistan-missile-tests-2005").model_dump(mode="json", exclude_defaults=True)
+    doc["measures"][0]["titles"] = {
+        "fr": "Préavis d'au moins 3 jours",
+        "ar": "إخطار قبل 3 أيام على الأقل",
+    }
+    ag = parse_agreement(json.dumps(doc), "test agreement")
+    form = next(f for f in forms_of(ag) if f.id == "notification.launch_notification")
+    assert form.to_json(lang="fr")["serves"][0]["title"] == "Préavis d'au moins 3 jours"
+    assert form.to_json(lang="ar")["serves"][0]["title"] == "إخطار قبل 3 أيام على الأقل"
+    english = form.to_json(lang="ru")["serves"][0]
+    assert english["title"] == ag.measures[0].title and english["provision"] == ag.measures[0].provision
+    doc["measures"][0]["titles"] = {"de": "Vorankündigung"}  # not a UN language
+    with pytest.raises(FormatError, match="titles"):
+        parse_agreement(json.dumps(doc), "test agreement")

@@ -135,20 +135,25 @@ class Form:
     title: str
     fixed: dict[str, str]
     fields: tuple[Field, ...]
-    serves: tuple[dict[str, str], ...] = field(default=())
+    serves: tuple[dict[str, Any], ...] = field(default=())
     """The measures this act meets or starts: id, provision, title, unconfirmed."""
     title_args: dict[str, str] = field(default_factory=dict)
     """``title`` is a message (``Notification: %(what)s``) filled with these."""
 
-    def to_json(self, tr: Callable[[str], str] = str) -> dict[str, Any]:
-        """The form as the page renders it; ``tr`` translates labels and the title (the
-        agreement's own figures and provisions, in the hints, are not translated)."""
+    def to_json(self, tr: Callable[[str], str] = str, lang: str = "en") -> dict[str, Any]:
+        """The form as the page renders it; ``tr`` translates labels and the title, and a
+        measure's title is the agreement file's in ``lang`` where it gives one (figures and
+        provisions, in the hints, are never translated)."""
+        serves = [
+            {k: v for k, v in s.items() if k != "titles"} | {"title": s["titles"].get(lang, s["title"])}
+            for s in self.serves
+        ]
         return {
             "id": self.id,
             "title": tr(self.title) % self.title_args if self.title_args else tr(self.title),
             "fields": [f.to_json(tr) for f in self.fields],
             "fixed": dict(self.fixed),
-            "serves": [dict(s) for s in self.serves],
+            "serves": serves,
         }
 
 
@@ -157,8 +162,13 @@ def _unconfirmed(m: Any) -> str:
     return " (unconfirmed)" if getattr(m, "unconfirmed", None) else ""
 
 
-def _serves(m: Any) -> dict[str, str]:
-    out = {"measure": m.id, "provision": m.provision, "title": m.title or words(m.rule)}
+def _serves(m: Any) -> dict[str, Any]:
+    out = {
+        "measure": m.id,
+        "provision": m.provision,
+        "title": m.title or words(m.rule),
+        "titles": dict(m.titles),
+    }
     if m.unconfirmed:
         out["unconfirmed"] = m.unconfirmed
     return out

@@ -101,8 +101,18 @@ class Measure(_Strict):
     kind: Kind
     provision: str = Field(min_length=1)
     title: str = ""
+    titles: dict[Literal["ar", "es", "fr", "ru", "zh"], str] = Field(default_factory=dict)
+    """The title in other UN languages, as the parties word it (the dashboard shows the
+    reader's); the provision is cited as the text gives it, never translated."""
     unconfirmed: str | None = None
     """Why a figure here is not settled by the sources (shown with the measure)."""
+
+    @model_validator(mode="after")
+    def _titles_short(self) -> Measure:
+        for lang, text in self.titles.items():
+            if not 0 < len(text) <= 300:
+                raise ValueError(f"titles.{lang}: 1 to 300 characters")
+        return self
 
 
 class _ActivityNotice(Measure):

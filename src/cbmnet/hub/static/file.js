@@ -106,6 +106,16 @@
     const idRow = el("p");
     idRow.appendChild(el("label", { for: "fl-f-id" }, T("event_id", "Event id (unique in the agreement's log)")));
     idRow.appendChild(el("input", { id: "fl-f-id", type: "text", size: "40" }));
+    if (f.serves.length) {
+      const serves = el("details", { class: "serves" });
+      serves.appendChild(el("summary", {}, T("serves", "The measures it serves")));
+      const ul = el("ul");
+      for (const m of f.serves) {
+        ul.appendChild(el("li", {}, `${m.title} — ${m.provision}${m.unconfirmed ? " (unconfirmed)" : ""}`));
+      }
+      serves.appendChild(ul);
+      host.appendChild(serves);
+    }
     host.appendChild(idRow);
     host.appendChild(amendRow(f));
     for (const [i, fld] of f.fields.entries()) {

@@ -26,6 +26,7 @@ from cbmnet.agreements.forms import forms_of
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import FormatError, TooLargeError
 from cbmnet.hub.deps import evaluating, hub_from, limits_of, who
+from cbmnet.hub.web import i18n
 from cbmnet.hub.web.i18n import N_, gettext
 from cbmnet.hub.web.maps import vendor_ready
 from cbmnet.hub.web.render import render
@@ -48,6 +49,7 @@ UI = {
     "pick_area": N_("Draw an area (click its corners)"),
     "pick_close": N_("Close the area"),
     "pick_clear": N_("Clear"),
+    "serves": N_("The measures it serves"),
     "amend_label": N_("This act"),
     "amend_new": N_("is new"),
     "amend_correct": N_("corrects %(id)s"),
@@ -66,7 +68,8 @@ def file_page(request: Request, agreement: MaybeAgreement = None) -> Response:
     hub = hub_from(request)
     agreements = hub.views.agreements_of(party)
     chosen = agreement if agreement in agreements else (agreements[0] if agreements else None)
-    forms = [f.to_json(gettext) for f in forms_of(hub.agreements[chosen])] if chosen else []
+    lang = i18n.CURRENT.get()
+    forms = [f.to_json(gettext, lang) for f in forms_of(hub.agreements[chosen])] if chosen else []
     return render(
         "file.html",
         scripts=True,
@@ -88,7 +91,7 @@ def file_json(request: Request, agreement: AgreementId) -> Response:
     doc = {
         "party": party,
         "agreement": agreement,
-        "forms": [f.to_json(gettext) for f in forms_of(hub.agreements[agreement])],
+        "forms": [f.to_json(gettext, i18n.CURRENT.get()) for f in forms_of(hub.agreements[agreement])],
         "ui": {k: gettext(v) for k, v in UI.items()},
         "choices": choices,
         "signing_keys": [] if party == SECRETARIAT else [_b64(k) for k in hub.views.signing_keys(party)],

@@ -727,7 +727,9 @@ def test_an_officer_corrects_an_act_and_is_told_why_a_withdrawal_waits(
         page.click("button[data-form='activity']")
         page.wait_for_selector("#fl-amend")
         page.select_option("#fl-amend", "withdraw:DEU-fix-1")
-        page.wait_for_function("() => !document.getElementById('fl-error').hidden")
+        page.wait_for_function(
+            "() => /still refer/.test(document.getElementById('fl-error').textContent)"
+        )
         assert "DEU-fix-1-n still refer" in (page.text_content("#fl-error") or "")
         assert page.is_disabled("#fl-form .field[data-name='size.troops'] input")
         page.select_option("#fl-amend", "correct:DEU-fix-1")
@@ -746,3 +748,40 @@ def test_an_officer_corrects_an_act_and_is_told_why_a_withdrawal_waits(
     docs = {d["id"]: d for d in th.hub.views.readable_events("FRA", VD)}
     assert docs["DEU-fix-1"]["size"] == {"troops": 15000}
     assert docs["DEU-fix-1"]["corrected_by"] == "DEU-fix-1-c"
+
+
+def test_an_officer_uploads_an_observation_batch_from_the_browser(
+    world: World, browser: Any, tmp_path: Path
+) -> None:
+    """The batch's SHA-256 is signed in the page and logged; the page then signs the hub's
+    sign-in challenge with the same key for the token that stores the rows: the key never
+    leaves the page, and what is stored is what was signed."""
+    th = world.th
+    rows = (
+        b"id,time,lon,lat,sensor_id,sensor_kind,object_class,count,confidence\n"
+        b"o1,2027-09-01T06:00:00Z,16.37,48.21,sat-1,satellite,acv,4,0.8\n"
+    )
+    batch = tmp_path / "sat-pass-9.csv"
+    batch.write_bytes(rows)
+    key_file = tmp_path / "deu.key"
+    key_file.write_text(th.keys["DEU"].signer + "\n")
+    page = browser.new_page()
+    try:
+        sign_in(page, th.url, world.tokens["DEU"])
+        page.goto(f"{th.url}/dashboard/file?agreement={VD}")
+        page.wait_for_function("() => !document.querySelector('button[data-form]').disabled")
+        page.fill("#fl-obs-batch", "sat-pass-9")
+        page.set_input_files("#fl-obs-file", str(batch))
+        assert page.is_disabled("#fl-obs-send")  # no key yet
+        page.set_input_files("#fl-key", str(key_file))
+        page.wait_for_function("() => !document.getElementById('fl-obs-send').disabled")
+        page.click("#fl-obs-send")
+        page.wait_for_function(
+            "() => /Logged at entry/.test(document.getElementById('fl-obs-status').textContent)"
+        )
+        index = int(re.search(r"entry (\d+)", page.text_content("#fl-obs-status") or "").group(1))  # type: ignore[union-attr]
+    finally:
+        page.close()
+    with th.client("FRA") as fra:
+        meta, data = fra.fetch_observations(index)
+    assert data == rows and meta["batch"] == "sat-pass-9" and meta["party"] == "DEU"

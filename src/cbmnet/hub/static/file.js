@@ -308,21 +308,31 @@
 
   // ---- the hub's dry run -----------------------------------------------------------------
 
+  // A message of file.json's "ui" with its %(name)s filled (English until it loads).
+  const F = (key, english, vars) =>
+    T(key, english).replace(/%\((\w+)\)s/g, (_m, name) => (name in vars ? String(vars[name]) : ""));
+
   function when(ms) {
-    if (ms < 3600000) return "under an hour";
+    if (ms < 3600000) return T("under_hour", "under an hour");
     const h = Math.round(ms / 3600000);
-    return h >= 48 ? `${Math.round(h / 24)} days` : `${h} hours`;
+    return h >= 48
+      ? F("n_days", "%(n)s days", { n: Math.round(h / 24) })
+      : F("n_hours", "%(n)s hours", { n: h });
   }
 
   function obligationLine(o, starts) {
-    const due = `due ${o.due.replace("T", " ").replace(/:00Z$/, " UTC").replace(/Z$/, " UTC")}`;
-    const whose = starts ? `${o.party} owes ${o.kind.replace(/_/g, " ")}` : `${o.kind.replace(/_/g, " ")}`;
+    const what = o.kind.replace(/_/g, " ");
+    const due = F("due_at", "due %(time)s", {
+      time: o.due.replace("T", " ").replace(/:00Z$/, " UTC").replace(/Z$/, " UTC"),
+    });
+    const whose = starts ? F("owes", "%(party)s owes %(what)s", { party: o.party, what }) : what;
     let state;
-    if (o.status === "met") state = "met on time";
-    else if (o.status === "late") state = `met, ${when(o.late_by_ms)} late`;
-    else if (o.status === "missed") state = `already ${when(o.late_by_ms)} overdue`;
-    else if (o.late_by_ms > 0) state = `open, ${when(o.late_by_ms)} past due (judged at the period's end)`;
-    else state = o.status;
+    if (o.status === "met") state = T("met_on_time", "met on time");
+    else if (o.status === "late") state = F("met_late", "met, %(late)s late", { late: when(o.late_by_ms) });
+    else if (o.status === "missed") state = F("overdue", "already %(late)s overdue", { late: when(o.late_by_ms) });
+    else if (o.late_by_ms > 0) {
+      state = F("past_due", "open, %(late)s past due (judged at the period's end)", { late: when(o.late_by_ms) });
+    } else state = T("pending", "pending");
     return `${whose} (${o.provision}), ${due}: ${state}`;
   }
 
@@ -482,6 +492,7 @@
         if (file.size > 4096) throw new Error("a signer key file is a single short line");
         signer = await S.importSigner(await file.text(), party, view.signing_keys);
         out.textContent = `Key ${signer.keyid} of ${party} loaded: acts are signed in this page.`;
+        obsReady();
       } catch (e) {
         signer = null;
         out.textContent = `Key not loaded: ${e.message}`;
@@ -490,6 +501,64 @@
     });
   }
   $("fl-send").addEventListener("click", () => send());
+
+  // ---- an observation batch: its hash signed and logged here, then its rows stored ------
+
+  const OBS_TYPE = "application/vnd.cbmnet.observations+json";
+  const FORMATS = { csv: "csv", geojson: "geojson", json: "geojson", parquet: "parquet" };
+
+  function obsReady() {
+    const btn = $("fl-obs-send");
+    if (!btn) return;
+    const file = $("fl-obs-file").files[0];
+    btn.disabled = !(signer && file && $("fl-obs-batch").value.trim());
+  }
+
+  async function uploadBatch() {
+    const out = $("fl-obs-status");
+    const file = $("fl-obs-file").files[0];
+    const ext = file.name.split(".").pop().toLowerCase();
+    const format = FORMATS[ext];
+    if (!format) throw new Error("a .csv, .geojson or .parquet file");
+    if (file.size > view.max_batch_bytes) throw new Error(`at most ${view.max_batch_bytes} bytes`);
+    const data = new Uint8Array(await file.arrayBuffer());
+    const act = {
+      act: "observations.batch",
+      party,
+      agreement,
+      batch: $("fl-obs-batch").value.trim(),
+      sha256: await S.sha256hex(data),
+      bytes: data.length,
+      format,
+    };
+    const receipt = await S.postAct(await S.signEnvelope(signer, OBS_TYPE, act), true);
+    const bearer = await S.token(signer, view.origin);
+    const r = await fetch(`/v1/observations/${receipt.index}`, {
+      method: "PUT",
+      headers: { "Content-Type": "application/octet-stream", Authorization: `Bearer ${bearer}` },
+      body: data,
+      credentials: "omit",
+    });
+    if (!r.ok) throw await S.refusal(r);
+    out.textContent = F("obs_done", "Logged at entry %(index)s and stored: %(bytes)s bytes.", {
+      index: receipt.index,
+      bytes: data.length,
+    });
+  }
+
+  if ($("fl-obs-send")) {
+    $("fl-obs-file").addEventListener("change", obsReady);
+    $("fl-obs-batch").addEventListener("input", obsReady);
+    $("fl-obs-send").addEventListener("click", async () => {
+      $("fl-obs-send").disabled = true;
+      try {
+        await uploadBatch();
+      } catch (e) {
+        $("fl-obs-status").textContent = `${T("not_sent", "Not sent")}: ${e.message}`;
+      }
+      obsReady();
+    });
+  }
   $("fl-discard").addEventListener("click", discard);
 
   // A link from the work queue names the form and what it answers (?form=response&request=…).

@@ -129,7 +129,35 @@
     return r.json();
   }
 
+  // A short-lived API token for the loaded key: the hub's challenge, checked to be for
+  // `origin` (this hub's log, as the page was told), signed here (the client's sign-in).
+  async function token(signer, origin) {
+    const r = await fetch("/v1/auth/challenge", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ party: signer.party }),
+      credentials: "omit",
+    });
+    if (!r.ok) throw await refusal(r);
+    const doc = await r.json();
+    const challenge = doc.challenge;
+    if (doc.origin !== origin || typeof challenge !== "string" || challenge.length >= 1024 || challenge.split(".").length !== 2) {
+      throw new Error("the hub's challenge is not one for its own log; not signing");
+    }
+    const text = enc.encode(`cbmnet/auth/v1\n${origin}\n${challenge}\n`);
+    const sig = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, signer.key, text));
+    const t = await fetch("/v1/auth/token", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ challenge, signature: b64encode(sig) }),
+      credentials: "omit",
+    });
+    if (!t.ok) throw await refusal(t);
+    return (await t.json()).token;
+  }
+
   globalThis.cbmnetSigner = {
+    token,
     b64decode,
     b64encode,
     pae,

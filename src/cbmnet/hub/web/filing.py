@@ -21,7 +21,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from cbmnet.acts.model import MAX_PAYLOAD_BYTES, PT_EVENT, SECRETARIAT
+from cbmnet.acts.model import MAX_BATCH_BYTES, MAX_PAYLOAD_BYTES, PT_EVENT, SECRETARIAT
 from cbmnet.agreements.forms import forms_of
 from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import FormatError, TooLargeError
@@ -50,6 +50,18 @@ UI = {
     "pick_close": N_("Close the area"),
     "pick_clear": N_("Clear"),
     "serves": N_("The measures it serves"),
+    "under_hour": N_("under an hour"),
+    "n_days": N_("%(n)s days"),
+    "n_hours": N_("%(n)s hours"),
+    "due_at": N_("due %(time)s"),
+    "owes": N_("%(party)s owes %(what)s"),
+    "met_on_time": N_("met on time"),
+    "met_late": N_("met, %(late)s late"),
+    "overdue": N_("already %(late)s overdue"),
+    "past_due": N_("open, %(late)s past due (judged at the period's end)"),
+    "pending": N_("pending"),
+    "obs_done": N_("Logged at entry %(index)s and stored: %(bytes)s bytes."),
+    "not_sent": N_("Not sent"),
     "amend_label": N_("This act"),
     "amend_new": N_("is new"),
     "amend_correct": N_("corrects %(id)s"),
@@ -96,6 +108,8 @@ def file_json(request: Request, agreement: AgreementId) -> Response:
         "choices": choices,
         "signing_keys": [] if party == SECRETARIAT else [_b64(k) for k in hub.views.signing_keys(party)],
         "payload_type": PT_EVENT,
+        "origin": hub.log.origin,
+        "max_batch_bytes": MAX_BATCH_BYTES,
         "now_ms": hub.clock(),
     }
     return JSONResponse(doc, headers={"Cache-Control": "no-store"})

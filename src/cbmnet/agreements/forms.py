@@ -64,26 +64,17 @@ def N_(message: str) -> str:
     return message
 
 
-LABELS = (
-    N_("Category"), N_("Start (UTC)"), N_("End (UTC)"), N_("Troops"), N_("Battle tanks"),
-    N_("Armoured combat vehicles"), N_("Artillery pieces"), N_("Sorties"), N_("Ships"), N_("Aircraft"),
-    N_("Heavy bombers"), N_("Largest formation"), N_("Where (area or point)"),
-    N_("Host State (if not your own territory)"),
-    N_("Alert activity (ordered without advance notice to the troops)"), N_("Missile class"),
-    N_("Launch point"), N_("Impact area"), N_("Calendar year covered"), N_("Activities it lists"),
-    N_("The incident it reports"), N_("The activity it covers"), N_("Launch window opens (UTC)"),
-    N_("Launch window closes (UTC)"), N_("Planned impact area"),
-    N_("Addressees (none: every party of the agreement)"), N_("Text of the notification"),
-    N_("Period covered"), N_("Parts delivered"), N_("Units reported"), N_("Text of the exchange"),
-    N_("Asked of (the State that must answer)"), N_("About the activity (optional)"),
-    N_("Specified area (optional)"), N_("Planned arrival (UTC, optional)"), N_("Text of the request"),
-    N_("The request answered"), N_("Decision"), N_("Reason (a refusal should give one)"),
-    N_("Text of the answer"), N_("The request or invitation it answers or reports on"),
-    N_("Text of the report"), N_("Kind of incident"), N_("Where"), N_("What happened"),
-    N_("Declare an activity (as planned or conducted)"), N_("Answer a request"),
-    N_("Record an incident"),
-)  # fmt: skip
-"""Every label and title a form shows, marked for the catalogues (each is used as written)."""
+_SIZE_LABELS = {
+    "troops": N_("Troops"),
+    "battle_tanks": N_("Battle tanks"),
+    "acvs": N_("Armoured combat vehicles"),
+    "artillery": N_("Artillery pieces"),
+    "sorties": N_("Sorties"),
+    "ships": N_("Ships"),
+    "aircraft": N_("Aircraft"),
+    "heavy_bombers": N_("Heavy bombers"),
+}
+"""The size fields' labels (``_SIZE_WORDS`` is how sizes read inside a sentence)."""
 
 
 def words(code: str) -> str:
@@ -264,29 +255,29 @@ def _activity_form(ag: Agreement) -> Form:
             serves.append(_serves(m))
     categories = tuple(c for c in CATEGORIES if c in cats) or CATEGORIES
     size_fields = tuple(
-        Field(f"size.{k}", _SIZE_WORDS[k].capitalize(), "count", hints=tuple(hints[k]))
+        Field(f"size.{k}", _SIZE_LABELS[k], "count", hints=tuple(hints[k]))
         for k in SIZE_KEYS
         if hints[k] or k == "troops"
     )
     fields: list[Field] = [
-        Field("category", "Category", "choice", True, categories),
-        Field("start", "Start (UTC)", "time", True),
-        Field("end", "End (UTC)", "time", True),
+        Field("category", N_("Category"), "choice", True, categories),
+        Field("start", N_("Start (UTC)"), "time", True),
+        Field("end", N_("End (UTC)"), "time", True),
         *size_fields,
-        Field("formation", "Largest formation", "choice", False, FORMATIONS),
-        Field("location", "Where (area or point)", "place"),
-        Field("host", "Host State (if not your own territory)", "party"),
-        Field("alert", "Alert activity (ordered without advance notice to the troops)", "flag"),
+        Field("formation", N_("Largest formation"), "choice", False, FORMATIONS),
+        Field("location", N_("Where (area or point)"), "place"),
+        Field("host", N_("Host State (if not your own territory)"), "party"),
+        Field("alert", N_("Alert activity (ordered without advance notice to the troops)"), "flag"),
     ]
     if "missile_launch" in cats:
         fields += [
-            Field("missile_class", "Missile class", "choice", False, MISSILE_CLASSES),
-            Field("launch", "Launch point", "place"),
-            Field("impact", "Impact area", "place"),
+            Field("missile_class", N_("Missile class"), "choice", False, MISSILE_CLASSES),
+            Field("launch", N_("Launch point"), "place"),
+            Field("impact", N_("Impact area"), "place"),
         ]
     return Form(
         "activity",
-        "Declare an activity (as planned or conducted)",
+        N_("Declare an activity (as planned or conducted)"),
         {"type": "activity"},
         tuple(fields),
         tuple(serves),
@@ -299,13 +290,13 @@ def _notification(form: str, ms: list[Any]) -> Form:
     launch = [m for m in ms if isinstance(m, LaunchNotification)]
     if calendar:
         fields += [
-            Field("year", "Calendar year covered", "year", True),
-            Field("activities", "Activities it lists", "own_activities"),
+            Field("year", N_("Calendar year covered"), "year", True),
+            Field("activities", N_("Activities it lists"), "own_activities"),
         ]
     elif all(isinstance(m, EventNotification) for m in ms):
-        fields.append(Field("activity", "The incident it reports", "own_incident", True))
+        fields.append(Field("activity", N_("The incident it reports"), "own_incident", True))
     else:
-        fields.append(Field("activity", "The activity it covers", "own_activity", not launch))
+        fields.append(Field("activity", N_("The activity it covers"), "own_activity", not launch))
     if launch:
         need = {item.item for m in launch for item in m.content}
         window_hints = tuple(
@@ -315,15 +306,20 @@ def _notification(form: str, ms: list[Any]) -> Form:
         )
         fields += [
             Field(
-                "window_start", "Launch window opens (UTC)", "time", "window" in need, (), window_hints
+                "window_start",
+                N_("Launch window opens (UTC)"),
+                "time",
+                "window" in need,
+                (),
+                window_hints,
             ),
-            Field("window_end", "Launch window closes (UTC)", "time", "window" in need),
+            Field("window_end", N_("Launch window closes (UTC)"), "time", "window" in need),
         ]
         if "impact" in need:
-            fields.append(Field("impact", "Planned impact area", "place", True))
+            fields.append(Field("impact", N_("Planned impact area"), "place", True))
     fields += [
-        Field("to", "Addressees (none: every party of the agreement)", "parties"),
-        Field("body", "Text of the notification", "text"),
+        Field("to", N_("Addressees (none: every party of the agreement)"), "parties"),
+        Field("body", N_("Text of the notification"), "text"),
     ]
     lead_hints = tuple(
         f"{span(m.lead)} ahead for activities {scope_words(m.scope)} — {m.provision}{_unconfirmed(m)}"
@@ -352,13 +348,13 @@ def _notification(form: str, ms: list[Any]) -> Form:
 def _exchange(m: PeriodicExchange) -> Form:
     due = _due_words(m)
     fields = [
-        Field("period", "Period covered", "text", True, (), (f"{m.period}: {due} — {m.provision}",)),
+        Field("period", N_("Period covered"), "text", True, (), (f"{m.period}: {due} — {m.provision}",)),
     ]
     if m.parts:
         fields.append(
             Field(
                 "parts",
-                "Parts delivered",
+                N_("Parts delivered"),
                 "parts",
                 True,
                 m.parts,
@@ -366,8 +362,8 @@ def _exchange(m: PeriodicExchange) -> Form:
             )
         )
     fields += [
-        Field("units", "Units reported", "count"),
-        Field("body", "Text of the exchange", "text"),
+        Field("units", N_("Units reported"), "count"),
+        Field("body", N_("Text of the exchange"), "text"),
     ]
     return Form(
         f"exchange.{m.form}",
@@ -388,11 +384,11 @@ def _request(kind: str, ms: list[Any]) -> Form:
         elif isinstance(m, Quota):
             hints.append(f"quota: {m.per_year} a year per receiving State — {m.provision}")
     fields = [
-        Field("to", "Asked of (the State that must answer)", "party", True, (), tuple(hints)),
-        Field("activity", "About the activity (optional)", "text"),
-        Field("area", "Specified area (optional)", "place"),
-        Field("eta", "Planned arrival (UTC, optional)", "time"),
-        Field("body", "Text of the request", "text"),
+        Field("to", N_("Asked of (the State that must answer)"), "party", True, (), tuple(hints)),
+        Field("activity", N_("About the activity (optional)"), "text"),
+        Field("area", N_("Specified area (optional)"), "place"),
+        Field("eta", N_("Planned arrival (UTC, optional)"), "time"),
+        Field("body", N_("Text of the request"), "text"),
     ]
     return Form(
         f"request.{kind}",
@@ -407,13 +403,13 @@ def _request(kind: str, ms: list[Any]) -> Form:
 def _response(ms: list[Any]) -> Form:
     return Form(
         "response",
-        "Answer a request",
+        N_("Answer a request"),
         {"type": "response"},
         (
-            Field("request", "The request answered", "request_to_us", True),
-            Field("decision", "Decision", "choice", True, DECISIONS),
-            Field("reason", "Reason (a refusal should give one)", "text"),
-            Field("body", "Text of the answer", "text"),
+            Field("request", N_("The request answered"), "request_to_us", True),
+            Field("decision", N_("Decision"), "choice", True, DECISIONS),
+            Field("reason", N_("Reason (a refusal should give one)"), "text"),
+            Field("body", N_("Text of the answer"), "text"),
         ),
         tuple(_serves(m) for m in ms),
     )
@@ -425,9 +421,9 @@ def _report(form: str, ms: list[Any]) -> Form:
         N_("Report: %(what)s"),
         {"type": "notification", "form": form},
         (
-            Field("request", "The request or invitation it answers or reports on", "request", True),
-            Field("to", "Addressees (none: every party of the agreement)", "parties"),
-            Field("body", "Text of the report", "text"),
+            Field("request", N_("The request or invitation it answers or reports on"), "request", True),
+            Field("to", N_("Addressees (none: every party of the agreement)"), "parties"),
+            Field("body", N_("Text of the report"), "text"),
         ),
         tuple(_serves(m) for m in ms),
         {"what": words(form)},
@@ -438,12 +434,12 @@ def _incident(ms: list[EventNotification]) -> Form:
     kinds = tuple(dict.fromkeys(k for m in ms for k in m.incident_kinds))
     return Form(
         "incident",
-        "Record an incident",
+        N_("Record an incident"),
         {"type": "incident"},
         (
-            Field("kind", "Kind of incident", "choice", True, kinds),
-            Field("location", "Where", "place"),
-            Field("body", "What happened", "text"),
+            Field("kind", N_("Kind of incident"), "choice", True, kinds),
+            Field("location", N_("Where"), "place"),
+            Field("body", N_("What happened"), "text"),
         ),
         tuple(_serves(m) for m in ms),
     )

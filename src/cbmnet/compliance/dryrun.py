@@ -19,7 +19,7 @@ from typing import Any
 from cbmnet.agreements.model import Agreement
 from cbmnet.compliance.engine import Geometry, evaluate
 from cbmnet.compliance.events import Event, parse_events
-from cbmnet.compliance.report import Finding, Obligation, Report
+from cbmnet.compliance.report import Finding, Obligation
 from cbmnet.compliance.timeutil import format_time
 
 NOT_READ = frozenset({"body", "sealed_body", "withdrawn_refs", "time"})
@@ -126,7 +126,6 @@ def dry_run(
     as_of: int,
     zones: Mapping[str, Geometry] | None = None,
     *,
-    before: Report | None = None,
     whole: bool = False,
 ) -> DryRun:
     """The engine over ``events`` (parsed, what the party may read) as of ``as_of``,
@@ -135,21 +134,15 @@ def dry_run(
     naming the field.
 
     Judged on the draft's ``neighbourhood`` (a party's few hundred events, not the
-    agreement's tens of thousands); ``whole``: on every event (``before``: the report over
-    ``events`` alone as of ``as_of``, when the caller holds it).
+    agreement's tens of thousands); ``whole``: on every event.
     """
     if draft.get("amends") is not None:
         return DryRun(as_of, note=AMENDMENTS_UNJUDGED)
     stamped = {k: v for k, v in draft.items() if k not in NOT_READ} | {"time": format_time(as_of)}
     with_draft = parse_events([stamped], "this draft", after=events)
-    if whole:
-        if before is None:
-            before = evaluate(agreement, events, as_of, zones)
-        after = evaluate(agreement, with_draft, as_of, zones)
-    else:
-        near = neighbourhood(agreement, events, with_draft[-1])
-        before = evaluate(agreement, near, as_of, zones)
-        after = evaluate(agreement, [*near, with_draft[-1]], as_of, zones)
+    near = list(events) if whole else neighbourhood(agreement, events, with_draft[-1])
+    before = evaluate(agreement, near, as_of, zones)
+    after = evaluate(agreement, [*near, with_draft[-1]], as_of, zones)
     did = str(draft.get("id", ""))
     old_obligations = {o.id for o in before.obligations}
     meets = tuple(o for o in after.obligations if o.met_by == did)

@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -40,7 +40,7 @@ import httpx
 
 from cbmnet.acts.model import PT_EVENT, PT_HOTLINE, PT_HUB
 from cbmnet.communication.hotline import PRECEDENCES
-from cbmnet.compliance.timeutil import MS_PER_DAY, format_time
+from cbmnet.compliance.timeutil import MS_PER_DAY, format_time, parse_time
 from cbmnet.errors import FormatError
 from cbmnet.store.sql import AlertRow, Store
 
@@ -389,8 +389,6 @@ def deadline_alerts(
 
 
 def _ms(text: str) -> int:
-    from cbmnet.compliance.timeutil import parse_time
-
     return parse_time(text, "due")
 
 
@@ -404,12 +402,11 @@ def signed_text(key: str, target: str, sent_ms: int, body: bytes) -> bytes:
 class AlertDesk:
     """Derives alerts from the committed log and the engine, queues them, delivers them."""
 
-    def __init__(self, hub: Hub, store: Store, send_mail: Callable[[EmailMessage], None] | None = None):
+    def __init__(self, hub: Hub, store: Store) -> None:
         self.hub = hub
         self.store = store
         s = hub.settings
         self.public_url = s.public_url.rstrip("/")
-        self._send_mail = send_mail or self._smtp
         self._subs: dict[str, Subscription] = {}
         self._subs_at = -1.0
         self._cursor: int | None = None
@@ -607,7 +604,7 @@ class AlertDesk:
             "The content is not in this message: sign in to the dashboard to read it.",
         ]
         msg.set_content("\n".join(lines))
-        self._send_mail(msg)
+        self._smtp(msg)
 
     def _smtp(self, msg: EmailMessage) -> None:
         s = self.hub.settings

@@ -574,17 +574,15 @@ class ReadModel:
             ],
         }
 
-    def check_draft(self, party: str, payload: bytes, ms: int) -> Act:
-        """Would the hub log ``payload`` as ``party``'s event at ``ms``? The same two
-        readings as a sent act (its bytes, then against the log), so the words are the
+    def check_draft(self, party: str, act: Act, ms: int) -> None:
+        """Would the hub log ``act`` (read by ``read_act``, as a sent act is) as ``party``'s
+        event at ``ms``? Checked against the log as a sent act is, so the words are the
         hub's own; except that an id the party may not read is not said to be taken."""
-        act = read_act(PT_EVENT, payload)
         if act.author != party:
             raise ForbiddenError(f"event {act.doc['id']!r}, field 'party': you file as {party!r}")
         with self._lock:
             st = self._fold.state
             st.check(act, st.signing_keys(party), ms, draft=True)
-        return act
 
     def dry_run(self, party: str, agreement: str, payload: bytes, ms: int) -> dict[str, Any]:
         """What the draft ``payload`` would meet, start, add and clear if ``party`` sent it
@@ -593,7 +591,7 @@ class ReadModel:
         act = read_act(PT_EVENT, payload)
         if act.doc["agreement"] != agreement:
             raise FormatError(f"event {act.doc['id']!r}, field 'agreement': must be {agreement!r}")
-        self.check_draft(party, payload, ms)
+        self.check_draft(party, act, ms)
         parsed = self.parsed_events(agreement)
         readable = self.readable_indices(party, [d["log_index"] for d in parsed.docs])
         events = [

@@ -177,8 +177,14 @@
   }
 
   // Fill the form from the event amended; a withdrawal re-sends it as it stands, unchanged.
+  // "correct:ID" / "withdraw:ID" (the select's value) -> {action, id}; "" -> null.
+  function amendment(choice) {
+    const cut = choice ? choice.indexOf(":") : -1;
+    return cut < 0 ? null : { action: choice.slice(0, cut), id: choice.slice(cut + 1) };
+  }
+
   function amend(f, choice) {
-    const [action, id] = choice ? [choice.slice(0, choice.indexOf(":")), choice.slice(choice.indexOf(":") + 1)] : ["", ""];
+    const { action, id } = amendment(choice) || { action: "", id: "" };
     const own = ownOfForm(f).find((e) => e.id === id);
     f.fields.forEach((fld, i) => {
       const ctl = $(`fl-f-${i}`);
@@ -222,11 +228,8 @@
 
   function read() {
     const doc = { agreement, id: $("fl-f-id").value.trim(), party, ...form.fixed };
-    const amending = $("fl-amend") && $("fl-amend").value;
-    if (amending) {
-      const cut = amending.indexOf(":");
-      doc.amends = { id: amending.slice(cut + 1), action: amending.slice(0, cut) };
-    }
+    const amending = $("fl-amend") && amendment($("fl-amend").value);
+    if (amending) doc.amends = { id: amending.id, action: amending.action };
     for (const [i, f] of form.fields.entries()) {
       const ctl = $(`fl-f-${i}`);
       let v;
@@ -481,22 +484,11 @@
     return r.json();
   }
 
-  const keyInput = $("fl-key");
-  if (keyInput) {
-    keyInput.addEventListener("change", async () => {
-      const out = $("fl-key-status");
-      const file = keyInput.files && keyInput.files[0];
-      keyInput.value = "";
-      if (!file) return;
-      try {
-        if (file.size > 4096) throw new Error("a signer key file is a single short line");
-        signer = await S.importSigner(await file.text(), party, view.signing_keys);
-        out.textContent = `Key ${signer.keyid} of ${party} loaded: acts are signed in this page.`;
-        obsReady();
-      } catch (e) {
-        signer = null;
-        out.textContent = `Key not loaded: ${e.message}`;
-      }
+  if ($("fl-key")) {
+    const who = async () => ({ party, keys: view.signing_keys });
+    S.watchKeyFile($("fl-key"), $("fl-key-status"), who, "acts are signed in this page.", (loaded) => {
+      signer = loaded;
+      if (signer) obsReady();
       updateSend();
     });
   }

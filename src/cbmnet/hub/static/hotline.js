@@ -17,7 +17,7 @@
   const opened = new Map(); // entry index -> {text} or {error}
   const busy = new Set();
 
-  const { b64decode, b64encode, pae, sha256hex, importSigner, signEnvelope, postAct } = globalThis.cbmnetSigner;
+  const { b64decode, b64encode, pae, sha256hex, signEnvelope, postAct } = globalThis.cbmnetSigner;
 
   async function acknowledge(m) {
     const body = b64decode(m.envelope.payload);
@@ -215,25 +215,16 @@
     });
   }
 
-  const input = $("hl-key");
-  if (input) {
-    input.addEventListener("change", async () => {
-      const out = $("hl-key-status");
-      const file = input.files && input.files[0];
-      input.value = "";
-      if (!file) return;
-      try {
-        if (file.size > 4096) throw new Error("a signer key file is a single short line");
-        if (!view) await refresh();
-        signer = await importSigner(await file.text(), view.party, view.signing_keys);
-        out.textContent = `Key ${signer.keyid} of ${signer.party} loaded: acknowledgements and messages are signed in this page.`;
-        render();
-        updateCompose();
-      } catch (e) {
-        signer = null;
-        out.textContent = `Key not loaded: ${e.message}`;
-        render();
-      }
+  if ($("hl-key")) {
+    const who = async () => {
+      if (!view) await refresh();
+      return { party: view.party, keys: view.signing_keys };
+    };
+    const purpose = "acknowledgements and messages are signed in this page.";
+    globalThis.cbmnetSigner.watchKeyFile($("hl-key"), $("hl-key-status"), who, purpose, (loaded) => {
+      signer = loaded;
+      render();
+      if (signer) updateCompose();
     });
   }
 

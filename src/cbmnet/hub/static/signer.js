@@ -93,6 +93,26 @@
     return { key, keyid: `${parts[2]}+${parts[3]}`, party };
   }
 
+  // The key file the operator picks in `input`: imported for the party `who()` names (with
+  // its active keys), `status` saying what happened; `done(signer)` gets null if refused.
+  function watchKeyFile(input, status, who, purpose, done) {
+    input.addEventListener("change", async () => {
+      const file = input.files && input.files[0];
+      input.value = "";
+      if (!file) return;
+      let signer = null;
+      try {
+        if (file.size > 4096) throw new Error("a signer key file is a single short line");
+        const { party, keys } = await who();
+        signer = await importSigner(await file.text(), party, keys);
+        status.textContent = `Key ${signer.keyid} of ${party} loaded: ${purpose}`;
+      } catch (e) {
+        status.textContent = `Key not loaded: ${e.message}`;
+      }
+      done(signer);
+    });
+  }
+
   // A DSSE envelope of `doc` (written canonically) signed by `signer` in this page.
   async function signEnvelope(signer, payloadType, doc) {
     const bytes = enc.encode(canonicalJSON(doc));
@@ -158,6 +178,7 @@
 
   globalThis.cbmnetSigner = {
     token,
+    watchKeyFile,
     b64decode,
     b64encode,
     pae,

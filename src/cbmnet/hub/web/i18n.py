@@ -28,6 +28,9 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cbmnet.compliance.timeutil import parse_time
+from cbmnet.errors import CbmnetError
+
 LANGUAGES: dict[str, tuple[str, str]] = {
     "en": ("English", "ltr"),
     "fr": ("Français", "ltr"),
@@ -111,11 +114,9 @@ def when(value: str | int | None) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, str):
-        from cbmnet.compliance.timeutil import parse_time
-
         try:
             ms = parse_time(value, "time")
-        except Exception:  # not a time: shown as given
+        except CbmnetError:  # not a time: shown as given
             return value
     else:
         ms = value

@@ -58,9 +58,10 @@ def _library() -> Path:
     return LIBRARY
 
 
-def run_cases(tmp: Path, cases: list[dict[str, str]]) -> list[dict[str, Any]]:
+def run_cases(tmp: Path, cases: list[dict[str, str]], driver_js: str = DRIVER) -> list[Any]:
+    """``cases`` through a Node driver of hpke.js (the opener by default); its JSON answer."""
     driver = tmp / "hpke-driver.cjs"
-    driver.write_text(DRIVER)
+    driver.write_text(driver_js)
     r = subprocess.run(
         [_node(), str(driver), str(_library()), str(SCRIPT)],
         input=json.dumps(cases),
@@ -70,7 +71,7 @@ def run_cases(tmp: Path, cases: list[dict[str, str]]) -> list[dict[str, Any]]:
         check=False,
     )
     assert r.returncode == 0, r.stderr
-    got: list[dict[str, Any]] = json.loads(r.stdout)
+    got: list[Any] = json.loads(r.stdout)
     return got
 
 
@@ -181,18 +182,7 @@ def test_python_opens_what_the_page_seals_under_its_binding_only(
     texts = [t.encode("utf-8", "replace").decode() for t in texts]
     where = {"origin": "hub.test/log", "channel": channel, "id": mid, "sender": sender}
     cases = [{"pub": pub, "text": t, **where} for t, (_, pub) in zip(texts, keys, strict=True)]
-    driver = tmp_path / "hpke-seal.cjs"
-    driver.write_text(SEAL_DRIVER)
-    r = subprocess.run(
-        [_node(), str(driver), str(_library()), str(SCRIPT)],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert r.returncode == 0, r.stderr
-    sealed: list[str] = json.loads(r.stdout)
+    sealed = run_cases(tmp_path, cases, SEAL_DRIVER)
     bind = hotline.info("hub.test/log", channel, mid, sender)
     for ct, t, (priv, _) in zip(sealed, texts, keys, strict=True):
         key = hotline.private_key(priv, "key")

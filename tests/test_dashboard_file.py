@@ -287,6 +287,17 @@ def test_the_pickers_offer_only_what_the_caller_may_read(world: World) -> None:
             "activity": "deu-pick",
         }
         fra.submit(fra.sign(PT_EVENT, req))
+    with th.client("DEU") as deu:  # DEU invites FRA to observe its activity
+        invite = {
+            "agreement": VD,
+            "id": "deu-invites-fra",
+            "type": "notification",
+            "party": "DEU",
+            "form": "observation_invitation",
+            "activity": "deu-pick",
+            "to": ["FRA"],
+        }
+        deu.submit(deu.sign(PT_EVENT, invite))
 
     def choices(party: str) -> dict[str, Any]:
         r = httpx.get(
@@ -302,7 +313,11 @@ def test_the_pickers_offer_only_what_the_caller_may_read(world: World) -> None:
     assert "deu-pick" in [c["id"] for c in deu_c["own_activity"]]
     assert "deu-pick" not in [c["id"] for c in fra_c["own_activity"]]
     assert [c["id"] for c in deu_c["request_to_us"]] == ["fra-asks-deu"]
-    assert fra_c["request_to_us"] == [] and pol_c["request_to_us"] == []
+    assert [c["id"] for c in fra_c["request_to_us"]] == ["deu-invites-fra"]
+    assert pol_c["request_to_us"] == []
+    # An observer's report names the invitation: offered to the invited, not the inviting.
+    assert "deu-invites-fra" in [c["id"] for c in fra_c["request"]]
+    assert "deu-invites-fra" not in [c["id"] for c in deu_c["request"] + pol_c["request"]]
     # A request between two others is not POL's to see (events-v1 requests are addressed).
     assert "fra-asks-deu" not in [c["id"] for c in pol_c["request"]]
     # Only parties registered on this hub for the agreement (the hub refuses any other).

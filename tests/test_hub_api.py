@@ -372,6 +372,55 @@ def test_notify_acknowledge_verify_offline_and_comply(store_url: str, tmp_path: 
         assert api.size() == size + len(logged)
 
 
+# ---- observers' reports ---------------------------------------------------------------------
+
+
+def test_an_invited_state_reports_on_the_invitation_the_inviting_state_cannot(
+    store_url: str, tmp_path: Path
+) -> None:
+    """``observer_terms`` judges each observer's report by the invitation it names in
+    ``request``: the hub logs such a report from an invited State, so no finding of a
+    missing report can stand against one the hub refused to log."""
+    clock = FakeClock("2027-03-01T00:00:00Z")
+    with running_hub(store_url, tmp_path, clock=clock) as th, api_for(th) as api:
+        th.register("AUT", "BEL", "CZE")
+        api.act(
+            api.sign(
+                "AUT", PT_EVENT, activity("AUT", "act-1", "2027-05-01T00:00:00Z", "2027-05-10T00:00:00Z")
+            )
+        )
+        to_bel = event("AUT", "inv-1", "notification", form="observation_invitation", activity="act-1")
+        api.act(api.sign("AUT", PT_EVENT, {**to_bel, "to": ["BEL"]}))
+        api.act(
+            api.sign(
+                "BEL", PT_EVENT, event("BEL", "yes-1", "response", request="inv-1", decision="accept")
+            )
+        )
+        clock.set("2027-05-20T00:00:00Z")
+        report = event(
+            "BEL", "or-1", "notification", form="observer_report", request="inv-1", activity="act-1"
+        )
+        report.pop("activity")
+        logged = api.act(api.sign("BEL", PT_EVENT, report))
+        assert logged["index"] > 0
+        size = api.size()
+        # The inviting State is no observer of its own activity.
+        own = event("AUT", "or-2", "notification", form="observer_report", request="inv-1")
+        assert_error(api.submit(api.sign("AUT", PT_EVENT, own)), 403, "forbidden", "'inv-1'")
+        # A State not invited cannot read the invitation: answered as if there were none.
+        other = event("CZE", "or-3", "notification", form="observer_report", request="inv-1")
+        assert_error(api.submit(api.sign("CZE", PT_EVENT, other)), 404, "not_found", "'inv-1'")
+        # A report naming an activity (neither a request nor an invitation) is bad input.
+        wrong = event("BEL", "or-4", "notification", form="observer_report", request="act-1")
+        assert_error(
+            api.submit(api.sign("BEL", PT_EVENT, wrong)),
+            400,
+            "bad_input",
+            "is not a request or invitation",
+        )
+        assert api.size() == size
+
+
 # ---- amendments -----------------------------------------------------------------------------
 
 

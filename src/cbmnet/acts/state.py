@@ -32,7 +32,7 @@ from cbmnet.acts.model import (
     read_act,
 )
 from cbmnet.acts.registry import Key, Party, Proposal, Registry
-from cbmnet.agreements.model import Agreement
+from cbmnet.agreements.model import Agreement, ObserverTerms
 from cbmnet.compliance.events import not_a_member
 from cbmnet.compliance.timeutil import format_time, parse_duration, parse_time
 from cbmnet.errors import CbmnetError, ConflictError, ForbiddenError, FormatError, NotFoundError
@@ -409,19 +409,27 @@ class HubState:
         refs += [("activities", a) for a in d.get("activities") or ()]
         if d["type"] in ("response", "notification") and d.get("request"):
             refs.append(("request", d["request"]))
+        invitations = invitation_forms(ag)
         for fld, ref in refs:
             target = self._referable(author, ag.id, log, fld, ref, what)
+            invitation = target.kind == "notification" and target.form in invitations
             if fld == "request" and d["type"] == "response":
                 # An answer goes to a request, or to an invitation to observe (acceptance).
-                invitation = target.kind == "notification" and target.form == "observation_invitation"
                 if target.kind != "request" and not invitation:
                     raise FormatError(f"{what}, field 'request': {ref!r} is not a request or invitation")
                 if target.author == author or (not invitation and author not in target.addressees):
                     raise ForbiddenError(f"{what}: the request {ref!r} is not addressed to {author!r}")
+            elif fld == "request" and invitation:
+                # An observer's report names the invitation (observer_terms): only an invited
+                # party reports on it, never the inviting State.
+                if target.author == author:
+                    raise ForbiddenError(
+                        f"{what}: {author!r} sent the invitation {ref!r}; it is not invited"
+                    )
             elif fld == "request":
                 # A report on a visit names the request: only its two sides report on it.
                 if target.kind != "request":
-                    raise FormatError(f"{what}, field 'request': {ref!r} is not a request")
+                    raise FormatError(f"{what}, field 'request': {ref!r} is not a request or invitation")
                 if author not in target.addressees:
                     raise ForbiddenError(f"{what}: {author!r} is not a side of the request {ref!r}")
             elif d["type"] == "notification" and target.author != author:
@@ -971,3 +979,10 @@ def _tail(lst: list[int], start: int) -> Iterator[int]:
 def act_json(doc: Mapping[str, Any]) -> bytes:
     """The one way cbmnet writes an act payload: sorted keys, no spaces, UTF-8."""
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def invitation_forms(ag: Agreement) -> frozenset[str]:
+    """The notification forms that invite observers: answered by a response and reported
+    on by the invited (``observer_terms``; ``observation_invitation`` by default)."""
+    forms = {m.form for m in ag.measures if isinstance(m, ObserverTerms)}
+    return frozenset(forms | {"observation_invitation"})

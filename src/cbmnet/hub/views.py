@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from cbmnet import collector
 from cbmnet.acts.model import PT_EVENT, PT_HOTLINE, SECRETARIAT, Act, read_act
 from cbmnet.acts.registry import Party
-from cbmnet.acts.state import ALL, Entry, HubState
+from cbmnet.acts.state import ALL, Entry, HubState, invitation_forms
 from cbmnet.agreements.model import Agreement, HotlineTerms
 from cbmnet.compliance.annual import annual
 from cbmnet.compliance.dryrun import dry_run
@@ -547,14 +547,19 @@ class ReadModel:
         def line(d: dict[str, Any]) -> dict[str, str]:
             return {"id": d["id"], "text": _one_line(d)}
 
+        invitations = invitation_forms(self.agreements[agreement])
+
+        def invited(d: dict[str, Any]) -> bool:
+            to = d.get("to")
+            is_invitation = d["type"] == "notification" and d.get("form") in invitations
+            return is_invitation and d["party"] != party and (to is None or ALL in to or party in to)
+
         def answerable(d: dict[str, Any]) -> bool:
             if (d["id"], party) in answered or d["party"] == party:
                 return False
             if d["type"] == "request":
                 return d.get("to") == party
-            to = d.get("to")
-            invited = to is None or ALL in to or party in to
-            return d["type"] == "notification" and d.get("form") == "observation_invitation" and invited
+            return invited(d)
 
         with self._lock:
             registered = {
@@ -564,7 +569,8 @@ class ReadModel:
             "own_activity": [line(d) for d in docs if d["type"] == "activity" and d["party"] == party],
             "own_incident": [line(d) for d in docs if d["type"] == "incident" and d["party"] == party],
             "request_to_us": [line(d) for d in docs if answerable(d)],
-            "request": [line(d) for d in docs if d["type"] == "request"],
+            # What a report may name: a request, or an invitation to observe it was sent.
+            "request": [line(d) for d in docs if d["type"] == "request" or invited(d)],
             "party": sorted(registered - {party}),
             # Its own events as they stand (corrections folded in), to correct or withdraw.
             "own_event": [

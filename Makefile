@@ -67,4 +67,4 @@ clean:
 # each has a translation).
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -o build/cbmnet.pot --no-location --sort-output .
-	for l in fr es ru zh ar; do $(BIN)/pybabel update -i build/cbmnet.pot -d src/cbmnet/hub/locale -D cbmnet -l $$l --no-fuzzy-matching; done
+	for l in fr es ru zh ar; do $(BIN)/pybabel update -i build/cbmnet.pot -d src/cbmnet/locale -D cbmnet -l $$l --no-fuzzy-matching; done

@@ -60,7 +60,7 @@ _SIZE_WORDS = {
 
 
 def N_(message: str) -> str:
-    """Mark ``message`` for the dashboard's catalogues (``hub/locale``)."""
+    """Mark ``message`` for the dashboard's catalogues (``cbmnet/locale``)."""
     return message
 
 

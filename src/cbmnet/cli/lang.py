@@ -1,0 +1,58 @@
+"""The CLI's language, chosen once per process before its help texts are built.
+
+Precedence: ``--lang CODE`` on the command line, then ``CBMNET_LANG``, then the POSIX
+locale variables in gettext's order (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``).
+The first that names one of the six languages decides; ``C``/``POSIX`` or none is
+English. Help texts are strings built when the command is defined, so the choice is
+made when ``cbmnet.cli`` is imported, not when an option is parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from cbmnet.i18n import CURRENT, DEFAULT, LANGUAGES
+
+POSIX_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def _code(value: str) -> str | None:
+    """``fr_FR.UTF-8`` -> ``fr``; ``C``, ``POSIX`` or a language we lack -> None."""
+    tag = value.strip().split(".")[0].split("@")[0].replace("-", "_").split("_")[0].lower()
+    return tag if tag in LANGUAGES else None
+
+
+def _from_argv(argv: Sequence[str]) -> str | None:
+    for i, arg in enumerate(argv[:64]):
+        if arg == "--":
+            return None
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.removeprefix("--lang=")
+    return None
+
+
+def cli_language(argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """The language this invocation writes in."""
+    asked = _from_argv(argv)
+    if asked is not None:
+        return _code(asked) or DEFAULT
+    if environ.get("CBMNET_LANG"):
+        return _code(environ["CBMNET_LANG"]) or DEFAULT
+    for name in POSIX_VARIABLES:
+        value = environ.get(name, "")
+        if not value:
+            continue
+        if name == "LANGUAGE":  # a priority list: the first of ours wins
+            for item in value.split(":"):
+                if _code(item):
+                    return str(_code(item))
+            continue
+        return _code(value) or DEFAULT
+    return DEFAULT
+
+
+def use(lang: str) -> None:
+    """Write in ``lang`` from now on, in this process."""
+    CURRENT.set(lang if lang in LANGUAGES else DEFAULT)

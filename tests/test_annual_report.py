@@ -105,7 +105,7 @@ def test_any_party_recomputes_the_hubs_table_from_the_events(th: TestHub, tmp_pa
                                           request="DEU-why-1", decision="answer")))  # fmt: skip
     year = year_of(th.hub.clock() + 2 * MS_PER_DAY)  # the year the answers fall due in
     hub_doc = _report(th, None, year)
-    assert hub_doc["checkpoint"] is None or hub_doc["checkpoint"].startswith("hub.cbmnet.test/log")
+    assert hub_doc["checkpoint"].startswith("hub.cbmnet.test/log")
     events = tmp_path / "events.json"
     events.write_text(json.dumps(th.hub.views.agreement_events(VD)))
     mine = json.loads(
@@ -116,6 +116,22 @@ def test_any_party_recomputes_the_hubs_table_from_the_events(th: TestHub, tmp_pa
     assert mine == hub_doc
     rows = {r["party"]: r for r in mine["parties"]}
     assert rows["POL"]["met"] == 1 and "FRA-why-1" in rows["DEU"]["events"]["pending"]
+
+
+def test_the_api_and_the_page_name_the_latest_signed_checkpoint(th: TestHub) -> None:
+    """One answer for both (``Hub.annual_report``): the checkpoint signed last, null
+    while the log has signed none."""
+    _ask(th, "FRA", "FRA-cp-1", "DEU")
+    year = year_of(th.hub.clock() + 2 * MS_PER_DAY)
+    with th.client("DEU") as c:
+        cookie = {"cbmnet_session": session_cookie(th.url, c.token())}
+    page = f"{th.url}/dashboard/report"
+    _ask(th, "DEU", "DEU-cp-2", "FRA")  # the tree grows past the last checkpoint
+    th.hub.checkpoint_if_grown()
+    signed = th.hub.rlog.signed_checkpoint(th.hub.rlog.latest_checkpoint())
+    assert _report(th, "DEU", year)["checkpoint"] == signed
+    html = httpx.get(page, params={"agreement": VD, "year": year}, cookies=cookie).text
+    assert signed.splitlines()[2] in html  # the root hash line of the signed note
 
 
 def test_a_party_sees_the_year_as_far_as_it_may_read(th: TestHub) -> None:

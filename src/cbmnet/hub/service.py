@@ -665,6 +665,14 @@ class Hub:
 
     # ---- the hub's own duties -----------------------------------------------------------
 
+    def annual_report(self, party: str, agreement: str, year: int, now: int) -> dict[str, Any]:
+        """The annual implementation report as ``party`` may read it, with the latest signed
+        checkpoint the figures rest on (None while the log has signed none): one answer for
+        the API, the page and its PDF."""
+        doc = self.views.annual_for(party, agreement, year, now)
+        stored = self.rlog.store.latest_checkpoint()
+        return {**doc, "checkpoint": None if stored is None else self.rlog.signed_checkpoint(stored)}
+
     def sweep(self, now: int | None = None) -> list[Receipt]:
         """Log what the hub must state itself: missed acknowledgements, overdue obligations.
 

@@ -7,15 +7,13 @@ what the signed-in party may read; the PDF is ``cbmnet.reports.annual_pdf``.
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from cbmnet.compliance.timeutil import format_time, year_of
-from cbmnet.errors import CbmnetError
 from cbmnet.hub.deps import evaluating, hub_from, limits_of
-from cbmnet.hub.service import Hub
 from cbmnet.hub.web.render import render
 from cbmnet.reports import annual_pdf
 
@@ -24,15 +22,6 @@ router = APIRouter()
 MaybeAgreement = Annotated[str | None, Query(max_length=128)]
 MaybeYear = Annotated[int | None, Query(ge=1970, le=2199)]
 AgreementId = Annotated[str, Query(max_length=128)]
-
-
-def _report(hub: Hub, party: str, agreement: str, year: int, now: int) -> dict[str, Any]:
-    doc = hub.views.annual_for(party, agreement, year, now)
-    try:
-        checkpoint = hub.rlog.signed_checkpoint(hub.rlog.latest_checkpoint())
-    except CbmnetError:
-        checkpoint = None
-    return {**doc, "checkpoint": checkpoint}
 
 
 @router.get("/dashboard/report", include_in_schema=False)
@@ -47,7 +36,7 @@ def report_page(request: Request, agreement: MaybeAgreement = None, year: MaybeY
     doc = None
     if chosen is not None:
         run = limits_of(request).evaluations.call
-        doc = run(party, partial(_report, hub, party, chosen, year, now))
+        doc = run(party, partial(hub.annual_report, party, chosen, year, now))
     return render(
         "report.html",
         party=party,
@@ -69,7 +58,7 @@ def report_pdf(
     now = hub.clock()
     year = year or year_of(now)
     run = limits_of(request).evaluations.call
-    doc = run(party, partial(_report, hub, party, agreement, year, now))
+    doc = run(party, partial(hub.annual_report, party, agreement, year, now))
     pdf = annual_pdf(doc, checkpoint=doc["checkpoint"])
     name = f"cbmnet-{agreement}-{year}.pdf"
     return Response(

@@ -30,26 +30,28 @@ import typer
 from cbmnet.cli.files import read_bytes as _read_bytes
 from cbmnet.cli.files import read_text as _read_text
 from cbmnet.errors import AuthError, CbmnetError, FormatError, StoreError
+from cbmnet.i18n import gettext as _
 
 if TYPE_CHECKING:
     from cbmnet.party.client import HubClient
 
 
 HubOpt = Annotated[
-    str | None, typer.Option("--hub", envvar="CBMNET_HUB", help="The hub's URL (http://host:port).")
+    str | None, typer.Option("--hub", envvar="CBMNET_HUB", help=_("The hub's URL (http://host:port)."))
 ]
 PartyOpt = Annotated[
-    str | None, typer.Option("--party", envvar="CBMNET_PARTY", help="The party you act as (e.g. IND).")
+    str | None,
+    typer.Option("--party", envvar="CBMNET_PARTY", help=_("The party you act as (e.g. IND).")),
 ]
 KeyOpt = Annotated[
     Path | None,
-    typer.Option("--key", envvar="CBMNET_KEY", help="Your signer key file (PRIVATE+KEY+...)."),
+    typer.Option("--key", envvar="CBMNET_KEY", help=_("Your signer key file (PRIVATE+KEY+...).")),
 ]
 HpkeOpt = Annotated[
     Path | None,
-    typer.Option("--hpke", envvar="CBMNET_HPKE", help="Your X25519 private key file (NAME.hpke)."),
+    typer.Option("--hpke", envvar="CBMNET_HPKE", help=_("Your X25519 private key file (NAME.hpke).")),
 ]
-AgreementOpt = Annotated[str, typer.Option("--agreement", help="An agreement id the hub serves.")]
+AgreementOpt = Annotated[str, typer.Option("--agreement", help=_("An agreement id the hub serves."))]
 
 
 # ---- reading the user's files -----------------------------------------------------------
@@ -119,6 +121,13 @@ def _json_object(path: str) -> dict[str, Any]:
     return doc
 
 
+def aligned(rows: list[tuple[str, str]], gap: int) -> list[str]:
+    """Labels and their values in two columns, each value ``gap`` spaces after the longest
+    label (the labels are translated, so their width is only known at run time)."""
+    width = max(len(label) for label, _value in rows) + gap
+    return [f"{label:<{width}}{value}" for label, value in rows]
+
+
 def _echo_json(doc: Any, *, pretty: bool = False) -> None:
     typer.echo(json.dumps(doc, ensure_ascii=False, indent=2 if pretty else None))
 
@@ -173,8 +182,8 @@ _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def keys_hpke(
-    name: Annotated[str, typer.Option(help="Key name, e.g. the party id 'IND'.")],
-    out: Annotated[Path, typer.Option(help="Folder for the key files.")] = Path("."),
+    name: Annotated[str, typer.Option(help=_("Key name, e.g. the party id 'IND'."))],
+    out: Annotated[Path, typer.Option(help=_("Folder for the key files."))] = Path("."),
 ) -> None:
     """Make an X25519 key for hotline bodies: NAME.hpke (private, owner-only), NAME.hpke.pub."""
     from cbmnet.communication.hotline import generate_encryption_key
@@ -194,28 +203,32 @@ def keys_hpke(
         f.write(private + "\n")
     pub_path = out / f"{name}.hpke.pub"
     pub_path.write_text(public + "\n")
-    typer.echo(f"private key:  {key_path}")
-    typer.echo(f"public key:   {pub_path} ({public})")
+    rows = [(_("private key:"), str(key_path)), (_("public key:"), f"{pub_path} ({public})")]
+    for line in aligned(rows, gap=2):
+        typer.echo(line)
 
 
 # ---- running a hub -----------------------------------------------------------------------
 
-hub_app = typer.Typer(help="Create a hub (then run it with 'cbmnet serve').", no_args_is_help=True)
+hub_app = typer.Typer(help=_("Create a hub (then run it with 'cbmnet serve')."), no_args_is_help=True)
 
 
-@hub_app.command("init")
+@hub_app.command(
+    "init",
+    help=_("Create the hub's keys and store; run it again with the same keys and it changes nothing."),
+)
 def hub_init(
-    origin: Annotated[str, typer.Option(help="The log's name, e.g. 'hub.example.org/log'.")],
+    origin: Annotated[str, typer.Option(help=_("The log's name, e.g. 'hub.example.org/log'."))],
     secretariat: Annotated[
-        str, typer.Option(help="The secretariat's verifier key, or a .vkey file holding it.")
+        str, typer.Option(help=_("The secretariat's verifier key, or a .vkey file holding it."))
     ],
     agreement: Annotated[
-        list[str], typer.Option("--agreement", help="A bundled agreement id or a file (repeatable).")
+        list[str], typer.Option("--agreement", help=_("A bundled agreement id or a file (repeatable)."))
     ],
-    data: Annotated[Path, typer.Option(help="Folder for the keys (DIR/keys) and the store.")] = Path(
+    data: Annotated[Path, typer.Option(help=_("Folder for the keys (DIR/keys) and the store."))] = Path(
         "data"
     ),
-    db: Annotated[str | None, typer.Option(help="Store URL; default sqlite:///DIR/hub.db.")] = None,
+    db: Annotated[str | None, typer.Option(help=_("Store URL; default sqlite:///DIR/hub.db."))] = None,
 ) -> None:
     """Create the hub's keys and store; run it again with the same keys and it changes nothing."""
     from cbmnet.agreements.loader import load_agreement
@@ -226,10 +239,14 @@ def hub_init(
     agreements = [load_agreement(a) for a in agreement]
     url = db or f"sqlite:///{data}/hub.db"
     keys = init_hub(url, data / "keys", origin=origin, secretariat_vkey=sec, agreements=agreements)
-    typer.echo(f"hub {origin} in {url}; keys in {data / 'keys'}")
-    typer.echo(f"log verifier key: {parse_signer_key(keys.log_key).verifier_key}")
-    typer.echo(f"hub verifier key: {parse_signer_key(keys.hub_key).verifier_key}")
-    typer.echo(f"agreements: {', '.join(a.id for a in agreements)}")
+    typer.echo(
+        _("hub %(origin)s in %(store)s; keys in %(keys)s")
+        % {"origin": origin, "store": url, "keys": data / "keys"}
+    )
+    log_vkey = parse_signer_key(keys.log_key).verifier_key
+    typer.echo(_("log verifier key: %(key)s") % {"key": log_vkey})
+    typer.echo(_("hub verifier key: %(key)s") % {"key": parse_signer_key(keys.hub_key).verifier_key})
+    typer.echo(_("agreements: %(ids)s") % {"ids": ", ".join(a.id for a in agreements)})
 
 
 class _JsonLines(logging.Formatter):
@@ -286,35 +303,37 @@ def _host_port(text: str, default: int, what: str) -> tuple[str, int]:
 
 
 def serve(
-    data: Annotated[Path, typer.Option(help="The folder 'cbmnet hub init' filled.")] = Path("data"),
-    db: Annotated[str | None, typer.Option(help="Store URL; default sqlite:///DIR/hub.db.")] = None,
-    keys: Annotated[Path | None, typer.Option(help="Key folder; default DIR/keys.")] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    data: Annotated[Path, typer.Option(help=_("The folder 'cbmnet hub init' filled."))] = Path("data"),
+    db: Annotated[str | None, typer.Option(help=_("Store URL; default sqlite:///DIR/hub.db."))] = None,
+    keys: Annotated[Path | None, typer.Option(help=_("Key folder; default DIR/keys."))] = None,
+    host: Annotated[str, typer.Option(help=_("Address to listen on."))] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help=_("TCP port."))] = 8000,
     sweep_seconds: Annotated[
-        float, typer.Option(help="How often to look for missed deadlines.", min=0.05)
+        float, typer.Option(help=_("How often to look for missed deadlines."), min=0.05)
     ] = 2.0,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[str, typer.Option(help=_("debug, info, warning or error."))] = "info",
     proxy: Annotated[
         str | None,
         typer.Option(
-            help="Address (or network) of the reverse proxy whose X-Forwarded-For is believed;"
-            " default none: every client is charged by the address it connects from."
+            help=_(
+                "Address (or network) of the reverse proxy whose X-Forwarded-For is believed;"
+                " default none: every client is charged by the address it connects from."
+            )
         ),
     ] = None,
     smtp: Annotated[
         str | None,
-        typer.Option(help="HOST[:PORT] of the SMTP relay e-mail alerts go through; default none."),
+        typer.Option(help=_("HOST[:PORT] of the SMTP relay e-mail alerts go through; default none.")),
     ] = None,
     smtp_from: Annotated[
-        str, typer.Option(help="The From address of e-mail alerts.")
+        str, typer.Option(help=_("The From address of e-mail alerts."))
     ] = "cbmnet@localhost",
     public_url: Annotated[
-        str, typer.Option(help="The dashboard's address as parties reach it (links in alerts).")
+        str, typer.Option(help=_("The dashboard's address as parties reach it (links in alerts)."))
     ] = "",
     alerts_allow_private: Annotated[
         bool,
-        typer.Option(help="Let webhooks reach http:// and private addresses (a closed network)."),
+        typer.Option(help=_("Let webhooks reach http:// and private addresses (a closed network).")),
     ] = False,
 ) -> None:
     """Run the hub in the foreground (JSON log lines on stderr) until SIGTERM or Ctrl-C."""
@@ -387,25 +406,33 @@ def serve(
 
 # ---- the registry ------------------------------------------------------------------------
 
-party_app = typer.Typer(help="Register parties and manage their keys.", no_args_is_help=True)
+party_app = typer.Typer(help=_("Register parties and manage their keys."), no_args_is_help=True)
 
 
-@party_app.command("register")
+@party_app.command(
+    "register",
+    help=_("(Secretariat) Log a party's registration; --key is the secretariat's signer key."),
+)
 def party_register(
-    party: Annotated[str, typer.Option("--party", help="The party to register (e.g. IND).")],
-    name: Annotated[str, typer.Option(help="Its name, e.g. 'Republic of India'.")],
-    agreement: Annotated[list[str], typer.Option("--agreement", help="Agreement id (repeatable).")],
-    signing_key: Annotated[str, typer.Option(help="Its verifier key, or the .vkey file.")],
-    encryption_key: Annotated[str, typer.Option(help="Its X25519 public key, or the .hpke.pub file.")],
+    party: Annotated[str, typer.Option("--party", help=_("The party to register (e.g. IND)."))],
+    name: Annotated[str, typer.Option(help=_("Its name, e.g. 'Republic of India'."))],
+    agreement: Annotated[list[str], typer.Option("--agreement", help=_("Agreement id (repeatable)."))],
+    signing_key: Annotated[str, typer.Option(help=_("Its verifier key, or the .vkey file."))],
+    encryption_key: Annotated[
+        str, typer.Option(help=_("Its X25519 public key, or the .hpke.pub file."))
+    ],
     witness_key: Annotated[
-        str | None, typer.Option(help="Its witness's cosigner key, or the .cosigner.vkey file.")
+        str | None, typer.Option(help=_("Its witness's cosigner key, or the .cosigner.vkey file."))
     ] = None,
     recovery_key: Annotated[
         str | None,
-        typer.Option(help="The verifier key the party keeps offline to recover its identity (.vkey)."),
+        typer.Option(
+            help=_("The verifier key the party keeps offline to recover its identity (.vkey).")
+        ),
     ] = None,
     contact: Annotated[
-        list[str] | None, typer.Option("--contact", help="A point of contact as KEY=VALUE (repeatable).")
+        list[str] | None,
+        typer.Option("--contact", help=_("A point of contact as KEY=VALUE (repeatable).")),
     ] = None,
     hub: HubOpt = None,
     key: KeyOpt = None,
@@ -440,21 +467,24 @@ ByOpt = Annotated[
     str | None,
     typer.Option(
         "--by",
-        help="Who signs (--key): the party's current key (default), 'recovery' (its offline "
-        "recovery key) or, for a rotation, 'quorum' (the NEW signing key, once a quorum of other "
-        "parties has approved these exact keys). Never the secretariat (docs/adr/0007).",
+        help=_(
+            "Who signs (--key): the party's current key (default), 'recovery' (its offline "
+            "recovery key) or, for a rotation, 'quorum' (the NEW signing key, once a quorum of other "
+            "parties has approved these exact keys). Never the secretariat (docs/adr/0007)."
+        ),
     ),
 ]
 NewEncryptionOpt = Annotated[
-    str | None, typer.Option("--encryption-key", help="A new X25519 public key, or its .hpke.pub file.")
+    str | None,
+    typer.Option("--encryption-key", help=_("A new X25519 public key, or its .hpke.pub file.")),
 ]
 NewWitnessOpt = Annotated[
     str | None,
-    typer.Option("--witness-key", help="A new witness key (.cosigner.vkey file)."),
+    typer.Option("--witness-key", help=_("A new witness key (.cosigner.vkey file).")),
 ]
 NewRecoveryOpt = Annotated[
     str | None,
-    typer.Option("--recovery-key", help="A new recovery verifier key (only by recovery or quorum)."),
+    typer.Option("--recovery-key", help=_("A new recovery verifier key (only by recovery or quorum).")),
 ]
 
 
@@ -475,9 +505,12 @@ def _new_keys(
     return doc
 
 
-@party_app.command("rotate")
+@party_app.command(
+    "rotate",
+    help=_("Replace the party's signing key (the old one stops at this entry); --key signs (see --by)."),
+)
 def party_rotate(
-    signing_key: Annotated[str, typer.Option(help="The new verifier key, or its .vkey file.")],
+    signing_key: Annotated[str, typer.Option(help=_("The new verifier key, or its .vkey file."))],
     encryption_key: NewEncryptionOpt = None,
     witness_key: NewWitnessOpt = None,
     recovery_key: NewRecoveryOpt = None,
@@ -493,10 +526,17 @@ def party_rotate(
     _registry_act(hub, _new_keys(doc, signing_key, encryption_key, witness_key, recovery_key), key)
 
 
-@party_app.command("revoke")
+@party_app.command(
+    "revoke",
+    help=_(
+        "Revoke one of the party's keys (e.g. stolen: sign with --by recovery); acts it "
+        "signs are\n"
+        "refused from this entry on."
+    ),
+)
 def party_revoke(
-    revoke: Annotated[str, typer.Option(help="The verifier key to revoke, or its .vkey file.")],
-    reason: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
+    revoke: Annotated[str, typer.Option(help=_("The verifier key to revoke, or its .vkey file."))],
+    reason: Annotated[str | None, typer.Option(help=_("Why, for the record."))] = None,
     by: ByOpt = None,
     hub: HubOpt = None,
     party: PartyOpt = None,
@@ -517,14 +557,21 @@ def party_revoke(
     _registry_act(hub, doc, key)
 
 
-@party_app.command("approve")
+@party_app.command(
+    "approve",
+    help=_(
+        "Vouch, as your party, for the exact new keys of a party that lost its signing "
+        "and\n"
+        "recovery keys; once a quorum has, it logs the rotation itself (--by quorum)."
+    ),
+)
 def party_approve(
-    for_party: Annotated[str, typer.Option("--for", help="The party that lost its keys (e.g. PAK).")],
-    signing_key: Annotated[str, typer.Option(help="Its new verifier key, as it gave it to you.")],
+    for_party: Annotated[str, typer.Option("--for", help=_("The party that lost its keys (e.g. PAK)."))],
+    signing_key: Annotated[str, typer.Option(help=_("Its new verifier key, as it gave it to you."))],
     encryption_key: NewEncryptionOpt = None,
     witness_key: NewWitnessOpt = None,
     recovery_key: NewRecoveryOpt = None,
-    reason: Annotated[str | None, typer.Option(help="How you checked, for the record.")] = None,
+    reason: Annotated[str | None, typer.Option(help=_("How you checked, for the record."))] = None,
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -556,19 +603,21 @@ def parties(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> N
 
 
 def submit(
-    file: Annotated[str, typer.Argument(help="Event JSON (with 'agreement'), or - for stdin.")],
+    file: Annotated[str, typer.Argument(help=_("Event JSON (with 'agreement'), or - for stdin."))],
     signed: Annotated[
-        bool, typer.Option("--signed", help="FILE is a DSSE envelope signed already.")
+        bool, typer.Option("--signed", help=_("FILE is a DSSE envelope signed already."))
     ] = False,
     proof_out: Annotated[
-        Path | None, typer.Option(help="Write the receipt's tlog-proof to this file.")
+        Path | None, typer.Option(help=_("Write the receipt's tlog-proof to this file."))
     ] = None,
     seal: Annotated[
         bool,
         typer.Option(
             "--seal",
-            help="Seal the event's 'body' (HPKE) to its readers: a request, its response or a "
-            "notification with 'to'. The hub stores ciphertext only.",
+            help=_(
+                "Seal the event's 'body' (HPKE) to its readers: a request, its response or a "
+                "notification with 'to'. The hub stores ciphertext only."
+            ),
         ),
     ] = False,
     hub: HubOpt = None,
@@ -611,16 +660,16 @@ def _item(item: dict[str, Any], envelopes: bool) -> dict[str, Any]:
 
 
 def inbox(
-    after: Annotated[int, typer.Option(help="Only entries after this index.")] = -1,
-    agreement: Annotated[str | None, typer.Option(help="Only this agreement's.")] = None,
-    form: Annotated[str | None, typer.Option(help="Only this form (or hotline channel).")] = None,
-    author: Annotated[str | None, typer.Option(help="Only this party's acts.")] = None,
-    kind: Annotated[str | None, typer.Option(help="Only this kind (event type or act).")] = None,
-    since: Annotated[str | None, typer.Option(help="Logged at or after this RFC 3339 time.")] = None,
-    until: Annotated[str | None, typer.Option(help="Logged before this RFC 3339 time.")] = None,
-    limit: Annotated[int, typer.Option(help="Page size.", min=1, max=1000)] = 100,
-    all_pages: Annotated[bool, typer.Option("--all", help="Every page, not just the first.")] = False,
-    envelopes: Annotated[bool, typer.Option(help="Include each signed envelope.")] = False,
+    after: Annotated[int, typer.Option(help=_("Only entries after this index."))] = -1,
+    agreement: Annotated[str | None, typer.Option(help=_("Only this agreement's."))] = None,
+    form: Annotated[str | None, typer.Option(help=_("Only this form (or hotline channel)."))] = None,
+    author: Annotated[str | None, typer.Option(help=_("Only this party's acts."))] = None,
+    kind: Annotated[str | None, typer.Option(help=_("Only this kind (event type or act)."))] = None,
+    since: Annotated[str | None, typer.Option(help=_("Logged at or after this RFC 3339 time."))] = None,
+    until: Annotated[str | None, typer.Option(help=_("Logged before this RFC 3339 time."))] = None,
+    limit: Annotated[int, typer.Option(help=_("Page size."), min=1, max=1000)] = 100,
+    all_pages: Annotated[bool, typer.Option("--all", help=_("Every page, not just the first."))] = False,
+    envelopes: Annotated[bool, typer.Option(help=_("Include each signed envelope."))] = False,
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -663,11 +712,14 @@ def inbox(
         for item in page["items"]:
             _echo_json(shown(item))
         if len(page["items"]) >= limit:
-            typer.echo(f"more after {page['next']}: use --after {page['next']} or --all", err=True)
+            typer.echo(
+                _("more after %(next)s: use --after %(next)s or --all") % {"next": page["next"]},
+                err=True,
+            )
 
 
 def ack(
-    index: Annotated[int, typer.Argument(help="The log index of the entry you acknowledge.", min=0)],
+    index: Annotated[int, typer.Argument(help=_("The log index of the entry you acknowledge."), min=0)],
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -678,7 +730,7 @@ def ack(
 
 
 def status(
-    index: Annotated[int, typer.Argument(help="The log index of your entry.", min=0)],
+    index: Annotated[int, typer.Argument(help=_("The log index of your entry."), min=0)],
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -690,7 +742,7 @@ def status(
 
 def obligations(
     agreement: AgreementOpt,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time; default: now.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help=_("RFC 3339 time; default: now."))] = None,
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -706,15 +758,15 @@ def obligations(
 
 def quota(
     agreement: AgreementOpt,
-    host: Annotated[str | None, typer.Option("--host", help="The State you would ask.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help=_("The State you would ask."))] = None,
     kind: Annotated[
-        str | None, typer.Option("--kind", help="inspection, evaluation, flight, ...")
+        str | None, typer.Option("--kind", help=_("inspection, evaluation, flight, ..."))
     ] = None,
     request: Annotated[
-        str | None, typer.Option("--request", help="As its host: the request you are to answer.")
+        str | None, typer.Option("--request", help=_("As its host: the request you are to answer."))
     ] = None,
-    eta: Annotated[str | None, typer.Option("--eta", help="Planned arrival (RFC 3339).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Planned end (RFC 3339).")] = None,
+    eta: Annotated[str | None, typer.Option("--eta", help=_("Planned arrival (RFC 3339)."))] = None,
+    until: Annotated[str | None, typer.Option("--until", help=_("Planned end (RFC 3339)."))] = None,
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -734,14 +786,17 @@ def quota(
 
 # ---- the hotline ------------------------------------------------------------------------
 
-hotline_app = typer.Typer(help="End-to-end encrypted hotline channels.", no_args_is_help=True)
+hotline_app = typer.Typer(help=_("End-to-end encrypted hotline channels."), no_args_is_help=True)
 
 
-@hotline_app.command("open")
+@hotline_app.command(
+    "open",
+    help=_("Open a channel between member parties under one agreement (you must be a member)."),
+)
 def hotline_open(
-    channel: Annotated[str, typer.Argument(help="Channel id, e.g. 'ind-pak-dgmo'.")],
+    channel: Annotated[str, typer.Argument(help=_("Channel id, e.g. 'ind-pak-dgmo'."))],
     agreement: AgreementOpt,
-    member: Annotated[list[str], typer.Option("--member", help="A member party (repeatable).")],
+    member: Annotated[list[str], typer.Option("--member", help=_("A member party (repeatable)."))],
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -751,13 +806,16 @@ def hotline_open(
         _echo_json(_receipt(c.open_channel(channel, agreement, member), channel=channel))
 
 
-@hotline_app.command("send")
+@hotline_app.command(
+    "send",
+    help=_("Encrypt TEXT to every member's key, sign it and log it; prints the receipt."),
+)
 def hotline_send(
-    channel: Annotated[str, typer.Argument(help="The channel id.")],
-    text: Annotated[str, typer.Argument(help="The message text.")],
-    precedence: Annotated[str, typer.Option(help="flash, immediate, priority or routine.")],
+    channel: Annotated[str, typer.Argument(help=_("The channel id."))],
+    text: Annotated[str, typer.Argument(help=_("The message text."))],
+    precedence: Annotated[str, typer.Option(help=_("flash, immediate, priority or routine."))],
     message_id: Annotated[
-        str | None, typer.Option("--id", help="Message id; default a fresh random one.")
+        str | None, typer.Option("--id", help=_("Message id; default a fresh random one."))
     ] = None,
     hub: HubOpt = None,
     party: PartyOpt = None,
@@ -773,16 +831,26 @@ def hotline_send(
         _echo_json(_receipt(c.send(channel, mid, precedence, text), channel=channel, id=mid))
 
 
-@hotline_app.command("listen")
+@hotline_app.command(
+    "listen",
+    help=_(
+        "Follow everything addressed to you, live: one JSON line per entry.\n"
+        "\n"
+        'Hotline messages carry their plaintext in "text" when --hpke is given (or\n'
+        '"text_error" if it does not open); with --ack each one sent to you by another\n'
+        'member is acknowledged and the line says at which index ("ack").'
+    ),
+)
 def hotline_listen(
-    after: Annotated[int, typer.Option(help="Start after this log index.")] = -1,
+    after: Annotated[int, typer.Option(help=_("Start after this log index."))] = -1,
     count: Annotated[
-        int | None, typer.Option(help="Exit after this many items (default: run until stopped).", min=1)
+        int | None,
+        typer.Option(help=_("Exit after this many items (default: run until stopped)."), min=1),
     ] = None,
     ack_messages: Annotated[
-        bool, typer.Option("--ack", help="Acknowledge each hotline message sent to you.")
+        bool, typer.Option("--ack", help=_("Acknowledge each hotline message sent to you."))
     ] = False,
-    envelopes: Annotated[bool, typer.Option(help="Include each signed envelope.")] = False,
+    envelopes: Annotated[bool, typer.Option(help=_("Include each signed envelope."))] = False,
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -847,18 +915,21 @@ async def _listen(
 
 
 observations_app = typer.Typer(
-    help="Sensor observation batches: signed at the source, hash in the log, rows beside it.",
+    help=_("Sensor observation batches: signed at the source, hash in the log, rows beside it."),
     no_args_is_help=True,
 )
 
 _FORMATS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".parquet": "parquet"}
 
 
-@observations_app.command("submit")
+@observations_app.command(
+    "submit",
+    help=_("Sign the file's SHA-256 and size, log them, then upload the rows beside the act."),
+)
 def observations_submit(
-    file: Annotated[Path, typer.Argument(help="CSV, GeoJSON or Parquet file of observations.")],
-    agreement: Annotated[str, typer.Option(help="The agreement the observations serve.")],
-    batch: Annotated[str | None, typer.Option(help="Batch id (default: the file name).")] = None,
+    file: Annotated[Path, typer.Argument(help=_("CSV, GeoJSON or Parquet file of observations."))],
+    agreement: Annotated[str, typer.Option(help=_("The agreement the observations serve."))],
+    batch: Annotated[str | None, typer.Option(help=_("Batch id (default: the file name)."))] = None,
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -879,10 +950,13 @@ def observations_submit(
         _echo_json(_receipt(r, batch=batch or file.stem))
 
 
-@observations_app.command("fetch")
+@observations_app.command(
+    "fetch",
+    help=_("Fetch a batch's rows and check them against the SHA-256 its provider signed."),
+)
 def observations_fetch(
-    index: Annotated[int, typer.Argument(help="The log index of the batch's act.", min=0)],
-    out: Annotated[Path, typer.Option(help="Where to write the rows.")],
+    index: Annotated[int, typer.Argument(help=_("The log index of the batch's act."), min=0)],
+    out: Annotated[Path, typer.Option(help=_("Where to write the rows."))],
     hub: HubOpt = None,
     party: PartyOpt = None,
     key: KeyOpt = None,
@@ -896,10 +970,16 @@ def observations_fetch(
     )
 
 
-dashboard_app = typer.Typer(help="The hub's web dashboard.", no_args_is_help=True)
+dashboard_app = typer.Typer(help=_("The hub's web dashboard."), no_args_is_help=True)
 
 
-@dashboard_app.command("login")
+@dashboard_app.command(
+    "login",
+    help=_(
+        "Print a one-time sign-in link (a minute, one use): your key signs the hub's\n"
+        "challenge, no password; the link carries a code, never your API token."
+    ),
+)
 def dashboard_login(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:
     """Print a one-time sign-in link (a minute, one use): your key signs the hub's
     challenge, no password; the link carries a code, never your API token."""
@@ -916,29 +996,32 @@ def signin_link(c: HubClient) -> str:
 
 
 alerts_app = typer.Typer(
-    help="Alerts by e-mail and webhook when something needs you.", no_args_is_help=True
+    help=_("Alerts by e-mail and webhook when something needs you."), no_args_is_help=True
 )
 
 
-@alerts_app.command("subscribe")
+@alerts_app.command(
+    "subscribe",
+    help=_("Replace your alert subscription; alerts start from now (the past is not replayed)."),
+)
 def alerts_subscribe(
     email: Annotated[
-        list[str] | None, typer.Option(help="An address to mail (repeat for more).")
+        list[str] | None, typer.Option(help=_("An address to mail (repeat for more)."))
     ] = None,
     webhook: Annotated[
-        list[str] | None, typer.Option(help="An https URL to POST to, signed by the hub (repeat).")
+        list[str] | None, typer.Option(help=_("An https URL to POST to, signed by the hub (repeat)."))
     ] = None,
     kind: Annotated[
         list[str] | None,
         typer.Option(
-            help="addressed, hotline, no_answer, overdue, due_7d, due_24h, finding; default all."
+            help=_("addressed, hotline, no_answer, overdue, due_7d, due_24h, finding; default all.")
         ),
     ] = None,
     agreement: Annotated[
-        list[str] | None, typer.Option(help="Only these agreements; default all.")
+        list[str] | None, typer.Option(help=_("Only these agreements; default all."))
     ] = None,
     precedence: Annotated[
-        str, typer.Option(help="The lowest hotline precedence alerted (routine … flash).")
+        str, typer.Option(help=_("The lowest hotline precedence alerted (routine … flash)."))
     ] = "routine",
     hub: HubOpt = None,
     party: PartyOpt = None,
@@ -954,14 +1037,17 @@ def alerts_subscribe(
         _echo_json(c._request("PUT", "/v1/alerts", json=doc).json(), pretty=True)
 
 
-@alerts_app.command("show")
+@alerts_app.command("show", help=_("Your alert subscription."))
 def alerts_show(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:
     """Your alert subscription."""
     with _client(hub, party, key) as c:
         _echo_json(c._request("GET", "/v1/alerts").json(), pretty=True)
 
 
-@alerts_app.command("log")
+@alerts_app.command(
+    "log",
+    help=_("Your latest alerts and how their delivery went, newest first, one JSON line each."),
+)
 def alerts_log(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:
     """Your latest alerts and how their delivery went, newest first, one JSON line each."""
     with _client(hub, party, key) as c:
@@ -969,7 +1055,7 @@ def alerts_log(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -
             _echo_json(item)
 
 
-@alerts_app.command("stop")
+@alerts_app.command("stop", help=_("Remove your subscription (what is queued still goes out)."))
 def alerts_stop(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) -> None:
     """Remove your subscription (what is queued still goes out)."""
     with _client(hub, party, key) as c:
@@ -978,17 +1064,59 @@ def alerts_stop(hub: HubOpt = None, party: PartyOpt = None, key: KeyOpt = None) 
 
 def add_hub_verbs(app: typer.Typer, keys_app: typer.Typer) -> None:
     """Register these verbs on the ``cbmnet`` app (called once by ``cbmnet.cli.main``)."""
-    keys_app.command("hpke")(keys_hpke)
+    keys_app.command(
+        "hpke",
+        help=_("Make an X25519 key for hotline bodies: NAME.hpke (private, owner-only), NAME.hpke.pub."),
+    )(keys_hpke)
     app.add_typer(hub_app, name="hub")
-    app.command("serve")(serve)
+    app.command(
+        "serve",
+        help=_("Run the hub in the foreground (JSON log lines on stderr) until SIGTERM or Ctrl-C."),
+    )(serve)
     app.add_typer(party_app, name="party")
-    app.command("parties")(parties)
-    app.command("submit")(submit)
-    app.command("inbox")(inbox)
-    app.command("ack")(ack)
-    app.command("status")(status)
-    app.command("obligations")(obligations)
-    app.command("quota")(quota)
+    app.command("parties", help=_("The registered parties with their active keys, as one JSON array."))(
+        parties
+    )
+    app.command(
+        "submit",
+        help=_("Sign an events-v1 event and log it; prints the receipt once its proof checks out."),
+    )(submit)
+    app.command(
+        "inbox",
+        help=_(
+            "What others addressed to you, oldest first, one JSON line each; fetching marks "
+            "it delivered.\n"
+            "\n"
+            "An event's body is shown as ``body``; one sealed to you is opened with your "
+            "hotline\n"
+            "key (``--hpke``/``CBMNET_HPKE``)."
+        ),
+    )(inbox)
+    app.command(
+        "ack", help=_("Acknowledge an entry addressed to you (a signed act the sender can show).")
+    )(ack)
+    app.command(
+        "status",
+        help=_("Per addressee of your entry: delivered (the hub's word) and acknowledged (theirs)."),
+    )(status)
+    app.command(
+        "obligations",
+        help=_(
+            "Obligations and findings over the log that you may read, as JSON.\n"
+            "\n"
+            "A view, not a check: it exits 0 even when it lists findings (use ``cbmnet "
+            "check`` on\n"
+            "an events file for a pass/fail exit code)."
+        ),
+    )(obligations)
+    app.command(
+        "quota",
+        help=_(
+            "Before you ask --host for a visit: is its quota spent? As a host, with "
+            "--request:\n"
+            "would refusing that request be a finding? Counted on the entries you may read."
+        ),
+    )(quota)
     app.add_typer(hotline_app, name="hotline")
     app.add_typer(observations_app, name="observations")
     app.add_typer(dashboard_app, name="dashboard")

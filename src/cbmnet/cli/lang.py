@@ -16,7 +16,7 @@ from cbmnet.i18n import CURRENT, DEFAULT, LANGUAGES
 POSIX_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
 
-def _code(value: str) -> str | None:
+def language_code(value: str) -> str | None:
     """``fr_FR.UTF-8`` -> ``fr``; ``C``, ``POSIX`` or a language we lack -> None."""
     tag = value.strip().split(".")[0].split("@")[0].replace("-", "_").split("_")[0].lower()
     return tag if tag in LANGUAGES else None
@@ -37,19 +37,19 @@ def cli_language(argv: Sequence[str], environ: Mapping[str, str]) -> str:
     """The language this invocation writes in."""
     asked = _from_argv(argv)
     if asked is not None:
-        return _code(asked) or DEFAULT
+        return language_code(asked) or DEFAULT
     if environ.get("CBMNET_LANG"):
-        return _code(environ["CBMNET_LANG"]) or DEFAULT
+        return language_code(environ["CBMNET_LANG"]) or DEFAULT
     for name in POSIX_VARIABLES:
         value = environ.get(name, "")
         if not value:
             continue
         if name == "LANGUAGE":  # a priority list: the first of ours wins
             for item in value.split(":"):
-                if _code(item):
-                    return str(_code(item))
+                if language_code(item):
+                    return str(language_code(item))
             continue
-        return _code(value) or DEFAULT
+        return language_code(value) or DEFAULT
     return DEFAULT
 
 

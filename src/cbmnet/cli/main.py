@@ -19,10 +19,13 @@ import typer
 from cbmnet.cli.files import MAX_EVENTS_BYTES
 from cbmnet.cli.files import read_bytes as _read_bytes
 from cbmnet.cli.files import read_text as _read_text
-from cbmnet.cli.hub import add_hub_verbs
+from cbmnet.cli.hub import add_hub_verbs, aligned
+from cbmnet.cli.lang import language_code
 from cbmnet.cli.simulate import add_simulate_verb
 from cbmnet.cli.verify import add_verify_verbs
 from cbmnet.errors import CbmnetError, FormatError
+from cbmnet.i18n import LANGUAGES, ngettext
+from cbmnet.i18n import gettext as _
 from cbmnet.ledger import dsse
 from cbmnet.ledger.entry import format_time_ms
 from cbmnet.ledger.note import generate_key, new_verifier, parse_signer_key
@@ -34,33 +37,66 @@ from cbmnet.party.witness import Witness
 from cbmnet.store import open_store
 
 app = typer.Typer(
-    help="cbmnet: signed, logged confidence-building measures.",
+    help=_("cbmnet: signed, logged confidence-building measures."),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Party, log and witness keys.", no_args_is_help=True)
-envelope_app = typer.Typer(help="DSSE envelopes: sign and check acts.", no_args_is_help=True)
-log_app = typer.Typer(help="Run a transparency log by hand.", no_args_is_help=True)
+keys_app = typer.Typer(help=_("Party, log and witness keys."), no_args_is_help=True)
+envelope_app = typer.Typer(help=_("DSSE envelopes: sign and check acts."), no_args_is_help=True)
+log_app = typer.Typer(help=_("Run a transparency log by hand."), no_args_is_help=True)
 witness_app = typer.Typer(
-    help="Witness a hub over HTTP (--hub ...), or check one request by hand (cosign).",
+    help=_("Witness a hub over HTTP (--hub ...), or check one request by hand (cosign)."),
     no_args_is_help=True,
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(envelope_app, name="envelope")
 app.add_typer(log_app, name="log")
 app.add_typer(witness_app, name="witness")
-agreements_app = typer.Typer(help="Agreements as code: list, show, validate.", no_args_is_help=True)
+agreements_app = typer.Typer(help=_("Agreements as code: list, show, validate."), no_args_is_help=True)
 app.add_typer(agreements_app, name="agreements")
 add_hub_verbs(app, keys_app)
 add_verify_verbs(app)
 add_simulate_verb(app)
 
+
+def _check_lang(value: str | None) -> str | None:
+    """``--lang`` names one of the six languages (``fr``, or as the locale says ``fr_FR.UTF-8``)."""
+    if value is not None and language_code(value) is None:
+        raise typer.BadParameter(
+            _("unknown language %(code)s: use one of %(codes)s")
+            % {"code": repr(value), "codes": ", ".join(LANGUAGES)}
+        )
+    return value
+
+
+@app.callback()
+def cbmnet_root(
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help=_(
+                "The language of messages: en, fr, es, ru, zh or ar "
+                "(default: CBMNET_LANG, else the locale)."
+            ),
+            callback=_check_lang,
+        ),
+    ] = None,
+) -> None:
+    """Options for every command.
+
+    ``--lang`` only needs checking here: the language was chosen when ``cbmnet.cli`` was
+    imported (``cli/lang.py`` reads it from the command line first), since the help texts
+    are built in it.
+    """
+
+
 DEFAULT_DB = "sqlite:///data/cbmnet.db"
 DbOpt = Annotated[
-    str, typer.Option("--db", envvar="CBMNET_DB", help="sqlite:///PATH or postgresql://...")
+    str, typer.Option("--db", envvar="CBMNET_DB", help=_("sqlite:///PATH or postgresql://..."))
 ]
-KeyOpt = Annotated[Path, typer.Option("--key", help="File holding a PRIVATE+KEY+... signer key.")]
+KeyOpt = Annotated[Path, typer.Option("--key", help=_("File holding a PRIVATE+KEY+... signer key."))]
 
 
 def _skey(path: Path) -> str:
@@ -83,10 +119,13 @@ def _safe_name(name: str) -> str:
 # ---- keys -------------------------------------------------------------------------------
 
 
-@keys_app.command("generate")
+@keys_app.command(
+    "generate",
+    help=_("Make an Ed25519 key: NAME.key (private, owner-only), NAME.vkey, NAME.cosigner.vkey."),
+)
 def keys_generate(
-    name: Annotated[str, typer.Option(help="Key name, e.g. an origin like 'hub.example/log'.")],
-    out: Annotated[Path, typer.Option(help="Folder for the key files.")] = Path("."),
+    name: Annotated[str, typer.Option(help=_("Key name, e.g. an origin like 'hub.example/log'."))],
+    out: Annotated[Path, typer.Option(help=_("Folder for the key files."))] = Path("."),
 ) -> None:
     """Make an Ed25519 key: NAME.key (private, owner-only), NAME.vkey, NAME.cosigner.vkey."""
     skey, vkey = generate_key(name)
@@ -102,33 +141,46 @@ def keys_generate(
     cosigner_vkey = parse_signer_key(skey).cosigner_verifier_key
     Path(str(base) + ".vkey").write_text(vkey + "\n")
     Path(str(base) + ".cosigner.vkey").write_text(cosigner_vkey + "\n")
-    typer.echo(f"private key:         {key_path}")
-    typer.echo(f"verifier key:        {vkey}")
-    typer.echo(f"cosigner (witness):  {cosigner_vkey}")
+    for line in aligned(
+        [
+            (_("private key:"), str(key_path)),
+            (_("verifier key:"), vkey),
+            (_("cosigner (witness):"), cosigner_vkey),
+        ],
+        gap=2,
+    ):
+        typer.echo(line)
 
 
 # ---- envelopes --------------------------------------------------------------------------
 
 
-@envelope_app.command("sign")
+@envelope_app.command("sign", help=_("Sign a payload into a DSSE envelope (JSON on stdout)."))
 def envelope_sign(
     key: KeyOpt,
-    payload_type: Annotated[str, typer.Option("--type", help="DSSE payloadType.")],
-    payload: Annotated[str, typer.Argument(help="Payload file, or - for stdin.")] = "-",
+    payload_type: Annotated[str, typer.Option("--type", help=_("DSSE payloadType."))],
+    payload: Annotated[str, typer.Argument(help=_("Payload file, or - for stdin."))] = "-",
 ) -> None:
     """Sign a payload into a DSSE envelope (JSON on stdout)."""
     typer.echo(dsse.sign(payload_type, _read_bytes(payload), [_skey(key)]).decode())
 
 
-@envelope_app.command("verify")
+@envelope_app.command(
+    "verify",
+    help=_("Check an envelope's signature; prints its payload type and size."),
+)
 def envelope_verify(
-    vkey: Annotated[list[str], typer.Option("--vkey", help="Author verifier key (repeatable).")],
-    envelope: Annotated[str, typer.Argument(help="Envelope file, or -.")] = "-",
+    vkey: Annotated[list[str], typer.Option("--vkey", help=_("Author verifier key (repeatable)."))],
+    envelope: Annotated[str, typer.Argument(help=_("Envelope file, or -."))] = "-",
 ) -> None:
     """Check an envelope's signature; prints its payload type and size."""
     keys = [new_verifier(_vkey(v)).public_key for v in vkey]
     env = dsse.verify(_read_bytes(envelope), keys)
-    typer.echo(f"ok: {env.payload_type}, {len(env.payload)} bytes")
+    n = len(env.payload)
+    typer.echo(
+        ngettext("ok: %(type)s, %(n)s bytes", "ok: %(type)s, %(n)s bytes", n)
+        % {"type": env.payload_type, "n": n}
+    )
 
 
 # ---- log --------------------------------------------------------------------------------
@@ -138,19 +190,23 @@ def _open_log(db: str, key: Path | None = None) -> TransparencyLog:
     return TransparencyLog(open_store(db), signer_key=_skey(key) if key else None)
 
 
-@log_app.command("init")
+@log_app.command("init", help=_("Create a log in the store; its origin is the key's name."))
 def log_init(key: KeyOpt, db: DbOpt = DEFAULT_DB) -> None:
     """Create a log in the store; its origin is the key's name."""
     log = TransparencyLog.create(open_store(db, create=True), _skey(key))
-    typer.echo(f"log {log.origin} in {log.store.url}\nverifier key: {log.vkey}")
+    typer.echo(_("log %(origin)s in %(store)s") % {"origin": log.origin, "store": log.store.url})
+    typer.echo(_("verifier key:") + " " + log.vkey)
 
 
-@log_app.command("append")
+@log_app.command(
+    "append",
+    help=_("Verify envelopes and log them in one durable commit; prints one JSON receipt each."),
+)
 def log_append(
     author: Annotated[
-        list[str], typer.Option("--author", help="Verifier key allowed to author (repeatable).")
+        list[str], typer.Option("--author", help=_("Verifier key allowed to author (repeatable)."))
     ],
-    envelopes: Annotated[list[str], typer.Argument(help="Envelope files, or - for stdin.")],
+    envelopes: Annotated[list[str], typer.Argument(help=_("Envelope files, or - for stdin."))],
     db: DbOpt = DEFAULT_DB,
 ) -> None:
     """Verify envelopes and log them in one durable commit; prints one JSON receipt each."""
@@ -169,18 +225,21 @@ def log_append(
         )
 
 
-@log_app.command("checkpoint")
+@log_app.command(
+    "checkpoint",
+    help=_("Sign a checkpoint of the current tree (if it grew) and print it with cosignatures."),
+)
 def log_checkpoint(key: KeyOpt, db: DbOpt = DEFAULT_DB) -> None:
     """Sign a checkpoint of the current tree (if it grew) and print it with cosignatures."""
     log = _open_log(db, key)
     typer.echo(log.signed_checkpoint(log.checkpoint()), nl=False)
 
 
-@log_app.command("proof")
+@log_app.command("proof", help=_("Export entry INDEX as an offline c2sp.org/tlog-proof@v1 bundle."))
 def log_proof(
     index: int,
     db: DbOpt = DEFAULT_DB,
-    out: Annotated[Path | None, typer.Option(help="Write the .tlog-proof here.")] = None,
+    out: Annotated[Path | None, typer.Option(help=_("Write the .tlog-proof here."))] = None,
 ) -> None:
     """Export entry INDEX as an offline c2sp.org/tlog-proof@v1 bundle."""
     text = format_proof(_open_log(db).proof_bundle(index))
@@ -188,18 +247,21 @@ def log_proof(
         typer.echo(text, nl=False)
     else:
         out.write_text(text)
-        typer.echo(f"wrote {out}")
+        typer.echo(_("wrote %(path)s") % {"path": out})
 
 
-@log_app.command("verify-proof")
+@log_app.command(
+    "verify-proof",
+    help=_("Verify a proof bundle offline: log signature, witness quorum, inclusion, author."),
+)
 def log_verify_proof(
-    proof: Annotated[str, typer.Argument(help="A .tlog-proof file, or -.")],
-    vkey: Annotated[str | None, typer.Option("--vkey", help="The log's verifier key.")] = None,
+    proof: Annotated[str, typer.Argument(help=_("A .tlog-proof file, or -."))],
+    vkey: Annotated[str | None, typer.Option("--vkey", help=_("The log's verifier key."))] = None,
     policy: Annotated[
-        Path | None, typer.Option(help="A c2sp.org/tlog-policy file (log and witness quorum).")
+        Path | None, typer.Option(help=_("A c2sp.org/tlog-policy file (log and witness quorum)."))
     ] = None,
     author: Annotated[
-        list[str] | None, typer.Option("--author", help="Check the envelope's author too.")
+        list[str] | None, typer.Option("--author", help=_("Check the envelope's author too."))
     ] = None,
 ) -> None:
     """Verify a proof bundle offline: log signature, witness quorum, inclusion, author."""
@@ -214,56 +276,89 @@ def log_verify_proof(
     env = dsse.parse(got.entry.envelope)
     if author:
         env = dsse.verify(got.entry.envelope, [new_verifier(_vkey(a)).public_key for a in author])
-    typer.echo(f"ok: entry {got.index} of {cp.origin} (tree size {cp.size})")
-    typer.echo(f"integrated at {got.entry.integrated_at}")
-    typer.echo(f"payload type {env.payload_type}, {len(env.payload)} bytes")
+    typer.echo(
+        _("ok: entry %(index)s of %(origin)s (tree size %(size)s)")
+        % {"index": got.index, "origin": cp.origin, "size": cp.size}
+    )
+    typer.echo(_("integrated at %(time)s") % {"time": got.entry.integrated_at})
+    n = len(env.payload)
+    typer.echo(
+        ngettext("payload type %(type)s, %(n)s bytes", "payload type %(type)s, %(n)s bytes", n)
+        % {"type": env.payload_type, "n": n}
+    )
     if got.agreed.cosigned_by:
-        typer.echo("cosigned by " + ", ".join(sorted(got.agreed.cosigned_by)))
+        names = ", ".join(sorted(got.agreed.cosigned_by))
+        typer.echo(_("cosigned by %(names)s") % {"names": names})
 
 
-@log_app.command("witness-request")
+@log_app.command(
+    "witness-request",
+    help=_("Print the tlog-witness add-checkpoint body for the latest checkpoint."),
+)
 def log_witness_request(
-    old: Annotated[int, typer.Option(help="Size the witness last cosigned (0 if never).")],
+    old: Annotated[int, typer.Option(help=_("Size the witness last cosigned (0 if never)."))],
     db: DbOpt = DEFAULT_DB,
 ) -> None:
     """Print the tlog-witness add-checkpoint body for the latest checkpoint."""
     typer.echo(format_add_checkpoint(_open_log(db).witness_request(old)), nl=False)
 
 
-@log_app.command("add-cosignature")
+@log_app.command(
+    "add-cosignature",
+    help=_("Attach a witness's cosignature to a stored checkpoint, after verifying it."),
+)
 def log_add_cosignature(
-    witness: Annotated[list[str], typer.Option("--witness", help="Witness cosigner vkey.")],
-    lines: Annotated[str, typer.Argument(help="File with the witness's cosignature lines, or -.")],
-    size: Annotated[int | None, typer.Option(help="Checkpoint size (default: latest).")] = None,
+    witness: Annotated[list[str], typer.Option("--witness", help=_("Witness cosigner vkey."))],
+    lines: Annotated[str, typer.Argument(help=_("File with the witness's cosignature lines, or -."))],
+    size: Annotated[int | None, typer.Option(help=_("Checkpoint size (default: latest)."))] = None,
     db: DbOpt = DEFAULT_DB,
 ) -> None:
     """Attach a witness's cosignature to a stored checkpoint, after verifying it."""
     log = _open_log(db)
     at = log.latest_checkpoint().size if size is None else size
     n = log.add_cosignatures(at, _read_text(lines), [_vkey(w) for w in witness])
-    typer.echo(f"added {n} cosignature(s) to the checkpoint of size {at}")
+    typer.echo(
+        ngettext(
+            "added %(n)s cosignature(s) to the checkpoint of size %(size)s",
+            "added %(n)s cosignature(s) to the checkpoint of size %(size)s",
+            n,
+        )
+        % {"n": n, "size": at}
+    )
 
 
-@log_app.command("audit")
+@log_app.command(
+    "audit",
+    help=_(
+        "Recompute every leaf, node and root; check every checkpoint and cosignature.\n"
+        "\n"
+        "With --hub: from outside, over HTTP; --state makes each run check the last one's"
+        " tree."
+    ),
+)
 def log_audit(
     db: DbOpt = DEFAULT_DB,
-    vkey: Annotated[str | None, typer.Option("--vkey", help="Pin the log's key.")] = None,
+    vkey: Annotated[str | None, typer.Option("--vkey", help=_("Pin the log's key."))] = None,
     hub: Annotated[
-        str | None, typer.Option("--hub", help="Audit this hub over HTTP instead of a local store.")
+        str | None, typer.Option("--hub", help=_("Audit this hub over HTTP instead of a local store."))
     ] = None,
     state: Annotated[
         Path | None,
-        typer.Option(help="(--hub) JSON file remembering the last verified checkpoint."),
+        typer.Option(help=_("(--hub) JSON file remembering the last verified checkpoint.")),
     ] = None,
     party: Annotated[
-        str | None, typer.Option(help="(--hub) Read entries as this party id (or 'secretariat').")
+        str | None, typer.Option(help=_("(--hub) Read entries as this party id (or 'secretariat')."))
     ] = None,
-    key: Annotated[Path | None, typer.Option("--key", help="(--hub) That party's signer key.")] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help=_("(--hub) That party's signer key."))
+    ] = None,
     evidence: Annotated[
         Path | None,
         typer.Option(
-            help="(--hub) If the audit finds a key change its holder did not make, write the "
-            "cbmnet/unauthorised-key-change/v1 document here (checked with the log key alone)."
+            help=_(
+                "(--hub) If the audit finds a key change its holder did not make, write the "
+                "cbmnet/unauthorised-key-change/v1 document here (checked with the log key alone)."
+            )
         ),
     ] = None,
 ) -> None:
@@ -278,33 +373,54 @@ def log_audit(
         raise FormatError("--state, --party, --key and --evidence audit a hub: give its --hub URL too")
     r = audit_log(open_store(db), _vkey(vkey) if vkey else None)
     typer.echo(
-        f"ok: {r.size} entries, {r.checkpoints} checkpoints, {r.cosignatures} cosignatures; "
-        f"root {r.root_hash.hex()}"
+        _(
+            "ok: %(size)s entries, %(checkpoints)s checkpoints, %(cosignatures)s cosignatures; "
+            "root %(root)s"
+        )
+        % {
+            "size": r.size,
+            "checkpoints": r.checkpoints,
+            "cosignatures": r.cosignatures,
+            "root": r.root_hash.hex(),
+        }
     )
     if r.uncovered:
-        typer.echo(f"note: the last {r.uncovered} entries are not yet covered by a signed checkpoint")
+        typer.echo(
+            ngettext(
+                "note: the last %(n)s entries are not yet covered by a signed checkpoint",
+                "note: the last %(n)s entries are not yet covered by a signed checkpoint",
+                r.uncovered,
+            )
+            % {"n": r.uncovered}
+        )
 
 
-@log_app.command("info")
+@log_app.command(
+    "info",
+    help=_("Show the log's origin, key, size and latest checkpoint (and if it is agreed)."),
+)
 def log_info(
     db: DbOpt = DEFAULT_DB,
     policy: Annotated[
-        Path | None, typer.Option(help="Say whether the latest checkpoint meets this policy.")
+        Path | None, typer.Option(help=_("Say whether the latest checkpoint meets this policy."))
     ] = None,
 ) -> None:
     """Show the log's origin, key, size and latest checkpoint (and if it is agreed)."""
     log = _open_log(db)
-    typer.echo(f"origin:       {log.origin}\nverifier key: {log.vkey}\nsize:         {log.size()}")
+    rows = [(_("origin:"), log.origin), (_("verifier key:"), log.vkey), (_("size:"), str(log.size()))]
+    typer.echo("\n".join(aligned(rows, gap=1)))
     cp = log.store.latest_checkpoint()
     if cp is None:
-        typer.echo("no checkpoint signed yet")
+        typer.echo(_("no checkpoint signed yet"))
         return
     signed = log.signed_checkpoint(cp)
-    typer.echo("latest checkpoint:\n" + signed, nl=False)
+    typer.echo(_("latest checkpoint:") + "\n" + signed, nl=False)
     if policy is not None:
         agreed = verify_checkpoint(signed, parse_policy(_read_text(str(policy))))
-        names = ", ".join(sorted(agreed.cosigned_by)) or "no witness needed"
-        typer.echo(f"agreed under {policy}: cosigned by {names}")
+        names = ", ".join(sorted(agreed.cosigned_by)) or _("no witness needed")
+        typer.echo(
+            _("agreed under %(policy)s: cosigned by %(names)s") % {"policy": policy, "names": names}
+        )
 
 
 def _audit_hub(
@@ -334,29 +450,61 @@ def _audit_hub(
                 try:
                     found = key_change_evidence(client, _vkey(vkey))
                 except CbmnetError as e:  # the audit's own finding is the one to report
-                    typer.echo(f"evidence: none written: {e}", err=True)
+                    typer.echo(_("evidence: none written: %(error)s") % {"error": e}, err=True)
             if found is not None and evidence is not None:
                 evidence.write_text(found.to_json() + "\n", encoding="utf-8")
                 typer.echo(
-                    f"evidence: {found.finding}; written to {evidence} "
-                    f"({found.party}'s registry entries under the log's checkpoint of size "
-                    f"{found.checkpoint.size})",
+                    _(
+                        "evidence: %(finding)s; written to %(path)s (%(party)s's registry "
+                        "entries under the log's checkpoint of size %(size)s)"
+                    )
+                    % {
+                        "finding": found.finding,
+                        "path": evidence,
+                        "party": found.party,
+                        "size": found.checkpoint.size,
+                    },
                     err=True,
                 )
             raise
     typer.echo(
-        f"ok: {r.origin}: {r.size} leaves, {r.checkpoints} checkpoints, {r.cosignatures} "
-        f"cosignatures, {r.entries_checked} entries read and checked"
+        _(
+            "ok: %(origin)s: %(size)s leaves, %(checkpoints)s checkpoints, %(cosignatures)s "
+            "cosignatures, %(entries)s entries read and checked"
+        )
+        % {
+            "origin": r.origin,
+            "size": r.size,
+            "checkpoints": r.checkpoints,
+            "cosignatures": r.cosignatures,
+            "entries": r.entries_checked,
+        }
     )
-    typer.echo(f"latest checkpoint: size {r.checkpoint_size}, root {b64(r.root_hash)}")
+    typer.echo(
+        _("latest checkpoint: size %(size)s, root %(root)s")
+        % {"size": r.checkpoint_size, "root": b64(r.root_hash)}
+    )
     if r.previous_size is not None:
-        typer.echo(f"consistent with the checkpoint of size {r.previous_size} verified last time")
+        typer.echo(
+            _("consistent with the checkpoint of size %(size)s verified last time")
+            % {"size": r.previous_size}
+        )
     for who_, at in r.key_ends:
-        typer.echo(f"key boundary: a key of {who_} ended at entry {at}; it signs nothing after it")
+        typer.echo(
+            _("key boundary: a key of %(party)s ended at entry %(index)s; it signs nothing after it")
+            % {"party": who_, "index": at}
+        )
     if not r.cosigners_mapped:
-        typer.echo("note: without --party/--key, cosignatures were parsed but not matched to parties")
+        typer.echo(_("note: without --party/--key, cosignatures were parsed but not matched to parties"))
     if r.uncovered:
-        typer.echo(f"note: the last {r.uncovered} leaves are not yet covered by a signed checkpoint")
+        typer.echo(
+            ngettext(
+                "note: the last %(n)s leaves are not yet covered by a signed checkpoint",
+                "note: the last %(n)s leaves are not yet covered by a signed checkpoint",
+                r.uncovered,
+            )
+            % {"n": r.uncovered}
+        )
 
 
 # ---- witness ----------------------------------------------------------------------------
@@ -370,16 +518,16 @@ def _pause(seconds: float) -> None:
 @witness_app.callback(invoke_without_command=True)
 def witness_hub_rounds(
     ctx: typer.Context,
-    hub: Annotated[str | None, typer.Option("--hub", help="The hub to witness (its URL).")] = None,
+    hub: Annotated[str | None, typer.Option("--hub", help=_("The hub to witness (its URL)."))] = None,
     key: Annotated[
-        Path | None, typer.Option("--key", help="The witness's signer key (PRIVATE+KEY+...).")
+        Path | None, typer.Option("--key", help=_("The witness's signer key (PRIVATE+KEY+...)."))
     ] = None,
-    log: Annotated[str | None, typer.Option("--log", help="The hub log's verifier key.")] = None,
+    log: Annotated[str | None, typer.Option("--log", help=_("The hub log's verifier key."))] = None,
     state: Annotated[
-        str, typer.Option(envvar="CBMNET_WITNESS_DB", help="The witness's own store URL.")
+        str, typer.Option(envvar="CBMNET_WITNESS_DB", help=_("The witness's own store URL."))
     ] = "sqlite:///data/witness.db",
     every: Annotated[
-        float | None, typer.Option(help="Repeat every SECONDS until interrupted (default: once).")
+        float | None, typer.Option(help=_("Repeat every SECONDS until interrupted (default: once)."))
     ] = None,
 ) -> None:
     """Cosign the hub's latest checkpoint if it extends what this witness cosigned before."""
@@ -404,13 +552,22 @@ def witness_hub_rounds(
                 try:
                     r = witness_hub(client, w)
                     typer.echo(
-                        f"cosigned {r.origin} size {r.size} root {b64(r.root_hash)} "
-                        f"(held size {r.old_size} before)"
+                        _("cosigned %(origin)s size %(size)s root %(root)s (held size %(old)s before)")
+                        % {
+                            "origin": r.origin,
+                            "size": r.size,
+                            "root": b64(r.root_hash),
+                            "old": r.old_size,
+                        }
                     )
                 except (StoreError, RateLimitedError) as e:
                     if every is None:
                         raise
-                    typer.echo(f"warning: {e.diagnostics()}; next round in {every:g} s", err=True)
+                    typer.echo(
+                        _("warning: %(error)s; next round in %(seconds)s s")
+                        % {"error": e.diagnostics(), "seconds": f"{every:g}"},
+                        err=True,
+                    )
                 if every is None:
                     return
                 _pause(every)
@@ -420,13 +577,16 @@ def witness_hub_rounds(
         store.close()
 
 
-@witness_app.command("cosign")
+@witness_app.command(
+    "cosign",
+    help=_("Check an add-checkpoint request against held state and print the cosignature line."),
+)
 def witness_cosign(
     key: KeyOpt,
-    log: Annotated[list[str], typer.Option("--log", help="Verifier key of a log followed.")],
-    request: Annotated[str, typer.Argument(help="add-checkpoint request body file, or -.")] = "-",
+    log: Annotated[list[str], typer.Option("--log", help=_("Verifier key of a log followed."))],
+    request: Annotated[str, typer.Argument(help=_("add-checkpoint request body file, or -."))] = "-",
     state: Annotated[
-        str, typer.Option(envvar="CBMNET_WITNESS_DB", help="The witness's own store URL.")
+        str, typer.Option(envvar="CBMNET_WITNESS_DB", help=_("The witness's own store URL."))
     ] = "sqlite:///data/witness.db",
 ) -> None:
     """Check an add-checkpoint request against held state and print the cosignature line."""
@@ -437,50 +597,75 @@ def witness_cosign(
 # ---- agreements and compliance ----------------------------------------------------------
 
 
-@agreements_app.command("list")
+@agreements_app.command("list", help=_("The bundled agreements (their ids are stable)."))
 def agreements_list() -> None:
     """The bundled agreements (their ids are stable)."""
     from cbmnet.agreements.loader import bundled, bundled_ids
 
     for aid in bundled_ids():
         a = bundled(aid)
-        typer.echo(f"{aid:45s} {len(a.measures):3d} measures  {a.title}")
+        n = len(a.measures)
+        typer.echo(
+            ngettext("%(id)s %(n)s measures  %(title)s", "%(id)s %(n)s measures  %(title)s", n)
+            % {"id": f"{aid:45s}", "n": f"{n:3d}", "title": a.title}
+        )
 
 
-@agreements_app.command("show")
+@agreements_app.command(
+    "show",
+    help=_("A readable summary: each measure, its kind, provision and figures."),
+)
 def agreements_show(agreement: str) -> None:
     """A readable summary: each measure, its kind, provision and figures."""
     from cbmnet.agreements.loader import load_agreement
 
     a = load_agreement(agreement)
-    typer.echo(f"{a.title}\n{a.id}, version {a.version}; parties: {', '.join(a.parties)}")
+    typer.echo(a.title)
+    typer.echo(
+        _("%(id)s, version %(version)s; parties: %(parties)s")
+        % {"id": a.id, "version": a.version, "parties": ", ".join(a.parties)}
+    )
     if a.source:
-        typer.echo(f"source: {a.source}")
+        typer.echo(_("source: %(source)s") % {"source": a.source})
     for name, z in a.zones.items():
-        what = f"border {z.border[0]}-{z.border[1]}" if z.border else "geometry"
-        typer.echo(f"zone {name}: {what}")
+        if z.border:
+            line = _("zone %(name)s: border %(first)s-%(second)s") % {
+                "name": name,
+                "first": z.border[0],
+                "second": z.border[1],
+            }
+        else:
+            line = _("zone %(name)s: geometry") % {"name": name}
+        typer.echo(line)
     for m in a.measures:
         figures = m.model_dump(
             exclude={"id", "kind", "provision", "title", "rule", "unconfirmed"},
             exclude_defaults=True,
         )
         typer.echo(f"\n[{m.kind}] {m.id}: {m.title or m.rule} ({m.provision})")
-        typer.echo(f"  rule {m.rule}: {json.dumps(figures, ensure_ascii=False)}")
+        rule = _("rule %(rule)s: %(figures)s")
+        typer.echo("  " + rule % {"rule": m.rule, "figures": json.dumps(figures, ensure_ascii=False)})
         if m.unconfirmed:
-            typer.echo(f"  UNCONFIRMED: {m.unconfirmed}")
+            typer.echo("  " + _("UNCONFIRMED: %(what)s") % {"what": m.unconfirmed})
 
 
-@agreements_app.command("validate")
+@agreements_app.command(
+    "validate",
+    help=_("Check an agreement file against the schema; exit 2 naming the field if wrong."),
+)
 def agreements_validate(path: Path) -> None:
     """Check an agreement file against the schema; exit 2 naming the field if wrong."""
     from cbmnet.agreements.loader import load_agreement_file, resolve_zones
 
     a = load_agreement_file(path)
     resolve_zones(a)
-    typer.echo(f"ok: {a.id} ({len(a.measures)} measures)")
+    n = len(a.measures)
+    typer.echo(
+        ngettext("ok: %(id)s (%(n)s measures)", "ok: %(id)s (%(n)s measures)", n) % {"id": a.id, "n": n}
+    )
 
 
-@agreements_app.command("schema")
+@agreements_app.command("schema", help=_("Print the agreement files' JSON Schema."))
 def agreements_schema() -> None:
     """Print the agreement files' JSON Schema."""
     from cbmnet.agreements.loader import json_schema
@@ -488,12 +673,15 @@ def agreements_schema() -> None:
     typer.echo(json_schema(), nl=False)
 
 
-@app.command("check")
+@app.command(
+    "check",
+    help=_("Compute obligations and findings; exit 0 none, 1 findings, 2 bad input."),
+)
 def check(
-    agreement: Annotated[str, typer.Option(help="A bundled agreement id or a file.")],
-    events: Annotated[str, typer.Option(help="Events file (JSON array or JSON Lines), or -.")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time; default: now.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="json or table.")] = "json",
+    agreement: Annotated[str, typer.Option(help=_("A bundled agreement id or a file."))],
+    events: Annotated[str, typer.Option(help=_("Events file (JSON array or JSON Lines), or -."))],
+    as_of: Annotated[str | None, typer.Option("--as-of", help=_("RFC 3339 time; default: now."))] = None,
+    fmt: Annotated[str, typer.Option("--format", help=_("json or table."))] = "json",
 ) -> None:
     """Compute obligations and findings; exit 0 none, 1 findings, 2 bad input."""
     import time as _t
@@ -520,16 +708,26 @@ def check(
         raise typer.Exit(1)
 
 
-@app.command("report")
+@app.command(
+    "report",
+    help=_(
+        "The annual implementation report (per party: owed, met, late, missed, findings, "
+        "each\n"
+        "with the events it counts) as JSON, recomputed from an events file: the figures "
+        "the\n"
+        "hub's GET /v1/report and dashboard show, for anyone to check."
+    ),
+)
 def annual_report(
-    agreement: Annotated[str, typer.Option(help="A bundled agreement id or a file.")],
-    year: Annotated[int, typer.Option(help="The calendar year reported on.", min=1970, max=2199)],
-    events: Annotated[str, typer.Option(help="Events file (JSON array or JSON Lines), or -.")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time; default: now.")] = None,
+    agreement: Annotated[str, typer.Option(help=_("A bundled agreement id or a file."))],
+    year: Annotated[int, typer.Option(help=_("The calendar year reported on."), min=1970, max=2199)],
+    events: Annotated[str, typer.Option(help=_("Events file (JSON array or JSON Lines), or -."))],
+    as_of: Annotated[str | None, typer.Option("--as-of", help=_("RFC 3339 time; default: now."))] = None,
     parties: Annotated[
-        str | None, typer.Option(help="Comma-separated party ids to report on; default: every author.")
+        str | None,
+        typer.Option(help=_("Comma-separated party ids to report on; default: every author.")),
     ] = None,
-    pdf: Annotated[Path | None, typer.Option(help="Also write the report as a PDF here.")] = None,
+    pdf: Annotated[Path | None, typer.Option(help=_("Also write the report as a PDF here."))] = None,
 ) -> None:
     """The annual implementation report (per party: owed, met, late, missed, findings, each
     with the events it counts) as JSON, recomputed from an events file: the figures the
@@ -568,9 +766,26 @@ def _print_table(report: object) -> None:
 
     assert isinstance(report, Report)
     doc = report.to_json()
-    t = Table(title=f"{doc['agreement']} as of {doc['as_of']}: {len(doc['findings'])} findings")
-    for col in ("severity", "code", "party", "provision", "due", "subjects", "message"):
-        t.add_column(col, no_wrap=col in ("code", "party", "due"))
+    n = len(doc["findings"])
+    t = Table(
+        title=ngettext(
+            "%(agreement)s as of %(as_of)s: %(n)s findings",
+            "%(agreement)s as of %(as_of)s: %(n)s findings",
+            n,
+        )
+        % {"agreement": doc["agreement"], "as_of": doc["as_of"], "n": n}
+    )
+    columns = {
+        "severity": _("severity"),
+        "code": _("code"),
+        "party": _("party"),
+        "provision": _("provision"),
+        "due": _("due"),
+        "subjects": _("subjects"),
+        "message": _("message"),
+    }
+    for col, header in columns.items():
+        t.add_column(header, no_wrap=col in ("code", "party", "due"))
     for f in doc["findings"]:
         t.add_row(
             f["severity"],
@@ -585,7 +800,9 @@ def _print_table(report: object) -> None:
     console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(t)
     pending = sum(1 for o in doc["obligations"] if o["status"] == "pending")
-    console.print(f"{len(doc['obligations'])} obligations, {pending} pending")
+    console.print(
+        _("%(n)s obligations, %(pending)s pending") % {"n": len(doc["obligations"]), "pending": pending}
+    )
 
 
 def main() -> None:
@@ -593,10 +810,14 @@ def main() -> None:
     try:
         app()
     except CbmnetError as e:
-        typer.echo(f"error: {e.diagnostics()}", err=True)
+        typer.echo(_("error: %(diagnostics)s") % {"diagnostics": e.diagnostics()}, err=True)
         sys.exit(e.exit_code)
     except UnicodeDecodeError as e:
-        typer.echo(f"error: input is not valid UTF-8 ({e.reason} at byte {e.start})", err=True)
+        typer.echo(
+            _("error: input is not valid UTF-8 (%(reason)s at byte %(byte)s)")
+            % {"reason": e.reason, "byte": e.start},
+            err=True,
+        )
         sys.exit(2)
 
 

@@ -13,22 +13,24 @@ from typing import Annotated
 import typer
 
 from cbmnet.errors import FormatError
+from cbmnet.i18n import gettext as _
 
 
 def simulate_verb(
-    scenario: Annotated[str, typer.Option(help="vienna-document or india-pakistan.")],
-    hub: Annotated[str, typer.Option(envvar="CBMNET_HUB", help="The hub's base URL.")],
+    scenario: Annotated[str, typer.Option(help=_("vienna-document or india-pakistan."))],
+    hub: Annotated[str, typer.Option(envvar="CBMNET_HUB", help=_("The hub's base URL."))],
     secretariat_key: Annotated[
-        Path, typer.Option("--secretariat-key", help="The secretariat's signer key (registers parties).")
+        Path,
+        typer.Option("--secretariat-key", help=_("The secretariat's signer key (registers parties).")),
     ],
-    seed: Annotated[int, typer.Option(help="Same seed, same acts.")] = 1,
-    days: Annotated[int, typer.Option(help="Simulated days to play.")] = 14,
-    speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 86400.0,
+    seed: Annotated[int, typer.Option(help=_("Same seed, same acts."))] = 1,
+    days: Annotated[int, typer.Option(help=_("Simulated days to play."))] = 14,
+    speed: Annotated[float, typer.Option(help=_("Simulated seconds per real second."))] = 86400.0,
     parties: Annotated[
-        int | None, typer.Option(help="How many parties (the agreement's first N).")
+        int | None, typer.Option(help=_("How many parties (the agreement's first N)."))
     ] = None,
     keys: Annotated[
-        Path | None, typer.Option(help="Folder for the parties' keys (default: a temporary one).")
+        Path | None, typer.Option(help=_("Folder for the parties' keys (default: a temporary one)."))
     ] = None,
 ) -> None:
     """Play a scenario through the hub's API; every record is marked EXERCISE."""
@@ -51,12 +53,25 @@ def simulate_verb(
     except ValueError as e:
         raise FormatError(str(e)) from None
     console = Console()
+    # EXERCISE is the marking every record carries: it stays as it is, in every language.
     console.print(
-        f"[bold]EXERCISE[/bold] {plan.scenario} seed {seed}: {len(plan.parties)} parties "
-        f"({', '.join(plan.parties)}), {len(plan.steps)} steps over {days} days at speed {speed:g}"
+        "[bold]EXERCISE[/bold] "
+        + _(
+            "%(scenario)s seed %(seed)s: %(parties)s parties (%(names)s), %(steps)s steps "
+            "over %(days)s days at speed %(speed)s"
+        )
+        % {
+            "scenario": plan.scenario,
+            "seed": seed,
+            "parties": len(plan.parties),
+            "names": ", ".join(plan.parties),
+            "steps": len(plan.steps),
+            "days": days,
+            "speed": f"{speed:g}",
+        }
     )
     with tempfile.TemporaryDirectory() as tmp, Progress(console=console) as bar:
-        task = bar.add_task("playing", total=len(plan.steps))
+        task = bar.add_task(_("playing"), total=len(plan.steps))
         summary = play(
             plan,
             hub,
@@ -66,15 +81,15 @@ def simulate_verb(
             say=lambda m: bar.console.print(f"  {m}"),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    t = Table(title="acts submitted")
-    t.add_column("kind")
-    t.add_column("count", justify="right")
+    t = Table(title=_("acts submitted"))
+    t.add_column(_("kind"))
+    t.add_column(_("count"), justify="right")
     for kind, n in sorted(summary.acts.items()):
         t.add_row(kind, str(n))
     console.print(t)
-    f = Table(title="findings expected")
-    for col in ("code", "party", "agreement", "subject"):
-        f.add_column(col)
+    f = Table(title=_("findings expected"))
+    for header in (_("code"), _("party"), _("agreement"), _("subject")):
+        f.add_column(header)
     for want in summary.expected:
         f.add_row(want["code"], want["party"], want["agreement"], want["subject"])
     console.print(f)
@@ -82,4 +97,6 @@ def simulate_verb(
 
 def add_simulate_verb(app: typer.Typer) -> None:
     """Register ``simulate`` on the main app."""
-    app.command("simulate")(simulate_verb)
+    app.command(
+        "simulate", help=_("Play a scenario through the hub's API; every record is marked EXERCISE.")
+    )(simulate_verb)

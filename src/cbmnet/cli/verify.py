@@ -17,6 +17,8 @@ import typer
 
 from cbmnet.cli.files import read_text
 from cbmnet.errors import FormatError
+from cbmnet.i18n import gettext as _
+from cbmnet.i18n import ngettext
 
 MAX_EVENTS_BYTES = 256 << 20
 
@@ -26,16 +28,16 @@ def _read_text(path: str) -> str:
 
 
 def reconcile_verb(
-    agreement: Annotated[str, typer.Option(help="A bundled agreement id or a file.")],
-    events: Annotated[str, typer.Option(help="Declared events (JSON array or JSON Lines), or -.")],
+    agreement: Annotated[str, typer.Option(help=_("A bundled agreement id or a file."))],
+    events: Annotated[str, typer.Option(help=_("Declared events (JSON array or JSON Lines), or -."))],
     observations: Annotated[
-        Path, typer.Option(help="Observations: .csv (header row), .geojson or .parquet.")
+        Path, typer.Option(help=_("Observations: .csv (header row), .geojson or .parquet."))
     ],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time; default: now.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="json, table or geojson.")] = "json",
+    as_of: Annotated[str | None, typer.Option("--as-of", help=_("RFC 3339 time; default: now."))] = None,
+    fmt: Annotated[str, typer.Option("--format", help=_("json, table or geojson."))] = "json",
     settings: Annotated[
         Path | None,
-        typer.Option(help="JSON file overriding reconciliation settings (docs/verification.md)."),
+        typer.Option(help=_("JSON file overriding reconciliation settings (docs/verification.md).")),
     ] = None,
 ) -> None:
     """Reconcile sensor observations with declared activities; exit 0 none, 1 findings, 2 bad input."""
@@ -78,9 +80,26 @@ def _table(doc: dict[str, object]) -> None:
 
     findings = doc["findings"]
     assert isinstance(findings, list)
-    t = Table(title=f"{doc['agreement']} as of {doc['as_of']}: {len(findings)} findings")
-    for col in ("code", "party", "measure", "subjects", "estimate", "confidence", "message"):
-        t.add_column(col, no_wrap=col in ("code", "party"))
+    n = len(findings)
+    t = Table(
+        title=ngettext(
+            "%(agreement)s as of %(as_of)s: %(n)s findings",
+            "%(agreement)s as of %(as_of)s: %(n)s findings",
+            n,
+        )
+        % {"agreement": doc["agreement"], "as_of": doc["as_of"], "n": n}
+    )
+    columns = {
+        "code": _("code"),
+        "party": _("party"),
+        "measure": _("measure"),
+        "subjects": _("subjects"),
+        "estimate": _("estimate"),
+        "confidence": _("confidence"),
+        "message": _("message"),
+    }
+    for col, header in columns.items():
+        t.add_column(header, no_wrap=col in ("code", "party"))
     for f in findings:
         est = f.get("evidence", {}).get("estimate", {})
         t.add_row(
@@ -94,9 +113,15 @@ def _table(doc: dict[str, object]) -> None:
         )
     console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(t)
-    console.print(f"observations: {json.dumps(doc['observations'])}")
+    console.print(_("observations: %(counts)s") % {"counts": json.dumps(doc["observations"])})
 
 
 def add_verify_verbs(app: typer.Typer) -> None:
     """Register ``reconcile`` on the main app."""
-    app.command("reconcile")(reconcile_verb)
+    app.command(
+        "reconcile",
+        help=_(
+            "Reconcile sensor observations with declared activities; exit 0 none, 1 findings,"
+            " 2 bad input."
+        ),
+    )(reconcile_verb)

@@ -19,6 +19,21 @@
 
   const { b64decode, b64encode, pae, sha256hex, signEnvelope, postAct } = globalThis.cbmnetSigner;
 
+  // The page's words in the reader's language: the table's data-ui (JSON the server put
+  // there, read as data: no inline script), English where a word is missing.
+  let UI = {};
+  try {
+    const table = $("hl-table");
+    UI = JSON.parse((table && table.dataset.ui) || "{}") || {};
+  } catch (e) {
+    UI = {};
+  }
+  // One of those words with its %(name)s filled.
+  const T = (key, english, vars = {}) =>
+    (typeof UI[key] === "string" && UI[key] ? UI[key] : english).replace(/%\((\w+)\)s/g, (_m, name) =>
+      name in vars ? String(vars[name]) : "",
+    );
+
   async function acknowledge(m) {
     const body = b64decode(m.envelope.payload);
     const statement = await sha256hex(pae(m.envelope.payloadType, body));
@@ -47,13 +62,22 @@
     return m.waiting.includes(view.party);
   }
 
-  function countdownText(m, now) {
+  // The countdown's words, and whether it has stopped.
+  function countdown(m, now) {
     const mine = m.acks[view.party];
-    if (mine) return `stopped: acknowledged at ${mine.at}`;
-    if (m.no_answer.includes(view.party)) return "stopped: NO ANSWER logged";
-    if (!running(m)) return m.waiting.length === 0 ? "stopped: all acknowledged" : "";
+    if (mine) return { text: T("stopped_acked", "stopped: acknowledged at %(time)s", { time: mine.at }), stopped: true };
+    if (m.no_answer.includes(view.party)) return { text: T("stopped_no_answer", "stopped: NO ANSWER logged"), stopped: true };
+    if (!running(m)) {
+      return m.waiting.length === 0
+        ? { text: T("stopped_all", "stopped: all acknowledged"), stopped: true }
+        : { text: "", stopped: false };
+    }
     const left = m.deadline_ms - now;
-    return left >= 0 ? `${fmtLeft(left)} left` : `overdue by ${fmtLeft(left)}`;
+    const text =
+      left >= 0
+        ? T("left", "%(time)s left", { time: fmtLeft(left) })
+        : T("overdue_by", "overdue by %(time)s", { time: fmtLeft(left) });
+    return { text, stopped: false };
   }
 
   function tick() {
@@ -62,11 +86,11 @@
     for (const m of view.messages) {
       const cell = document.querySelector(`tr[data-index="${m.index}"] .countdown`);
       if (!cell) continue;
-      const text = countdownText(m, now);
+      const { text, stopped } = countdown(m, now);
       if (cell.textContent !== text) cell.textContent = text;
       const late = running(m) && !m.acks[view.party] && m.deadline_ms < now;
       cell.classList.toggle("late", late);
-      cell.dataset.state = text.startsWith("stopped") ? "stopped" : running(m) ? "running" : "idle";
+      cell.dataset.state = stopped ? "stopped" : running(m) ? "running" : "idle";
     }
   }
 
@@ -95,34 +119,40 @@
     const bodyCell = td();
     bodyCell.className = "body";
     if (got && got.text !== undefined) bodyCell.textContent = got.text;
-    else if (got) bodyCell.append(span(`not opened: ${got.error}`, "error"));
-    else bodyCell.textContent = "sealed";
+    else if (got) bodyCell.append(span(T("not_opened", "not opened: %(error)s", { error: got.error }), "error"));
+    else bodyCell.textContent = T("sealed", "sealed");
     td(`${m.deadline} `, span("", "countdown"));
     const acked = td();
     const names = Object.keys(m.acks).sort();
-    acked.append(names.map((w) => `${w} at ${m.acks[w].at}`).join("; "));
-    for (const w of m.no_answer) acked.append(" ", span(`NO ANSWER: ${w}`, "badge no-answer"));
-    if (m.waiting.length) acked.append(`${names.length ? "; " : ""}waiting for ${m.waiting.join(", ")}`);
+    acked.append(names.map((w) => T("acked_at", "%(party)s at %(time)s", { party: w, time: m.acks[w].at })).join("; "));
+    for (const w of m.no_answer) acked.append(" ", span(T("no_answer", "NO ANSWER: %(party)s", { party: w }), "badge no-answer"));
+    if (m.waiting.length) acked.append(
+        `${names.length ? "; " : ""}${T("waiting", "waiting for %(parties)s", { parties: m.waiting.join(", ") })}`,
+      );
     const action = td();
     if (m.may_ack) {
       const b = document.createElement("button");
       b.type = "button";
       b.className = "ack";
-      b.textContent = `Acknowledge ${m.index}`;
+      b.textContent = T("acknowledge", "Acknowledge %(index)s", { index: m.index });
       b.disabled = !signer || busy.has(m.index);
-      b.title = signer ? "Sign and log an acknowledgement" : "Load your signing key first";
+      b.title = signer
+        ? T("ack_title", "Sign and log an acknowledgement")
+        : T("load_key_first", "Load your signing key first");
       b.addEventListener("click", async () => {
         busy.add(m.index);
         b.disabled = true;
-        b.textContent = "Signing…";
+        b.textContent = T("signing", "Signing…");
         try {
           const receipt = await acknowledge(m);
           showError("");
-          b.textContent = `Acknowledged (entry ${receipt.index})`;
+          b.textContent = T("acknowledged", "Acknowledged (entry %(index)s)", { index: receipt.index });
           await refresh();
         } catch (e) {
-          showError(`Acknowledgement of entry ${m.index} refused: ${e.message}`);
-          b.textContent = `Acknowledge ${m.index}`;
+          showError(
+            T("ack_refused", "Acknowledgement of entry %(index)s refused: %(error)s", { index: m.index, error: e.message }),
+          );
+          b.textContent = T("acknowledge", "Acknowledge %(index)s", { index: m.index });
           b.disabled = false;
         } finally {
           busy.delete(m.index);
@@ -140,7 +170,7 @@
       const tr = document.createElement("tr");
       const c = document.createElement("td");
       c.colSpan = 9;
-      c.textContent = "No messages on your channels.";
+      c.textContent = T("no_messages", "No messages on your channels.");
       tr.append(c);
       rows.push(tr);
     }
@@ -159,7 +189,7 @@
       try {
         const doc = JSON.parse(new TextDecoder().decode(b64decode(m.envelope.payload)));
         const ct = doc.ciphertexts && doc.ciphertexts[view.party];
-        if (!ct) throw new Error(`no ciphertext for ${view.party}`);
+        if (!ct) throw new Error(T("no_ciphertext", "no ciphertext for %(party)s", { party: view.party }));
         const info = H.hotlineInfo(view.origin, doc.channel, doc.id, doc.party);
         const pt = await H.open(H.unb64(ct), reader, info);
         opened.set(m.index, { text: new TextDecoder("utf-8", { fatal: true }).decode(pt) });
@@ -174,7 +204,7 @@
   async function refresh() {
     const r = await fetch("/dashboard/hotline.json", { credentials: "same-origin", cache: "no-store" });
     if (r.status === 401) {
-      $("hl-live").textContent = "Your session ended: sign in again.";
+      $("hl-live").textContent = T("session_ended", "Your session ended: sign in again.");
       return;
     }
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
@@ -190,7 +220,7 @@
     const ws = new WebSocket(`${scheme}://${location.host}/dashboard/hotline/stream`);
     ws.addEventListener("open", () => {
       retry = 1000;
-      $("hl-live").textContent = "Live.";
+      $("hl-live").textContent = T("live", "Live.");
     });
     ws.addEventListener("message", (ev) => {
       let msg = null;
@@ -199,14 +229,14 @@
       } catch (e) {
         return;
       }
-      if (msg && msg.type === "changed") refresh().catch((e) => showError(`Refresh failed: ${e.message}`));
+      if (msg && msg.type === "changed") refresh().catch((e) => showError(T("refresh_failed", "Refresh failed: %(error)s", { error: e.message })));
     });
     ws.addEventListener("close", (ev) => {
       if (ev.code === 4401) {
-        $("hl-live").textContent = "Your session ended: sign in again.";
+        $("hl-live").textContent = T("session_ended", "Your session ended: sign in again.");
         return;
       }
-      $("hl-live").textContent = "Reconnecting…";
+      $("hl-live").textContent = T("reconnecting", "Reconnecting…");
       setTimeout(() => {
         refresh().catch(() => {});
         connect();
@@ -236,19 +266,19 @@
       hpkeInput.value = "";
       if (!file) return;
       try {
-        if (file.size > 1024) throw new Error("a hotline key file is one short line");
+        if (file.size > 1024) throw new Error(T("hpke_too_long", "a hotline key file is one short line"));
         if (!view) await refresh();
         const loaded = await globalThis.cbmnetHpke.importPrivate(await file.text());
         if (b64encode(loaded.pub) !== view.encryption_key) {
-          throw new Error(`this is not the hotline key ${view.party} registered`);
+          throw new Error(T("hpke_not_registered", "this is not the hotline key %(party)s registered", { party: view.party }));
         }
         reader = loaded;
         opened.clear();
-        out.textContent = "Hotline key loaded: your copy of each message is opened in this page.";
+        out.textContent = T("hpke_loaded", "Hotline key loaded: your copy of each message is opened in this page.");
         await openBodies();
       } catch (e) {
         reader = null;
-        out.textContent = `Hotline key not loaded: ${e.message}`;
+        out.textContent = T("hpke_not_loaded", "Hotline key not loaded: %(error)s", { error: e.message });
       }
     });
   }
@@ -270,11 +300,16 @@
     if (!btn) return;
     const ch = chosenChannel();
     const prec = $("hl-precedence").value;
-    $("hl-within").textContent = ch && ch.ack_within[prec] ? `acknowledge within ${ch.ack_within[prec]}` : "";
+    $("hl-within").textContent =
+      ch && ch.ack_within[prec] ? T("ack_within", "acknowledge within %(span)s", { span: ch.ack_within[prec] }) : "";
     btn.disabled = !(signer && ch && $("hl-text").value.trim());
-    if (!signer) $("hl-send-status").textContent = "Load your signing key to send.";
-    else if (ch && /Load your signing key/.test($("hl-send-status").textContent)) {
-      $("hl-send-status").textContent = `Sealed to ${ch.members.length} members, signed as ${signer.party}.`;
+    const loadToSend = T("load_to_send", "Load your signing key to send.");
+    if (!signer) $("hl-send-status").textContent = loadToSend;
+    else if (ch && $("hl-send-status").textContent === loadToSend) {
+      $("hl-send-status").textContent = T("sealed_to", "Sealed to %(n)s members, signed as %(party)s.", {
+        n: ch.members.length,
+        party: signer.party,
+      });
     }
   }
 
@@ -282,9 +317,9 @@
     const ch = chosenChannel();
     const text = $("hl-text").value;
     const body = textEncoder.encode(text);
-    if (body.length > MAX_BODY_BYTES) throw new Error(`at most ${MAX_BODY_BYTES} bytes of text`);
+    if (body.length > MAX_BODY_BYTES) throw new Error(T("too_long", "at most %(n)s bytes of text", { n: MAX_BODY_BYTES }));
     const missing = ch.members.filter((m) => !ch.member_keys[m]);
-    if (missing.length) throw new Error(`no hotline key registered for ${missing.join(", ")}`);
+    if (missing.length) throw new Error(T("no_member_key", "no hotline key registered for %(parties)s", { parties: missing.join(", ") }));
     // 128 random bits, as the CLI's uuid4: nobody guesses (or squats) the next id.
     const rnd = crypto.getRandomValues(new Uint8Array(16));
     const id = `${signer.party}-${Array.from(rnd, (b) => b.toString(16).padStart(2, "0")).join("")}`;
@@ -314,14 +349,14 @@
     $("hl-send").addEventListener("click", async () => {
       const out = $("hl-send-status");
       $("hl-send").disabled = true;
-      out.textContent = "Sealing and signing…";
+      out.textContent = T("sealing", "Sealing and signing…");
       try {
         const r = await sendMessage();
         $("hl-text").value = "";
-        out.textContent = `Sent: entry ${r.index}, logged ${r.integrated_at}.`;
+        out.textContent = T("sent", "Sent: entry %(index)s, logged %(time)s.", { index: r.index, time: r.integrated_at });
         await refresh();
       } catch (e) {
-        out.textContent = `Not sent (your text is kept): ${e.message}`;
+        out.textContent = T("not_sent", "Not sent (your text is kept): %(error)s", { error: e.message });
       }
       updateCompose();
     });
@@ -330,5 +365,5 @@
   setInterval(tick, 1000);
   refresh()
     .then(connect)
-    .catch((e) => showError(`Could not load the console: ${e.message}`));
+    .catch((e) => showError(T("load_failed", "Could not load the console: %(error)s", { error: e.message })));
 })();

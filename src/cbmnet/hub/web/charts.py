@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cbmnet.hub.web.i18n import gettext
+
 WIDTH = 120
 HEIGHT = 24
 PAD = 2
@@ -61,8 +63,9 @@ def sparkline(
                 runs.append([])
             continue
         runs[-1].append(xy(i, v))
+    no_data = gettext("no data")
     text = ", ".join(
-        f"{lab}: {'no data' if v is None else fmt.format(v)}"
+        f"{lab}: {no_data if v is None else fmt.format(v)}"
         for lab, v in zip(labels, values, strict=True)
     )
     return Sparkline(

@@ -36,6 +36,7 @@ from cbmnet.hub.deps import COOKIE, NotSignedIn, evaluating, hub_from, limits_of
 from cbmnet.hub.service import Hub
 from cbmnet.hub.web import i18n
 from cbmnet.hub.web.charts import Sparkline, sparkline
+from cbmnet.hub.web.i18n import gettext
 from cbmnet.hub.web.render import from_this_site, render, static_path
 from cbmnet.hub.web.witness import registry_policy, verdict
 from cbmnet.ledger.tlogproof import format_proof
@@ -94,15 +95,17 @@ def key_spans(keys: Iterable[Any]) -> list[str]:
     out = []
     for n, k in enumerate(keys, start=1):
         if k.until is None:
-            out.append(f"key {n}: signs from entry {k.since}")
+            out.append(gettext("key %(n)s: signs from entry %(since)s") % {"n": n, "since": k.since})
         elif k.revoked:
-            out.append(
-                f"key {n}: REVOKED at entry {k.until} (signed entries {k.since} to {k.until - 1})"
+            text = gettext(
+                "key %(n)s: REVOKED at entry %(until)s (signed entries %(since)s to %(last)s)"
             )
+            out.append(text % {"n": n, "until": k.until, "since": k.since, "last": k.until - 1})
         else:
-            out.append(
-                f"key {n}: retired at entry {k.until} (signed entries {k.since} to {k.until - 1})"
+            text = gettext(
+                "key %(n)s: retired at entry %(until)s (signed entries %(since)s to %(last)s)"
             )
+            out.append(text % {"n": n, "until": k.until, "since": k.since, "last": k.until - 1})
     return out
 
 
@@ -634,6 +637,10 @@ def requests_of(party: str, docs: list[dict[str, Any]], kind: str) -> list[dict[
                 "time": d.get("time"),
                 "index": d["log_index"],
                 "state": f"answered: {decision}" if ans else "pending",
+                # The page words the state in the reader's language (this runs in the
+                # evaluation threads, outside the request's language).
+                "answered": ans is not None,
+                "decision": decision,
             }
         )
     return out

@@ -33,12 +33,53 @@ from cbmnet.errors import CbmnetError
 from cbmnet.hub.deps import COOKIE, hub_from, session_of, who
 from cbmnet.hub.service import Hub
 from cbmnet.hub.wakeup import woken_by_appends
+from cbmnet.hub.web.i18n import N_, gettext
 from cbmnet.hub.web.render import render
 
 MAX_MESSAGES = 100
 """The console shows the latest messages; older ones stay in the archive and the log."""
 DEFAULT_WITHIN_MS = 6 * 3_600_000
 """A channel of an agreement without hotline terms: the routine target (as the state fold)."""
+
+UI = {
+    "stopped_acked": N_("stopped: acknowledged at %(time)s"),
+    "stopped_no_answer": N_("stopped: NO ANSWER logged"),
+    "stopped_all": N_("stopped: all acknowledged"),
+    "left": N_("%(time)s left"),
+    "overdue_by": N_("overdue by %(time)s"),
+    "not_opened": N_("not opened: %(error)s"),
+    "sealed": N_("sealed"),
+    "acked_at": N_("%(party)s at %(time)s"),
+    "no_answer": N_("NO ANSWER: %(party)s"),
+    "waiting": N_("waiting for %(parties)s"),
+    "acknowledge": N_("Acknowledge %(index)s"),
+    "ack_title": N_("Sign and log an acknowledgement"),
+    "load_key_first": N_("Load your signing key first"),
+    "signing": N_("Signing…"),
+    "acknowledged": N_("Acknowledged (entry %(index)s)"),
+    "ack_refused": N_("Acknowledgement of entry %(index)s refused: %(error)s"),
+    "no_messages": N_("No messages on your channels."),
+    "no_ciphertext": N_("no ciphertext for %(party)s"),
+    "session_ended": N_("Your session ended: sign in again."),
+    "live": N_("Live."),
+    "refresh_failed": N_("Refresh failed: %(error)s"),
+    "reconnecting": N_("Reconnecting…"),
+    "hpke_too_long": N_("a hotline key file is one short line"),
+    "hpke_not_registered": N_("this is not the hotline key %(party)s registered"),
+    "hpke_loaded": N_("Hotline key loaded: your copy of each message is opened in this page."),
+    "hpke_not_loaded": N_("Hotline key not loaded: %(error)s"),
+    "ack_within": N_("acknowledge within %(span)s"),
+    "load_to_send": N_("Load your signing key to send."),
+    "sealed_to": N_("Sealed to %(n)s members, signed as %(party)s."),
+    "too_long": N_("at most %(n)s bytes of text"),
+    "no_member_key": N_("no hotline key registered for %(parties)s"),
+    "sealing": N_("Sealing and signing…"),
+    "sent": N_("Sent: entry %(index)s, logged %(time)s."),
+    "not_sent": N_("Not sent (your text is kept): %(error)s"),
+    "load_failed": N_("Could not load the console: %(error)s"),
+}
+"""The words hotline.js writes itself, in the reader's language (the page's ``data-ui``);
+``%(name)s`` is filled in the page. hotline.js keeps the English of each as its fallback."""
 
 
 class _Messages:
@@ -147,7 +188,8 @@ def hotline_page(request: Request) -> Response:
     party = who(request)
     hub = hub_from(request)
     view = hotline_view(hub, messages_of(request), party, hub.clock())
-    return render("hotline.html", scripts=True, **view)
+    ui = {k: gettext(v) for k, v in UI.items()}
+    return render("hotline.html", scripts=True, ui=ui, **view)
 
 
 @router.get("/dashboard/hotline.json", include_in_schema=False)

@@ -27,6 +27,7 @@ from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import CbmnetError, FormatError, NotFoundError, error_code
 from cbmnet.hub.deps import evaluating, hub_from, limits_of
 from cbmnet.hub.service import Hub
+from cbmnet.hub.web.i18n import N_, gettext, ngettext
 from cbmnet.hub.web.render import STATIC, render
 
 MAX_FEATURES = 5000
@@ -57,6 +58,11 @@ def vendor_ready() -> bool:
     return all((STATIC / "vendor" / f).is_file() for f in VENDOR_FILES)
 
 
+ZONE_SOURCES = (N_("agreement geometry"), N_("Natural Earth border"))
+"""Where a zone's outline comes from: the GeoJSON's ``source`` (English, as data), worded in
+the reader's language in the page's table."""
+
+
 @dataclass(frozen=True)
 class Filters:
     agreement: str | None = None
@@ -73,14 +79,16 @@ def parse_filters(
     raw = {k: str(params.get(k) or "").strip()[:128] for k in ("agreement", "party", "from", "to")}
     agreement = raw["agreement"] or None
     if agreement is not None and agreement not in agreements:
-        raise FormatError(f"agreement: {agreement!r} is not an agreement of yours on this hub")
+        msg = gettext("agreement: %(agreement)s is not an agreement of yours on this hub")
+        raise FormatError(msg % {"agreement": repr(agreement)})
     party = raw["party"] or None
     if party is not None and (not _PARTY.match(party) or party not in parties):
-        raise FormatError(f"party: {party!r} is not a registered party")
+        raise FormatError(gettext("party: %(party)s is not a registered party") % {"party": repr(party)})
     start = _when(raw["from"], "from", end=False)
     end = _when(raw["to"], "to", end=True)
     if start is not None and end is not None and end <= start:
-        raise FormatError(f"to: {raw['to']!r} is not after from {raw['from']!r}")
+        msg = gettext("to: %(to)s is not after from %(from)s")
+        raise FormatError(msg % {"to": repr(raw["to"]), "from": repr(raw["from"])})
     return Filters(agreement, party, start, end), raw
 
 
@@ -91,12 +99,14 @@ def _when(text: str, field: str, *, end: bool) -> int | None:
     if _DATE.match(text):
         ms = parse_time(text + "T00:00:00Z", field) if _valid_date(text) else None
         if ms is None:
-            raise FormatError(f"{field}: {text!r} is not a valid date")
+            msg = gettext("%(field)s: %(text)s is not a valid date")
+            raise FormatError(msg % {"field": field, "text": repr(text)})
         return ms + _DAY_MS if end else ms
     try:
         return parse_time(text, field)
     except FormatError as e:
-        raise FormatError(f"{field}: {text!r} is not a date (YYYY-MM-DD) or an RFC 3339 time") from e
+        msg = gettext("%(field)s: %(text)s is not a date (YYYY-MM-DD) or an RFC 3339 time")
+        raise FormatError(msg % {"field": field, "text": repr(text)}) from e
 
 
 def _valid_date(text: str) -> bool:
@@ -264,7 +274,7 @@ def _zones(hub: Hub, ag: str, f: Filters, out: Collector) -> None:
             continue
         simple = geom.simplify(0.01, preserve_topology=True)
         gj = clean_geometry(json.loads(json.dumps(mapping(simple))))
-        source = "agreement geometry" if zone.geometry is not None else "Natural Earth border"
+        source = ZONE_SOURCES[0] if zone.geometry is not None else ZONE_SOURCES[1]
         out.add(
             gj,
             layer="zone",
@@ -651,16 +661,25 @@ def table_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
         elif layer == "observations":
             when = ""
             n = p["observations"]
-            what = f"{n} observation{'' if n == 1 else 's'} ({p['count']} objects counted), batch " + (
-                ", ".join(str(b) for b in p["batches"])
-            )
+            what = ngettext(
+                "%(n)s observation (%(count)s objects counted), batch %(batches)s",
+                "%(n)s observations (%(count)s objects counted), batch %(batches)s",
+                n,
+            ) % {"n": n, "count": p["count"], "batches": ", ".join(str(b) for b in p["batches"])}
             who_ = ", ".join(p["parties"])
             links = [entry_links(b) for b in p["batches"]]
         else:
             when = ""
-            what = f"zone {p['id']} ({p['source']})" + (
-                f": {p['description']}" if p["description"] else ""
-            )
+            # The source is one of ZONE_SOURCES (data in the GeoJSON, worded here).
+            source = gettext(p["source"]) if p["source"] in ZONE_SOURCES else p["source"]
+            if p["description"]:
+                what = gettext("zone %(id)s (%(source)s): %(description)s") % {
+                    "id": p["id"],
+                    "source": source,
+                    "description": p["description"],
+                }
+            else:
+                what = gettext("zone %(id)s (%(source)s)") % {"id": p["id"], "source": source}
             who_ = ""
             links = []
         rows.append(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from cbmnet.acts.registry import majority_policy_text
 from cbmnet.errors import CbmnetError
+from cbmnet.hub.web.i18n import gettext
 from cbmnet.ledger.policy import Policy, parse_policy, verify_checkpoint
 
 
@@ -44,16 +45,21 @@ def verdict(note: str, cosignature_lines: list[str], wp: WitnessPolicy) -> dict[
     try:
         agreed = verify_checkpoint(signed, lax)
     except CbmnetError as e:
-        return {"ok": False, "cosigned": [], "text": f"does not verify: {str(e)[:200]}"}
+        text = gettext("does not verify: %(error)s") % {"error": str(e)[:200]}
+        return {"ok": False, "cosigned": [], "text": text}
     cosigned = sorted(agreed.cosigned_by)
     ok = wp.policy.satisfied(set(cosigned))
     if not wp.witnesses:
-        text = "no witness is registered: only the log's own signature vouches for it"
+        text = gettext("no witness is registered: only the log's own signature vouches for it")
     elif ok:
-        text = f"meets the majority quorum: {len(cosigned)} of {len(wp.witnesses)} witnesses"
+        text = gettext("meets the majority quorum: %(n)s of %(total)s witnesses") % {
+            "n": len(cosigned),
+            "total": len(wp.witnesses),
+        }
     else:
-        text = (
-            f"not yet relied on: {len(cosigned)} of {len(wp.witnesses)} witnesses cosigned, "
-            f"{wp.threshold} needed"
-        )
+        text = gettext("not yet relied on: %(n)s of %(total)s witnesses cosigned, %(needed)s needed") % {
+            "n": len(cosigned),
+            "total": len(wp.witnesses),
+            "needed": wp.threshold,
+        }
     return {"ok": ok and bool(wp.witnesses), "cosigned": cosigned, "text": text}

@@ -711,6 +711,25 @@ def p_leaves(w: World, who: str) -> tuple[int, bool | None]:
     return 200, any("entry" in x for x in leaves if x["index"] == w.private)
 
 
+def p_tile(w: World, who: str) -> tuple[int, bool | None]:
+    """Hash tiles for anyone (they reveal no entry); the entry bundle holding the private
+    request carries its bytes only for a party that may read it (zero-length otherwise)."""
+    from cbmnet.ledger.tiles import encode_index, parse_bundle, tile_width
+
+    size = w.api.size()
+    width = tile_width(0, 0, size)
+    suffix = "" if width == 256 else f".p/{width}"
+    hashes = w.get(who, f"/v1/tlog/tile/0/{encode_index(0)}{suffix}")
+    if hashes.status_code != 200:
+        return hashes.status_code, None
+    assert len(hashes.content) == 32 * width
+    r = w.get(who, f"/v1/tlog/tile/entries/{encode_index(0)}{suffix}")
+    if r.status_code != 200:
+        return r.status_code, None
+    entries = parse_bundle(r.content, width)
+    return 200, entries[w.private] is not None
+
+
 def p_acts(w: World, who: str) -> tuple[int, bool | None]:
     """Writing needs no token: the signature decides. Each caller tries what it might."""
     api = w.api
@@ -949,6 +968,14 @@ MATRIX: dict[tuple[str, str], tuple[Probe, dict[str, int], dict[str, bool]]] = {
     # presented is checked: a revoked one is refused, not read as anonymous.
     ("GET", "/v1/log/leaves"): (
         p_leaves,
+        {**_everyone(200), "revoked": 401},
+        {**SEEN_BY_BOTH, "anonymous": False},
+    ),
+    # C2SP tlog-tiles: hash tiles for anyone; an entry bundle carries what its caller may
+    # read (the private request: its two sides only), like the leaves above.
+    ("GET", "/v1/tlog/checkpoint"): (_status("/v1/tlog/checkpoint"), _everyone(200), {}),
+    ("GET", "/v1/tlog/tile/{path:path}"): (
+        p_tile,
         {**_everyone(200), "revoked": 401},
         {**SEEN_BY_BOTH, "anonymous": False},
     ),

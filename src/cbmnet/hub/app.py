@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cbmnet.errors import CbmnetError, FormatError
-from cbmnet.hub.api import acts, alerts, compliance, identity, log, service, stream, verification
+from cbmnet.hub.api import acts, alerts, compliance, identity, log, service, stream, tiles, verification
 from cbmnet.hub.deps import Limits, NotSignedIn
 from cbmnet.hub.limits import (
     MAX_REQUEST_BYTES,
@@ -88,7 +88,7 @@ def create_app(hub: Hub, *, run_duties: bool = True) -> FastAPI:
     app.add_middleware(LanguageMiddleware)  # the dashboard's language, per request
     app.add_middleware(RequestLimits, admission=Admission(hub.token_secret))
 
-    for module in (service, identity, acts, verification, compliance, log, stream, alerts):
+    for module in (service, identity, acts, verification, compliance, log, tiles, stream, alerts):
         add_routes(app, module.router)
     for page in (dashboard, hotline, maps, filing, inbox, report):
         add_routes(app, page.router)

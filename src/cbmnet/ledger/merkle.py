@@ -55,6 +55,12 @@ def _hash_leaves(leaves: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+def subtree_root(hashes: Sequence[bytes]) -> bytes:
+    """The root over nodes of one height, hashed pairwise as RFC 9162 does (``2^k`` nodes:
+    a complete subtree)."""
+    return _hash_leaves(hashes)
+
+
 def root_hash(entries: Sequence[bytes]) -> bytes:
     """Merkle Tree Hash of the entries; the empty tree's root is ``SHA-256("")``."""
     return _hash_leaves([leaf_hash(e) for e in entries])

@@ -1,0 +1,82 @@
+"""The log as C2SP tlog-tiles (``/v1/tlog/``): the checkpoint, hash tiles and entry bundles.
+
+What outside monitors, witnesses and national mirrors read (Go's sumdb tools, Sunlight's
+and Tessera's clients). Hash tiles are the tree's hashes: anyone may read them, and they
+reveal nothing of an entry. An entry bundle carries only the entries its caller may read;
+the others are zero-length (``ledger/tiles.py``, docs/adr/0011-tiles-and-mirrors.md).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from cbmnet.errors import NotFoundError
+from cbmnet.hub.deps import HubDep, MaybeCaller
+from cbmnet.hub.service import Hub
+from cbmnet.ledger.entry import encode_entry
+from cbmnet.ledger.merkle import HASH_SIZE
+from cbmnet.ledger.tiles import HEIGHT, WIDTH, encode_bundle, parse_tile_path, tile_width
+
+router = APIRouter(tags=["tiles"])
+
+PREFIX = "/v1/tlog"
+IMMUTABLE = "public, max-age=31536000, immutable"
+"""A hash tile never changes: a partial tile of width W is the same W hashes forever."""
+
+
+@router.get(f"{PREFIX}/checkpoint", response_class=PlainTextResponse)
+def tiles_checkpoint(hub: HubDep) -> Response:
+    """The latest checkpoint with its cosignatures (c2sp.org/tlog-checkpoint)."""
+    text = hub.rlog.signed_checkpoint(hub.rlog.latest_checkpoint())
+    return PlainTextResponse(text, headers={"Cache-Control": "no-cache"})
+
+
+@router.get(PREFIX + "/tile/{path:path}")
+async def tile(path: str, hub: HubDep, party: MaybeCaller) -> Response:
+    """A hash tile ``tile/L/N[.p/W]`` or an entry bundle ``tile/entries/N[.p/W]``."""
+    level, index, width = parse_tile_path("tile/" + path)
+    if level >= 0:
+        data = await run_in_threadpool(_hash_tile, hub, level, index, width)
+        return Response(
+            data, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
+        )
+    data = await run_in_threadpool(_bundle, hub, party, index, width)
+    return Response(
+        data, media_type="application/octet-stream", headers={"Cache-Control": "private, no-store"}
+    )
+
+
+def _available(hub: Hub, level: int, index: int, width: int) -> None:
+    have = tile_width(level, index, hub.rlog.size())
+    if have < width:
+        name = "entries" if level < 0 else str(level)
+        raise NotFoundError(f"tile {name}/{index}: the log holds {have} of its {width} hashes")
+
+
+def _hash_tile(hub: Hub, level: int, index: int, width: int) -> bytes:
+    _available(hub, level, index, width)
+    first = index * WIDTH
+    got = hub.rstore.nodes_at_level(HEIGHT * level, first, first + width)
+    if len(got) != width:
+        raise NotFoundError(f"tile {level}/{index}: {width - len(got)} node(s) missing from the store")
+    data = b"".join(got[first + k] for k in range(width))
+    assert len(data) == width * HASH_SIZE
+    return data
+
+
+def _bundle(hub: Hub, party: str | None, index: int, width: int) -> bytes:
+    _available(hub, -1, index, width)
+    first = index * WIDTH
+    rows = []
+    for row in hub.rstore.iter_entries(after=first - 1, chunk=width):
+        if row.idx >= first + width:
+            break
+        rows.append(row)
+    if party is not None:
+        hub.sync()
+    readable = hub.views.readable_indices(party, [r.idx for r in rows]) if party else set()
+    return encode_bundle(
+        encode_entry(r.integrated_ms, r.envelope) if r.idx in readable else None for r in rows
+    )

@@ -6,7 +6,7 @@ tile ``.p/W``): every complete aligned subtree of ``2^(8L)`` leaves, which the s
 (``log_nodes``). Tiles of level 0 are the leaf hashes. An entry bundle ``entries/N``
 holds the leaves' entries, each as a big-endian uint16 length and the entry bytes.
 
-Two departures, both forced and both in docs/adr/0011-tiles-and-mirrors.md:
+Two departures, both forced and both in docs/adr/0011-tiles.md:
 
 * an entry the reader may not read is served as a zero-length entry: the hash tiles
   reveal nothing of it, and a real entry is never empty (it starts ``cbmnet/log-entry/v1``);

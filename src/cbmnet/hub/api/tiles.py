@@ -3,7 +3,7 @@
 What outside monitors, witnesses and national mirrors read (Go's sumdb tools, Sunlight's
 and Tessera's clients). Hash tiles are the tree's hashes: anyone may read them, and they
 reveal nothing of an entry. An entry bundle carries only the entries its caller may read;
-the others are zero-length (``ledger/tiles.py``, docs/adr/0011-tiles-and-mirrors.md).
+the others are zero-length (``ledger/tiles.py``, docs/adr/0011-tiles.md).
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def envelope_verify(
     env = dsse.verify(_read_bytes(envelope), keys)
     n = len(env.payload)
     typer.echo(
-        ngettext("ok: %(type)s, %(n)s bytes", "ok: %(type)s, %(n)s bytes", n)
+        ngettext("ok: %(type)s, %(n)s byte", "ok: %(type)s, %(n)s bytes", n)
         % {"type": env.payload_type, "n": n}
     )
 
@@ -283,7 +283,7 @@ def log_verify_proof(
     typer.echo(_("integrated at %(time)s") % {"time": got.entry.integrated_at})
     n = len(env.payload)
     typer.echo(
-        ngettext("payload type %(type)s, %(n)s bytes", "payload type %(type)s, %(n)s bytes", n)
+        ngettext("payload type %(type)s, %(n)s byte", "payload type %(type)s, %(n)s bytes", n)
         % {"type": env.payload_type, "n": n}
     )
     if got.agreed.cosigned_by:
@@ -319,8 +319,8 @@ def log_add_cosignature(
     n = log.add_cosignatures(at, _read_text(lines), [_vkey(w) for w in witness])
     typer.echo(
         ngettext(
-            "added %(n)s cosignature(s) to the checkpoint of size %(size)s",
-            "added %(n)s cosignature(s) to the checkpoint of size %(size)s",
+            "added %(n)s cosignature to the checkpoint of size %(size)s",
+            "added %(n)s cosignatures to the checkpoint of size %(size)s",
             n,
         )
         % {"n": n, "size": at}
@@ -387,7 +387,7 @@ def log_audit(
     if r.uncovered:
         typer.echo(
             ngettext(
-                "note: the last %(n)s entries are not yet covered by a signed checkpoint",
+                "note: the last %(n)s entry is not yet covered by a signed checkpoint",
                 "note: the last %(n)s entries are not yet covered by a signed checkpoint",
                 r.uncovered,
             )
@@ -499,7 +499,7 @@ def _audit_hub(
     if r.uncovered:
         typer.echo(
             ngettext(
-                "note: the last %(n)s leaves are not yet covered by a signed checkpoint",
+                "note: the last %(n)s leaf is not yet covered by a signed checkpoint",
                 "note: the last %(n)s leaves are not yet covered by a signed checkpoint",
                 r.uncovered,
             )
@@ -606,7 +606,7 @@ def agreements_list() -> None:
         a = bundled(aid)
         n = len(a.measures)
         typer.echo(
-            ngettext("%(id)s %(n)s measures  %(title)s", "%(id)s %(n)s measures  %(title)s", n)
+            ngettext("%(id)s %(n)s measure   %(title)s", "%(id)s %(n)s measures  %(title)s", n)
             % {"id": f"{aid:45s}", "n": f"{n:3d}", "title": a.title}
         )
 
@@ -661,7 +661,7 @@ def agreements_validate(path: Path) -> None:
     resolve_zones(a)
     n = len(a.measures)
     typer.echo(
-        ngettext("ok: %(id)s (%(n)s measures)", "ok: %(id)s (%(n)s measures)", n) % {"id": a.id, "n": n}
+        ngettext("ok: %(id)s (%(n)s measure)", "ok: %(id)s (%(n)s measures)", n) % {"id": a.id, "n": n}
     )
 
 
@@ -769,7 +769,7 @@ def _print_table(report: object) -> None:
     n = len(doc["findings"])
     t = Table(
         title=ngettext(
-            "%(agreement)s as of %(as_of)s: %(n)s findings",
+            "%(agreement)s as of %(as_of)s: %(n)s finding",
             "%(agreement)s as of %(as_of)s: %(n)s findings",
             n,
         )

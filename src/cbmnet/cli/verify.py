@@ -83,7 +83,7 @@ def _table(doc: dict[str, object]) -> None:
     n = len(findings)
     t = Table(
         title=ngettext(
-            "%(agreement)s as of %(as_of)s: %(n)s findings",
+            "%(agreement)s as of %(as_of)s: %(n)s finding",
             "%(agreement)s as of %(as_of)s: %(n)s findings",
             n,
         )

@@ -80,10 +80,18 @@ def test_a_known_language_keeps_the_commands_working() -> None:
 
 
 def test_the_root_help_is_in_french_with_lang_fr() -> None:
-    # Expected to FAIL until the French catalogue translates the root help text (the lead
-    # fills the catalogues later): then it checks the text really reaches `--help`.
+    """The French root help and Typer's own panel titles reach ``--help``; the language
+    on the command line wins over the environment's."""
     french = catalog("fr").gettext(ROOT_HELP)
-    assert french != ROOT_HELP, "no French translation of the root help text yet"
+    assert french != ROOT_HELP, "no French translation of the root help text"
     run = _cbmnet("--lang", "fr", "--help", lang="en")
     assert run.returncode == 0, run.stderr
     assert french in run.stdout
+    assert "Commandes" in run.stdout and "Commands" not in run.stdout
+
+
+def test_an_error_frame_is_in_the_users_language_and_the_diagnostic_as_the_hub_says_it() -> None:
+    run = _cbmnet("check", "--agreement", "nope", "--events", os.devnull, lang="ru")
+    assert run.returncode == 2
+    assert run.stderr.startswith(catalog("ru").gettext("error: %(diagnostics)s").split("%")[0])
+    assert "unknown agreement 'nope'" in run.stderr  # the core's words, as the hub's API

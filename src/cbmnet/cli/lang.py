@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from cbmnet.i18n import CURRENT, DEFAULT, LANGUAGES
+import typer.rich_utils
+
+from cbmnet.i18n import CURRENT, DEFAULT, LANGUAGES, N_, gettext
 
 POSIX_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
@@ -53,6 +55,24 @@ def cli_language(argv: Sequence[str], environ: Mapping[str, str]) -> str:
     return DEFAULT
 
 
+FRAME_WORDS = (
+    N_("Options"),
+    N_("Commands"),
+    N_("Arguments"),
+    N_("Error"),
+)
+"""Typer's panel titles: theirs, not ours (its '--help' line is fixed English)."""
+
+
 def use(lang: str) -> None:
     """Write in ``lang`` from now on, in this process."""
     CURRENT.set(lang if lang in LANGUAGES else DEFAULT)
+    if CURRENT.get() == DEFAULT:
+        return
+    # Typer reads its panel titles through the stdlib's gettext domain, which holds no
+    # catalogue of ours: give it ours, so a help page is in one language.
+    rich = typer.rich_utils
+    rich.OPTIONS_PANEL_TITLE = gettext("Options")
+    rich.COMMANDS_PANEL_TITLE = gettext("Commands")
+    rich.ARGUMENTS_PANEL_TITLE = gettext("Arguments")
+    rich.ERRORS_PANEL_TITLE = gettext("Error")

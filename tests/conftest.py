@@ -23,7 +23,7 @@ from cbmnet.store.sql import Store
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-pytest_plugins = ["tests.browserkit"]  # the `browser` fixture (Debian chromium)
+pytest_plugins = ["tests.browserkit", "tests.gokit"]  # `browser` (Debian chromium), `tlogtiles` (Go)
 # The CLI writes in the language of the environment; the tests read its English unless
 # they ask for another (before cbmnet.cli is imported by any test module).
 os.environ["CBMNET_LANG"] = "en"

@@ -10,45 +10,15 @@ saying so; in CI it fails.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from cbmnet.acts.model import PT_EVENT
 from cbmnet.hub.service import HubSettings
 from tests.hubkit import TestHub, running_hub
 
-GO_SRC = Path(__file__).resolve().parent / "interop" / "tlogtiles"
-GOPATH = Path("/usr/share/gocode")
 VD = "vienna-document-2011"
-
-
-@pytest.fixture(scope="module")
-def tlogtiles(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Go program, built in GOPATH mode against Debian's x/mod (no module download)."""
-    go = shutil.which("go")
-    missing = [] if go else ["go (apt: golang-go)"]
-    if not (GOPATH / "src/golang.org/x/mod/sumdb/tlog").is_dir():
-        missing.append("golang.org/x/mod (apt: golang-golang-x-mod-dev)")
-    if missing:
-        msg = f"Go's tile reader cannot be built here: missing {', '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(msg + " (.ci/run installs them)")
-        pytest.skip(msg)
-    out = tmp_path_factory.mktemp("go") / "tlogtiles"
-    env = {
-        **os.environ,
-        "GO111MODULE": "off",
-        "GOPATH": str(GOPATH),
-        "GOCACHE": str(out.parent / "cache"),
-        "GOFLAGS": "",
-    }
-    subprocess.run([str(go), "build", "-o", str(out), "."], cwd=GO_SRC, env=env, check=True, timeout=300)
-    return out
 
 
 def _run(binary: Path, th: TestHub, vkey: str, token: str = "") -> subprocess.CompletedProcess[str]:

@@ -21,6 +21,7 @@ from cbmnet.cli.files import read_bytes as _read_bytes
 from cbmnet.cli.files import read_text as _read_text
 from cbmnet.cli.hub import add_hub_verbs, aligned
 from cbmnet.cli.lang import language_code
+from cbmnet.cli.mirror import add_mirror_verb
 from cbmnet.cli.simulate import add_simulate_verb
 from cbmnet.cli.verify import add_verify_verbs
 from cbmnet.errors import CbmnetError, FormatError
@@ -58,6 +59,7 @@ app.add_typer(agreements_app, name="agreements")
 add_hub_verbs(app, keys_app)
 add_verify_verbs(app)
 add_simulate_verb(app)
+add_mirror_verb(app)
 
 
 def _check_lang(value: str | None) -> str | None:

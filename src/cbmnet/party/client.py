@@ -191,6 +191,10 @@ class HubClient:
             self._info = info
         return self._info
 
+    def forget_token(self) -> None:
+        """The next ``token()`` signs a new challenge (the hub refused the last one: expired)."""
+        self._token = None
+
     def token(self) -> str:
         """Sign the hub's challenge with our key; the token lasts minutes, not a session."""
         if self._token is None:

@@ -12,12 +12,10 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from cbmnet.errors import NotFoundError
 from cbmnet.hub.deps import HubDep, MaybeCaller
 from cbmnet.hub.service import Hub
-from cbmnet.ledger.entry import encode_entry
-from cbmnet.ledger.merkle import HASH_SIZE
-from cbmnet.ledger.tiles import HEIGHT, WIDTH, encode_bundle, parse_tile_path, tile_width
+from cbmnet.ledger.tiles import parse_tile_path
+from cbmnet.log.tiles import entry_bundle, hash_tile
 
 router = APIRouter(tags=["tiles"])
 
@@ -48,35 +46,14 @@ async def tile(path: str, hub: HubDep, party: MaybeCaller) -> Response:
     )
 
 
-def _available(hub: Hub, level: int, index: int, width: int) -> None:
-    have = tile_width(level, index, hub.rlog.size())
-    if have < width:
-        name = "entries" if level < 0 else str(level)
-        raise NotFoundError(f"tile {name}/{index}: the log holds {have} of its {width} hashes")
-
-
 def _hash_tile(hub: Hub, level: int, index: int, width: int) -> bytes:
-    _available(hub, level, index, width)
-    first = index * WIDTH
-    got = hub.rstore.nodes_at_level(HEIGHT * level, first, first + width)
-    if len(got) != width:
-        raise NotFoundError(f"tile {level}/{index}: {width - len(got)} node(s) missing from the store")
-    data = b"".join(got[first + k] for k in range(width))
-    assert len(data) == width * HASH_SIZE
-    return data
+    return hash_tile(hub.rstore, hub.rlog.size(), level, index, width)
 
 
 def _bundle(hub: Hub, party: str | None, index: int, width: int) -> bytes:
-    _available(hub, -1, index, width)
-    first = index * WIDTH
-    rows = []
-    for row in hub.rstore.iter_entries(after=first - 1, chunk=width):
-        if row.idx >= first + width:
-            break
-        rows.append(row)
-    if party is not None:
-        hub.sync()
-    readable = hub.views.readable_indices(party, [r.idx for r in rows]) if party else set()
-    return encode_bundle(
-        encode_entry(r.integrated_ms, r.envelope) if r.idx in readable else None for r in rows
+    if party is None:
+        return entry_bundle(hub.rstore, hub.rlog.size(), index, width, lambda _i: set())
+    hub.sync()
+    return entry_bundle(
+        hub.rstore, hub.rlog.size(), index, width, lambda ix: hub.views.readable_indices(party, list(ix))
     )

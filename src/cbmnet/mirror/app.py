@@ -1,0 +1,137 @@
+"""The mirror's read-only service: what the hub's log serves, from the mirror's own copy.
+
+Served: ``/v1/tlog/checkpoint`` (with the mirror's cosignature) and its tiles, and the log
+reads a monitor, an auditor or a witness makes (``/v1/log/checkpoint``, ``checkpoints``,
+``consistency``, ``leaves``); ``/v1/mirror`` says what the mirror holds and, if it stopped
+on a split view, shows both checkpoints. Nothing is written through it.
+
+The entries the mirror holds are its party's: the hub let that party read them, nobody
+else. They are served only to a client on the mirror's own machine (loopback); anyone
+else gets the hashes, which reveal nothing (ADR 0011).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from cbmnet.errors import CbmnetError, NotFoundError
+from cbmnet.hub.limits import error_response
+from cbmnet.ledger.encoding import b64
+from cbmnet.ledger.entry import encode_entry
+from cbmnet.ledger.tiles import parse_tile_path
+from cbmnet.log.service import TransparencyLog
+from cbmnet.log.tiles import entry_bundle, hash_tile
+from cbmnet.mirror.follow import describe
+from cbmnet.store.sql import Store
+
+Size = Annotated[int, Query(ge=0, lt=2**62)]
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _local(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_mirror_app(store: Store) -> FastAPI:
+    """The mirror's app over its ``store`` (which ``Follower`` created and fills)."""
+    app = FastAPI(title="cbmnet mirror", docs_url=None, redoc_url=None)
+    log = TransparencyLog(store)
+
+    async def cbmnet_error(_request: Request, err: Exception) -> Response:
+        assert isinstance(err, CbmnetError)
+        return error_response(err)
+
+    app.add_exception_handler(CbmnetError, cbmnet_error)
+
+    def signed_latest() -> str:
+        return log.signed_checkpoint(log.latest_checkpoint())
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "mirror": True}
+
+    @app.get("/v1/mirror")
+    def mirror_state() -> dict[str, Any]:
+        return describe(store)
+
+    @app.get("/v1/tlog/checkpoint", response_class=PlainTextResponse)
+    @app.get("/v1/log/checkpoint", response_class=PlainTextResponse)
+    def checkpoint() -> Response:
+        return PlainTextResponse(signed_latest(), headers={"Cache-Control": "no-cache"})
+
+    @app.get("/v1/tlog/tile/{path:path}")
+    async def tile(path: str, request: Request) -> Response:
+        level, index, width = parse_tile_path("tile/" + path)
+        size = _mirrored(store)
+        if level >= 0:
+            data = await run_in_threadpool(hash_tile, store, size, level, index, width)
+            return Response(
+                data, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
+            )
+        local = _local(request)
+        data = await run_in_threadpool(
+            entry_bundle,
+            store,
+            size,
+            index,
+            width,
+            (lambda ix: set(ix)) if local else (lambda _i: set()),
+        )
+        headers = {"Cache-Control": "private, no-store"}
+        return Response(data, media_type="application/octet-stream", headers=headers)
+
+    @app.get("/v1/log/checkpoints")
+    def checkpoints(
+        after: Annotated[int, Query(ge=-1)] = -1, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any]:
+        cps = store.checkpoints_after(after, limit)
+        lines: dict[int, str] = {}
+        if cps:
+            for cs in store.cosignatures_between(cps[0].seq, cps[-1].seq):
+                lines[cs.checkpoint_seq] = lines.get(cs.checkpoint_seq, "") + cs.line
+        return {
+            "checkpoints": [
+                {"seq": c.seq, "size": c.size, "note": c.note + lines.get(c.seq, "")} for c in cps
+            ]
+        }
+
+    @app.get("/v1/log/consistency")
+    def consistency(old: Size, new: Size) -> dict[str, Any]:
+        if new > _mirrored(store):
+            raise NotFoundError(f"the mirror holds {_mirrored(store)} entries; no tree of size {new}")
+        return {"old": old, "new": new, "proof": [b64(h) for h in log.consistency_proof(old, new)]}
+
+    @app.get("/v1/log/leaves")
+    def leaves(
+        request: Request, start: Size = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 1000
+    ) -> JSONResponse:
+        size = _mirrored(store)
+        hi = min(size, start + limit)
+        hashes = store.nodes_at_level(0, start, hi)
+        held = {}
+        if _local(request):
+            held = {r.idx: r for r in store.iter_entries(after=start - 1, chunk=limit) if r.idx < hi}
+        out = []
+        for i in range(start, hi):
+            item: dict[str, Any] = {"index": i, "leaf_hash": b64(hashes[i])}
+            if i in held:
+                item["entry"] = b64(encode_entry(held[i].integrated_ms, held[i].envelope))
+            out.append(item)
+        return JSONResponse({"leaves": out})
+
+    return app
+
+
+def _mirrored(store: Store) -> int:
+    """The size of the latest checkpoint the mirror kept (its nodes are all stored)."""
+    latest = store.latest_checkpoint()
+    return 0 if latest is None else latest.size

@@ -1,0 +1,273 @@
+"""A party's national mirror (issue 16, item 2): it keeps a checkpoint only after checking
+every leaf, entry and root itself; bad tiles keep nothing; a split view is kept as evidence
+and stops it; it serves what it holds with the hub stopped, cosigned by its own key.
+
+The upstream in most tests is a plain log served read-only (the mirror's own app over a
+``TransparencyLog``): it answers the same tile and log reads as a hub, and lets a test
+build two forks of one log under one key. The last tests follow a real hub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cbmnet.acts.model import PT_EVENT
+from cbmnet.errors import VerificationError
+from cbmnet.hub.server import ServerThread
+from cbmnet.hub.service import HubSettings
+from cbmnet.ledger import dsse
+from cbmnet.ledger.note import generate_key, new_verifier, open_note, parse_signer_key
+from cbmnet.log.service import TransparencyLog
+from cbmnet.mirror.app import create_mirror_app
+from cbmnet.mirror.follow import Follower, SplitViewError
+from cbmnet.store import open_store
+from cbmnet.store.sql import Store
+from tests.hubkit import running_hub
+
+PT = "application/vnd.cbmnet.event+json"
+FAST = HubSettings(sweep_s=3600, checkpoint_s=3600, writes_per_s=10_000, party_writes_per_s=10_000)
+VD = "vienna-document-2011"
+
+
+def _grow(tlog: TransparencyLog, author: str, lo: int, hi: int, tag: str = "") -> None:
+    pub = parse_signer_key(author).public_key
+    envs = [dsse.sign(PT, json.dumps({"n": i, "tag": tag}).encode(), [author]) for i in range(lo, hi)]
+    tlog.append_batch(envs, [pub])
+    tlog.checkpoint()
+
+
+@contextmanager
+def _served(store: Store) -> Iterator[str]:
+    with ServerThread(create_mirror_app(store)) as server:
+        yield server.url
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[tuple[TransparencyLog, str, str, str]]:
+    """A plain log (its signer key, an author key) served on loopback."""
+    skey, vkey = generate_key("log.cbmnet.test/tlog")
+    author, _ = generate_key("party.test/AAA")
+    store = open_store(f"sqlite:///{tmp_path / 'up.db'}", create=True)
+    tlog = TransparencyLog.create(store, skey)
+    with _served(store) as url:
+        yield tlog, url, vkey, author
+    store.close()
+
+
+def _mirror(tmp_path: Path, url: str, vkey: str, name: str = "mirror") -> tuple[Follower, Store, str]:
+    mkey, _ = generate_key(f"mirror.{name}.test")
+    store = open_store(f"sqlite:///{tmp_path / (name + '.db')}", create=True)
+    return Follower(store, url, vkey, mirror_key=mkey), store, mkey
+
+
+def test_the_mirror_keeps_what_checks_out_and_cosigns_it(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tlog, url, vkey, author = upstream
+    _grow(tlog, author, 0, 300)  # a full tile and a partial one
+    f, store, mkey = _mirror(tmp_path, url, vkey)
+    got = f.step()
+    assert (got.size, got.added, got.entries) == (300, 300, 300)
+    assert TransparencyLog(store).root_at(300) == tlog.root_at(300)
+    _grow(tlog, author, 300, 700)
+    assert f.step().added == 400 and f.step().added == 0  # nothing new: nothing fetched twice
+    assert store.log_state()[0] == 700
+    # Every entry is the upstream's, byte for byte.
+    assert [TransparencyLog(store).entry_bytes(i) for i in (0, 299, 699)] == [
+        tlog.entry_bytes(i) for i in (0, 299, 699)
+    ]
+    # The mirror's checkpoint carries the log's signature and the mirror's cosignature.
+    with _served(store) as murl:
+        text = httpx.get(f"{murl}/v1/tlog/checkpoint").text
+        state = httpx.get(f"{murl}/v1/mirror").json()
+    cosigner = new_verifier(parse_signer_key(mkey).cosigner_verifier_key)
+    assert open_note(text, [new_verifier(vkey)]).text.splitlines()[1] == "700"
+    assert open_note(text, [cosigner]).signatures[0].timestamp
+    assert state["size"] == 700 and state["following"] and state["split_view"] is None
+
+
+def test_bad_tiles_keep_nothing_and_the_next_round_tries_again(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tlog, url, vkey, author = upstream
+    _grow(tlog, author, 0, 10)
+    f, store, _ = _mirror(tmp_path, url, vkey)
+    f.step()
+    _grow(tlog, author, 10, 20)
+    # The upstream's store serves a wrong leaf hash for entry 15.
+    db = tlog.store.url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        good = conn.execute("SELECT hash FROM log_nodes WHERE level = 0 AND idx = 15").fetchone()[0]
+        conn.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 15")
+    with pytest.raises(VerificationError, match="entry 15: its bytes do not hash to its leaf"):
+        f.step()
+    assert store.log_state()[0] == 10 and f.stopped() is None
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE log_nodes SET hash = ? WHERE level = 0 AND idx = 15", (good,))
+    assert f.step().size == 20
+
+
+def test_a_split_view_is_kept_as_evidence_and_stops_the_mirror(tmp_path: Path) -> None:
+    """Two forks of one log under one key: the mirror follows the first, then is shown the
+    second. It keeps both signed checkpoints, stops, and says so."""
+    skey, vkey = generate_key("log.cbmnet.test/tlog")
+    author, _ = generate_key("party.test/AAA")
+    forks = []
+    for name in ("a", "b"):
+        store = open_store(f"sqlite:///{tmp_path / (name + '.db')}", create=True)
+        tlog = TransparencyLog.create(store, skey)
+        _grow(tlog, author, 0, 9, tag=name)
+        forks.append(tlog)
+    _grow(forks[1], author, 9, 12, tag="b")
+    store_b = forks[1].store
+    with _served(forks[0].store) as url_a, _served(store_b) as url_b:
+        f, mstore, _ = _mirror(tmp_path, url_a, vkey)
+        assert f.step().size == 9
+        f_b = Follower(mstore, url_b, vkey)
+        with pytest.raises(SplitViewError, match="does not extend the mirror's of size 9"):
+            f_b.step()
+        with pytest.raises(SplitViewError, match="stopped following"):
+            f.step()  # stopped for good, whichever hub it asks
+        with _served(mstore) as murl:
+            state = httpx.get(f"{murl}/v1/mirror").json()
+    assert not state["following"] and state["size"] == 9
+    evidence = state["split_view"]
+    held = open_note(evidence["held"], [new_verifier(vkey)]).text.splitlines()
+    seen = open_note(evidence["seen"], [new_verifier(vkey)]).text.splitlines()
+    assert (held[1], seen[1]) == ("9", "12") and held[2] != seen[2]  # both signed by the log
+
+
+def test_a_checkpoint_of_a_size_it_holds_with_another_root_is_a_split_view(tmp_path: Path) -> None:
+    skey, vkey = generate_key("log.cbmnet.test/tlog")
+    author, _ = generate_key("party.test/AAA")
+    stores = []
+    for name in ("a", "b"):
+        store = open_store(f"sqlite:///{tmp_path / (name + '.db')}", create=True)
+        _grow(TransparencyLog.create(store, skey), author, 0, 4, tag=name)
+        stores.append(store)
+    with _served(stores[0]) as url_a, _served(stores[1]) as url_b:
+        f, mstore, _ = _mirror(tmp_path, url_a, vkey)
+        f.step()
+        with pytest.raises(SplitViewError, match="size 4 has another root"):
+            Follower(mstore, url_b, vkey).step()
+
+
+def test_another_logs_checkpoint_or_a_mirror_of_another_origin_is_refused(
+    upstream, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    tlog, url, _vkey, author = upstream
+    _grow(tlog, author, 0, 3)
+    _, other = generate_key("log.cbmnet.test/tlog")  # same name, another key
+    f, store, _ = _mirror(tmp_path, url, other)
+    with pytest.raises(VerificationError):
+        f.step()
+    assert store.log_state()[0] == 0
+    _, elsewhere = generate_key("elsewhere.test/log")
+    with pytest.raises(Exception, match=r"mirrors 'log\.cbmnet\.test/tlog'"):
+        Follower(store, url, elsewhere)
+
+
+# ---- following a real hub --------------------------------------------------------------------
+
+
+def _acts(th, n: int, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    with th.client("AUT") as aut:
+        for i in range(n):
+            doc = {"agreement": VD, "id": f"{prefix}-{i}", "type": "request", "party": "AUT"}
+            aut.submit(
+                aut.sign(PT_EVENT, {**doc, "kind": "explanation", "to": "BEL" if i % 2 else "CZE"})
+            )
+    th.hub.checkpoint_if_grown()
+
+
+def test_a_mirror_of_a_hub_keeps_its_partys_entries_and_serves_with_the_hub_stopped(
+    tmp_path: Path,
+) -> None:
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
+        th.register("AUT", "BEL", "CZE")
+        _acts(th, 30, "a")
+        vkey = th.hub.log.vkey
+        bel = th.client("BEL")
+        store = open_store(f"sqlite:///{tmp_path / 'bel-mirror.db'}", create=True)
+
+        def token(fresh: bool) -> str:
+            if fresh:
+                bel.forget_token()
+            return bel.token()
+
+        f = Follower(store, th.url, vkey, token=token)
+        size = f.step().size
+        assert size == th.hub.rlog.latest_checkpoint().size
+        readable = th.hub.views.readable_indices("BEL", list(range(size)))
+        held = {r.idx for r in store.iter_entries()}
+        assert held == readable and 0 < len(held) < size  # BEL's, never CZE's private requests
+        bel.close()
+    # The hub is gone; the mirror answers from its own copy.
+    with _served(store) as murl:
+        r = httpx.get(f"{murl}/v1/log/consistency", params={"old": 3, "new": size})
+        assert r.status_code == 200 and r.json()["proof"]
+        leaves = httpx.get(f"{murl}/v1/log/leaves", params={"start": 0, "limit": 1000}).json()["leaves"]
+        assert len(leaves) == size and {x["index"] for x in leaves if "entry" in x} == held
+    store.close()
+
+
+def test_cbmnet_mirror_follows_a_hub_within_seconds_and_stops_on_term(tmp_path: Path) -> None:
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
+        th.register("AUT", "BEL", "CZE")
+        _acts(th, 5, "a")
+        keyfile = tmp_path / "bel.key"
+        keyfile.write_text(th.keys["BEL"].identity().signer_key + "\n")
+        env = {**os.environ, "CBMNET_LANG": "en"}
+        args = [
+            sys.executable, "-m", "cbmnet.cli.main", "mirror", "--hub", th.url, "--log", th.hub.log.vkey,
+            "--db", f"sqlite:///{tmp_path / 'm.db'}", "--party", "BEL", "--key", str(keyfile),
+            "--port", "0", "--every", "0.1",
+        ]  # fmt: skip
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            url = None
+            deadline = time.monotonic() + 30
+            while url is None and time.monotonic() < deadline:
+                line = proc.stderr.readline() if proc.stderr else ""
+                if '"mirroring"' in line:
+                    url = json.loads(line)["url"]
+            assert url, "the mirror did not start"
+            _acts(th, 10, "b")
+            want = th.hub.rlog.latest_checkpoint().size
+            deadline = time.monotonic() + 30
+            state: dict[str, object] = {}
+            while time.monotonic() < deadline:
+                state = httpx.get(f"{url}/v1/mirror").json()
+                if state["checkpoint_size"] == want:
+                    break
+                time.sleep(0.1)
+            assert state["checkpoint_size"] == want and state["following"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+
+
+def test_gos_tile_reader_reads_the_mirror_with_the_hub_stopped(tlogtiles: Path, tmp_path: Path) -> None:
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
+        th.register("AUT", "BEL", "CZE")
+        _acts(th, 300, "a")  # past one tile
+        vkey = th.hub.log.vkey
+        store = open_store(f"sqlite:///{tmp_path / 'anon-mirror.db'}", create=True)
+        mkey, _ = generate_key("mirror.anon.test")
+        size = Follower(store, th.url, vkey, mirror_key=mkey).step().size
+    with _served(store) as murl:
+        got = subprocess.run([str(tlogtiles), murl, vkey], capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    doc = json.loads(got.stdout)
+    # An anonymous mirror holds hashes only: every inclusion still verifies.
+    assert doc["size"] == size and doc["inclusion_verified"] == size and doc["entries_read"] == 0
+    store.close()

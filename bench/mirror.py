@@ -74,7 +74,7 @@ def main() -> None:
             keys = {pid: base64.b64decode(p.enc_public) for pid, p in parties.items()}
             pairs = [(ids[i], ids[(i + 1) % len(ids)]) for i in range(len(ids))]
             for a, b in pairs:
-                clients[a].open_channel(f"{a}-{b}", AGREEMENT_ID, [a, b])
+                clients[a].open_channel(f"{a}-{b}".lower(), AGREEMENT_ID, [a, b])
             for c in clients.values():
                 c.info()
             counter = iter(range(10**9))
@@ -82,7 +82,7 @@ def main() -> None:
             def send(k: int) -> int:
                 a, b = pairs[k % len(pairs)]
                 env = clients[a].hotline_envelope(
-                    f"{a}-{b}", f"m{next(counter)}", "routine", "x" * 200, {p: keys[p] for p in (a, b)}
+                    f"{a}-{b}".lower(), f"m{next(counter)}", "routine", "x" * 200, {p: keys[p] for p in (a, b)}
                 )
                 return int(clients[a].submit(env)["index"])
 

@@ -87,6 +87,7 @@ def mirror_verb(
     except OSError as e:
         raise StoreError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per GET would drown ours
     stop = threading.Event()
 
     def follow() -> None:

@@ -271,3 +271,23 @@ def test_gos_tile_reader_reads_the_mirror_with_the_hub_stopped(tlogtiles: Path, 
     # An anonymous mirror holds hashes only: every inclusion still verifies.
     assert doc["size"] == size and doc["inclusion_verified"] == size and doc["entries_read"] == 0
     store.close()
+
+
+def test_an_anonymous_audit_of_the_mirror_passes_with_the_hub_stopped(tmp_path: Path) -> None:
+    """`cbmnet log audit --hub MIRROR` recomputes every root and checks every cosignature
+    from the mirror alone, as it does from the hub."""
+    from cbmnet.party.audit import audit_hub
+    from cbmnet.party.client import HubClient
+
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
+        th.register("AUT", "BEL", "CZE")
+        _acts(th, 20, "a")
+        vkey = th.hub.log.vkey
+        store = open_store(f"sqlite:///{tmp_path / 'm.db'}", create=True)
+        Follower(store, th.url, vkey, mirror_key=generate_key("mirror.a.test")[0]).step()
+        _acts(th, 5, "b")
+        Follower(store, th.url, vkey).step()
+    with _served(store) as murl, HubClient(murl, None) as anon:
+        report = audit_hub(anon, vkey)
+    assert report.size == store.log_state()[0] and report.checkpoints >= 2
+    store.close()

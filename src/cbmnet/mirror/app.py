@@ -13,6 +13,7 @@ else gets the hashes, which reveal nothing (ADR 0011).
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
@@ -26,7 +27,7 @@ from cbmnet.ledger.entry import encode_entry
 from cbmnet.ledger.tiles import parse_tile_path
 from cbmnet.log.service import TransparencyLog
 from cbmnet.log.tiles import entry_bundle, hash_tile
-from cbmnet.mirror.follow import describe
+from cbmnet.mirror.follow import HUB_INFO, describe
 from cbmnet.store.sql import Store
 
 Size = Annotated[int, Query(ge=0, lt=2**62)]
@@ -58,6 +59,15 @@ def create_mirror_app(store: Store) -> FastAPI:
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {"ok": True, "mirror": True}
+
+    @app.get("/v1/hub")
+    def hub_info() -> dict[str, Any]:
+        """The hub's keys as the mirror last saw them (an auditor pins the log key)."""
+        raw = store.get_meta(HUB_INFO)
+        if raw is None:
+            raise NotFoundError("the mirror has not seen the hub yet")
+        doc: dict[str, Any] = json.loads(raw)
+        return {**doc, "mirror": True}
 
     @app.get("/v1/mirror")
     def mirror_state() -> dict[str, Any]:

@@ -54,6 +54,7 @@ MAX_BUNDLE_BYTES = WIDTH * (2 + 0xFFFF)
 MAX_CHECKPOINT_BYTES = 64 * 1024
 STOPPED = "mirror_stopped"
 SPLIT_VIEW = "mirror_split_view"
+HUB_INFO = "mirror_hub_info"
 
 
 class SplitViewError(VerificationError):
@@ -162,8 +163,25 @@ class Follower:
             extend_frontier(frontier, size + i, leaf, created)
         if frontier_root(frontier) != cp.root_hash:
             self._diagnose(text, size, cp.size, cp.root_hash)
+        try:
+            info: bytes | None = self._get("/v1/hub", MAX_CHECKPOINT_BYTES)
+        except NotFoundError:  # a log that is no hub (another mirror, a plain log)
+            info = None
         self._keep(text, body, cp.size, cp.root_hash, created, entries)
+        if info is not None:
+            self._keep_info(info)
         return Progress(cp.size, cp.size - size, len(entries), fetched)
+
+    def _keep_info(self, raw: bytes) -> None:
+        """The hub's ``/v1/hub`` (its keys and quorums), served as it was last seen, so an
+        auditor reads the mirror as it reads the hub; its log key must be the pinned one."""
+        try:
+            info = json.loads(raw)
+        except ValueError:
+            raise FormatError("the hub's /v1/hub is not JSON") from None
+        if not isinstance(info, dict) or info.get("log_vkey") != self.log_vkey:
+            raise VerificationError("the hub's /v1/hub names another log key than the pinned one")
+        self.store.set_meta(HUB_INFO, json.dumps(info, sort_keys=True))
 
     def _fetch(self, lo: int, hi: int) -> tuple[list[bytes], dict[int, bytes], int]:
         """Leaf hashes of ``[lo, hi)`` from the level-0 tiles, and the entries the party may

@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from cbmnet.hub.server import LIMITS
 from cbmnet.ledger import dsse
 from cbmnet.ledger.note import generate_key, parse_signer_key
 from cbmnet.log.sequencer import Sequencer
@@ -104,6 +105,9 @@ def pg_schemas(url: str | None) -> Iterator[Callable[[str], str]]:
 
 
 def main() -> None:
+    # The interpreter as the hub runs it (cbmnet serve): a 1 ms switch interval, so a
+    # thread back from verifying (GIL released) does not wait 5 ms for the writer's turn.
+    sys.setswitchinterval(LIMITS.gil_switch_s)
     ap = argparse.ArgumentParser()
     ap.add_argument("--appends", type=int, default=30_000)
     ap.add_argument("--batch", type=int, default=1000)

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -50,6 +50,10 @@ class Envelope:
     verified_keys: tuple[bytes, ...] = ()
     verified_signatures: tuple[Signature, ...] = ()
     """After ``verify``: the signatures that verified, one per key, in envelope order."""
+    logged: bytes = field(default=b"", repr=False, compare=False)
+    digest: bytes = field(default=b"", repr=False, compare=False)
+    """After ``verify``: ``logged_form()`` and ``statement_digest()``, computed by the
+    verifying thread so the log's one writer does not (issue 17: appends across cores)."""
 
     def canonical(self) -> bytes:
         """The one JSON form cbmnet writes: sorted keys, no spaces, standard base64."""
@@ -62,11 +66,11 @@ class Envelope:
         """
         if not self.verified_signatures:
             raise FormatError("DSSE envelope: not verified; nothing to log")
-        return _dump(self.payload_type, self.payload, self.verified_signatures)
+        return self.logged or _dump(self.payload_type, self.payload, self.verified_signatures)
 
     def statement_digest(self) -> bytes:
         """SHA-256 of the PAE: what the signatures cover, whoever signed it."""
-        return hashlib.sha256(pae(self.payload_type, self.payload)).digest()
+        return self.digest or hashlib.sha256(pae(self.payload_type, self.payload)).digest()
 
 
 def _dump(payload_type: str, payload: bytes, sigs: Sequence[Signature]) -> bytes:
@@ -236,4 +240,6 @@ def verify_threshold(envelope: bytes | str, public_keys: Sequence[bytes], thresh
         raise VerificationError(f"DSSE envelope: {len(good)} of the required {threshold} keys signed")
     object.__setattr__(env, "verified_keys", good)  # env is ours alone: fill in, not copy
     object.__setattr__(env, "verified_signatures", sigs)
+    object.__setattr__(env, "logged", _dump(env.payload_type, env.payload, sigs))
+    object.__setattr__(env, "digest", hashlib.sha256(pae(env.payload_type, env.payload)).digest())
     return env

@@ -162,3 +162,23 @@ def test_canonical_form_is_sorted_compact_json(ptype: str, payload: bytes, keyid
         == json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     )
     assert base64.b64decode(doc["payload"]) == payload and doc["payloadType"] == ptype
+
+
+@given(st.binary(max_size=600), st.text(min_size=1, max_size=40), st.integers(1, 3))
+def test_what_the_verifier_computes_for_the_writer_is_what_the_writer_would(
+    payload: bytes, payload_type: str, n_keys: int
+) -> None:
+    """The logged form and statement digest filled in by ``verify`` (in the verifying
+    thread, issue 17) equal the ones computed from the envelope's fields afresh."""
+    import hashlib
+
+    keys = [generate_key(f"k{i}.test")[0] for i in range(n_keys)]
+    other = generate_key("other.test")[0]
+    with contextlib.suppress(FormatError):
+        raw = dsse.sign(payload_type, payload, [*keys, other])
+        env = dsse.verify(raw, [parse_signer_key(k).public_key for k in keys])
+        fresh = dsse.Envelope(env.payload_type, env.payload, env.signatures, (), env.verified_signatures)
+        assert env.logged and env.logged == fresh.logged_form()
+        assert env.digest == hashlib.sha256(dsse.pae(payload_type, payload)).digest()
+        assert env.digest == fresh.statement_digest()
+        assert len(json.loads(env.logged)["signatures"]) == n_keys  # the unverified one dropped

@@ -486,11 +486,14 @@
 
   if ($("fl-key")) {
     const who = async () => ({ party, keys: view.signing_keys });
-    S.watchKeyFile($("fl-key"), $("fl-key-status"), who, "acts are signed in this page.", (loaded) => {
+    const purpose = "acts are signed in this page.";
+    const say = (kind, vars) =>
+      F(`key_${kind}`, S.KEY_WORDS[kind], { ...vars, purpose: F("key_purpose", purpose) });
+    S.watchKeyFile($("fl-key"), $("fl-key-status"), who, purpose, (loaded) => {
       signer = loaded;
       if (signer) obsReady();
       updateSend();
-    });
+    }, say);
   }
   $("fl-send").addEventListener("click", () => send());
 

@@ -251,11 +251,14 @@
       return { party: view.party, keys: view.signing_keys };
     };
     const purpose = "acknowledgements and messages are signed in this page.";
-    globalThis.cbmnetSigner.watchKeyFile($("hl-key"), $("hl-key-status"), who, purpose, (loaded) => {
+    const S = globalThis.cbmnetSigner;
+    const say = (kind, vars) =>
+      T(`key_${kind}`, S.KEY_WORDS[kind], { ...vars, purpose: T("key_purpose", purpose) });
+    S.watchKeyFile($("hl-key"), $("hl-key-status"), who, purpose, (loaded) => {
       signer = loaded;
       render();
       if (signer) updateCompose();
-    });
+    }, say);
   }
 
   const hpkeInput = $("hl-hpke");

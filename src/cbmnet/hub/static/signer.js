@@ -93,9 +93,16 @@
     return { key, keyid: `${parts[2]}+${parts[3]}`, party };
   }
 
+  const KEY_WORDS = {
+    loaded: "Key %(key)s of %(party)s loaded: %(purpose)s",
+    not_loaded: "Key not loaded: %(error)s",
+  };
+  const fill = (text, vars) => text.replace(/%\((\w+)\)s/g, (_m, n) => (n in vars ? String(vars[n]) : ""));
+
   // The key file the operator picks in `input`: imported for the party `who()` names (with
   // its active keys), `status` saying what happened; `done(signer)` gets null if refused.
-  function watchKeyFile(input, status, who, purpose, done) {
+  // `say(kind, vars)` words the status in the page's language (KEY_WORDS's kinds).
+  function watchKeyFile(input, status, who, purpose, done, say = (kind, vars) => fill(KEY_WORDS[kind], vars)) {
     input.addEventListener("change", async () => {
       const file = input.files && input.files[0];
       input.value = "";
@@ -105,9 +112,9 @@
         if (file.size > 4096) throw new Error("a signer key file is a single short line");
         const { party, keys } = await who();
         signer = await importSigner(await file.text(), party, keys);
-        status.textContent = `Key ${signer.keyid} of ${party} loaded: ${purpose}`;
+        status.textContent = say("loaded", { key: signer.keyid, party, purpose });
       } catch (e) {
-        status.textContent = `Key not loaded: ${e.message}`;
+        status.textContent = say("not_loaded", { error: e.message });
       }
       done(signer);
     });
@@ -179,6 +186,7 @@
   globalThis.cbmnetSigner = {
     token,
     watchKeyFile,
+    KEY_WORDS,
     b64decode,
     b64encode,
     pae,

@@ -34,6 +34,9 @@ from cbmnet.hub.web.render import render
 router = APIRouter()
 
 UI = {
+    "key_loaded": N_("Key %(key)s of %(party)s loaded: %(purpose)s"),
+    "key_not_loaded": N_("Key not loaded: %(error)s"),
+    "key_purpose": N_("acts are signed in this page."),
     "required": N_("(required)"),
     "choose": N_("— choose —"),
     "none": N_("— none —"),

@@ -42,6 +42,9 @@ DEFAULT_WITHIN_MS = 6 * 3_600_000
 """A channel of an agreement without hotline terms: the routine target (as the state fold)."""
 
 UI = {
+    "key_loaded": N_("Key %(key)s of %(party)s loaded: %(purpose)s"),
+    "key_not_loaded": N_("Key not loaded: %(error)s"),
+    "key_purpose": N_("acknowledgements and messages are signed in this page."),
     "stopped_acked": N_("stopped: acknowledged at %(time)s"),
     "stopped_no_answer": N_("stopped: NO ANSWER logged"),
     "stopped_all": N_("stopped: all acknowledged"),

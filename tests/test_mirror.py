@@ -9,6 +9,7 @@ build two forks of one log under one key. The last tests follow a real hub.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -49,8 +51,8 @@ def _grow(tlog: TransparencyLog, author: str, lo: int, hi: int, tag: str = "") -
 
 
 @contextmanager
-def _served(store: Store) -> Iterator[str]:
-    with ServerThread(create_mirror_app(store)) as server:
+def _served(store: Store, *, entries: bool = True) -> Iterator[str]:
+    with ServerThread(create_mirror_app(store, serve_entries=entries)) as server:
         yield server.url
 
 
@@ -210,7 +212,11 @@ def test_a_mirror_of_a_hub_keeps_its_partys_entries_and_serves_with_the_hub_stop
         held = {r.idx for r in store.iter_entries()}
         assert held == readable and 0 < len(held) < size  # BEL's, never CZE's private requests
         bel.close()
-    # The hub is gone; the mirror answers from its own copy.
+    # The hub is gone; the mirror answers from its own copy; its party's entries only
+    # with --serve-entries, and then only on this machine.
+    with _served(store, entries=False) as murl:
+        leaves = httpx.get(f"{murl}/v1/log/leaves", params={"start": 0, "limit": 1000}).json()["leaves"]
+        assert len(leaves) == size and not any("entry" in x for x in leaves)
     with _served(store) as murl:
         r = httpx.get(f"{murl}/v1/log/consistency", params={"old": 3, "new": size})
         assert r.status_code == 200 and r.json()["proof"]
@@ -291,3 +297,122 @@ def test_an_anonymous_audit_of_the_mirror_passes_with_the_hub_stopped(tmp_path: 
         report = audit_hub(anon, vkey)
     assert report.size == store.log_state()[0] and report.checkpoints >= 2
     store.close()
+
+
+def test_a_bundle_costs_one_bounded_read_however_long_the_log(upstream) -> None:  # type: ignore[no-untyped-def]
+    """The review's finding: a one-entry bundle at the start of a long log read every entry
+    after it. Now one SELECT of at most the bundle's width."""
+    from cbmnet.log.tiles import entry_bundle
+
+    tlog, _url, _vkey, author = upstream
+    _grow(tlog, author, 0, 1500)
+    store = tlog.store
+    calls: list[str] = []
+    real = store._execute
+
+    def counting(sql: str, params: Any = ()) -> Any:
+        calls.append(sql)
+        return real(sql, params)
+
+    store._execute = counting  # type: ignore[method-assign]
+    try:
+        one = entry_bundle(store, 1500, 0, 1, lambda ix: set(ix))
+        full = entry_bundle(store, 1500, 1, 256, lambda ix: set(ix))
+    finally:
+        store._execute = real  # type: ignore[method-assign]
+    assert len(one) == 2 + len(tlog.entry_bytes(0)) and len(full) > 256 * 2
+    assert len([c for c in calls if "FROM log_entries" in c]) == 2
+
+
+class _Junk(Follower):
+    """A follower whose hub answers one path with junk (the review's false split view)."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.junk: dict[str, bytes] = {}
+
+    def _get(self, path: str, limit: int, *, auth: bool = False) -> bytes:
+        for prefix, body in self.junk.items():
+            if path.startswith(prefix):
+                return body
+        return super()._get(path, limit, auth=auth)
+
+
+def test_a_bad_leaf_and_no_proof_is_a_bad_answer_not_a_split_view(tmp_path: Path) -> None:
+    """The hub serves a wrong leaf hash for an entry the party cannot read and junk for the
+    consistency proof: the mirror reads the hub's leaves itself, finds they do not hash to
+    the signed root, keeps nothing and goes on following."""
+    skey, vkey = generate_key("log.cbmnet.test/tlog")
+    author, _ = generate_key("party.test/AAA")
+    store = open_store(f"sqlite:///{tmp_path / 'up.db'}", create=True)
+    tlog = TransparencyLog.create(store, skey)
+    _grow(tlog, author, 0, 10)
+    with _served(store, entries=False) as url:
+        mstore = open_store(f"sqlite:///{tmp_path / 'm.db'}", create=True)
+        f = _Junk(mstore, url, vkey)
+        f.junk = {"/v1/log/consistency": b'{"proof": ["x"]}'}
+        f.step()
+        _grow(tlog, author, 10, 20)
+        with sqlite3.connect(tlog.store.url.removeprefix("sqlite:///")) as conn:
+            conn.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 15")
+        with pytest.raises(VerificationError, match="tiles do not hash to its checkpoint of size 20"):
+            f.step()
+        assert f.stopped() is None and mstore.log_state()[0] == 10
+
+
+def test_junk_from_the_hub_is_a_named_error_not_a_dead_follower(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cbmnet.errors import FormatError
+
+    tlog, url, vkey, author = upstream
+    _grow(tlog, author, 0, 5)
+    f = _Junk(open_store(f"sqlite:///{tmp_path / 'm.db'}", create=True), url, vkey)
+    f.junk = {"/v1/hub": b"[" * 60_000}
+    with pytest.raises(FormatError, match="not JSON"):
+        f.step()
+
+
+def test_no_line_in_the_mirrors_name_is_kept_and_a_later_key_cosigns(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tlog, url, vkey, author = upstream
+    _grow(tlog, author, 0, 5)
+    mkey, _ = generate_key("mirror.bel.test")
+    cosigner = parse_signer_key(mkey).cosigner_verifier_key
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}", create=True)
+    Follower(store, url, vkey).step()  # kept before the mirror had its key
+    f = _Junk(store, url, vkey, mirror_key=mkey)
+    f.step()  # nothing new: the latest is cosigned now
+    text = httpx.get(f"{url}/v1/tlog/checkpoint").text
+    name = cosigner.split("+")[0]
+    forged = f"— {name} " + base64.b64encode(b"\x00" * 4 + b"\x01" * 72).decode() + "\n"
+    _grow(tlog, author, 5, 8)
+    f.junk = {"/v1/tlog/checkpoint": (httpx.get(f"{url}/v1/tlog/checkpoint").text + forged).encode()}
+    f.step()
+    with _served(store) as murl:
+        served = httpx.get(f"{murl}/v1/tlog/checkpoint").text
+        first = httpx.get(f"{murl}/v1/log/checkpoints").json()["checkpoints"][0]["note"]
+    assert open_note(served, [new_verifier(cosigner)]).signatures  # the mirror's own verifies
+    assert forged not in served and text.splitlines()[1] == "5"
+    assert open_note(first, [new_verifier(cosigner)]).signatures  # cosigned when the key came
+
+
+def test_a_round_is_bounded_and_walks_the_hubs_checkpoints(
+    upstream, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import cbmnet.mirror.follow as follow
+
+    monkeypatch.setattr(follow, "MAX_ROUND_LEAVES", 100)
+    tlog, url, vkey, author = upstream
+    for lo, hi in ((0, 50), (50, 150), (150, 250), (250, 300)):
+        _grow(tlog, author, lo, hi)
+    f, store, _ = _mirror(tmp_path, url, vkey)
+    sizes = []
+    while True:
+        got = f.step()
+        sizes.append(got.size)
+        if not got.behind:
+            break
+    assert sizes == [50, 150, 250, 300]
+    # A hub whose next checkpoint is beyond a round: refused, nothing kept, not a split.
+    _grow(tlog, author, 300, 500)
+    with pytest.raises(VerificationError, match="more than one round verifies"):
+        f.step()
+    assert store.log_state()[0] == 300 and f.stopped() is None

@@ -53,6 +53,8 @@ def test_a_path_reads_back_as_what_it_names(level: int, index: int, width: int) 
         "tile/0/" + "x999/" * 7 + "999",  # beyond uint64
         "tiles/0/000",
         "tile/0/\u0660\u0660\u0661",  # digits, but not ASCII ones (Arabic-Indic)
+        "tile/0/000.p/\u00b2",  # a superscript two: a digit to str.isdigit, not to int()
+        "tile/\u00b2/000",
     ],
 )
 def test_every_other_spelling_is_refused_by_name(path: str) -> None:

@@ -7,6 +7,7 @@ own store: when the hub is down or refuses service, the party's tools read the m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -46,6 +47,15 @@ def mirror_verb(
     ] = None,
     host: Annotated[str, typer.Option(help=_("Address to listen on."))] = "127.0.0.1",
     port: Annotated[int, typer.Option(help=_("TCP port."))] = 8100,
+    serve_entries: Annotated[
+        bool,
+        typer.Option(
+            help=_(
+                "Serve your entries to clients on this machine (loopback); off: hashes only. "
+                "Never behind a proxy on the same machine: it would make every client local."
+            )
+        ),
+    ] = False,
     every: Annotated[
         float, typer.Option(help=_("Seconds between two looks at the hub."), min=0.05)
     ] = 1.0,
@@ -55,7 +65,7 @@ def mirror_verb(
     from cbmnet.hub.server import uvicorn_config
     from cbmnet.ledger.note import new_verifier, parse_signer_key
     from cbmnet.mirror.app import create_mirror_app
-    from cbmnet.mirror.follow import Follower, SplitViewError
+    from cbmnet.mirror.follow import LAST_ERROR, Follower, SplitViewError
     from cbmnet.party.client import HubClient, Identity
     from cbmnet.store import open_store
 
@@ -92,19 +102,28 @@ def mirror_verb(
 
     def follow() -> None:
         while not stop.is_set():
+            behind = False
             try:
                 got = follower.step()
+                behind = got.behind
+                if store.get_meta(LAST_ERROR):
+                    store.set_meta(LAST_ERROR, "")
                 if got.added:
                     log.info(json.dumps({"event": "mirrored", **got.__dict__}))
             except SplitViewError as e:
                 log.error(json.dumps({"event": "split_view", "error": e.diagnostics()}))
                 return
-            except CbmnetError as e:
-                log.warning(json.dumps({"event": "behind", "error": e.diagnostics()}))
-            stop.wait(every)
+            except Exception as e:  # the loop outlives any one bad answer of the hub
+                why = e.diagnostics() if isinstance(e, CbmnetError) else f"{type(e).__name__}: {e}"
+                log.warning(json.dumps({"event": "behind", "error": why[:500]}))
+                with contextlib.suppress(CbmnetError):
+                    store.set_meta(LAST_ERROR, why[:500])
+            if not behind:
+                stop.wait(every)
 
     thread = threading.Thread(target=follow, name="cbmnet-mirror", daemon=True)
-    server = uvicorn.Server(uvicorn_config(create_mirror_app(store), log_config=None, access_log=False))
+    app = create_mirror_app(store, serve_entries=serve_entries)
+    server = uvicorn.Server(uvicorn_config(app, log_config=None, access_log=False))
 
     def _stop(*_a: Any) -> None:
         stop.set()

@@ -65,14 +65,14 @@ def parse_tile_path(path: str) -> tuple[int, int, int]:
     width = WIDTH
     if len(parts) >= 2 and parts[-2].endswith(".p"):
         w = parts[-1]
-        if not w.isdigit() or w != str(int(w)) or not 1 <= int(w) < WIDTH:
+        if not (w.isascii() and w.isdigit()) or w != str(int(w)) or not 1 <= int(w) < WIDTH:
             raise FormatError(f"tile path {path!r}: a partial tile's width is 1 to 255")
         width = int(w)
         parts = [*parts[:-2], parts[-2].removesuffix(".p")]
     kind, groups = parts[1], parts[2:]
     if kind == "entries":
         level = -1
-    elif kind.isdigit() and len(kind) == 1 and int(kind) <= MAX_LEVEL:
+    elif kind.isascii() and kind.isdigit() and len(kind) == 1 and int(kind) <= MAX_LEVEL:
         level = int(kind)
     else:
         raise FormatError(f"tile path {path!r}: the level is 0 to {MAX_LEVEL} or 'entries'")

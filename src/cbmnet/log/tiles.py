@@ -42,7 +42,13 @@ def entry_bundle(
     indices it is given; every other slot zero-length (ADR 0011)."""
     _available(size, -1, index, width)
     first = index * WIDTH
-    rows = [r for r in store.iter_entries(after=first - 1, chunk=width) if r.idx < first + width][:width]
+    rows = []
+    for r in store.iter_entries(after=first - 1, chunk=width):  # one SELECT of ``width`` rows
+        if r.idx >= first + width:
+            break
+        rows.append(r)
+        if len(rows) == width:
+            break
     may = readable([r.idx for r in rows])
     by_index = {r.idx: encode_entry(r.integrated_ms, r.envelope) for r in rows if r.idx in may}
     return encode_bundle(by_index.get(i) for i in range(first, first + width))

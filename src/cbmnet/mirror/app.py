@@ -6,8 +6,9 @@ reads a monitor, an auditor or a witness makes (``/v1/log/checkpoint``, ``checkp
 on a split view, shows both checkpoints. Nothing is written through it.
 
 The entries the mirror holds are its party's: the hub let that party read them, nobody
-else. They are served only to a client on the mirror's own machine (loopback); anyone
-else gets the hashes, which reveal nothing (ADR 0011).
+else. They are served only with ``serve_entries`` (``cbmnet mirror --serve-entries``), and
+then only to a client on the mirror's own machine (loopback; never put a proxy on that
+machine in front of it); anyone else gets the hashes, which reveal nothing (ADR 0011).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ Size = Annotated[int, Query(ge=0, lt=2**62)]
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def _local(request: Request) -> bool:
+def _loopback(request: Request) -> bool:
     host = request.client.host if request.client else ""
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -42,7 +43,7 @@ def _local(request: Request) -> bool:
         return False
 
 
-def create_mirror_app(store: Store) -> FastAPI:
+def create_mirror_app(store: Store, *, serve_entries: bool = False) -> FastAPI:
     """The mirror's app over its ``store`` (which ``Follower`` created and fills)."""
     app = FastAPI(title="cbmnet mirror", docs_url=None, redoc_url=None)
     log = TransparencyLog(store)
@@ -87,7 +88,7 @@ def create_mirror_app(store: Store) -> FastAPI:
             return Response(
                 data, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
             )
-        local = _local(request)
+        local = serve_entries and _loopback(request)
         data = await run_in_threadpool(
             entry_bundle,
             store,
@@ -128,8 +129,13 @@ def create_mirror_app(store: Store) -> FastAPI:
         hi = min(size, start + limit)
         hashes = store.nodes_at_level(0, start, hi)
         held = {}
-        if _local(request):
-            held = {r.idx: r for r in store.iter_entries(after=start - 1, chunk=limit) if r.idx < hi}
+        if serve_entries and _loopback(request):
+            for r in store.iter_entries(after=start - 1, chunk=limit):
+                if r.idx >= hi:
+                    break
+                held[r.idx] = r
+                if len(held) == hi - start:
+                    break
         out = []
         for i in range(start, hi):
             item: dict[str, Any] = {"index": i, "leaf_hash": b64(hashes[i])}

@@ -1,7 +1,7 @@
 """Follow a hub and keep a verified copy of its log, as a party's national mirror.
 
-Each round (``Follower.step``) reads the hub's latest checkpoint and keeps it only after
-checking it all here:
+Each round (``Follower.step``) reads the hub's latest checkpoint and keeps one only after
+checking it all here (docs/adr/0012-national-mirrors.md):
 
 * the checkpoint is signed by the pinned log key and names the pinned origin;
 * the new leaves come from the hub's level-0 hash tiles; every entry the party may read
@@ -9,23 +9,29 @@ checking it all here:
 * the tree the mirror already holds, extended by those leaves, has the checkpoint's root.
   That is the consistency check: nothing the mirror kept can be rewritten.
 
-If the root differs, the hub is asked for a consistency proof between the two checkpoints.
-If that proof verifies, the hub served bad tiles: nothing is kept, and the next round tries
-again. If it does not, the hub has shown two views that cannot both be true: the mirror
-keeps both signed checkpoints as evidence (``split_view``) and stops following.
+A round is bounded: at most ``MAX_ROUND_LEAVES`` new leaves and ``MAX_ROUND_ENTRY_BYTES``
+of entries; further ahead, it keeps one of the hub's earlier checkpoints (its listing)
+within reach, and the next round goes on. Progress is kept round by round.
+
+If the root is not reached, either the hub served bad tiles (nothing is kept; the next
+round tries again) or it signed two views that cannot both be true. A split view is
+declared only when proven: the same size with two roots, or the hub's own leaves hashing
+to its new signed root while their prefix does not hash to the root the mirror holds.
+Then the mirror keeps both signed checkpoints as evidence and stops following for good. A
+consistency proof the hub fails to give is a bad answer, not evidence.
 
 Kept in the mirror's own store with the hub's tables (``log_nodes`` holds every complete
-subtree, as the hub's does, so the mirror serves the same proofs and tiles); an entry the
-party may not read has its leaf hash and nothing else. After keeping a checkpoint the
-mirror cosigns it with its own key (c2sp.org/tlog-mirror: "durably logged and made
-accessible"; here, every hash, and the entries this party may read).
+subtree, so the mirror serves the same proofs and tiles); an entry the party may not read
+has its leaf hash and nothing else. The mirror cosigns each checkpoint it keeps with its
+own key: "this mirror holds every hash of this tree and the entries its party may read".
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -44,7 +50,14 @@ from cbmnet.ledger.merkle import (
     split_range,
     verify_consistency,
 )
-from cbmnet.ledger.note import new_cosigner, new_verifier, open_note, parse_signer_key, split_note
+from cbmnet.ledger.note import (
+    new_cosigner,
+    new_verifier,
+    open_note,
+    parse_signer_key,
+    parse_verifier_key,
+    split_note,
+)
 from cbmnet.ledger.tiles import WIDTH, parse_bundle, split_hash_tile, tile_path, tile_width
 from cbmnet.ledger.witness import cosignature_lines
 from cbmnet.store.sql import Store, StoredCheckpoint, StoredCosignature
@@ -52,9 +65,22 @@ from cbmnet.store.sql import Store, StoredCheckpoint, StoredCosignature
 MAX_TILE_BYTES = WIDTH * 32
 MAX_BUNDLE_BYTES = WIDTH * (2 + 0xFFFF)
 MAX_CHECKPOINT_BYTES = 64 * 1024
+MAX_ROUND_LEAVES = 1 << 16
+"""New leaves verified in one round: 256 tiles, 2 MiB of hashes."""
+MAX_ROUND_ENTRY_BYTES = 128 << 20
+"""Entries held in memory in one round, before they are kept."""
+MAX_PROOF_LEAVES = 1 << 24
+"""The largest tree whose leaves the mirror reads to prove a split view (O(log n) memory)."""
+MAX_COSIGNATURES = 32
+ROUND_S = 300.0
+"""A round that has not finished in this long is abandoned (a hub sending slowly)."""
 STOPPED = "mirror_stopped"
 SPLIT_VIEW = "mirror_split_view"
 HUB_INFO = "mirror_hub_info"
+HUB_SEQ = "mirror_hub_seq"
+"""The hub's number of the last checkpoint kept from its listing: where the next look starts."""
+LAST_ROUND = "mirror_last_round_ms"
+LAST_ERROR = "mirror_last_error"
 
 
 class SplitViewError(VerificationError):
@@ -71,6 +97,8 @@ class Progress:
     """Of those, entries this party may read (kept whole)."""
     tiles: int
     """Hash tiles and entry bundles fetched and verified."""
+    behind: bool = False
+    """The hub has more: the next round should start at once."""
 
 
 class Follower:
@@ -95,10 +123,12 @@ class Follower:
         self.mirror_vkey = parse_signer_key(mirror_key).cosigner_verifier_key if mirror_key else None
         self.token = token
         self.http = http or httpx.Client(timeout=30)
+        self._deadline = 0.0
         held = store.get_meta("origin")
         if held is None:
-            store.set_meta("origin", self.origin)
-            store.set_meta("log_vkey", log_vkey)
+            with store.transaction():  # both pinned, or neither
+                store.set_meta("origin", self.origin)
+                store.set_meta("log_vkey", log_vkey)
         elif held != self.origin:
             raise FormatError(f"store {store.url} mirrors {held!r}, not {self.origin!r}")
         elif store.get_meta("log_vkey") != log_vkey:
@@ -140,60 +170,112 @@ class Follower:
         return self.store.get_meta(STOPPED)
 
     def step(self) -> Progress:
-        """Keep the hub's latest checkpoint if it checks out; raise naming what does not."""
+        """Keep the hub's latest checkpoint (or one on the way) if it checks out; raise
+        naming what does not."""
         reason = self.stopped()
         if reason:
             raise SplitViewError(f"the mirror stopped following: {reason}")
+        self._deadline = time.monotonic() + ROUND_S
         text = self._get("/v1/tlog/checkpoint", MAX_CHECKPOINT_BYTES).decode("utf-8", "replace")
-        body = open_note(text, [self.verifier]).text
-        cp = parse_checkpoint(body)
-        if cp.origin != self.origin:
-            raise VerificationError(f"checkpoint of {cp.origin!r}, the mirror follows {self.origin!r}")
+        body, size_, root = self._open(text)
         size, _ = self.store.log_state()
-        if cp.size <= size:
-            if self._root_at(cp.size) != cp.root_hash:
+        if size_ <= size:
+            if self._root_at(size_) != root:
+                # Both signed by the log: the mirror's leaves are proven by its own checkpoint.
                 self._split(
-                    text, f"the hub's checkpoint of size {cp.size} has another root than the mirror's"
+                    text, f"the hub's checkpoint of size {size_} has another root than the mirror's"
                 )
+            self._cosign_latest()
+            self.store.set_meta(LAST_ROUND, str(int(time.time() * 1000)))
             return Progress(size, 0, 0, 0)
-        leaves, entries, fetched = self._fetch(size, cp.size)
+        target: tuple[str, str, int, bytes, int | None] = (text, body, size_, root, None)
+        if size_ - size > MAX_ROUND_LEAVES:
+            target = self._on_the_way(size, size_)
+        t_text, t_body, t_size, t_root, t_seq = target
+        leaves, entries, fetched = self._fetch(size, t_size)
         frontier = self._frontier(size)
         created: list[Node] = []
         for i, leaf in enumerate(leaves):
             extend_frontier(frontier, size + i, leaf, created)
-        if frontier_root(frontier) != cp.root_hash:
-            self._diagnose(text, size, cp.size, cp.root_hash)
+        if frontier_root(frontier) != t_root:
+            self._diagnose(t_text, size, t_size, t_root)
         try:
             info: bytes | None = self._get("/v1/hub", MAX_CHECKPOINT_BYTES)
         except NotFoundError:  # a log that is no hub (another mirror, a plain log)
             info = None
-        self._keep(text, body, cp.size, cp.root_hash, created, entries)
+        self._keep(t_text, t_body, t_size, t_root, created, entries)
+        if t_seq is not None:
+            self.store.set_meta(HUB_SEQ, str(t_seq))
         if info is not None:
             self._keep_info(info)
-        return Progress(cp.size, cp.size - size, len(entries), fetched)
+        self.store.set_meta(LAST_ROUND, str(int(time.time() * 1000)))
+        return Progress(t_size, t_size - size, len(entries), fetched, behind=t_size < size_)
 
     def _keep_info(self, raw: bytes) -> None:
         """The hub's ``/v1/hub`` (its keys and quorums), served as it was last seen, so an
         auditor reads the mirror as it reads the hub; its log key must be the pinned one."""
-        try:
-            info = json.loads(raw)
-        except ValueError:
-            raise FormatError("the hub's /v1/hub is not JSON") from None
+        info = _json(raw)
         if not isinstance(info, dict) or info.get("log_vkey") != self.log_vkey:
             raise VerificationError("the hub's /v1/hub names another log key than the pinned one")
         self.store.set_meta(HUB_INFO, json.dumps(info, sort_keys=True))
+
+    def _open(self, text: str) -> tuple[str, int, bytes]:
+        """A checkpoint signed by the pinned log key: its body, size and root."""
+        body = open_note(text, [self.verifier]).text
+        cp = parse_checkpoint(body)
+        if cp.origin != self.origin:
+            raise VerificationError(f"checkpoint of {cp.origin!r}, the mirror follows {self.origin!r}")
+        return body, cp.size, cp.root_hash
+
+    def _on_the_way(self, size: int, latest: int) -> tuple[str, str, int, bytes, int | None]:
+        """The largest checkpoint the hub lists within ``MAX_ROUND_LEAVES`` of ``size``."""
+        after = int(self.store.get_meta(HUB_SEQ) or -1)
+        best: tuple[str, str, int, bytes, int | None] | None = None
+        for _page in range(64):
+            doc = _json(self._get(f"/v1/log/checkpoints?after={after}&limit=1000", 4 << 20))
+            items = doc.get("checkpoints") if isinstance(doc, dict) else None
+            if not isinstance(items, list) or not items:
+                break
+            for item in items:
+                if not isinstance(item, dict) or not isinstance(item.get("note"), str):
+                    raise FormatError("the hub's checkpoint listing: an item without a note")
+                seq = item.get("seq")
+                if not isinstance(seq, int) or seq <= after:
+                    raise FormatError("the hub's checkpoint listing is not in order")
+                after = seq
+                body, n, root = self._open(item["note"])
+                if n > size + MAX_ROUND_LEAVES:
+                    if best is None:
+                        raise VerificationError(
+                            f"the hub's next checkpoint is {n - size} leaves ahead of the mirror's"
+                            f" {size}: more than one round verifies ({MAX_ROUND_LEAVES})"
+                        )
+                    return best
+                if n > size:
+                    best = (item["note"], body, n, root, seq)
+        if best is None:
+            raise VerificationError(
+                f"the hub's checkpoint is {latest - size} leaves ahead and it lists none on the way"
+            )
+        return best
+
+    def _leaf_tiles(self, lo: int, hi: int) -> Iterator[tuple[int, int, list[bytes]]]:
+        """(tile index, width, hashes) of the level-0 tiles covering ``[lo, hi)``."""
+        for t in range(lo // WIDTH, (hi - 1) // WIDTH + 1):
+            if time.monotonic() > self._deadline:
+                raise NotFoundError(f"the round took more than {ROUND_S:g} s: the hub is too slow")
+            width = tile_width(0, t, hi)
+            tile = self._get("/v1/tlog/" + tile_path(0, t, width), MAX_TILE_BYTES)
+            yield t, width, split_hash_tile(tile, width)
 
     def _fetch(self, lo: int, hi: int) -> tuple[list[bytes], dict[int, bytes], int]:
         """Leaf hashes of ``[lo, hi)`` from the level-0 tiles, and the entries the party may
         read from the bundles, each checked against its leaf."""
         leaves: list[bytes] = []
         entries: dict[int, bytes] = {}
+        held = 0
         fetched = 0
-        for t in range(lo // WIDTH, (hi - 1) // WIDTH + 1):
-            width = tile_width(0, t, hi)
-            hashes = split_hash_tile(
-                self._get("/v1/tlog/" + tile_path(0, t, width), MAX_TILE_BYTES), width
-            )
+        for t, width, hashes in self._leaf_tiles(lo, hi):
             bundle = parse_bundle(
                 self._get("/v1/tlog/" + tile_path(-1, t, width), MAX_BUNDLE_BYTES, auth=True), width
             )
@@ -205,8 +287,11 @@ class Follower:
                 data = bundle[k]
                 if data is not None:
                     if leaf_hash(data) != hashes[k]:
+                        raise VerificationError(f"entry {n}: its bytes do not hash to its leaf")
+                    held += len(data)
+                    if held > MAX_ROUND_ENTRY_BYTES:
                         raise VerificationError(
-                            f"entry {n}: its bytes do not hash to its leaf in the tile"
+                            f"more than {MAX_ROUND_ENTRY_BYTES} bytes of entries in one round"
                         )
                     entries[n] = data
                 leaves.append(hashes[k])
@@ -225,19 +310,42 @@ class Follower:
     def _root_at(self, size: int) -> bytes:
         return frontier_root(self._frontier(size)) if size else EMPTY_ROOT
 
-    def _diagnose(self, text: str, old: int, new: int, new_root: bytes) -> None:
-        """The leaves do not give the checkpoint's root: bad tiles, or a split view."""
+    def _diagnose(self, text: str, old: int, new: int, new_root: bytes) -> NoReturn:
+        """The leaves do not give the checkpoint's root: bad tiles, or a split view. A split
+        is declared only when proven; anything else is a bad answer, tried again later."""
+        bad = VerificationError(f"the hub's tiles do not hash to its checkpoint of size {new}")
         if old == 0:
-            raise VerificationError(f"the hub's tiles do not hash to its checkpoint of size {new}")
-        doc = json.loads(self._get(f"/v1/log/consistency?old={old}&new={new}", 1 << 20))
-        proof = [unb64(h, "consistency proof hash") for h in doc.get("proof", [])]
-        try:
-            verify_consistency(old, new, proof, self._root_at(old), new_root)
-        except CbmnetError:
-            self._split(
-                text, f"the hub's checkpoint of size {new} does not extend the mirror's of size {old}"
+            raise bad
+        mine = self._root_at(old)
+        doc = _json(self._get(f"/v1/log/consistency?old={old}&new={new}", 1 << 20))
+        proof = doc.get("proof") if isinstance(doc, dict) else None
+        if isinstance(proof, list) and len(proof) <= 128 and all(isinstance(h, str) for h in proof):
+            try:
+                hashes = [unb64(h, "consistency proof hash") for h in proof]
+                verify_consistency(old, new, hashes, mine, new_root)
+                raise bad  # the trees agree: the tiles were wrong
+            except CbmnetError as e:
+                if e is bad:
+                    raise
+        if new > MAX_PROOF_LEAVES:
+            raise VerificationError(
+                f"the hub's checkpoint of size {new} may not extend the mirror's of size {old};"
+                f" a tree of more than {MAX_PROOF_LEAVES} leaves is not proven here"
             )
-        raise VerificationError(f"the hub's tiles do not hash to its checkpoint of size {new}")
+        # Prove it from the hub's own leaves: they must hash to its new signed root, and
+        # their prefix to something other than the root the mirror holds.
+        frontier: list[Node] = []
+        prefix = None
+        for t, _width, hashes in self._leaf_tiles(0, new):
+            for k, h in enumerate(hashes):
+                extend_frontier(frontier, t * WIDTH + k, h, [])
+                if t * WIDTH + k + 1 == old:
+                    prefix = frontier_root(frontier)
+        if frontier_root(frontier) != new_root or prefix == mine:
+            raise bad
+        self._split(
+            text, f"the hub's checkpoint of size {new} does not extend the mirror's of size {old}"
+        )
 
     def _split(self, seen: str, why: str) -> NoReturn:
         latest = self.store.latest_checkpoint()
@@ -261,17 +369,24 @@ class Follower:
         created: list[Node],
         entries: dict[int, bytes],
     ) -> None:
-        """The new nodes, entries and checkpoint in one transaction, then the mirror's
-        cosignature: a crash between the two leaves a kept checkpoint it cosigns next round."""
+        """The new nodes, entries, checkpoint and the mirror's cosignature in one transaction."""
         _, sigs = split_note(text)
-        own = [s for s in sigs if (s.name, s.key_id) == (self.verifier.name, self.verifier.key_id)]
+        log_sig = (self.verifier.name, self.verifier.key_id)
+        own = [s for s in sigs if (s.name, s.key_id) == log_sig]
         note = body + "\n" + own[0].line
-        others = [s for s in sigs if s not in own]
+        # Witnesses' lines as the hub gave them (a client checks them as from the hub),
+        # never one in the mirror's own name: that one is the mirror's to make.
+        mine = parse_verifier_key(self.mirror_vkey) if self.mirror_vkey else None
+        others = [
+            s for s in sigs if (s.name, s.key_id) != log_sig and (mine is None or s.name != mine.name)
+        ][:MAX_COSIGNATURES]
         now = int(time.time() * 1000)
         rows = []
         for n, data in sorted(entries.items()):
             e = decode_entry(data)
-            rows.append((n, e.integrated_ms, leaf_hash(data), e.envelope))
+            # Unique per index (the column is UNIQUE; two equal leaves must not jam it).
+            digest = hashlib.sha256(b"cbmnet-mirror\n%d\n" % n + leaf_hash(data)).digest()
+            rows.append((n, e.integrated_ms, digest, e.envelope))
         with self.store.transaction():
             have, last_ms = self.store.lock_log()
             if have + len([n for n in created if n[0] == 0]) != size:
@@ -285,9 +400,22 @@ class Follower:
             for s in others:
                 ident = f"{s.name}+{s.key_id:08x}"
                 self.store.put_cosignature(StoredCosignature(seq, ident, s.line, s.timestamp or 0))
-            if self.mirror_key and self.mirror_vkey:
-                line = cosignature_lines(body, new_cosigner(self.mirror_key))
-                self.store.put_cosignature(StoredCosignature(seq, self.mirror_vkey, line, now // 1000))
+            self._cosign(seq, body)
+
+    def _cosign(self, seq: int, body: str) -> None:
+        if self.mirror_key and self.mirror_vkey:
+            line = cosignature_lines(body, new_cosigner(self.mirror_key))
+            now = int(time.time())
+            self.store.put_cosignature(StoredCosignature(seq, self.mirror_vkey, line, now))
+
+    def _cosign_latest(self) -> None:
+        """The latest kept checkpoint, cosigned if it is not yet (a key given later)."""
+        latest = self.store.latest_checkpoint()
+        if latest is None or not self.mirror_vkey:
+            return
+        if any(c.witness_vkey == self.mirror_vkey for c in self.store.cosignatures(latest.seq)):
+            return
+        self._cosign(latest.seq, split_note(latest.note)[0])
 
 
 def describe(store: Store) -> dict[str, object]:
@@ -302,4 +430,14 @@ def describe(store: Store) -> dict[str, object]:
         "root": None if latest is None else b64(latest.root_hash),
         "following": store.get_meta(STOPPED) is None,
         "split_view": None if split is None else json.loads(split),
+        "last_round_ms": int(store.get_meta(LAST_ROUND) or 0) or None,
+        "last_error": store.get_meta(LAST_ERROR) or None,
     }
+
+
+def _json(raw: bytes) -> object:
+    """The hub's JSON, or a ``FormatError`` (never a crash of the follower)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise FormatError("the hub answered something that is not JSON") from None

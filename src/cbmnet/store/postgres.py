@@ -3,6 +3,12 @@
 Several hub processes may share one database: each append locks ``log_state`` with
 ``SELECT ... FOR UPDATE``, reloads the tree's right edge if another process moved it,
 and commits; PostgreSQL's commit is durable (synchronous_commit on).
+
+Failover is PostgreSQL's (docs/RELIABILITY.md): given a libpq multi-host URL with
+``target_session_attrs=read-write``, a lost connection is reopened, with bounded backoff,
+on whichever server now takes writes. A transaction whose connection died fails whole;
+its COMMIT's outcome may be unknown, and the hub answers it as not acknowledged: the
+client resends the same act, which the log keeps once (a statement is logged once).
 """
 
 from __future__ import annotations
@@ -25,6 +31,15 @@ NOTIFY_CHANNEL = "cbmnet_log"
 """Hub processes LISTEN here to push new entries appended by any process."""
 
 
+RECONNECT_MIN_S = 0.05
+RECONNECT_MAX_S = 0.5
+"""Backoff between reconnection attempts: doubled after each failed one, up to this.
+
+While it runs, statements fail at once (the hub answers 503, the client retries): a
+database being promoted is not met by every request of every hub at once, and writes
+resume within this much of the new primary taking them."""
+
+
 class PostgresStore(Store):
     blob_type = "BYTEA"
 
@@ -35,6 +50,8 @@ class PostgresStore(Store):
         except psycopg.Error as e:
             raise StoreError(f"cannot connect to PostgreSQL store: {e}") from e
         self._tx: Any = None
+        self._backoff = 0.0
+        self._retry_at = 0.0
         super().__init__()
 
     @property
@@ -53,11 +70,23 @@ class PostgresStore(Store):
         new connection instead of failing for the rest of the process's life.
         """
         if self._conn.closed or self._conn.broken:
+            now = time.monotonic()
+            if now < self._retry_at:
+                raise StoreError(
+                    f"PostgreSQL store unreachable; next reconnection in {self._retry_at - now:.2f} s"
+                )
             old = self._conn
             try:
                 self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
             except psycopg.Error as e:
+                self._backoff = min(RECONNECT_MAX_S, max(RECONNECT_MIN_S, 2 * self._backoff))
+                self._retry_at = time.monotonic() + self._backoff
                 raise StoreError(f"cannot reconnect to PostgreSQL store: {e}") from e
+            if self._backoff:
+                log.warning(
+                    "PostgreSQL store reconnected (%s:%s)", self._conn.info.host, self._conn.info.port
+                )
+            self._backoff = 0.0
             old.close()
         return self._conn
 
@@ -83,12 +112,20 @@ class PostgresStore(Store):
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        committing = False
         try:
             # Store.transaction holds the lock and no transaction is open yet: reconnect here.
             with self._live().transaction():
                 yield
+                committing = True
         except psycopg.errors.IntegrityError as e:
             raise ConflictError(f"PostgreSQL store: {e}") from e
+        except psycopg.OperationalError as e:
+            if committing:  # the COMMIT was sent: it may have been applied, or not
+                raise StoreError(
+                    f"PostgreSQL store: connection lost at COMMIT, outcome unknown: {e}"
+                ) from e
+            raise StoreError(f"PostgreSQL store: {e}") from e
         except psycopg.Error as e:
             raise StoreError(f"PostgreSQL store: {e}") from e
 

@@ -258,6 +258,25 @@ class PgCluster:
                 "SELECT application_name, state, sync_state FROM pg_stat_replication"
             ).fetchall()
 
+    def stop_standby(self) -> None:
+        """The standby goes away: the primary's commits wait for it (synchronous commit)."""
+        self._pg_ctl(self.standby_dir, "-m", "fast", "stop")
+        self.standby_up = False
+
+    def start_standby(self, timeout: float = 60) -> None:
+        """Start the (stopped, not promoted) standby again; returns once it answers."""
+        self._start_server(self.standby_dir, "standby.log")
+        self.standby_up = True
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            try:
+                with psycopg.connect(self.url_for(self.standby_port), connect_timeout=2) as c:
+                    c.execute("SELECT 1")
+                return
+            except psycopg.Error:
+                time.sleep(0.05)
+        raise RuntimeError(f"the standby did not come back\n{self.logs()}")
+
     def kill_primary(self) -> None:
         """The primary is lost: stopped at once, no shutdown checkpoint, clients cut off."""
         self._pg_ctl(self.primary_dir, "-m", "immediate", "stop")

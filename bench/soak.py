@@ -13,6 +13,12 @@ Faults, on a schedule, repeated while time allows:
 - ``sigkill_hub``: SIGKILL one hub process, restart it on the same port a few seconds later;
 - ``pg_restart``: restart the PostgreSQL cluster (``pg_ctlcluster``; skipped with a note
   when it is not available, or with ``--no-pg-restart``);
+- ``primary_lost`` (only with ``--failover``, once: the soak then runs on its own
+  primary and synchronous streaming standby, ``tests/pgcluster.py``, instead of ``--db``):
+  stop the primary with ``pg_ctl stop -m immediate``, promote the standby a second later
+  (the soak plays the operator; cbmnet never promotes); the hubs, on a multi-host URL,
+  must reconnect to it and carry on, and no acknowledged entry may be missing from it.
+  Replaces ``pg_restart``, which would restart the system cluster instead;
 - ``witness_offline``: stop one party's witness loop, bring it back: it must catch up;
 - ``clock_skew``: one party's clock runs 5 minutes fast, then 5 minutes slow. A client's
   clock reaches the log only through the times it writes into its own acts (an event's
@@ -59,6 +65,7 @@ from urllib.parse import quote
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.pgcluster (--failover)
 
 from cbmnet.acts.model import PT_ACK, PT_EVENT, PT_HOTLINE
 from cbmnet.agreements.loader import bundled
@@ -578,6 +585,19 @@ class Soak:
         ok = wait_pg(self.args.db, 60)
         say(f"PostgreSQL restarted in {f['restart_s']} s (accepting: {ok})")
 
+    def primary_lost(self) -> None:
+        """The primary is lost; the operator promotes the standby (the soak plays it)."""
+        cluster = self.args.cluster
+        if cluster is None or cluster.promoted:
+            return
+        f = self.fault("primary_lost")
+        cluster.kill_primary()
+        f["_lost"] = now()
+        self.stop_all.wait(self.args.promote_after)
+        f["promote_s"] = round(cluster.promote(), 2)
+        f["_back"] = now()
+        say(f"standby promoted ({f['promote_s']} s); writes go to port {cluster.standby_port}")
+
     def witness_offline(self, n: int) -> None:
         p = list(self.keys)[n % len(self.keys)]
         f = self.fault("witness_offline", party=p)
@@ -609,6 +629,8 @@ class Soak:
     def faults(self) -> None:
         """Each kind once, in turn, then again while time allows; a pause between each."""
         kinds = ["sigkill_hub", "witness_offline", "clock_skew", "pg_restart"]
+        if self.args.cluster is not None:  # one failover: there is no standby after it
+            kinds = ["sigkill_hub", "primary_lost", "witness_offline", "clock_skew"]
         n = 0
         gap = self.args.fault_gap
         # A fault starts only with time left to see the system recover under load: down,
@@ -625,6 +647,8 @@ class Soak:
                 self.witness_offline(n // len(kinds))
             elif kind == "clock_skew":
                 self.clock_skew(n // len(kinds))
+            elif kind == "primary_lost":
+                self.primary_lost()
             else:
                 self.pg_restart()
             n += 1
@@ -737,6 +761,21 @@ def recovery(
         first_back = next((ts for ts, h, _ in writes if ts >= f.get("_back", t) and h == n), None)
         out["failover_ms"] = round(1000 * (first_any - t)) if first_any else None
         out["recovered_ms"] = round(1000 * (first_back - t)) if first_back else None
+        return out
+    if f["kind"] == "primary_lost":
+        back = f["_back"]
+        first = next((ts for ts, _, _ in writes if ts >= back), None)
+        out["down_ms"] = round(1000 * (back - t))
+        out["recovered_ms"] = round(1000 * (first - t)) if first else None
+        out["resume_after_promotion_ms"] = round(1000 * (first - back)) if first else None
+        # Each hub process on its own: both must carry on on the promoted server.
+        by_hub = {}
+        for n, h in enumerate(soak.hubs):
+            mine = next((ts for ts, i, _ in writes if ts >= back and i == n), None)
+            by_hub[h.name] = round(1000 * (mine - back)) if mine else None
+        out["resume_by_hub_ms"] = by_hub
+        if any(v is None for v in by_hub.values()):
+            out["recovered_ms"] = None  # a hub that never wrote again fails the soak
         return out
     if f["kind"] == "clock_skew":
         first = next((ts for ts, _, p in writes if ts >= t and p == f["party"]), None)
@@ -867,14 +906,49 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-deadline", type=float, default=60.0)
     ap.add_argument("--http-timeout", type=float, default=10.0)
     ap.add_argument("--no-pg-restart", action="store_true", help="never restart PostgreSQL")
+    ap.add_argument(
+        "--failover",
+        action="store_true",
+        help="run on a primary + synchronous standby of its own (tests/pgcluster.py) and"
+        " add the fault primary_lost (standby promoted); needs Debian's PostgreSQL binaries",
+    )
+    ap.add_argument(
+        "--promote-after", type=float, default=1.0, help="--failover: seconds before promoting"
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    args.cluster = None
+    if args.failover:
+        from tests.pgcluster import PgCluster, missing_reason
+
+        reason = missing_reason()
+        if reason is not None:
+            say(f"--failover: {reason}")
+            return 2
+        cluster = PgCluster()
+        try:
+            cluster.start()
+        except BaseException:
+            cluster.stop()
+            raise
+        say(f"--failover: primary on {cluster.primary_port}, sync standby on {cluster.standby_port}")
+        args.cluster = cluster
+        args.db = cluster.url
+        args.no_pg_restart = True  # pg_ctlcluster would restart the system's cluster, not ours
+        try:
+            return _main(args)
+        finally:
+            cluster.stop()
+    return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     if not wait_pg(args.db, 5):
         say(f"PostgreSQL not reachable at {args.db}")
         return 2
-    if not args.no_pg_restart and pg_restart_command() is None:
+    if not args.failover and not args.no_pg_restart and pg_restart_command() is None:
         say("pg_ctlcluster or /etc/postgresql not available: the pg_restart fault is skipped")
     t_start = now()
     hubs: list[HubProc] = []
@@ -954,10 +1028,19 @@ def main(argv: list[str] | None = None) -> int:
         "errors_by_status": dict(sorted(rec.errors.items())),
         "witness_errors": dict(sorted(rec.witness_errors.items())),
         "stream_reconnects": dict(rec.stream_reconnects),
-        "pg_restart": "skipped (--no-pg-restart)"
+        "pg_restart": "skipped (--failover: primary_lost instead)"
+        if args.failover
+        else "skipped (--no-pg-restart)"
         if args.no_pg_restart
         else ("skipped (pg_ctlcluster not available)" if pg_restart_command() is None else "on"),
     }
+    if args.failover:
+        lost = [f for f in faults if f["kind"] == "primary_lost"]
+        out["failover"] = "on" if lost else "not reached (too short a run)"
+        resumed = [f["resume_after_promotion_ms"] for f in lost]
+        out["resume_after_promotion_s"] = (
+            round(resumed[0] / 1000, 3) if resumed and resumed[0] is not None else None
+        )
     print(json.dumps(out), flush=True)
     bad = (
         out["acknowledged_lost"]
@@ -968,6 +1051,7 @@ def main(argv: list[str] | None = None) -> int:
         or out["audit"] != "passed"
         or not out["witnesses_cosigned_final"]
         or any(f.get("recovered_ms") is None for f in faults)
+        or (args.failover and out["resume_after_promotion_s"] is None)
     )
     return 1 if bad else 0
 

@@ -7,11 +7,15 @@ acts without pause, each resending the same signed bytes until it gets a receipt
 primary is stopped with ``pg_ctl stop -m immediate`` and the standby promoted (the test
 plays the operator: cbmnet never promotes). Every receipt must name its act, with the
 same leaf hash, in the promoted server's log; both hubs must acknowledge writes again.
+Also: commits in doubt at the primary's loss, and a short ``bench/soak.py --failover``.
 Skips locally without the binaries, fails in CI.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -249,3 +253,38 @@ def test_commits_in_doubt_at_the_primarys_loss_are_not_acknowledged(
     assert "outcome unknown" in logs, "no commit was in doubt: the fault missed its mark"
     # Each writer resent its act in doubt until a receipt came: the hubs refused meanwhile.
     assert all(w.errors for w in writers)
+
+
+def test_soak_with_primary_lost_loses_nothing() -> None:
+    """``bench/soak.py --failover``, short: each fault once, ``primary_lost`` among them."""
+    cluster_or_skip()
+    soak = Path(__file__).resolve().parents[1] / "bench" / "soak.py"
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(soak),
+            "--failover",
+            "--seconds",
+            "22",
+            "--fault-gap",
+            "1.5",
+            "--down-s",
+            "1.5",
+            "--rate",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = r.stdout.strip().splitlines()
+    assert lines, f"no output; stderr:\n{r.stderr[-4000:]}"
+    out = json.loads(lines[-1])
+    assert r.returncode == 0, f"soak failed: {lines[-1]}\n{r.stderr[-4000:]}"
+    assert out["failover"] == "on"
+    assert out["acknowledged"] > 100 and out["acknowledged_lost"] == 0
+    assert out["audit"] == "passed"
+    lost = [f for f in out["faults"] if f["kind"] == "primary_lost"]
+    assert len(lost) == 1 and all(v is not None for v in lost[0]["resume_by_hub_ms"].values())
+    assert out["resume_after_promotion_s"] < RESUME_BOUND_S

@@ -252,9 +252,13 @@ class Store(ABC):
         return _s(rows[0][0], f"log meta {key}") if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.transaction():
-            self._execute("DELETE FROM log_meta WHERE key = ?", (key,))
-            self._execute("INSERT INTO log_meta (key, value) VALUES (?, ?)", (key, value))
+        # One statement, so two processes setting the same key never collide (a DELETE
+        # then INSERT did: the alerts cursor of two hubs on one database).
+        self._execute(
+            "INSERT INTO log_meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     # ---- log state ----------------------------------------------------------------------
 

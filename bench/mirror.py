@@ -81,8 +81,10 @@ def main() -> None:
 
             def send(k: int) -> int:
                 a, b = pairs[k % len(pairs)]
+                sealed_to = {p: keys[p] for p in (a, b)}
+                channel = f"{a}-{b}".lower()
                 env = clients[a].hotline_envelope(
-                    f"{a}-{b}".lower(), f"m{next(counter)}", "routine", "x" * 200, {p: keys[p] for p in (a, b)}
+                    channel, f"m{next(counter)}", "routine", "x" * 200, sealed_to
                 )
                 return int(clients[a].submit(env)["index"])
 

@@ -100,6 +100,28 @@ class PostgresStore(Store):
         except psycopg.Error as e:
             raise StoreError(f"PostgreSQL store: {e}") from e
 
+    # The append's rows go in one statement each, as arrays: psycopg's executemany pipelines
+    # one statement per row, and its per-row Python work held the writer (85 us an entry;
+    # issue 17). ``unnest`` keeps the order of the arrays; ``%b``: dumped binary, not escaped.
+
+    def insert_entries(self, rows: Sequence[tuple[int, int, bytes, bytes]]) -> None:
+        if rows:
+            idx, ms, statement, envelope = (list(c) for c in zip(*rows, strict=True))
+            self._execute(
+                "INSERT INTO log_entries (idx, integrated_ms, statement, envelope)"
+                " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bytea[], %b::bytea[])",
+                (idx, ms, statement, envelope),
+            )
+
+    def insert_nodes(self, rows: Sequence[tuple[int, int, bytes]]) -> None:
+        if rows:
+            level, idx, digest = (list(c) for c in zip(*rows, strict=True))
+            self._execute(
+                "INSERT INTO log_nodes (level, idx, hash)"
+                " SELECT * FROM unnest(%b::integer[], %b::bigint[], %b::bytea[])",
+                (level, idx, digest),
+            )
+
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             conn = self._conn if self._in_tx else self._live()

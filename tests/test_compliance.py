@@ -10,6 +10,7 @@ import pytest
 from cbmnet.agreements.loader import parse_agreement
 from cbmnet.compliance.engine import evaluate
 from cbmnet.compliance.events import load_events_text, parse_events
+from cbmnet.compliance.report import Report
 from cbmnet.compliance.timeutil import parse_time
 from cbmnet.errors import FormatError
 
@@ -241,6 +242,17 @@ def test_deterministic_bytes() -> None:
         a, parse_events(list(reversed(events))), parse_time("2028-12-31T00:00:00Z", "t")
     ).dumps()
     assert r1 == r2
+    # The written report is the report: the same JSON as to_json, one record a line.
+    rep = evaluate(a, parse_events(events), parse_time("2028-12-31T00:00:00Z", "t"))
+    assert json.loads(r1) == rep.to_json()
+    records = len(rep.obligations) + len(rep.findings)
+    lines = [ln.rstrip(",") for ln in r1.splitlines() if ln.startswith("  {")]
+    assert records > 2 and len(lines) == records
+    assert [json.loads(ln) for ln in lines] == rep.to_json()["obligations"] + rep.to_json()["findings"]
+    nothing = Report("x", 0, (), ())
+    assert nothing.dumps() == '{\n "agreement": "x",\n "as_of": "1970-01-01T00:00:00Z",\n' + (
+        ' "obligations": [],\n "findings": []\n}\n'
+    )
 
 
 @pytest.mark.parametrize(

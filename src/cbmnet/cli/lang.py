@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import typer.rich_utils
 
-from cbmnet.i18n import CURRENT, DEFAULT, LANGUAGES, N_, gettext
+from cbmnet.i18n import CURRENT, DEFAULT, LANGUAGES, N_, gettext, ngettext
 
 POSIX_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
@@ -76,3 +76,12 @@ def use(lang: str) -> None:
     rich.COMMANDS_PANEL_TITLE = gettext("Commands")
     rich.ARGUMENTS_PANEL_TITLE = gettext("Arguments")
     rich.ERRORS_PANEL_TITLE = gettext("Error")
+
+
+def findings_title(agreement: object, as_of: object, n: int) -> str:
+    """The title of a findings table (``check`` and ``reconcile``), in the CLI's language."""
+    return ngettext(
+        "%(agreement)s as of %(as_of)s: %(n)s finding",
+        "%(agreement)s as of %(as_of)s: %(n)s findings",
+        n,
+    ) % {"agreement": agreement, "as_of": as_of, "n": n}

@@ -20,7 +20,7 @@ from cbmnet.cli.files import MAX_EVENTS_BYTES
 from cbmnet.cli.files import read_bytes as _read_bytes
 from cbmnet.cli.files import read_text as _read_text
 from cbmnet.cli.hub import add_hub_verbs, aligned
-from cbmnet.cli.lang import language_code
+from cbmnet.cli.lang import findings_title, language_code
 from cbmnet.cli.mirror import add_mirror_verb
 from cbmnet.cli.simulate import add_simulate_verb
 from cbmnet.cli.verify import add_verify_verbs
@@ -771,14 +771,7 @@ def _print_table(report: object) -> None:
     assert isinstance(report, Report)
     doc = report.to_json()
     n = len(doc["findings"])
-    t = Table(
-        title=ngettext(
-            "%(agreement)s as of %(as_of)s: %(n)s finding",
-            "%(agreement)s as of %(as_of)s: %(n)s findings",
-            n,
-        )
-        % {"agreement": doc["agreement"], "as_of": doc["as_of"], "n": n}
-    )
+    t = Table(title=findings_title(doc["agreement"], doc["as_of"], n))
     columns = {
         "severity": _("severity"),
         "code": _("code"),

@@ -16,9 +16,9 @@ from typing import Annotated
 import typer
 
 from cbmnet.cli.files import read_text
+from cbmnet.cli.lang import findings_title
 from cbmnet.errors import FormatError
 from cbmnet.i18n import gettext as _
-from cbmnet.i18n import ngettext
 
 MAX_EVENTS_BYTES = 256 << 20
 
@@ -81,14 +81,7 @@ def _table(doc: dict[str, object]) -> None:
     findings = doc["findings"]
     assert isinstance(findings, list)
     n = len(findings)
-    t = Table(
-        title=ngettext(
-            "%(agreement)s as of %(as_of)s: %(n)s finding",
-            "%(agreement)s as of %(as_of)s: %(n)s findings",
-            n,
-        )
-        % {"agreement": doc["agreement"], "as_of": doc["as_of"], "n": n}
-    )
+    t = Table(title=findings_title(doc["agreement"], doc["as_of"], n))
     columns = {
         "code": _("code"),
         "party": _("party"),

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cbmnet.errors import (
     CbmnetError,
@@ -266,6 +267,16 @@ class TransparencyLog:
         return encode_entry(e.integrated_ms, e.envelope)
 
     # ---- checkpoints --------------------------------------------------------------------
+
+    def listed_checkpoints(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """Checkpoints numbered after ``after``, each as its signed note with every
+        cosignature collected (``/v1/log/checkpoints``, served by the hub and a mirror)."""
+        cps = self.store.checkpoints_after(after, limit)
+        lines: dict[int, str] = {}
+        if cps:
+            for cs in self.store.cosignatures_between(cps[0].seq, cps[-1].seq):
+                lines[cs.checkpoint_seq] = lines.get(cs.checkpoint_seq, "") + cs.line
+        return [{"seq": cp.seq, "size": cp.size, "note": cp.note + lines.get(cp.seq, "")} for cp in cps]
 
     def signed_checkpoint(self, cp: StoredCheckpoint) -> str:
         """The log-signed note with every cosignature collected for it."""

@@ -104,16 +104,7 @@ def create_mirror_app(store: Store, *, serve_entries: bool = False) -> FastAPI:
     def checkpoints(
         after: Annotated[int, Query(ge=-1)] = -1, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> dict[str, Any]:
-        cps = store.checkpoints_after(after, limit)
-        lines: dict[int, str] = {}
-        if cps:
-            for cs in store.cosignatures_between(cps[0].seq, cps[-1].seq):
-                lines[cs.checkpoint_seq] = lines.get(cs.checkpoint_seq, "") + cs.line
-        return {
-            "checkpoints": [
-                {"seq": c.seq, "size": c.size, "note": c.note + lines.get(c.seq, "")} for c in cps
-            ]
-        }
+        return {"checkpoints": log.listed_checkpoints(after, limit)}
 
     @app.get("/v1/log/consistency")
     def consistency(old: Size, new: Size) -> dict[str, Any]:

@@ -154,12 +154,12 @@ class Follower:
             with self.http.stream("GET", self.hub + path, headers=headers) as r:
                 if r.status_code != 200:
                     return r.status_code, b""
-                body = b""
+                body = bytearray()
                 for chunk in r.iter_bytes():
                     body += chunk
                     if len(body) > limit:
                         raise FormatError(f"{path}: more than {limit} bytes")
-                return 200, body
+                return 200, bytes(body)
         except httpx.HTTPError as e:
             raise NotFoundError(f"the hub cannot be reached ({path}): {e}") from None
 

@@ -24,16 +24,7 @@ def checkpoint(hub: HubDep) -> str:
 
 @router.get("/v1/log/checkpoints")
 def checkpoints(hub: HubDep, after: After = -1, limit: Page = 100) -> dict[str, Any]:
-    cps = hub.rstore.checkpoints_after(after, limit)
-    lines: dict[int, str] = {}
-    if cps:
-        for cs in hub.rstore.cosignatures_between(cps[0].seq, cps[-1].seq):
-            lines[cs.checkpoint_seq] = lines.get(cs.checkpoint_seq, "") + cs.line
-    return {
-        "checkpoints": [
-            {"seq": cp.seq, "size": cp.size, "note": cp.note + lines.get(cp.seq, "")} for cp in cps
-        ]
-    }
+    return {"checkpoints": hub.rlog.listed_checkpoints(after, limit)}
 
 
 @router.get("/v1/log/consistency")

@@ -51,9 +51,9 @@ def _hash_tile(hub: Hub, level: int, index: int, width: int) -> bytes:
 
 
 def _bundle(hub: Hub, party: str | None, index: int, width: int) -> bytes:
+    """Cut to ``party`` (the caller's token was checked, and the hub synced, by ``deps``)."""
     if party is None:
         return entry_bundle(hub.rstore, hub.rlog.size(), index, width, lambda _i: set())
-    hub.sync()
     return entry_bundle(
         hub.rstore, hub.rlog.size(), index, width, lambda ix: hub.views.readable_indices(party, list(ix))
     )

@@ -13,7 +13,7 @@ from cbmnet.agreements.loader import bundled
 from cbmnet.communication.hotline import generate_encryption_key
 from cbmnet.hub.app import create_app
 from cbmnet.hub.server import ServerThread
-from cbmnet.hub.service import Hub, HubSettings, init_hub
+from cbmnet.hub.service import Hub, HubKeys, HubSettings, init_hub
 from cbmnet.ledger.note import generate_key, parse_signer_key
 from cbmnet.party.client import HubClient, Identity
 
@@ -46,6 +46,34 @@ def party_keys(party: str) -> PartyKeys:
     return PartyKeys(
         party, skey, vkey, ep, eq, wskey, parse_signer_key(wskey).cosigner_verifier_key, rskey, rvkey
     )
+
+
+def init_test_hub(
+    url: str, keys_dir: Path, agreements: tuple[str, ...] = AGREEMENTS
+) -> tuple[HubKeys, Identity]:
+    """A new hub's store and keys at ``url`` (``cbmnet hub init``), and its secretariat."""
+    sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
+    keys = init_hub(
+        url,
+        keys_dir,
+        origin=ORIGIN,
+        secretariat_vkey=sec_vkey,
+        agreements=[bundled(a) for a in agreements],
+    )
+    return keys, Identity("secretariat", sec_skey)
+
+
+def activity_event(i: int, who: str) -> dict[str, Any]:
+    """The ``i``-th of a stream of distinct Vienna Document activities (``id`` ``who-i``)."""
+    return {
+        "agreement": "vienna-document-2011",
+        "id": f"{who}-{i}",
+        "type": "activity",
+        "start": "2027-09-01T00:00:00Z",
+        "end": "2027-09-02T00:00:00Z",
+        "category": "land",
+        "size": {"troops": 1000 + i},
+    }
 
 
 @dataclass
@@ -96,19 +124,12 @@ def running_hub(
     agreements: tuple[str, ...] = AGREEMENTS,
     **kw: Any,
 ) -> Iterator[TestHub]:
-    sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
-    keys = init_hub(
-        url,
-        tmp / "hubkeys",
-        origin=ORIGIN,
-        secretariat_vkey=sec_vkey,
-        agreements=[bundled(a) for a in agreements],
-    )
+    keys, secretariat = init_test_hub(url, tmp / "hubkeys", agreements)
     hub = Hub(url, keys, settings or HubSettings(sweep_s=3600, checkpoint_s=3600), **kw)
     server = ServerThread(create_app(hub))
     try:
         server.start()
-        yield TestHub(server.url, Identity("secretariat", sec_skey), hub=hub)
+        yield TestHub(server.url, secretariat, hub=hub)
     finally:
         server.stop()
         hub.close()
@@ -123,17 +144,10 @@ def served_hub(url: str, tmp: Path, *args: str) -> Iterator[ServedHub]:
     """
     from tests.hubcli_helpers import serve_process
 
-    sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
-    init_hub(
-        url,
-        tmp / "hubkeys",
-        origin=ORIGIN,
-        secretariat_vkey=sec_vkey,
-        agreements=[bundled(a) for a in AGREEMENTS],
-    )
+    _keys, secretariat = init_test_hub(url, tmp / "hubkeys")
     argv = ["--db", url, "--keys", str(tmp / "hubkeys"), "--sweep-seconds", "3600", *args]
     with serve_process(argv, tmp / "serve.log", tmp) as (base, _proc):
-        yield ServedHub(base, Identity("secretariat", sec_skey))
+        yield ServedHub(base, secretariat)
 
 
 def b64(raw: bytes) -> str:

@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from cbmnet.hub.web import i18n
 from cbmnet.hub.web.hotline import UI
 from tests.browserkit import session_cookie
 from tests.hubkit import TestHub, running_hub
+from tests.test_i18n import marked
 
 HUB = Path(__file__).resolve().parents[1] / "src" / "cbmnet" / "hub"
 PLACEHOLDER = re.compile(r"%\(\w+\)s")
@@ -58,15 +58,6 @@ def fr() -> Catalog:
         return read_po(f, locale="fr")
 
 
-def _marked() -> set[str]:
-    found = extract_from_dir(
-        str(HUB),
-        method_map=[("web/**.py", "python"), ("templates/**.html", "jinja2")],
-        options_map={"templates/**.html": {"extensions": "jinja2.ext.i18n"}},
-    )
-    return {m[0] if isinstance(m, tuple) else m for _f, _l, m, _c, _x in found}
-
-
 def _text(page: str) -> str:
     """What a reader sees or hears: text, titles, labels and placeholders; not code."""
     page = re.sub(r"<(pre|code|script)\b.*?</\1>", " ", page, flags=re.S)
@@ -86,7 +77,7 @@ def _get(th: TestHub, path: str, lang: str, signed_in: bool = True) -> httpx.Res
 def _english_left(page: str, fr: Catalog) -> list[str]:
     text = _text(page)
     left = []
-    for msgid in sorted(_marked()):
+    for msgid in sorted(marked("hub/web/", "hub/templates/")):
         msg = fr.get(msgid)
         if msg is None or not msg.string or msg.string == msgid:
             continue  # untranslated (another test says so) or the same in French

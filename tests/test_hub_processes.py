@@ -19,16 +19,13 @@ from typing import Any
 
 import pytest
 
-from cbmnet.agreements.loader import bundled
 from cbmnet.errors import CbmnetError
-from cbmnet.hub.service import init_hub
 from cbmnet.ledger import dsse
-from cbmnet.ledger.note import generate_key
 from cbmnet.log.audit import audit_log
-from cbmnet.party.client import HubClient, Identity
+from cbmnet.party.client import HubClient
 from cbmnet.store import open_store
 from tests.hubcli_helpers import serve_process
-from tests.hubkit import AGREEMENTS, ORIGIN, PartyKeys, party_keys
+from tests.hubkit import PartyKeys, ServedHub, activity_event, init_test_hub
 
 pytestmark = pytest.mark.slow
 
@@ -41,47 +38,18 @@ def hub_process(url: str, keys: Path, log_path: Path) -> Iterator[tuple[str, sub
         yield served
 
 
-def _activity(i: int, who: str) -> dict[str, Any]:
-    return {
-        "agreement": "vienna-document-2011",
-        "id": f"{who}-{i}",
-        "type": "activity",
-        "start": "2027-09-01T00:00:00Z",
-        "end": "2027-09-02T00:00:00Z",
-        "category": "land",
-        "size": {"troops": 1000 + i},
-    }
-
-
 @pytest.fixture
 def two_hubs(
     pg_schema_url: str, tmp_path: Path
 ) -> Iterator[tuple[str, str, str, dict[str, PartyKeys], Any]]:
-    sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
-    init_hub(
-        pg_schema_url,
-        tmp_path / "keys",
-        origin=ORIGIN,
-        secretariat_vkey=sec_vkey,
-        agreements=[bundled(a) for a in AGREEMENTS],
-    )
+    _keys, secretariat = init_test_hub(pg_schema_url, tmp_path / "keys")
     with (
         hub_process(pg_schema_url, tmp_path / "keys", tmp_path / "a.log") as (a, proc_a),
         hub_process(pg_schema_url, tmp_path / "keys", tmp_path / "b.log") as (b, _),
     ):
-        keys = {p: party_keys(p) for p in ("DEU", "FRA", "POL", "ITA")}
-        with HubClient(a, Identity("secretariat", sec_skey)) as sec:
-            for p, k in keys.items():
-                sec.register(
-                    {
-                        "party": p,
-                        "name": p,
-                        "agreements": list(AGREEMENTS),
-                        "signing_key": k.vkey,
-                        "encryption_key": k.enc_public,
-                        "witness_key": k.witness_vkey,
-                    }
-                )
+        served = ServedHub(a, secretariat)
+        served.register("DEU", "FRA", "POL", "ITA")
+        keys = served.keys
         yield pg_schema_url, a, b, keys, proc_a
 
 
@@ -95,7 +63,7 @@ def test_concurrent_submits_through_two_processes(two_hubs: Any) -> None:
         try:
             with HubClient(base, keys[party].identity()) as c:
                 for i in range(15):
-                    r = c.event(_activity(i, party + base[-5:]), proof=False)
+                    r = c.event(activity_event(i, party + base[-5:]), proof=False)
                     with lock:
                         receipts.append(r["index"])
         except BaseException as e:  # reported below
@@ -146,7 +114,7 @@ def test_kill_9_loses_no_acknowledged_entry(two_hubs: Any) -> None:
             i = 0
             while not stop.is_set():
                 env = c.sign(
-                    "application/vnd.cbmnet.event+json", {"party": party, **_activity(i, party)}
+                    "application/vnd.cbmnet.event+json", {"party": party, **activity_event(i, party)}
                 )
                 i += 1
                 try:
@@ -179,5 +147,5 @@ def test_kill_9_loses_no_acknowledged_entry(two_hubs: Any) -> None:
         store.close()
     # The surviving process goes on serving the same log.
     with HubClient(b, keys["DEU"].identity()) as deu:
-        r = deu.event(_activity(10_000, "after"), proof=True)
+        r = deu.event(activity_event(10_000, "after"), proof=True)
         assert r["index"] >= max(i for i, _ in acked) + 1

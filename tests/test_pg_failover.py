@@ -13,9 +13,6 @@ Skips locally without the binaries, fails in CI.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,19 +22,17 @@ from typing import Any
 
 import pytest
 
-from cbmnet.agreements.loader import bundled
 from cbmnet.errors import CbmnetError
-from cbmnet.hub.service import init_hub
 from cbmnet.ledger import dsse
 from cbmnet.ledger.entry import encode_entry
 from cbmnet.ledger.merkle import leaf_hash
-from cbmnet.ledger.note import generate_key
 from cbmnet.log.audit import audit_log
-from cbmnet.party.client import HubClient, Identity
+from cbmnet.party.client import HubClient
 from cbmnet.store import open_store
 from tests.hubcli_helpers import serve_process
-from tests.hubkit import AGREEMENTS, ORIGIN, PartyKeys, party_keys
+from tests.hubkit import PartyKeys, ServedHub, activity_event, init_test_hub
 from tests.pgcluster import PgCluster, cluster_or_skip, pg_cluster
+from tests.test_soak import run_soak_smoke
 
 pytestmark = pytest.mark.slow
 
@@ -50,18 +45,6 @@ def cluster() -> Iterator[PgCluster]:
     cluster_or_skip()
     with pg_cluster() as c:
         yield c
-
-
-def _activity(i: int, who: str) -> dict[str, Any]:
-    return {
-        "agreement": "vienna-document-2011",
-        "id": f"{who}-{i}",
-        "type": "activity",
-        "start": "2027-09-01T00:00:00Z",
-        "end": "2027-09-02T00:00:00Z",
-        "category": "land",
-        "size": {"troops": 1000 + i},
-    }
 
 
 class Writer:
@@ -84,7 +67,7 @@ class Writer:
             with HubClient(self.base, self.keys.identity(), timeout=self.timeout) as c:
                 i = 0
                 while not self.stop.is_set():
-                    doc = {"party": self.keys.party, **_activity(i, self.keys.party)}
+                    doc = {"party": self.keys.party, **activity_event(i, self.keys.party)}
                     env = c.sign("application/vnd.cbmnet.event+json", doc)
                     i += 1
                     leaf_of = dsse.parse(env).canonical()  # one signature, valid: as logged
@@ -132,33 +115,16 @@ def _failover(
     promoted without them, and the writers' resent acts are logged there.
     """
     url = cluster.url
-    sec_skey, sec_vkey = generate_key("secretariat.cbmnet.test")
-    init_hub(
-        url,
-        tmp_path / "keys",
-        origin=ORIGIN,
-        secretariat_vkey=sec_vkey,
-        agreements=[bundled(a) for a in AGREEMENTS],
-    )
+    _keys, secretariat = init_test_hub(url, tmp_path / "keys")
     args = ["--db", url, "--keys", str(tmp_path / "keys"), "--sweep-seconds", "3600"]
     stop = threading.Event()
     threads: list[threading.Thread] = []
     with ExitStack() as stack:
         a, _ = stack.enter_context(serve_process(args, tmp_path / "a.log", tmp_path))
         b, _ = stack.enter_context(serve_process(args, tmp_path / "b.log", tmp_path))
-        keys = {p: party_keys(p) for p in ("DEU", "FRA")}
-        with HubClient(a, Identity("secretariat", sec_skey)) as sec:
-            for p, k in keys.items():
-                sec.register(
-                    {
-                        "party": p,
-                        "name": p,
-                        "agreements": list(AGREEMENTS),
-                        "signing_key": k.vkey,
-                        "encryption_key": k.enc_public,
-                        "witness_key": k.witness_vkey,
-                    }
-                )
+        served = ServedHub(a, secretariat)
+        served.register("DEU", "FRA")
+        keys = served.keys
         writers = [
             Writer(a, keys["DEU"], stop, client_timeout),
             Writer(b, keys["FRA"], stop, client_timeout),
@@ -258,30 +224,7 @@ def test_commits_in_doubt_at_the_primarys_loss_are_not_acknowledged(
 def test_soak_with_primary_lost_loses_nothing() -> None:
     """``bench/soak.py --failover``, short: each fault once, ``primary_lost`` among them."""
     cluster_or_skip()
-    soak = Path(__file__).resolve().parents[1] / "bench" / "soak.py"
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(soak),
-            "--failover",
-            "--seconds",
-            "22",
-            "--fault-gap",
-            "1.5",
-            "--down-s",
-            "1.5",
-            "--rate",
-            "20",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    lines = r.stdout.strip().splitlines()
-    assert lines, f"no output; stderr:\n{r.stderr[-4000:]}"
-    out = json.loads(lines[-1])
-    assert r.returncode == 0, f"soak failed: {lines[-1]}\n{r.stderr[-4000:]}"
+    out = run_soak_smoke("--failover", timeout=300)
     assert out["failover"] == "on"
     assert out["acknowledged"] > 100 and out["acknowledged_lost"] == 0
     assert out["audit"] == "passed"

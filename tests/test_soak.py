@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,33 +21,21 @@ pytestmark = pytest.mark.slow
 SOAK = Path(__file__).resolve().parents[1] / "bench" / "soak.py"
 
 
-def test_soak_smoke_loses_nothing() -> None:
-    url = pg_base_url()
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(SOAK),
-            "--seconds",
-            "22",
-            "--db",
-            url,
-            "--no-pg-restart",
-            "--fault-gap",
-            "1.5",
-            "--down-s",
-            "1.5",
-            "--rate",
-            "20",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+def run_soak_smoke(*args: str, timeout: float = 240) -> dict[str, Any]:
+    """``bench/soak.py`` for 22 s, each fault once (``args`` add to it): its last line,
+    once it exited 0."""
+    cmd = [sys.executable, str(SOAK), "--seconds", "22", *args]
+    cmd += ["--fault-gap", "1.5", "--down-s", "1.5", "--rate", "20"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     lines = r.stdout.strip().splitlines()
     assert lines, f"no output; stderr:\n{r.stderr[-4000:]}"
-    out = json.loads(lines[-1])
+    out: dict[str, Any] = json.loads(lines[-1])
     assert r.returncode == 0, f"soak failed: {lines[-1]}\n{r.stderr[-4000:]}"
+    return out
+
+
+def test_soak_smoke_loses_nothing() -> None:
+    out = run_soak_smoke("--db", pg_base_url(), "--no-pg-restart")
     assert out["acknowledged"] > 100
     assert out["acknowledged_lost"] == 0
     assert out["hotline_sent"] > 10

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import typer.rich_utils
-
 from cbmnet.i18n import CURRENT, DEFAULT, LANGUAGES, N_, gettext, ngettext
 
 POSIX_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
@@ -70,8 +68,10 @@ def use(lang: str) -> None:
     if CURRENT.get() == DEFAULT:
         return
     # Typer reads its panel titles through the stdlib's gettext domain, which holds no
-    # catalogue of ours: give it ours, so a help page is in one language.
-    rich = typer.rich_utils
+    # catalogue of ours: give it ours, so a help page is in one language. Imported only
+    # here: English needs none of it, and rich's help renderer costs every start 0.1 s.
+    import typer.rich_utils as rich
+
     rich.OPTIONS_PANEL_TITLE = gettext("Options")
     rich.COMMANDS_PANEL_TITLE = gettext("Commands")
     rich.ARGUMENTS_PANEL_TITLE = gettext("Arguments")

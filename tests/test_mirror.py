@@ -416,3 +416,141 @@ def test_a_round_is_bounded_and_walks_the_hubs_checkpoints(
     with pytest.raises(VerificationError, match="more than one round verifies"):
         f.step()
     assert store.log_state()[0] == 300 and f.stopped() is None
+
+
+# ---- a party's tools pointed at its mirror (the hub stopped) ------------------------------
+
+
+@contextmanager
+def _party_mirror(store: Store, party: str, signer: str) -> Iterator[str]:
+    app = create_mirror_app(store, party=party, party_key=parse_signer_key(signer).public_key)
+    with ServerThread(app) as server:
+        yield server.url
+
+
+def _follow_as(th, store: Store, party: str) -> Follower:  # type: ignore[no-untyped-def]
+    client = th.client(party)
+
+    def token(fresh: bool) -> str:
+        if fresh:
+            client.forget_token()
+        return str(client.token())
+
+    return Follower(store, th.url, th.hub.log.vkey, party=party, token=token, answers_every=0)
+
+
+def test_a_partys_cli_reads_its_mirror_with_the_hub_stopped(tmp_path: Path) -> None:
+    from cbmnet.acts.signin import mirror_origin, signed_message
+    from cbmnet.ledger.policy import single_log_policy
+    from cbmnet.ledger.tlogproof import verify_entry_proof
+    from cbmnet.party.client import HubClient
+    from tests.hubcli_helpers import cli, ok
+
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
+        th.register("AUT", "BEL", "CZE")
+        _acts(th, 30, "a")
+        store = open_store(f"sqlite:///{tmp_path / 'bel-mirror.db'}", create=True)
+        f = _follow_as(th, store, "BEL")
+        size = f.step().size
+        readable = sorted(th.hub.views.readable_indices("BEL", list(range(size))))
+        with th.client("BEL") as bel:
+            hub_view = bel.obligations(VD)
+            hub_items = list(bel.iter_entries())
+        keys = th.keys
+        vkey = th.hub.log.vkey
+        hub_url = th.url
+        # A signature over a mirror's challenge never signs anyone in to the hub.
+        with _party_mirror(store, "BEL", keys["BEL"].signer) as murl:
+            ch = httpx.post(f"{murl}/v1/auth/challenge", json={"party": "BEL"}).json()
+            assert ch["origin"] == mirror_origin(th.hub.log.origin)
+            sig = parse_signer_key(keys["BEL"].signer).private_key.sign(
+                signed_message(ch["origin"], ch["challenge"])
+            )
+            body = {"challenge": ch["challenge"], "signature": base64.b64encode(sig).decode()}
+            assert httpx.post(f"{hub_url}/v1/auth/token", json=body).status_code == 401
+            hub_ch = httpx.post(f"{hub_url}/v1/auth/challenge", json={"party": "BEL"}).json()
+            sig = parse_signer_key(keys["BEL"].signer).private_key.sign(
+                signed_message(hub_ch["origin"], hub_ch["challenge"])
+            )
+            body = {"challenge": hub_ch["challenge"], "signature": base64.b64encode(sig).decode()}
+            assert httpx.post(f"{murl}/v1/auth/token", json=body).status_code == 401
+    assert len(readable) == len(hub_items) and 0 < len(readable) < size
+    (tmp_path / "bel.key").write_text(keys["BEL"].signer)
+    (tmp_path / "cze.key").write_text(keys["CZE"].signer)
+    with _party_mirror(store, "BEL", keys["BEL"].signer) as murl:
+        env = {"CBMNET_HUB": murl, "CBMNET_PARTY": "BEL", "CBMNET_KEY": str(tmp_path / "bel.key")}
+        lines = ok("inbox", "--all", "--envelopes", env=env).stdout.splitlines()
+        got = [json.loads(x) for x in lines]
+        assert [x["index"] for x in got] == [i["index"] for i in hub_items if i["author"] != "BEL"]
+        for mine, theirs in zip(got, [i for i in hub_items if i["author"] != "BEL"], strict=True):
+            assert mine["envelope"] == theirs["envelope"] and mine["kind"] == theirs["kind"]
+        seen = json.loads(ok("obligations", "--agreement", VD, env=env).stdout)
+        assert seen["mirror"]["answered_by"] == "hub" and seen["mirror"]["log_size_then"] == size
+        assert seen["obligations"] == hub_view["obligations"]
+        assert seen["findings"] == hub_view["findings"]
+        # The mirror cannot recompute: another time is refused by name, not answered wrongly.
+        r = cli("obligations", "--agreement", VD, "--as-of", "2027-01-01T00:00:00Z", env=env)
+        assert r.exit_code != 0 and "as_of" in r.stderr
+        # Acts go to the hub: a mirror refuses them by name and logs nothing.
+        r = cli("ack", str(readable[-1]), env=env)
+        assert r.exit_code != 0 and "read-only" in r.stderr
+        assert store.log_state()[0] == size
+        # Its proof verifies under the log's key, from the mirror's own tree.
+        with HubClient(murl, keys["BEL"].identity()) as c:
+            got_proof = verify_entry_proof(c.proof(readable[-1]), single_log_policy(vkey))
+            assert got_proof.index == readable[-1]
+        # CZE, another State, cannot sign in to BEL's mirror.
+        r = cli("inbox", env={**env, "CBMNET_PARTY": "CZE", "CBMNET_KEY": str(tmp_path / "cze.key")})
+        assert r.exit_code != 0 and "not signed by an active key" in r.stderr
+        anon = httpx.get(f"{murl}/v1/entries")
+        assert anon.status_code == 401
+    store.close()
+
+
+def test_the_partys_dashboard_page_on_its_mirror_in_chromium(tmp_path: Path, browser: Any) -> None:
+    from tests.browserkit import screenshot, sign_in
+    from tests.hubkit import activity_event
+
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
+        th.register("AUT", "BEL", "CZE")
+        _acts(th, 6, "a")
+        with th.client("AUT") as aut:
+            for i in range(3):
+                aut.event(activity_event(i, "AUT"))
+        store = open_store(f"sqlite:///{tmp_path / 'bel-mirror.db'}", create=True)
+        f = _follow_as(th, store, "BEL")
+        f.step()
+        with th.client("BEL") as bel:
+            hub_view = bel.obligations(VD)
+            inbox = [i for i in bel.iter_entries() if i["author"] != "BEL"]
+        keys = th.keys
+    pending = [o for o in hub_view["obligations"] if o["status"] == "pending"]
+    assert pending and inbox
+    with _party_mirror(store, "BEL", keys["BEL"].signer) as murl:
+        from cbmnet.party.client import HubClient
+
+        with HubClient(murl, keys["BEL"].identity()) as c:
+            token = c.token()
+        page = browser.new_page()
+        try:
+            sign_in(page, murl, token)
+            assert page.url.endswith("/dashboard")
+            assert page.inner_text("h1") == "National mirror"
+            section = page.locator("section", has=page.locator("h3", has_text=VD))
+            assert section.locator("table").first.locator("tbody tr").count() == min(200, len(pending))
+            rows = page.locator("main > table").last.locator("tbody tr")
+            assert rows.count() == min(50, len(inbox))
+            assert rows.first.locator("td").first.inner_text() == str(inbox[-1]["index"])
+            first = section.locator("table").first.locator("tbody tr").first.locator("td").nth(1)
+            assert first.inner_text() == "BEL"  # its own deadlines first
+            screenshot(page, "mirror-page")
+            page.goto(f"{murl}/dashboard/lang?to=fr&back=/dashboard")
+            assert page.inner_text("h1") == "Miroir national"
+            screenshot(page, "mirror-page-fr")
+            with page.expect_navigation():
+                page.click("form.signout button")
+            page.goto(f"{murl}/dashboard")
+            assert "Miroir national" not in page.inner_text("main")
+        finally:
+            page.close()
+    store.close()

@@ -79,8 +79,11 @@ def mirror_verb(
             "give --party and --key together (or neither: the mirror then keeps hashes only)"
         )
     client = None
+    party_key = None
     if party and key:
-        client = HubClient(hub, Identity(party, read_text(str(key)).strip()))
+        signer = read_text(str(key)).strip()
+        party_key = parse_signer_key(signer).public_key
+        client = HubClient(hub, Identity(party, signer))
 
     def token(fresh: bool) -> str | None:
         if client is None:
@@ -90,7 +93,7 @@ def mirror_verb(
         return client.token()
 
     store = open_store(db, create=True)
-    follower = Follower(store, hub, vkey, mirror_key=own, token=token)
+    follower = Follower(store, hub, vkey, mirror_key=own, party=party, token=token)
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.create_server((host, port), family=family)
@@ -122,7 +125,7 @@ def mirror_verb(
                 stop.wait(every)
 
     thread = threading.Thread(target=follow, name="cbmnet-mirror", daemon=True)
-    app = create_mirror_app(store, serve_entries=serve_entries)
+    app = create_mirror_app(store, serve_entries=serve_entries, party=party, party_key=party_key)
     server = uvicorn.Server(uvicorn_config(app, log_config=None, access_log=False))
 
     def _stop(*_a: Any) -> None:

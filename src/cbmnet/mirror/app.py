@@ -18,8 +18,10 @@ import json
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cbmnet.errors import CbmnetError, NotFoundError
 from cbmnet.hub.limits import error_response
@@ -43,16 +45,58 @@ def _loopback(request: Request) -> bool:
         return False
 
 
-def create_mirror_app(store: Store, *, serve_entries: bool = False) -> FastAPI:
-    """The mirror's app over its ``store`` (which ``Follower`` created and fills)."""
+def create_mirror_app(
+    store: Store,
+    *,
+    serve_entries: bool = False,
+    party: str | None = None,
+    party_key: bytes | None = None,
+) -> FastAPI:
+    """The mirror's app over its ``store`` (which ``Follower`` created and fills).
+
+    With ``party`` and ``party_key`` (the Ed25519 public key the mirror was started with),
+    that party signs in here as on the hub and reads its entries, the hub's last answers
+    and a dashboard page (``mirror/reads.py``)."""
+    from cbmnet.hub.app import http_error, validation_error
+    from cbmnet.hub.deps import NotSignedIn
+    from cbmnet.hub.limits import RequestLimits
+    from cbmnet.hub.web.dashboard import choose_language, static_file
+    from cbmnet.hub.web.i18n import LanguageMiddleware
+    from cbmnet.hub.web.render import from_this_site, not_signed_in, render
+    from cbmnet.mirror.reads import PartyDesk, page_routes, router
+
     app = FastAPI(title="cbmnet mirror", docs_url=None, redoc_url=None)
     log = TransparencyLog(store)
+    desk = PartyDesk(store, party, party_key)
+    app.state.desk = desk
 
     async def cbmnet_error(_request: Request, err: Exception) -> Response:
         assert isinstance(err, CbmnetError)
         return error_response(err)
 
     app.add_exception_handler(CbmnetError, cbmnet_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(NotSignedIn, not_signed_in)
+    app.add_middleware(LanguageMiddleware)
+    app.add_middleware(RequestLimits)
+    app.include_router(router)
+    app.include_router(page_routes(render, from_this_site))
+    app.add_api_route("/dashboard/static/{name:path}", static_file, include_in_schema=False)
+    app.add_api_route("/dashboard/lang", choose_language, include_in_schema=False)
+
+    def may_read(request: Request) -> bool:
+        """Entries go to the party signed in here, or to this machine with --serve-entries."""
+        if serve_entries and _loopback(request):
+            return True
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        try:
+            desk.caller(token.strip())
+        except CbmnetError:
+            return False
+        return True
 
     def signed_latest() -> str:
         return log.signed_checkpoint(log.latest_checkpoint())
@@ -88,7 +132,7 @@ def create_mirror_app(store: Store, *, serve_entries: bool = False) -> FastAPI:
             return Response(
                 data, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
             )
-        local = serve_entries and _loopback(request)
+        local = may_read(request)
         data = await run_in_threadpool(
             entry_bundle,
             store,
@@ -120,7 +164,7 @@ def create_mirror_app(store: Store, *, serve_entries: bool = False) -> FastAPI:
         hi = min(size, start + limit)
         hashes = store.nodes_at_level(0, start, hi)
         held = {}
-        if serve_entries and _loopback(request):
+        if may_read(request):
             for r in store.iter_entries(after=start - 1, chunk=limit):
                 if r.idx >= hi:
                     break

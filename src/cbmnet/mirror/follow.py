@@ -34,13 +34,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NoReturn
+from urllib.parse import quote
 
 import httpx
 
+from cbmnet.acts.model import SECRETARIAT, read_act
 from cbmnet.errors import CbmnetError, FormatError, NotFoundError, VerificationError
+from cbmnet.ledger import dsse
 from cbmnet.ledger.checkpoint import parse_checkpoint
 from cbmnet.ledger.encoding import b64, unb64
-from cbmnet.ledger.entry import decode_entry
+from cbmnet.ledger.entry import decode_entry, encode_entry
 from cbmnet.ledger.merkle import (
     EMPTY_ROOT,
     Node,
@@ -60,7 +63,7 @@ from cbmnet.ledger.note import (
 )
 from cbmnet.ledger.tiles import WIDTH, parse_bundle, split_hash_tile, tile_path, tile_width
 from cbmnet.ledger.witness import cosignature_lines
-from cbmnet.store.sql import Store, StoredCheckpoint, StoredCosignature
+from cbmnet.store.sql import MirrorItem, Store, StoredCheckpoint, StoredCosignature
 
 MAX_TILE_BYTES = WIDTH * 32
 MAX_BUNDLE_BYTES = WIDTH * (2 + 0xFFFF)
@@ -79,6 +82,22 @@ SPLIT_VIEW = "mirror_split_view"
 HUB_INFO = "mirror_hub_info"
 HUB_SEQ = "mirror_hub_seq"
 """The hub's number of the last checkpoint kept from its listing: where the next look starts."""
+ITEMS_PAGE = 100
+"""Entries asked per page of the hub's ``/v1/entries`` (1 when a page would be too large)."""
+MAX_ITEMS_BYTES = 32 << 20
+MAX_ANSWER_BYTES = 16 << 20
+ANSWERS_EVERY_S = 30.0
+"""How often the hub's answers to the party's reads are fetched again (obligations age)."""
+ITEM_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "integrated_at": str,
+    "author": str,
+    "payload_type": str,
+    "kind": str,
+    "agreement": (str, type(None)),
+    "form": (str, type(None)),
+    "ref": (int, type(None)),
+    "event_id": (str, type(None)),
+}
 LAST_ROUND = "mirror_last_round_ms"
 LAST_ERROR = "mirror_last_error"
 
@@ -111,8 +130,10 @@ class Follower:
         log_vkey: str,
         *,
         mirror_key: str | None = None,
+        party: str | None = None,
         token: Callable[[bool], str | None] = lambda _fresh: None,
         http: httpx.Client | None = None,
+        answers_every: float = ANSWERS_EVERY_S,
     ) -> None:
         self.store = store
         self.hub = hub.rstrip("/")
@@ -121,8 +142,15 @@ class Follower:
         self.origin = self.verifier.name
         self.mirror_key = mirror_key
         self.mirror_vkey = parse_signer_key(mirror_key).cosigner_verifier_key if mirror_key else None
+        self.party = party
+        """Whose entries and answers are kept (None: hashes only)."""
         self.token = token
         self.http = http or httpx.Client(timeout=30)
+        self.answers_every = answers_every
+        self._answered = (-1.0, -1)
+        """(monotonic time, mirrored size) of the last fetch of the hub's answers."""
+        self._described = 0
+        """Entries below this size are described (this process asked the hub for them all)."""
         self._deadline = 0.0
         held = store.get_meta("origin")
         if held is None:
@@ -186,6 +214,7 @@ class Follower:
                     text, f"the hub's checkpoint of size {size_} has another root than the mirror's"
                 )
             self._cosign_latest()
+            self._party_reads(size)
             self.store.set_meta(LAST_ROUND, str(int(time.time() * 1000)))
             return Progress(size, 0, 0, 0)
         target: tuple[str, str, int, bytes, int | None] = (text, body, size_, root, None)
@@ -208,8 +237,143 @@ class Follower:
             self.store.set_meta(HUB_SEQ, str(t_seq))
         if info is not None:
             self._keep_info(info)
+        self._party_reads(t_size)
         self.store.set_meta(LAST_ROUND, str(int(time.time() * 1000)))
         return Progress(t_size, t_size - size, len(entries), fetched, behind=t_size < size_)
+
+    # ---- what the party reads: entries described, and the hub's answers ----------------
+
+    def _party_reads(self, size: int) -> None:
+        """Keep what the party's tools read from the hub (``/v1/entries``, obligations, ...)
+        so that they can read it from the mirror while the hub is down (ADR 0012)."""
+        if self.party is None:
+            return
+        self._describe(size)
+        last, at = self._answered
+        now = time.monotonic()
+        if last < 0 or now - last >= self.answers_every or (at != size and now - last >= 1.0):
+            self._answers(size)
+            self._answered = (now, size)
+
+    def _describe(self, size: int) -> None:
+        """The hub's description of each entry the party may read, up to ``size``: each
+        checked against the entry the mirror holds, or against its leaf when the bundle
+        left it out (longer than a bundle carries); then kept with it."""
+        if size <= self._described:
+            return
+        after = self.store.last_mirror_item()
+        limit = ITEMS_PAGE
+        while after < size - 1:
+            try:
+                raw = self._get(f"/v1/entries?after={after}&limit={limit}", MAX_ITEMS_BYTES, auth=True)
+            except FormatError:
+                if limit == 1:
+                    raise
+                limit = 1  # a page of long entries: one at a time
+                continue
+            page = _json(raw)
+            items = page.get("items") if isinstance(page, dict) else None
+            if not isinstance(items, list) or len(items) > limit:
+                raise FormatError("the hub's /v1/entries: no list of items")
+            rows: list[MirrorItem] = []
+            found: list[tuple[int, int, bytes, bytes]] = []
+            for it in items:
+                idx = it.get("index") if isinstance(it, dict) else None
+                if not isinstance(idx, int) or isinstance(idx, bool) or idx <= after:
+                    raise FormatError("the hub's /v1/entries: items out of order")
+                if idx >= size:
+                    break
+                row, recovered = self._check_item(it, idx)
+                rows.append(row)
+                if recovered is not None:
+                    found.append(recovered)
+                after = idx
+            with self.store.transaction():
+                if found:
+                    self.store.insert_entries(found)
+                self.store.put_mirror_items(rows)
+            if len(rows) < len(items) or len(items) < limit:
+                break
+            limit = ITEMS_PAGE
+        self._described = size
+
+    def _check_item(
+        self, it: dict[str, object], idx: int
+    ) -> tuple[MirrorItem, tuple[int, int, bytes, bytes] | None]:
+        """One item of ``/v1/entries``: its envelope is the entry the mirror holds (or hashes
+        to the entry's leaf), and its author and kind are what that envelope says."""
+        what = f"the hub's description of entry {idx}"
+        for name, types in ITEM_FIELDS.items():
+            if not isinstance(it.get(name), types):
+                raise FormatError(f"{what}: field {name!r} missing or of the wrong type")
+        ms, env = it.get("integrated_ms"), it.get("envelope")
+        if not isinstance(ms, int) or isinstance(ms, bool) or not isinstance(env, dict):
+            raise FormatError(f"{what}: no integration time or envelope")
+        raw = json.dumps(env, separators=(",", ":")).encode()
+        held = self.store.get_entry(idx)
+        recovered = None
+        if held is not None:
+            if held.integrated_ms != ms or json.loads(held.envelope) != env:
+                raise VerificationError(f"{what} is not the entry its tiles carry")
+        else:
+            leaf = self.store.nodes_at_level(0, idx, idx + 1).get(idx)
+            data = encode_entry(ms, raw)
+            if leaf is None or leaf_hash(data) != leaf:
+                raise VerificationError(f"{what} does not hash to its leaf")
+            digest = hashlib.sha256(b"cbmnet-mirror\n%d\n" % idx + leaf).digest()
+            recovered = (idx, ms, digest, raw)
+        signed = dsse.parse(raw)
+        try:
+            act = read_act(signed.payload_type, signed.payload)
+            author, kind = act.author, act.kind
+        except CbmnetError:
+            author, kind = SECRETARIAT, "opaque"  # as the hub files a plain log append
+        if (it["author"], it["kind"], it["payload_type"]) != (author, kind, signed.payload_type):
+            raise VerificationError(f"{what}: its author or kind is not what the envelope says")
+        item = {"index": idx, "integrated_ms": ms, **{k: it[k] for k in ITEM_FIELDS}}
+        agreement, form = it["agreement"], it["form"]
+        assert agreement is None or isinstance(agreement, str)
+        assert form is None or isinstance(form, str)
+        row = MirrorItem(idx, ms, author, kind, agreement, form, json.dumps(item, sort_keys=True))
+        return row, recovered
+
+    def answer_paths(self) -> list[str]:
+        """The reads whose last answer the mirror keeps: the registry, the party's channels,
+        and per agreement of the party its obligations and indicators."""
+        paths = ["/v1/parties", "/v1/channels"]
+        kept = self.store.mirror_answer("/v1/parties")
+        agreements: list[str] = []
+        if kept is not None:
+            doc = json.loads(kept[2])
+            for p in doc.get("parties", []) if isinstance(doc, dict) else []:
+                if isinstance(p, dict) and p.get("id") == self.party:
+                    agreements = [a for a in p.get("agreements", []) if isinstance(a, str)]
+        for a in sorted(agreements)[:64]:
+            q = quote(a, safe="")
+            paths += [f"/v1/obligations?agreement={q}", f"/v1/indicators?agreement={q}"]
+        return paths
+
+    def _answers(self, size: int) -> None:
+        """Fetch the hub's answers again; one that fails keeps the last (its time says so)."""
+        failed: list[str] = []
+        fetched: set[str] = set()
+        for _pass in range(2):  # the second pass: the agreements the registry just named
+            for path in self.answer_paths():
+                if path in fetched:
+                    continue
+                fetched.add(path)
+                try:
+                    body = _json(self._get(path, MAX_ANSWER_BYTES, auth=True))
+                except CbmnetError as e:
+                    failed.append(f"{path}: {e}")
+                    continue
+                if not isinstance(body, dict):
+                    failed.append(f"{path}: not a JSON object")
+                    continue
+                now = int(time.time() * 1000)
+                self.store.put_mirror_answer(path, now, size, json.dumps(body, sort_keys=True))
+        if failed:
+            raise NotFoundError("the hub's answers not kept this round: " + "; ".join(failed)[:400])
 
     def _keep_info(self, raw: bytes) -> None:
         """The hub's ``/v1/hub`` (its keys and quorums), served as it was last seen, so an

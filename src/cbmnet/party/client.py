@@ -29,7 +29,7 @@ from cbmnet.acts.model import (
     read_act,
 )
 from cbmnet.acts.registry import Registry, majority_policy_text
-from cbmnet.acts.signin import signed_message
+from cbmnet.acts.signin import mirror_origin, signed_message
 from cbmnet.acts.state import act_json
 from cbmnet.communication import hotline
 from cbmnet.errors import (
@@ -206,7 +206,10 @@ class HubClient:
             doc = ch.json()
             # Sign only a challenge for this hub's log (a rogue hub cannot relay another's).
             challenge = doc.get("challenge")
-            if doc.get("origin") != self.info()["origin"] or not (
+            info = self.info()
+            # A mirror signs its party in under its own name, which no hub accepts.
+            origin = mirror_origin(info["origin"]) if info.get("mirror") is True else info["origin"]
+            if doc.get("origin") != origin or not (
                 isinstance(challenge, str) and len(challenge) < 1024 and challenge.count(".") == 1
             ):
                 raise VerificationError("the hub's challenge is not one for its own log; not signing")

@@ -125,7 +125,27 @@ def _ddl(blob: str) -> list[str]:
         " status TEXT NOT NULL, last_error TEXT, delivered_ms BIGINT)",
         "CREATE INDEX IF NOT EXISTS hub_alert_outbox_due ON hub_alert_outbox (status, next_ms)",
         "CREATE INDEX IF NOT EXISTS hub_alert_outbox_party ON hub_alert_outbox (party, created_ms)",
+        # A national mirror (issue 16, ADR 0012): the hub's description of each entry its
+        # party may read (checked against the entry it holds), and the hub's last answers to
+        # its party's reads (the hub's word, served as such while the hub is down).
+        "CREATE TABLE IF NOT EXISTS mirror_items (idx BIGINT PRIMARY KEY, integrated_ms BIGINT NOT NULL,"
+        " author TEXT NOT NULL, kind TEXT NOT NULL, agreement TEXT, form TEXT, item TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS mirror_answers (path TEXT PRIMARY KEY, fetched_ms BIGINT NOT NULL,"
+        " size BIGINT NOT NULL, body TEXT NOT NULL)",
     ]
+
+
+@dataclass(frozen=True)
+class MirrorItem:
+    """One row of ``mirror_items``: the hub's item JSON and the columns its filters use."""
+
+    idx: int
+    ms: int
+    author: str
+    kind: str
+    agreement: str | None
+    form: str | None
+    item: str
 
 
 @dataclass(frozen=True)
@@ -531,6 +551,66 @@ class Store(ABC):
     def get_batch(self, idx: int) -> bytes | None:
         rows = self._execute("SELECT data FROM hub_batches WHERE idx = ?", (idx,))
         return _b(rows[0][0], f"batch {idx}") if rows else None
+
+    # ---- a national mirror's descriptions and the hub's answers (mirror/follow.py) --------
+
+    def put_mirror_items(self, rows: Sequence[MirrorItem]) -> None:
+        """The hub's description of entries the mirror's party may read (one transaction)."""
+        with self.transaction():
+            self._executemany(
+                "INSERT INTO mirror_items (idx, integrated_ms, author, kind, agreement, form, item)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idx) DO NOTHING",
+                [(r.idx, r.ms, r.author, r.kind, r.agreement, r.form, r.item) for r in rows],
+            )
+
+    def last_mirror_item(self) -> int:
+        rows = self._execute("SELECT MAX(idx) FROM mirror_items")
+        return -1 if not rows or rows[0][0] is None else _i(rows[0][0], "mirror item index")
+
+    def mirror_items(
+        self, after: int, limit: int, *, not_author: str | None = None, **match: str | int | None
+    ) -> list[tuple[int, str]]:
+        """(idx, item JSON) after ``after``, oldest first; ``match``: author, kind, agreement,
+        form equal, ``since``/``until`` on the integration time; ``not_author`` left out."""
+        where, params = ["idx > ?"], [after]
+        for col in ("author", "kind", "agreement", "form"):
+            if match.get(col) is not None:
+                where.append(f"{col} = ?")
+                params.append(match[col])  # type: ignore[arg-type]
+        if not_author is not None:
+            where.append("author <> ?")
+            params.append(not_author)  # type: ignore[arg-type]
+        if match.get("since") is not None:
+            where.append("integrated_ms >= ?")
+            params.append(match["since"])  # type: ignore[arg-type]
+        if match.get("until") is not None:
+            where.append("integrated_ms < ?")
+            params.append(match["until"])  # type: ignore[arg-type]
+        rows = self._execute(
+            f"SELECT idx, item FROM mirror_items WHERE {' AND '.join(where)} ORDER BY idx LIMIT ?",
+            (*params, limit),
+        )
+        return [(_i(i, "mirror item index"), _s(t, f"mirror item {i}")) for i, t in rows]
+
+    def mirror_item(self, idx: int) -> str | None:
+        rows = self._execute("SELECT item FROM mirror_items WHERE idx = ?", (idx,))
+        return _s(rows[0][0], f"mirror item {idx}") if rows else None
+
+    def put_mirror_answer(self, path: str, fetched_ms: int, size: int, body: str) -> None:
+        self._execute(
+            "INSERT INTO mirror_answers (path, fetched_ms, size, body) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET fetched_ms = excluded.fetched_ms,"
+            " size = excluded.size, body = excluded.body",
+            (path, fetched_ms, size, body),
+        )
+
+    def mirror_answer(self, path: str) -> tuple[int, int, str] | None:
+        """(fetched_ms, log size then, body) of the hub's last answer to ``path``."""
+        rows = self._execute("SELECT fetched_ms, size, body FROM mirror_answers WHERE path = ?", (path,))
+        if not rows:
+            return None
+        ms, size, body = rows[0]
+        return _i(ms, "answer time"), _i(size, "answer size"), _s(body, f"answer {path}")
 
     # ---- single-use nonces (sign-in challenges and codes, signed-out sessions) -----------
 

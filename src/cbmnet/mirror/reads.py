@@ -1,0 +1,442 @@
+"""A party's reads, answered by its own mirror while the hub is down (ADR 0012).
+
+The mirror signs its party in as the hub does, with the party's key and no password: a
+challenge the party signs, a short-lived token, a one-time dashboard sign-in code. Only
+the key the mirror was started with (``cbmnet mirror --key``) is accepted, and what the
+party signs names the mirror (``signin.mirror_origin``), so a signature given to a
+mirror never signs anyone in to the hub, nor the reverse.
+
+What it answers, and on whose word:
+
+* ``/v1/entries``, ``/v1/inbox``, ``/v1/entries/N``: the entries the party may read,
+  each verified against the signed tree; their description (author, kind, agreement,
+  form) is the hub's, checked against the envelope where the envelope says it;
+* ``/v1/entries/N/proof``: an inclusion proof from the mirror's own tree;
+* ``/v1/parties``, ``/v1/channels``, ``/v1/obligations``, ``/v1/indicators``: the hub's
+  last answer, as fetched (``mirror.fetched_at``); the mirror does not recompute them (it
+  holds only its party's entries, and the engine judges on all of them);
+* anything that acts (submit, acknowledge, send) is refused: acts are logged by the hub.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from cbmnet.acts.signin import mirror_origin
+from cbmnet.compliance.timeutil import format_time, parse_time
+from cbmnet.errors import AuthError, FormatError, NotFoundError, StoreError
+from cbmnet.hub import auth
+from cbmnet.hub.deps import COOKIE, MAX_PAGE, NotSignedIn
+from cbmnet.ledger.tlogproof import format_proof
+from cbmnet.log.service import TransparencyLog
+from cbmnet.mirror.follow import describe
+from cbmnet.store.sql import Store
+
+TOKEN_SECRET = "mirror_token_secret"  # noqa: S105 - the meta key it is kept under
+TOKEN_TTL_S = 900
+MAX_TEXT = 256
+Text = Annotated[str | None, Query(max_length=MAX_TEXT)]
+After = Annotated[int, Query(ge=-1, lt=2**62)]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Index = Annotated[int, Query(ge=0, lt=2**62)]
+READ_ONLY = "a mirror is read-only: acts are logged by the hub, not by a party's mirror"
+CROSS_SITE = "sign-in and sign-out are accepted only from this site's own pages"
+
+
+class PartyDesk:
+    """What the mirror's party routes share: its store, its party and key, its secret."""
+
+    def __init__(self, store: Store, party: str | None, key: bytes | None) -> None:
+        self.store = store
+        self.party = party
+        self.key = key
+        self.log = TransparencyLog(store)
+        secret = store.get_meta(TOKEN_SECRET)
+        if secret is None:
+            store.set_meta(TOKEN_SECRET, secrets.token_hex(32))
+            secret = store.get_meta(TOKEN_SECRET)
+        assert secret is not None
+        self.secret = bytes.fromhex(secret)
+
+    def origin(self) -> str:
+        """What the party signs to sign in here: the log's origin, marked as this mirror's."""
+        return mirror_origin(str(self.store.get_meta("origin")))
+
+    def keys_of(self, party: str) -> list[bytes]:
+        return [self.key] if self.key is not None and party == self.party else []
+
+    def caller(self, token: str) -> str:
+        party, key, _exp = auth.read_token(self.secret, token[:4096], int(time.time()))
+        if key not in self.keys_of(party):
+            raise AuthError(f"the token's key is not the key this mirror keeps {party!r}'s entries for")
+        return party
+
+    def spend(self, nonce: str, until: int) -> bool:
+        return self.store.spend_nonce(nonce, until, int(time.time()))
+
+
+def _desk(request: Request) -> PartyDesk:
+    desk: PartyDesk = request.app.state.desk
+    return desk
+
+
+def _caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("give a bearer token (POST /v1/auth/challenge, then /v1/auth/token)")
+    return _desk(request).caller(token.strip())
+
+
+Caller = Annotated[str, Depends(_caller)]
+router = APIRouter()
+
+
+# ---- sign-in ------------------------------------------------------------------------------
+
+
+@router.post("/v1/auth/challenge")
+async def challenge(request: Request) -> dict[str, Any]:
+    from cbmnet.hub.api.identity import ChallengeIn
+
+    body = ChallengeIn.model_validate_json((await request.body())[:4096])
+    desk = _desk(request)
+    return {
+        "challenge": auth.challenge(desk.secret, body.party, int(time.time())),
+        "origin": desk.origin(),
+    }
+
+
+@router.post("/v1/auth/token")
+async def token(request: Request) -> dict[str, Any]:
+    import base64
+
+    from cbmnet.hub.api.identity import TokenIn, challenge_party
+
+    body = TokenIn.model_validate_json((await request.body())[:8192])
+    try:
+        sig = base64.b64decode(body.signature, validate=True)
+    except ValueError:
+        raise FormatError("field 'signature': not standard base64") from None
+    desk = _desk(request)
+    now = int(time.time())
+    tok, party, exp = await run_in_threadpool(
+        auth.issue_token,
+        desk.secret,
+        desk.origin(),
+        body.challenge,
+        sig,
+        desk.keys_of(challenge_party(body.challenge)),
+        now,
+        TOKEN_TTL_S,
+        desk.spend,
+    )
+    return {"token": tok, "party": party, "expires": format_time(exp * 1000)}
+
+
+@router.post("/v1/auth/signin-code")
+def signin_code(party: Caller, request: Request) -> dict[str, Any]:
+    desk = _desk(request)
+    assert desk.key is not None  # a caller was let in with it
+    code, exp = auth.signin_code(desk.secret, party, desk.key, int(time.time()))
+    return {"code": code, "party": party, "expires": format_time(exp * 1000)}
+
+
+# ---- entries --------------------------------------------------------------------------------
+
+
+def _items(
+    desk: PartyDesk, party: str, inbox: bool, after: int, limit: int, filters: dict[str, Any]
+) -> dict[str, Any]:
+    match: dict[str, str | int | None] = {k: filters[k] for k in ("agreement", "form", "author", "kind")}
+    for k in ("since", "until"):
+        match[k] = parse_time(filters[k], k) if filters[k] else None
+    rows = desk.store.mirror_items(after, limit, not_author=party if inbox else None, **match)
+    out = []
+    for idx, text in rows:
+        item: dict[str, Any] = json.loads(text)
+        held = desk.store.get_entry(idx)
+        if held is not None:
+            item["envelope"] = json.loads(held.envelope)
+        out.append(item)
+    return {"items": out, "next": rows[-1][0] if rows else after, "mirror": _stamp(desk)}
+
+
+def _filters(
+    agreement: Text = None,
+    form: Text = None,
+    author: Text = None,
+    kind: Text = None,
+    since: Text = None,
+    until: Text = None,
+) -> dict[str, Any]:
+    return {
+        "agreement": agreement,
+        "form": form,
+        "author": author,
+        "kind": kind,
+        "since": since,
+        "until": until,
+    }
+
+
+Filters = Annotated[dict[str, Any], Depends(_filters)]
+
+
+@router.get("/v1/entries")
+def entries(
+    party: Caller, filters: Filters, request: Request, after: After = -1, limit: Page = 100
+) -> dict[str, Any]:
+    """Every entry the party may read that the mirror holds, its own included."""
+    return _items(_desk(request), party, False, after, limit, filters)
+
+
+@router.get("/v1/inbox")
+def inbox(
+    party: Caller, filters: Filters, request: Request, after: After = -1, limit: Page = 100
+) -> dict[str, Any]:
+    """What others addressed to the party; nothing is marked delivered (the hub's word)."""
+    return _items(_desk(request), party, True, after, limit, filters)
+
+
+def _readable(desk: PartyDesk, index: int) -> dict[str, Any]:
+    text = desk.store.mirror_item(index)
+    held = desk.store.get_entry(index)
+    if text is None or held is None:
+        raise NotFoundError(f"no entry {index} among those this mirror holds for its party")
+    item: dict[str, Any] = json.loads(text)
+    item["envelope"] = json.loads(held.envelope)
+    return item
+
+
+@router.get("/v1/entries/{index}")
+def entry(party: Caller, index: int, request: Request) -> dict[str, Any]:
+    del party
+    return _readable(_desk(request), _index(index))
+
+
+@router.get("/v1/entries/{index}/proof", response_class=PlainTextResponse)
+def entry_proof(party: Caller, index: int, request: Request) -> str:
+    """An inclusion proof from the mirror's own tree, under the latest checkpoint it kept."""
+    del party
+    desk = _desk(request)
+    _readable(desk, _index(index))
+    return format_proof(desk.log.proof_bundle(index))
+
+
+def _index(index: int) -> int:
+    if not 0 <= index < 2**62:
+        raise FormatError(f"entry index {index}: out of range")
+    return index
+
+
+# ---- the hub's last answers -------------------------------------------------------------------
+
+
+def _stamp(desk: PartyDesk, fetched: tuple[int, int] | None = None) -> dict[str, Any]:
+    state = describe(desk.store)
+    out: dict[str, Any] = {
+        "size": state["size"],
+        "following": state["following"],
+        "last_round_at": format_time(int(str(state["last_round_ms"])))
+        if state["last_round_ms"]
+        else None,
+        "last_error": state["last_error"],
+    }
+    if fetched is not None:
+        out["answered_by"] = "hub"
+        out["fetched_at"] = format_time(fetched[0])
+        out["log_size_then"] = fetched[1]
+    return out
+
+
+def answer(desk: PartyDesk, path: str) -> dict[str, Any]:
+    """The hub's last answer to ``path`` for the party, with when it was fetched."""
+    got = desk.store.mirror_answer(path)
+    if got is None:
+        raise NotFoundError(f"the mirror has kept no answer of the hub to {path}")
+    ms, size, body = got
+    doc: dict[str, Any] = json.loads(body)
+    doc["mirror"] = _stamp(desk, (ms, size))
+    return doc
+
+
+def _no_as_of(as_of: str | None) -> None:
+    if as_of:
+        raise FormatError(
+            "as_of: a mirror keeps the hub's latest answer only; ask the hub for another time"
+        )
+
+
+@router.get("/v1/parties")
+def parties(party: Caller, request: Request) -> dict[str, Any]:
+    del party
+    return answer(_desk(request), "/v1/parties")
+
+
+@router.get("/v1/channels")
+def channels(party: Caller, request: Request) -> dict[str, Any]:
+    del party
+    return answer(_desk(request), "/v1/channels")
+
+
+@router.get("/v1/obligations")
+def obligations(
+    party: Caller, request: Request, agreement: Annotated[str, Query(max_length=128)], as_of: Text = None
+) -> dict[str, Any]:
+    del party
+    _no_as_of(as_of)
+    return answer(_desk(request), f"/v1/obligations?agreement={quote(agreement, safe='')}")
+
+
+@router.get("/v1/indicators")
+def indicators(
+    party: Caller, request: Request, agreement: Annotated[str, Query(max_length=128)], as_of: Text = None
+) -> dict[str, Any]:
+    del party
+    _no_as_of(as_of)
+    return answer(_desk(request), f"/v1/indicators?agreement={quote(agreement, safe='')}")
+
+
+@router.api_route("/v1/acts", methods=["POST", "PUT"])
+@router.api_route("/v1/observations/{rest:path}", methods=["POST", "PUT"])
+@router.api_route("/v1/alerts", methods=["POST", "PUT", "DELETE"])
+@router.api_route("/v1/entries/{index}/status", methods=["GET"])
+def read_only() -> None:
+    """What only the hub can do or say (log an act, the hub's own word on delivery)."""
+    raise StoreError(READ_ONLY)
+
+
+# ---- the dashboard: one read-only page ------------------------------------------------------
+
+
+def _session(desk: PartyDesk, request: Request) -> str:
+    session = request.cookies.get(COOKIE)
+    if not session:
+        raise NotSignedIn("you are not signed in")
+    try:
+        party, key, nonce, exp = auth.read_session(desk.secret, session[:4096], int(time.time()))
+    except AuthError as e:
+        raise NotSignedIn(str(e)[:300]) from None
+    if key not in desk.keys_of(party):
+        raise NotSignedIn(f"the key of this session is not the one this mirror keeps {party!r}'s for")
+    del exp
+    if desk.store.nonce_spent(nonce):
+        raise NotSignedIn("this session was signed out")
+    return party
+
+
+def page_routes(render: Callable[..., Response], from_this_site: Callable[[Request], bool]) -> APIRouter:
+    """The mirror's page and its sign-in, rendered with the dashboard's templates."""
+    pages = APIRouter()
+
+    @pages.get("/dashboard", include_in_schema=False)
+    def overview(request: Request) -> Response:
+        desk = _desk(request)
+        party = _session(desk, request)
+        state = describe(desk.store)
+        inbox = [json.loads(t) for _i, t in desk.store.mirror_items(-1, 10**9, not_author=party)]
+        inbox = inbox[-50:][::-1]
+        agreements = []
+        for path in _agreement_paths(desk):
+            try:
+                doc = answer(desk, path)
+            except NotFoundError:
+                continue
+            # The party's own deadlines first, each group by due date.
+            open_ = [o for o in doc.get("obligations", []) if o.get("status") == "pending"]
+            doc["pending"] = sorted(open_, key=lambda o: (o.get("party") != party, o.get("due")))
+            agreements.append(doc)
+        return render(
+            "mirror.html",
+            party=party,
+            mirror=True,
+            state=state,
+            inbox=inbox,
+            agreements=agreements,
+            now_ms=int(time.time() * 1000),
+        )
+
+    @pages.get("/dashboard/login", include_in_schema=False)
+    def login_page(request: Request, code: str | None = None) -> Response:
+        if not code:
+            return render("signin.html", reason=None, party=None, code=None, signing_in=None)
+        try:
+            who = auth.read_signin(_desk(request).secret, code[:1024], int(time.time()))[0]
+        except AuthError as e:
+            raise NotSignedIn(str(e)[:300]) from None
+        return render("signin.html", reason=None, party=None, code=code, signing_in=who)
+
+    @pages.post("/dashboard/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        if not from_this_site(request):
+            return render("signin.html", 403, reason=CROSS_SITE, party=None, code=None, signing_in=None)
+        try:
+            form = parse_qs((await request.body())[:4096].decode("latin-1"), max_num_fields=4)
+        except ValueError:
+            raise NotSignedIn("the sign-in form has more fields than its code") from None
+        code = (form.get("code") or [""])[0][:1024]
+        desk = _desk(request)
+        now = int(time.time())
+        try:
+            party, key = auth.redeem_signin(desk.secret, code, now, desk.spend)
+        except AuthError as e:
+            raise NotSignedIn(str(e)[:300]) from None
+        if key not in desk.keys_of(party):
+            raise NotSignedIn(f"this mirror keeps no entries for {party!r}")
+        session, exp = auth.issue_session(desk.secret, party, key, now, TOKEN_TTL_S)
+        resp = RedirectResponse("/dashboard", status_code=303)
+        resp.set_cookie(
+            COOKIE,
+            session,
+            max_age=max(1, exp - now),
+            path="/dashboard",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @pages.post("/dashboard/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        if not from_this_site(request):
+            return render("signin.html", 403, reason=CROSS_SITE, party=None, code=None, signing_in=None)
+        desk = _desk(request)
+        session = request.cookies.get(COOKIE)
+        if session:
+            try:
+                _p, _k, nonce, exp = auth.read_session(desk.secret, session[:4096], int(time.time()))
+            except AuthError:
+                pass
+            else:
+                desk.spend(nonce, exp)
+        resp = RedirectResponse("/dashboard/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
+        return resp
+
+    return pages
+
+
+def _agreement_paths(desk: PartyDesk) -> list[str]:
+    kept = desk.store.mirror_answer("/v1/parties")
+    if kept is None:
+        return []
+    doc = json.loads(kept[2])
+    for p in doc.get("parties", []):
+        if p.get("id") == desk.party:
+            return [
+                f"/v1/obligations?agreement={quote(a, safe='')}" for a in sorted(p["agreements"])[:64]
+            ]
+    return []
+
+
+__all__ = ["PartyDesk", "answer", "page_routes", "router"]

@@ -554,3 +554,58 @@ def test_the_partys_dashboard_page_on_its_mirror_in_chromium(tmp_path: Path, bro
         finally:
             page.close()
     store.close()
+
+
+def test_an_entry_too_long_for_a_bundle_is_kept_from_its_description(tmp_path: Path) -> None:
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
+        th.register("AUT", "BEL", "CZE")
+        doc = {"agreement": VD, "id": "long-1", "type": "request", "party": "AUT"}
+        with th.client("AUT") as aut:
+            got = aut.event({**doc, "kind": "explanation", "to": "BEL", "body": "x" * 60_000})
+        long = got["index"]
+        assert len(th.hub.rstore.get_entry(long).envelope) > 0xFFFF  # type: ignore[union-attr]
+        _acts(th, 4, "a")
+        store = open_store(f"sqlite:///{tmp_path / 'bel.db'}", create=True)
+        f = _follow_as(th, store, "BEL")
+        f.step()
+        # The bundle withholds it (too long for its uint16); the description carries it, and
+        # it is kept only because it hashes to the leaf the signed tree holds.
+        held = store.get_entry(long)
+        assert held is not None and held.envelope == th.hub.rstore.get_entry(long).envelope  # type: ignore[union-attr]
+        assert json.loads(store.mirror_item(long) or "{}")["author"] == "AUT"
+        # CZE's mirror holds neither the entry nor its description.
+        cze = open_store(f"sqlite:///{tmp_path / 'cze.db'}", create=True)
+        _follow_as(th, cze, "CZE").step()
+        assert cze.get_entry(long) is None and cze.mirror_item(long) is None
+        assert cze.log_state()[0] == store.log_state()[0]
+        cze.close()
+    store.close()
+
+
+def test_a_hub_that_misdescribes_an_entry_is_named_and_nothing_is_kept(tmp_path: Path) -> None:
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
+        th.register("AUT", "BEL", "CZE")
+        _acts(th, 4, "a")
+        store = open_store(f"sqlite:///{tmp_path / 'bel.db'}", create=True)
+        f = _follow_as(th, store, "BEL")
+        real = f._get
+
+        def lying(path: str, limit: int, *, auth: bool = False) -> bytes:
+            body = real(path, limit, auth=auth)
+            if path.startswith("/v1/entries?"):
+                doc = json.loads(body)
+                for it in doc["items"]:
+                    if it["author"] == "AUT":
+                        it["author"] = "CZE"  # as if CZE had asked BEL
+                body = json.dumps(doc).encode()
+            return body
+
+        f._get = lying  # type: ignore[method-assign]
+        with pytest.raises(VerificationError, match="author or kind is not what the envelope says"):
+            f.step()
+        assert store.last_mirror_item() < max(i.idx for i in store.iter_entries())
+        f._get = real  # type: ignore[method-assign]
+        f.step()
+        items = [json.loads(t) for _i, t in store.mirror_items(-1, 1000)]
+        assert {x["author"] for x in items} >= {"AUT"} and "CZE" not in {x["author"] for x in items}
+    store.close()

@@ -264,6 +264,8 @@ class Follower:
         after = self.store.last_mirror_item()
         limit = ITEMS_PAGE
         while after < size - 1:
+            if time.monotonic() > self._deadline:
+                raise NotFoundError(f"the round took more than {ROUND_S:g} s: the hub is too slow")
             try:
                 raw = self._get(f"/v1/entries?after={after}&limit={limit}", MAX_ITEMS_BYTES, auth=True)
             except FormatError:

@@ -343,8 +343,8 @@ def page_routes(render: Callable[..., Response], from_this_site: Callable[[Reque
         desk = _desk(request)
         party = _session(desk, request)
         state = describe(desk.store)
-        inbox = [json.loads(t) for _i, t in desk.store.mirror_items(-1, 10**9, not_author=party)]
-        inbox = inbox[-50:][::-1]
+        latest = desk.store.mirror_items(-1, 50, not_author=party, newest=True)
+        inbox = [json.loads(t) for _i, t in latest]
         agreements = []
         for path in _agreement_paths(desk):
             try:

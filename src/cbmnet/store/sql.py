@@ -568,10 +568,17 @@ class Store(ABC):
         return -1 if not rows or rows[0][0] is None else _i(rows[0][0], "mirror item index")
 
     def mirror_items(
-        self, after: int, limit: int, *, not_author: str | None = None, **match: str | int | None
+        self,
+        after: int,
+        limit: int,
+        *,
+        not_author: str | None = None,
+        newest: bool = False,
+        **match: str | int | None,
     ) -> list[tuple[int, str]]:
-        """(idx, item JSON) after ``after``, oldest first; ``match``: author, kind, agreement,
-        form equal, ``since``/``until`` on the integration time; ``not_author`` left out."""
+        """(idx, item JSON) after ``after``, oldest first (``newest``: the last ``limit``,
+        newest first); ``match``: author, kind, agreement, form equal, ``since``/``until``
+        on the integration time; ``not_author``: that author's left out."""
         where, params = ["idx > ?"], [after]
         for col in ("author", "kind", "agreement", "form"):
             if match.get(col) is not None:
@@ -587,7 +594,8 @@ class Store(ABC):
             where.append("integrated_ms < ?")
             params.append(match["until"])  # type: ignore[arg-type]
         rows = self._execute(
-            f"SELECT idx, item FROM mirror_items WHERE {' AND '.join(where)} ORDER BY idx LIMIT ?",
+            f"SELECT idx, item FROM mirror_items WHERE {' AND '.join(where)}"
+            f" ORDER BY idx {'DESC' if newest else 'ASC'} LIMIT ?",
             (*params, limit),
         )
         return [(_i(i, "mirror item index"), _s(t, f"mirror item {i}")) for i, t in rows]

@@ -159,7 +159,7 @@ def _items(
     match: dict[str, str | int | None] = {k: filters[k] for k in ("agreement", "form", "author", "kind")}
     for k in ("since", "until"):
         match[k] = parse_time(filters[k], k) if filters[k] else None
-    rows = desk.store.mirror_items(after, limit, not_author=party if inbox else None, **match)
+    rows = desk.store.mirror_items(after, limit, not_author=party if inbox else None, match=match)
     out = []
     for idx, text in rows:
         item: dict[str, Any] = json.loads(text)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -574,25 +574,27 @@ class Store(ABC):
         *,
         not_author: str | None = None,
         newest: bool = False,
-        **match: str | int | None,
+        match: Mapping[str, str | int | None] | None = None,
     ) -> list[tuple[int, str]]:
         """(idx, item JSON) after ``after``, oldest first (``newest``: the last ``limit``,
         newest first); ``match``: author, kind, agreement, form equal, ``since``/``until``
         on the integration time; ``not_author``: that author's left out."""
-        where, params = ["idx > ?"], [after]
+        match = match or {}
+        where: list[str] = ["idx > ?"]
+        params: list[Any] = [after]
         for col in ("author", "kind", "agreement", "form"):
             if match.get(col) is not None:
                 where.append(f"{col} = ?")
-                params.append(match[col])  # type: ignore[arg-type]
+                params.append(match[col])
         if not_author is not None:
             where.append("author <> ?")
-            params.append(not_author)  # type: ignore[arg-type]
+            params.append(not_author)
         if match.get("since") is not None:
             where.append("integrated_ms >= ?")
-            params.append(match["since"])  # type: ignore[arg-type]
+            params.append(match["since"])
         if match.get("until") is not None:
             where.append("integrated_ms < ?")
-            params.append(match["until"])  # type: ignore[arg-type]
+            params.append(match["until"])
         rows = self._execute(
             f"SELECT idx, item FROM mirror_items WHERE {' AND '.join(where)}"
             f" ORDER BY idx {'DESC' if newest else 'ASC'} LIMIT ?",

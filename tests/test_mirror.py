@@ -439,7 +439,8 @@ def _follow_as(th, store: Store, party: str) -> Follower:  # type: ignore[no-unt
     return Follower(store, th.url, th.hub.log.vkey, party=party, token=token, answers_every=0)
 
 
-def test_a_partys_cli_reads_its_mirror_with_the_hub_stopped(tmp_path: Path) -> None:
+def test_a_partys_cli_reads_its_mirror_with_the_hub_stopped(tmp_path: Path, store_url: str) -> None:
+    """On either backend of the mirror's own store (the hub's is SQLite)."""
     from cbmnet.acts.signin import mirror_origin, signed_message
     from cbmnet.ledger.policy import single_log_policy
     from cbmnet.ledger.tlogproof import verify_entry_proof
@@ -449,7 +450,7 @@ def test_a_partys_cli_reads_its_mirror_with_the_hub_stopped(tmp_path: Path) -> N
     with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
         th.register("AUT", "BEL", "CZE")
         _acts(th, 30, "a")
-        store = open_store(f"sqlite:///{tmp_path / 'bel-mirror.db'}", create=True)
+        store = open_store(store_url, create=True)
         f = _follow_as(th, store, "BEL")
         size = f.step().size
         readable = sorted(th.hub.views.readable_indices("BEL", list(range(size))))

@@ -496,6 +496,9 @@ def test_a_partys_cli_reads_its_mirror_with_the_hub_stopped(tmp_path: Path, stor
         r = cli("ack", str(readable[-1]), env=env)
         assert r.exit_code != 0 and "read-only" in r.stderr
         assert store.log_state()[0] == size
+        # What needs the whole record is the hub's alone, and the refusal says so.
+        r = cli("quota", "--agreement", VD, "--host", "AUT", "--kind", "inspection", env=env)
+        assert r.exit_code != 0 and "only the hub does" in r.stderr
         # Its proof verifies under the log's key, from the mirror's own tree.
         with HubClient(murl, keys["BEL"].identity()) as c:
             got_proof = verify_entry_proof(c.proof(readable[-1]), single_log_policy(vkey))

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cbmnet.errors import CbmnetError, NotFoundError
+from cbmnet.errors import CbmnetError, NotFoundError, StoreError
 from cbmnet.hub.limits import error_response
 from cbmnet.ledger.encoding import b64
 from cbmnet.ledger.entry import encode_entry
@@ -63,7 +63,7 @@ def create_mirror_app(
     from cbmnet.hub.web.dashboard import choose_language, static_file
     from cbmnet.hub.web.i18n import LanguageMiddleware
     from cbmnet.hub.web.render import from_this_site, not_signed_in, render
-    from cbmnet.mirror.reads import PartyDesk, page_routes, router
+    from cbmnet.mirror.reads import READ_ONLY, PartyDesk, page_routes, router
 
     app = FastAPI(title="cbmnet mirror", docs_url=None, redoc_url=None)
     log = TransparencyLog(store)
@@ -178,6 +178,18 @@ def create_mirror_app(
                 item["entry"] = b64(encode_entry(held[i].integrated_ms, held[i].envelope))
             out.append(item)
         return JSONResponse({"leaves": out})
+
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
+    def not_a_mirrors(rest: str, request: Request) -> None:
+        """Whatever else the hub answers: named, so a party's tool says why, not just 404."""
+        if request.method != "GET":
+            raise StoreError(READ_ONLY)
+        raise NotFoundError(
+            f"a mirror does not answer /v1/{rest[:100]}: only the hub does (quotas, dry runs,"
+            " reports and the live stream need the whole record); a mirror serves its party's"
+            " entries, inbox and proofs, the hub's last obligations, indicators, parties and"
+            " channels, and the log's tiles and proofs (docs/adr/0012)"
+        )
 
     return app
 

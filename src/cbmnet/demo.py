@@ -129,6 +129,14 @@ def main(out: Path = Path("demo-data"), *, once: bool = False, port: int = 8000)
         say(f"  .venv/bin/cbmnet obligations --agreement {EXERCISES}")
         say("  .venv/bin/cbmnet hotline listen --ack   # as IND: cbmnet hotline send ind-pak ...")
         say(f"  .venv/bin/cbmnet log audit --hub {base} --vkey {keys}/hub/log.vkey")
+        say(
+            f"  .venv/bin/cbmnet mirror --log {keys}/hub/log.vkey --db sqlite:///demo-data/pak-mirror.db"
+            " --port 8100 &   # PAK's own verified copy (docs/adr/0012)"
+        )
+        say(
+            "  CBMNET_HUB=http://127.0.0.1:8100 .venv/bin/cbmnet inbox   # from the mirror,"
+            " with the hub stopped too; and dashboard login"
+        )
         if once:
             return
         say("Ctrl-C stops the hub.")

@@ -613,3 +613,27 @@ def test_a_hub_that_misdescribes_an_entry_is_named_and_nothing_is_kept(tmp_path:
         items = [json.loads(t) for _i, t in store.mirror_items(-1, 1000)]
         assert {x["author"] for x in items} >= {"AUT"} and "CZE" not in {x["author"] for x in items}
     store.close()
+
+
+def test_the_page_shows_a_junk_answer_of_the_hub_without_failing(tmp_path: Path) -> None:
+    """The hub's answers reach the mirror unverified: a page built on them must not break."""
+    from cbmnet.mirror.follow import HUB_INFO
+    from cbmnet.party.client import HubClient, Identity
+    from tests.browserkit import session_cookie
+
+    signer, _ = generate_key("bel.cbmnet.test")
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}", create=True)
+    _skey, log_vkey = generate_key("hub.cbmnet.test/log")
+    Follower(store, "http://127.0.0.1:9", log_vkey)  # pins the log, as `cbmnet mirror` does
+    store.set_meta(HUB_INFO, json.dumps({"origin": "hub.cbmnet.test/log", "log_vkey": log_vkey}))
+    parties = {"parties": [{"id": "BEL", "agreements": [VD, 7, "x" * 500]}, "junk"]}
+    store.put_mirror_answer("/v1/parties", 1, 0, json.dumps(parties))
+    junk = {"agreement": VD, "obligations": 5, "findings": [1, {"party": "<b>X</b>", "due": []}]}
+    store.put_mirror_answer(f"/v1/obligations?agreement={VD}", 1, 0, json.dumps(junk))
+    with _party_mirror(store, "BEL", signer) as murl:
+        with HubClient(murl, Identity("BEL", signer)) as c:
+            token = c.token()
+        cookie = session_cookie(murl, token)
+        r = httpx.get(f"{murl}/dashboard", cookies={"cbmnet_session": cookie})
+        assert r.status_code == 200 and "&lt;b&gt;X&lt;/b&gt;" in r.text and VD in r.text
+    store.close()

@@ -343,14 +343,7 @@ class Follower:
         """The reads whose last answer the mirror keeps: the registry, the party's channels,
         and per agreement of the party its obligations and indicators."""
         paths = ["/v1/parties", "/v1/channels"]
-        kept = self.store.mirror_answer("/v1/parties")
-        agreements: list[str] = []
-        if kept is not None:
-            doc = json.loads(kept[2])
-            for p in doc.get("parties", []) if isinstance(doc, dict) else []:
-                if isinstance(p, dict) and p.get("id") == self.party:
-                    agreements = [a for a in p.get("agreements", []) if isinstance(a, str)]
-        for a in sorted(agreements)[:64]:
+        for a in party_agreements(self.store, self.party):
             q = quote(a, safe="")
             paths += [f"/v1/obligations?agreement={q}", f"/v1/indicators?agreement={q}"]
         return paths
@@ -582,6 +575,18 @@ class Follower:
         if any(c.witness_vkey == self.mirror_vkey for c in self.store.cosignatures(latest.seq)):
             return
         self._cosign(latest.seq, split_note(latest.note)[0])
+
+
+def party_agreements(store: Store, party: str | None) -> list[str]:
+    """The agreements ``party`` is registered for, as the hub last listed them (at most 64;
+    whatever else the hub put there is ignored)."""
+    kept = store.mirror_answer("/v1/parties")
+    doc = json.loads(kept[2]) if kept is not None else None
+    listed = doc.get("parties") if isinstance(doc, dict) else None
+    for p in listed if isinstance(listed, list) else []:
+        if isinstance(p, dict) and p.get("id") == party and isinstance(p.get("agreements"), list):
+            return sorted({a for a in p["agreements"] if isinstance(a, str) and len(a) <= 128})[:64]
+    return []
 
 
 def describe(store: Store) -> dict[str, object]:

@@ -38,7 +38,7 @@ from cbmnet.hub import auth
 from cbmnet.hub.deps import COOKIE, MAX_PAGE, NotSignedIn
 from cbmnet.ledger.tlogproof import format_proof
 from cbmnet.log.service import TransparencyLog
-from cbmnet.mirror.follow import describe
+from cbmnet.mirror.follow import describe, party_agreements
 from cbmnet.store.sql import Store
 
 TOKEN_SECRET = "mirror_token_secret"  # noqa: S105 - the meta key it is kept under
@@ -351,9 +351,12 @@ def page_routes(render: Callable[..., Response], from_this_site: Callable[[Reque
                 doc = answer(desk, path)
             except NotFoundError:
                 continue
-            # The party's own deadlines first, each group by due date.
-            open_ = [o for o in doc.get("obligations", []) if o.get("status") == "pending"]
-            doc["pending"] = sorted(open_, key=lambda o: (o.get("party") != party, o.get("due")))
+            # The party's own deadlines first, each group by due date. The hub's answer is
+            # shown as it came, whatever its shape: what is not a record is left out.
+            obligations, findings = _records(doc, "obligations"), _records(doc, "findings")
+            open_ = [o for o in obligations if o.get("status") == "pending"]
+            doc["pending"] = sorted(open_, key=lambda o: (o.get("party") != party, str(o.get("due"))))
+            doc["findings"] = findings
             agreements.append(doc)
         return render(
             "mirror.html",
@@ -427,16 +430,15 @@ def page_routes(render: Callable[..., Response], from_this_site: Callable[[Reque
 
 
 def _agreement_paths(desk: PartyDesk) -> list[str]:
-    kept = desk.store.mirror_answer("/v1/parties")
-    if kept is None:
-        return []
-    doc = json.loads(kept[2])
-    for p in doc.get("parties", []):
-        if p.get("id") == desk.party:
-            return [
-                f"/v1/obligations?agreement={quote(a, safe='')}" for a in sorted(p["agreements"])[:64]
-            ]
-    return []
+    return [
+        f"/v1/obligations?agreement={quote(a, safe='')}"
+        for a in party_agreements(desk.store, desk.party)
+    ]
+
+
+def _records(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    got = doc.get(key)
+    return [r for r in got if isinstance(r, dict)] if isinstance(got, list) else []
 
 
 __all__ = ["PartyDesk", "answer", "page_routes", "router"]

@@ -10,6 +10,7 @@ time T" and nobody can later claim an earlier time. Format (docs/adr/0001-log-fo
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -59,9 +60,16 @@ def decode_entry(data: bytes) -> LogEntry:
 def format_time_ms(ms: int) -> str:
     """RFC 3339 UTC with milliseconds, the form events-v1 uses: cbmnet's one time
     formatter (``compliance.timeutil.format_time`` drops a ``.000``). Integer arithmetic,
-    so an instant is never rounded into the next second."""
-    t = time.gmtime(ms // 1000)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-        f"{t.tm_sec:02d}.{ms % 1000:03d}Z"
-    )
+    so an instant is never rounded into the next second; the date is looked up per day
+    (a report formats tens of thousands of times over a few hundred days)."""
+    day, rest = divmod(ms, 86_400_000)
+    second, milli = divmod(rest, 1000)
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{_date(day)}T{hour:02d}:{minute:02d}:{second:02d}.{milli:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(day: int) -> str:
+    t = time.gmtime(day * 86_400)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"

@@ -30,7 +30,7 @@ class _Main:
         saved = sys.argv
         sys.argv = [prog_name, *args]
         try:
-            cli_main()
+            cli_main(in_process=True)
         finally:
             sys.argv = saved
 

@@ -708,8 +708,24 @@ def check(
             typer.echo(report.dumps(), nl=False)
         else:
             _print_table(report)
-    if report.findings:
-        raise typer.Exit(1)
+        _end(1 if report.findings else 0)
+
+
+_FAST_EXIT = False
+"""Set by ``main`` when this process is the CLI itself (never for in-process callers)."""
+
+
+def _end(code: int) -> None:
+    """End a batch command whose answer is written. In its own process, skip the
+    interpreter's freeing of every parsed object one by one: at 100,000 events that took
+    0.45 s after the report was out, a sixth of ``cbmnet check`` (issue 17). Nothing is
+    left to close (no store, no thread); both streams are flushed first."""
+    if _FAST_EXIT:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command(
@@ -802,8 +818,11 @@ def _print_table(report: object) -> None:
     )
 
 
-def main() -> None:
-    """Entry point: run the app; map the error tree to exit codes."""
+def main(*, in_process: bool = False) -> None:
+    """Entry point: run the app; map the error tree to exit codes. ``in_process``: called
+    by a program that goes on afterwards (a test), so never end the process early."""
+    global _FAST_EXIT
+    _FAST_EXIT = not in_process
     try:
         app()
     except CbmnetError as e:

@@ -26,14 +26,15 @@ import httpx
 import pytest
 
 from cbmnet.acts.model import PT_EVENT
-from cbmnet.errors import VerificationError
+from cbmnet.compliance.timeutil import format_time
+from cbmnet.errors import AuthError, FormatError, VerificationError
 from cbmnet.hub.server import ServerThread
 from cbmnet.hub.service import HubSettings
 from cbmnet.ledger import dsse
 from cbmnet.ledger.note import generate_key, new_verifier, open_note, parse_signer_key
 from cbmnet.log.service import TransparencyLog
 from cbmnet.mirror.app import create_mirror_app
-from cbmnet.mirror.follow import Follower, SplitViewError
+from cbmnet.mirror.follow import Follower, SplitViewError, describe, page_summary
 from cbmnet.store import open_store
 from cbmnet.store.sql import Store
 from tests.hubkit import running_hub
@@ -586,32 +587,67 @@ def test_an_entry_too_long_for_a_bundle_is_kept_from_its_description(tmp_path: P
     store.close()
 
 
-def test_a_hub_that_misdescribes_an_entry_is_named_and_nothing_is_kept(tmp_path: Path) -> None:
+def test_a_hub_that_misdescribes_entries_is_named_and_the_mirror_goes_on(tmp_path: Path) -> None:
     with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
         th.register("AUT", "BEL", "CZE")
-        _acts(th, 4, "a")
+        _acts(th, 6, "a")
         store = open_store(f"sqlite:///{tmp_path / 'bel.db'}", create=True)
         f = _follow_as(th, store, "BEL")
         real = f._get
+        lied: list[int] = []
 
         def lying(path: str, limit: int, *, auth: bool = False) -> bytes:
             body = real(path, limit, auth=auth)
             if path.startswith("/v1/entries?"):
                 doc = json.loads(body)
                 for it in doc["items"]:
-                    if it["author"] == "AUT":
+                    if it["author"] == "AUT" and not lied:
                         it["author"] = "CZE"  # as if CZE had asked BEL
+                        lied.append(it["index"])
+                    elif it["author"] == "AUT" and len(lied) == 1:
+                        it["agreement"] = "some-other-treaty"  # and of another treaty
+                        it["integrated_at"] = "2020-01-01T00:00:00Z"
+                        lied.append(it["index"])
+                    elif it["author"] == "AUT" and len(lied) == 2:
+                        it["integrated_ms"] += 1  # a time its leaf does not prove
+                        it["envelope"]["payload"] = it["envelope"]["payload"][::-1]
+                        lied.append(it["index"])
                 body = json.dumps(doc).encode()
             return body
 
         f._get = lying  # type: ignore[method-assign]
-        with pytest.raises(VerificationError, match="author or kind is not what the envelope says"):
-            f.step()
-        assert store.last_mirror_item() < max(i.idx for i in store.iter_entries())
-        f._get = real  # type: ignore[method-assign]
-        f.step()
-        items = [json.loads(t) for _i, t in store.mirror_items(-1, 1000)]
-        assert {x["author"] for x in items} >= {"AUT"} and "CZE" not in {x["author"] for x in items}
+        f.step()  # named, not stuck: everything else is described, the answers fetched
+        first, second, third = lied
+        one = json.loads(store.mirror_item(first) or "{}")
+        assert one["author"] == "AUT" and "author" in one["disputed"]
+        two = json.loads(store.mirror_item(second) or "{}")
+        assert two["agreement"] == VD and "agreement" in two["disputed"]
+        held = store.get_entry(second)
+        assert held is not None and two["integrated_at"] == format_time(held.integrated_ms)
+        three = json.loads(store.mirror_item(third) or "{}")  # it held the real one
+        assert (
+            "another entry" in three["disputed"]
+            and three["integrated_ms"] == store.get_entry(third).integrated_ms
+        )  # type: ignore[union-attr]
+        errors = describe(store, private=True)["set_aside"]
+        assert isinstance(errors, list) and len(errors) == 3
+        assert store.mirror_answer(f"/v1/obligations?agreement={VD}") is not None
+        assert describe(store)["last_error"] is False  # the public view names nothing
+        # The hub's readable entries after the lies are all described.
+        readable = th.hub.views.readable_indices("BEL", list(range(store.log_state()[0])))
+        assert {i for i, _t in store.mirror_items(-1, 1000)} == readable
+    store.close()
+
+
+def test_a_store_keeps_one_partys_entries(tmp_path: Path) -> None:
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
+        th.register("AUT", "BEL", "CZE")
+        store = open_store(f"sqlite:///{tmp_path / 'bel.db'}", create=True)
+        _follow_as(th, store, "BEL").step()
+        with pytest.raises(FormatError, match=r"keeps 'BEL'\'s entries, not 'CZE'\'s"):
+            _follow_as(th, store, "CZE")
+        with pytest.raises(FormatError, match="one store per party"):
+            create_mirror_app(store, party="CZE", party_key=b"k" * 32)
     store.close()
 
 
@@ -628,12 +664,98 @@ def test_the_page_shows_a_junk_answer_of_the_hub_without_failing(tmp_path: Path)
     store.set_meta(HUB_INFO, json.dumps({"origin": "hub.cbmnet.test/log", "log_vkey": log_vkey}))
     parties = {"parties": [{"id": "BEL", "agreements": [VD, 7, "x" * 500]}, "junk"]}
     store.put_mirror_answer("/v1/parties", 1, 0, json.dumps(parties))
-    junk = {"agreement": VD, "obligations": 5, "findings": [1, {"party": "<b>X</b>", "due": []}]}
-    store.put_mirror_answer(f"/v1/obligations?agreement={VD}", 1, 0, json.dumps(junk))
+    dues: list[Any] = [[], {}, 1e300, 10**20, True, "not a time"]
+    junk = {
+        "agreement": VD,
+        "obligations": [5, *({"status": "pending", "due": d, "party": "BEL"} for d in dues)],
+        "findings": [1, {"party": "<b>X</b>", "due": []}],
+    }
+    path = f"/v1/obligations?agreement={VD}"
+    store.put_mirror_answer(path, 1, 0, json.dumps(junk))
+    store.put_mirror_answer("page:" + path, 1, 0, json.dumps(page_summary(junk, "BEL")))
     with _party_mirror(store, "BEL", signer) as murl:
         with HubClient(murl, Identity("BEL", signer)) as c:
             token = c.token()
         cookie = session_cookie(murl, token)
         r = httpx.get(f"{murl}/dashboard", cookies={"cbmnet_session": cookie})
         assert r.status_code == 200 and "&lt;b&gt;X&lt;/b&gt;" in r.text and VD in r.text
+        # Junk before sign-in is a named 400, never a traceback.
+        for body in (b"junk", b'{"party": 5}', b"{}", b'{"challenge": "x"}'):
+            for route in ("challenge", "token"):
+                r = httpx.post(f"{murl}/v1/auth/{route}", content=body)
+                assert r.status_code == 400 and r.json()["error"] == "bad_input", (route, body)
+        # The registry as the hub last showed it no longer lists the key (revoked): refused.
+        gone = {"parties": [{"id": "BEL", "agreements": [VD], "signing_keys": ["AAAA"]}]}
+        store.put_mirror_answer("/v1/parties", 2, 0, json.dumps(gone))
+        with HubClient(murl, Identity("BEL", signer)) as c, pytest.raises(AuthError, match="not signed"):
+            c.token()
     store.close()
+
+
+def test_the_hubs_keys_are_kept_only_for_the_pinned_log(tmp_path: Path) -> None:
+    """A hub that names another origin in /v1/hub would make its party sign for another
+    name (HubClient reads the origin there): refused, as another log key is."""
+    _skey, vkey = generate_key("hub.cbmnet.test/log")
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}", create=True)
+    f = Follower(store, "http://127.0.0.1:9", vkey)
+    with pytest.raises(VerificationError, match="another origin"):
+        f._keep_info(json.dumps({"origin": "evil.example/log", "log_vkey": vkey}).encode())
+    with pytest.raises(VerificationError, match="another log key"):
+        f._keep_info(json.dumps({"origin": "hub.cbmnet.test/log", "log_vkey": "x"}).encode())
+    f._keep_info(json.dumps({"origin": "hub.cbmnet.test/log", "log_vkey": vkey}).encode())
+    store.close()
+
+
+def test_what_an_act_states_is_what_the_hub_files(tmp_path: Path) -> None:
+    """``stated_fields`` (what a mirror checks the hub's description against) agrees with
+    the hub's own entries, for every kind of act a party makes."""
+    from cbmnet.acts.model import read_act
+    from cbmnet.acts.state import stated_fields
+    from tests.hubkit import activity_event
+
+    with running_hub(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, settings=FAST) as th:
+        th.register("AUT", "BEL", "CZE")
+        with th.client("AUT") as aut, th.client("BEL") as bel:
+            act = activity_event(1, "AUT")
+            aut.event(act)
+            aut.event(
+                {
+                    **act,
+                    "id": "AUT-1c",
+                    "size": {"troops": 9},
+                    "amends": {"id": "AUT-1", "action": "correct"},
+                }
+            )
+            req = {
+                "agreement": VD,
+                "id": "r-1",
+                "type": "request",
+                "party": "AUT",
+                "kind": "explanation",
+            }
+            asked = aut.event({**req, "to": "BEL"})
+            bel.event({"agreement": VD, "id": "r-1-a", "type": "response", "party": "BEL",
+                       "request": "r-1", "decision": "answer"})  # fmt: skip
+            bel.ack(asked["index"])
+            aut.open_channel("aut-bel", VD, ["AUT", "BEL"])
+            bel.ack(th.hub.rlog.size() - 1)
+            aut.send("aut-bel", "m-1", "routine", "hello")
+        th.hub.sync()
+        size = th.hub.rlog.size()
+        kinds = set()
+        for i in range(size):
+            e = th.hub.views.committed_entry(i)
+            env = dsse.parse(th.hub.envelope(i))
+            stated = stated_fields(read_act(env.payload_type, env.payload))
+            kinds.add(e.kind)
+            for name, value in stated.items():
+                assert getattr(e, name) == value, (i, e.kind, name)
+        assert {
+            "party.register",
+            "activity",
+            "request",
+            "response",
+            "ack",
+            "channel.open",
+            "hotline.message",
+        } <= kinds

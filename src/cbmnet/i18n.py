@@ -27,7 +27,7 @@ from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from cbmnet.compliance.timeutil import parse_time
+from cbmnet.compliance.timeutil import MAX_TIME_MS, MIN_TIME_MS, parse_time
 from cbmnet.errors import CbmnetError
 
 LANGUAGES: dict[str, tuple[str, str]] = {
@@ -86,7 +86,7 @@ def direction() -> str:
     return LANGUAGES[CURRENT.get()][1]
 
 
-def when(value: str | int | None) -> str:
+def when(value: object) -> str:
     """A time in the reader's language, with UTC said: ``4 déc. 2026, 18:19:36 UTC``."""
     if value is None or value == "":
         return ""
@@ -95,8 +95,10 @@ def when(value: str | int | None) -> str:
             ms = parse_time(value, "time")
         except CbmnetError:  # not a time: shown as given
             return value
-    else:
+    elif isinstance(value, int) and not isinstance(value, bool) and MIN_TIME_MS <= value < MAX_TIME_MS:
         ms = value
+    else:  # not a time either (an answer of a hub a mirror shows as it came)
+        return str(value)[:64]
     moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     try:
         locale = Locale.parse(CURRENT.get())

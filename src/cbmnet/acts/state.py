@@ -986,3 +986,40 @@ def invitation_forms(ag: Agreement) -> frozenset[str]:
     on by the invited (``observer_terms``; ``observation_invitation`` by default)."""
     forms = {m.form for m in ag.measures if isinstance(m, ObserverTerms)}
     return frozenset(forms | {"observation_invitation"})
+
+
+def stated_fields(act: Act) -> dict[str, Any]:
+    """The fields of an entry's description (``Entry``: agreement, form, ref, event_id)
+    that the signed act states itself, as ``HubState.apply`` sets them; the rest need the
+    hub's state (an answer's request, an acknowledged entry's agreement). A reader holding
+    the envelope checks the hub's description against these (a national mirror does;
+    tests/test_mirror.py checks them against the hub's own entries)."""
+    d, pt, kind = act.doc, act.payload_type, act.kind
+    if pt == PT_REGISTRY:
+        return {
+            "agreement": None,
+            "ref": None,
+            "event_id": None,
+            "form": d["for"] if kind == "key.approve" else d["party"],
+        }
+    if pt == PT_EVENT:
+        out = {"agreement": d["agreement"], "event_id": d["id"], "form": d.get("form") or d.get("kind")}
+        if d.get("amends") is None and d["type"] != "response":
+            out["ref"] = None
+        return out
+    if pt == PT_ACK:
+        return {"ref": d["entry"], "form": None, "event_id": None}
+    if pt == PT_HOTLINE:
+        if kind == "channel.open":
+            return {"form": d["channel"], "agreement": d["agreement"], "ref": None, "event_id": None}
+        return {"form": d["channel"], "ref": None}
+    if pt == PT_OBSERVATIONS:
+        return {"agreement": d["agreement"], "form": d["format"], "event_id": d["batch"], "ref": None}
+    if pt == PT_HUB:
+        if kind == "hotline.no_answer":
+            return {"ref": d.get("entry")}
+        out = {"agreement": str(d.get("agreement")), "ref": None}
+        if kind == "check.result":
+            return {**out, "form": str(d.get("result")), "event_id": str(d.get("request"))}
+        return {**out, "form": str(d.get("kind")), "event_id": None}
+    return {}

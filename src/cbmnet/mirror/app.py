@@ -30,7 +30,7 @@ from cbmnet.ledger.entry import encode_entry
 from cbmnet.ledger.tiles import parse_tile_path
 from cbmnet.log.service import TransparencyLog
 from cbmnet.log.tiles import entry_bundle, hash_tile
-from cbmnet.mirror.follow import HUB_INFO, describe
+from cbmnet.mirror.follow import HUB_INFO, describe, pin_party
 from cbmnet.store.sql import Store
 
 Size = Annotated[int, Query(ge=0, lt=2**62)]
@@ -67,6 +67,7 @@ def create_mirror_app(
 
     app = FastAPI(title="cbmnet mirror", docs_url=None, redoc_url=None)
     log = TransparencyLog(store)
+    pin_party(store, party)  # never another party's store
     desk = PartyDesk(store, party, party_key)
     app.state.desk = desk
 

@@ -39,6 +39,8 @@ from urllib.parse import quote
 import httpx
 
 from cbmnet.acts.model import SECRETARIAT, read_act
+from cbmnet.acts.state import stated_fields
+from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import CbmnetError, FormatError, NotFoundError, VerificationError
 from cbmnet.ledger import dsse
 from cbmnet.ledger.checkpoint import parse_checkpoint
@@ -87,7 +89,14 @@ ITEMS_PAGE = 100
 MAX_ITEMS_BYTES = 32 << 20
 MAX_ANSWER_BYTES = 16 << 20
 ANSWERS_EVERY_S = 30.0
-"""How often the hub's answers to the party's reads are fetched again (obligations age)."""
+"""How often the hub's answers to the party's reads are fetched again (obligations age;
+the party's evaluations at the hub are shared with its own tools)."""
+MAX_AGREEMENTS = 16
+"""Agreements whose obligations and indicators are kept (a party is in a few)."""
+PAGE_ROWS = 200
+ITEM_ERRORS = "mirror_item_errors"
+PARTY = "mirror_party"
+MAX_ITEM_ERRORS = 20
 ITEM_FIELDS: dict[str, type | tuple[type, ...]] = {
     "integrated_at": str,
     "author": str,
@@ -100,6 +109,14 @@ ITEM_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 LAST_ROUND = "mirror_last_round_ms"
 LAST_ERROR = "mirror_last_error"
+
+
+class HubAnswer(NotFoundError):
+    """The hub answered something else than 200 (its status kept: 429 means wait)."""
+
+    def __init__(self, status: int, path: str) -> None:
+        super().__init__(f"the hub answered {status} for {path}")
+        self.status = status
 
 
 class SplitViewError(VerificationError):
@@ -147,8 +164,8 @@ class Follower:
         self.token = token
         self.http = http or httpx.Client(timeout=30)
         self.answers_every = answers_every
-        self._answered = (-1.0, -1)
-        """(monotonic time, mirrored size) of the last fetch of the hub's answers."""
+        self._answered = -1.0
+        """When (monotonic) the hub's answers were last fetched."""
         self._described = 0
         """Entries below this size are described (this process asked the hub for them all)."""
         self._deadline = 0.0
@@ -161,6 +178,7 @@ class Follower:
             raise FormatError(f"store {store.url} mirrors {held!r}, not {self.origin!r}")
         elif store.get_meta("log_vkey") != log_vkey:
             raise FormatError(f"store {store.url} mirrors {held!r} under another log key")
+        pin_party(store, party)
 
     # ---- the hub's answers -------------------------------------------------------------
 
@@ -174,7 +192,7 @@ class Follower:
             if status != 401 or not bearer:
                 break
         if status != 200:
-            raise NotFoundError(f"the hub answered {status} for {path}")
+            raise HubAnswer(status, path)
         return body
 
     def _read(self, path: str, headers: dict[str, str], limit: int) -> tuple[int, bytes]:
@@ -245,20 +263,26 @@ class Follower:
 
     def _party_reads(self, size: int) -> None:
         """Keep what the party's tools read from the hub (``/v1/entries``, obligations, ...)
-        so that they can read it from the mirror while the hub is down (ADR 0012)."""
+        so that they can read it from the mirror while the hub is down (ADR 0012). The
+        answers are fetched again every ``answers_every`` seconds, whatever happened to the
+        descriptions (one bad one never stops them)."""
         if self.party is None:
             return
-        self._describe(size)
-        last, at = self._answered
         now = time.monotonic()
-        if last < 0 or now - last >= self.answers_every or (at != size and now - last >= 1.0):
-            self._answers(size)
-            self._answered = (now, size)
+        due = self._answered < 0 or now - self._answered >= self.answers_every
+        try:
+            self._describe(size)
+        finally:
+            if due:
+                self._answered = now
+                self._answers(size)
 
     def _describe(self, size: int) -> None:
-        """The hub's description of each entry the party may read, up to ``size``: each
-        checked against the entry the mirror holds, or against its leaf when the bundle
-        left it out (longer than a bundle carries); then kept with it."""
+        """The hub's description of each entry the party may read, up to ``size``, checked
+        against the entry the mirror holds (or against its leaf when the bundle left it
+        out: too long for a bundle), then kept with it. A description that disagrees with
+        the signed envelope is replaced by what the envelope states and marked disputed;
+        an entry nothing verifies is set aside. Either is named in ``mirror_item_errors``."""
         if size <= self._described:
             return
         after = self.store.last_mirror_item()
@@ -271,7 +295,7 @@ class Follower:
             except FormatError:
                 if limit == 1:
                     raise
-                limit = 1  # a page of long entries: one at a time
+                limit = max(1, limit // 4)  # a page of long entries: fewer at a time
                 continue
             page = _json(raw)
             items = page.get("items") if isinstance(page, dict) else None
@@ -279,65 +303,99 @@ class Follower:
                 raise FormatError("the hub's /v1/entries: no list of items")
             rows: list[MirrorItem] = []
             found: list[tuple[int, int, bytes, bytes]] = []
+            problems: list[str] = []
+            done = len(items) < limit
             for it in items:
                 idx = it.get("index") if isinstance(it, dict) else None
                 if not isinstance(idx, int) or isinstance(idx, bool) or idx <= after:
                     raise FormatError("the hub's /v1/entries: items out of order")
                 if idx >= size:
+                    done = True
                     break
-                row, recovered = self._check_item(it, idx)
+                after = idx
+                try:
+                    row, recovered, problem = self._check_item(it, idx)
+                except CbmnetError as e:
+                    problems.append(f"entry {idx} set aside: {e}"[:300])
+                    continue
                 rows.append(row)
                 if recovered is not None:
                     found.append(recovered)
-                after = idx
+                if problem:
+                    problems.append(f"entry {idx}: {problem}"[:300])
             with self.store.transaction():
                 if found:
                     self.store.insert_entries(found)
                 self.store.put_mirror_items(rows)
-            if len(rows) < len(items) or len(items) < limit:
+                if problems:
+                    kept = json.loads(self.store.get_meta(ITEM_ERRORS) or "[]")
+                    self.store.set_meta(ITEM_ERRORS, json.dumps((kept + problems)[-MAX_ITEM_ERRORS:]))
+            if done:
                 break
-            limit = ITEMS_PAGE
+            limit = min(ITEMS_PAGE, limit * 2)
         self._described = size
 
     def _check_item(
         self, it: dict[str, object], idx: int
-    ) -> tuple[MirrorItem, tuple[int, int, bytes, bytes] | None]:
-        """One item of ``/v1/entries``: its envelope is the entry the mirror holds (or hashes
-        to the entry's leaf), and its author and kind are what that envelope says."""
-        what = f"the hub's description of entry {idx}"
-        for name, types in ITEM_FIELDS.items():
-            if not isinstance(it.get(name), types):
-                raise FormatError(f"{what}: field {name!r} missing or of the wrong type")
+    ) -> tuple[MirrorItem, tuple[int, int, bytes, bytes] | None, str | None]:
+        """One item of ``/v1/entries``: (the row kept, the entry if the mirror did not hold
+        it, what the hub got wrong). The envelope must be the entry the tile carried, or
+        hash to its leaf; author, kind, payload type and what the act states itself
+        (``stated_fields``) are taken from the envelope; only what needs the hub's state
+        (an answer's request, an acknowledged entry's agreement) is the hub's word."""
         ms, env = it.get("integrated_ms"), it.get("envelope")
         if not isinstance(ms, int) or isinstance(ms, bool) or not isinstance(env, dict):
-            raise FormatError(f"{what}: no integration time or envelope")
+            raise FormatError("no integration time or envelope")
         raw = json.dumps(env, separators=(",", ":")).encode()
         held = self.store.get_entry(idx)
         recovered = None
+        problem = None
         if held is not None:
             if held.integrated_ms != ms or json.loads(held.envelope) != env:
-                raise VerificationError(f"{what} is not the entry its tiles carry")
+                problem = "the hub's listing carries another entry than its tiles"
+                ms, raw = held.integrated_ms, held.envelope
         else:
             leaf = self.store.nodes_at_level(0, idx, idx + 1).get(idx)
-            data = encode_entry(ms, raw)
-            if leaf is None or leaf_hash(data) != leaf:
-                raise VerificationError(f"{what} does not hash to its leaf")
+            if leaf is None or leaf_hash(encode_entry(ms, raw)) != leaf:
+                raise VerificationError("the hub's listing does not hash to its leaf")
             digest = hashlib.sha256(b"cbmnet-mirror\n%d\n" % idx + leaf).digest()
             recovered = (idx, ms, digest, raw)
         signed = dsse.parse(raw)
         try:
             act = read_act(signed.payload_type, signed.payload)
-            author, kind = act.author, act.kind
+            stated = {"author": act.author, "kind": act.kind, **stated_fields(act)}
         except CbmnetError:
-            author, kind = SECRETARIAT, "opaque"  # as the hub files a plain log append
-        if (it["author"], it["kind"], it["payload_type"]) != (author, kind, signed.payload_type):
-            raise VerificationError(f"{what}: its author or kind is not what the envelope says")
-        item = {"index": idx, "integrated_ms": ms, **{k: it[k] for k in ITEM_FIELDS}}
-        agreement, form = it["agreement"], it["form"]
-        assert agreement is None or isinstance(agreement, str)
-        assert form is None or isinstance(form, str)
-        row = MirrorItem(idx, ms, author, kind, agreement, form, json.dumps(item, sort_keys=True))
-        return row, recovered
+            stated = {"author": SECRETARIAT, "kind": "opaque"}  # as the hub files a plain append
+        stated["payload_type"] = signed.payload_type
+        item: dict[str, object] = {}
+        for name, types in ITEM_FIELDS.items():
+            value = it.get(name)
+            if name in stated:
+                if problem is None and value != stated[name]:
+                    problem = (
+                        f"the hub describes its {name} as {str(value)[:60]!r}; the act says otherwise"
+                    )
+                value = stated[name]
+            elif problem is not None or not isinstance(value, types):
+                value = None  # the hub's word, and the hub's word is in doubt here
+            item[name] = value
+        if problem is not None:
+            # Only what the envelope states: nothing of the hub's beside a disputed record.
+            item = {k: (stated.get(k)) for k in ITEM_FIELDS}
+            item["disputed"] = problem
+        item["index"] = idx
+        item["integrated_ms"] = ms
+        item["integrated_at"] = format_time(ms)
+        row = MirrorItem(
+            idx,
+            ms,
+            str(item["author"]),
+            str(item["kind"]),
+            _column(item["agreement"]),
+            _column(item["form"]),
+            json.dumps(item, sort_keys=True),
+        )
+        return row, recovered, problem
 
     def answer_paths(self) -> list[str]:
         """The reads whose last answer the mirror keeps: the registry, the party's channels,
@@ -349,7 +407,9 @@ class Follower:
         return paths
 
     def _answers(self, size: int) -> None:
-        """Fetch the hub's answers again; one that fails keeps the last (its time says so)."""
+        """Fetch the hub's answers again; one that fails keeps the last (its time says so).
+        A hub that asks to slow down (429: the party's evaluations are shared with its own
+        tools) is left alone until the next time."""
         failed: list[str] = []
         fetched: set[str] = set()
         for _pass in range(2):  # the second pass: the agreements the registry just named
@@ -359,6 +419,11 @@ class Follower:
                 fetched.add(path)
                 try:
                     body = _json(self._get(path, MAX_ANSWER_BYTES, auth=True))
+                except HubAnswer as e:
+                    failed.append(f"{path}: {e}")
+                    if e.status == 429:
+                        break
+                    continue
                 except CbmnetError as e:
                     failed.append(f"{path}: {e}")
                     continue
@@ -366,7 +431,11 @@ class Follower:
                     failed.append(f"{path}: not a JSON object")
                     continue
                 now = int(time.time() * 1000)
-                self.store.put_mirror_answer(path, now, size, json.dumps(body, sort_keys=True))
+                with self.store.transaction():
+                    self.store.put_mirror_answer(path, now, size, json.dumps(body, sort_keys=True))
+                    if path.startswith("/v1/obligations?"):
+                        summary = page_summary(body, self.party)
+                        self.store.put_mirror_answer("page:" + path, now, size, json.dumps(summary))
         if failed:
             raise NotFoundError("the hub's answers not kept this round: " + "; ".join(failed)[:400])
 
@@ -376,6 +445,8 @@ class Follower:
         info = _json(raw)
         if not isinstance(info, dict) or info.get("log_vkey") != self.log_vkey:
             raise VerificationError("the hub's /v1/hub names another log key than the pinned one")
+        if info.get("origin") != self.origin:
+            raise VerificationError("the hub's /v1/hub names another origin than the pinned one")
         self.store.set_meta(HUB_INFO, json.dumps(info, sort_keys=True))
 
     def _open(self, text: str) -> tuple[str, int, bytes]:
@@ -577,6 +648,20 @@ class Follower:
         self._cosign(latest.seq, split_note(latest.note)[0])
 
 
+def pin_party(store: Store, party: str | None) -> None:
+    """A mirror's store keeps one party's entries: the first party it follows for, for
+    good (another party's tools would read them otherwise)."""
+    if party is None:
+        return
+    held = store.get_meta(PARTY)
+    if held is None:
+        store.set_meta(PARTY, party)
+    elif held != party:
+        raise FormatError(
+            f"store {store.url} keeps {held!r}'s entries, not {party!r}'s: one store per party"
+        )
+
+
 def party_agreements(store: Store, party: str | None) -> list[str]:
     """The agreements ``party`` is registered for, as the hub last listed them (at most 64;
     whatever else the hub put there is ignored)."""
@@ -585,12 +670,42 @@ def party_agreements(store: Store, party: str | None) -> list[str]:
     listed = doc.get("parties") if isinstance(doc, dict) else None
     for p in listed if isinstance(listed, list) else []:
         if isinstance(p, dict) and p.get("id") == party and isinstance(p.get("agreements"), list):
-            return sorted({a for a in p["agreements"] if isinstance(a, str) and len(a) <= 128})[:64]
+            found = {a for a in p["agreements"] if isinstance(a, str) and 0 < len(a) <= 128}
+            return sorted(found)[:MAX_AGREEMENTS]
     return []
 
 
-def describe(store: Store) -> dict[str, object]:
-    """The mirror's state for ``/v1/mirror``: what it holds, and the evidence if it stopped."""
+def page_summary(body: dict[str, object], party: str | None) -> dict[str, object]:
+    """What the page shows of an obligations answer, made once when it is fetched: the
+    pending obligations (the party's own first, by due date) and the findings, at most
+    ``PAGE_ROWS`` each, whatever else the hub's answer holds."""
+
+    def records(key: str) -> list[dict[str, object]]:
+        got = body.get(key)
+        return [r for r in got if isinstance(r, dict)] if isinstance(got, list) else []
+
+    pending = [o for o in records("obligations") if o.get("status") == "pending"]
+    pending.sort(key=lambda o: (o.get("party") != party, str(o.get("due"))))
+    findings = records("findings")
+    return {
+        "agreement": str(body.get("agreement"))[:128],
+        "as_of": str(body.get("as_of"))[:64],
+        "pending": pending[:PAGE_ROWS],
+        "pending_count": len(pending),
+        "findings": findings[:PAGE_ROWS],
+        "findings_count": len(findings),
+    }
+
+
+def _column(value: object) -> str | None:
+    """A filterable column: text without NUL (PostgreSQL refuses it), else none."""
+    return value if isinstance(value, str) and "\x00" not in value else None
+
+
+def describe(store: Store, *, private: bool = False) -> dict[str, object]:
+    """The mirror's state for ``/v1/mirror``: what it holds, and the evidence if it stopped.
+    The last error's text only with ``private`` (for its party): it may name entries and
+    agreements of the party's."""
     size, _ = store.log_state()
     latest = store.latest_checkpoint()
     split = store.get_meta(SPLIT_VIEW)
@@ -602,7 +717,10 @@ def describe(store: Store) -> dict[str, object]:
         "following": store.get_meta(STOPPED) is None,
         "split_view": None if split is None else json.loads(split),
         "last_round_ms": int(store.get_meta(LAST_ROUND) or 0) or None,
-        "last_error": store.get_meta(LAST_ERROR) or None,
+        "last_error": (store.get_meta(LAST_ERROR) or None)
+        if private
+        else bool(store.get_meta(LAST_ERROR)),
+        **({"set_aside": json.loads(store.get_meta(ITEM_ERRORS) or "[]")} if private else {}),
     }
 
 

@@ -35,7 +35,9 @@ from cbmnet.acts.signin import mirror_origin
 from cbmnet.compliance.timeutil import format_time, parse_time
 from cbmnet.errors import AuthError, FormatError, NotFoundError, StoreError
 from cbmnet.hub import auth
-from cbmnet.hub.deps import COOKIE, MAX_PAGE, NotSignedIn
+from cbmnet.hub.api.identity import ChallengeIn, TokenIn, challenge_party
+from cbmnet.hub.deps import COOKIE, After, EntryIndex, NotSignedIn, Page, Text
+from cbmnet.ledger.encoding import b64
 from cbmnet.ledger.tlogproof import format_proof
 from cbmnet.log.service import TransparencyLog
 from cbmnet.mirror.follow import describe, party_agreements
@@ -43,11 +45,6 @@ from cbmnet.store.sql import Store
 
 TOKEN_SECRET = "mirror_token_secret"  # noqa: S105 - the meta key it is kept under
 TOKEN_TTL_S = 900
-MAX_TEXT = 256
-Text = Annotated[str | None, Query(max_length=MAX_TEXT)]
-After = Annotated[int, Query(ge=-1, lt=2**62)]
-Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-Index = Annotated[int, Query(ge=0, lt=2**62)]
 READ_ONLY = "a mirror is read-only: acts are logged by the hub, not by a party's mirror"
 CROSS_SITE = "sign-in and sign-out are accepted only from this site's own pages"
 
@@ -72,7 +69,16 @@ class PartyDesk:
         return mirror_origin(str(self.store.get_meta("origin")))
 
     def keys_of(self, party: str) -> list[bytes]:
-        return [self.key] if self.key is not None and party == self.party else []
+        """The key the mirror was started with, for its party; none once the registry the
+        hub last showed no longer lists it as active (revoked, or rotated away)."""
+        if self.key is None or party != self.party:
+            return []
+        kept = self.store.mirror_answer("/v1/parties")
+        doc = json.loads(kept[2]) if kept is not None else None
+        for p in doc.get("parties", []) if isinstance(doc, dict) else []:
+            if isinstance(p, dict) and p.get("id") == party and isinstance(p.get("signing_keys"), list):
+                return [self.key] if b64(self.key) in p["signing_keys"] else []
+        return [self.key]
 
     def caller(self, token: str) -> str:
         party, key, _exp = auth.read_token(self.secret, token[:4096], int(time.time()))
@@ -104,10 +110,7 @@ router = APIRouter()
 
 
 @router.post("/v1/auth/challenge")
-async def challenge(request: Request) -> dict[str, Any]:
-    from cbmnet.hub.api.identity import ChallengeIn
-
-    body = ChallengeIn.model_validate_json((await request.body())[:4096])
+def challenge(body: ChallengeIn, request: Request) -> dict[str, Any]:
     desk = _desk(request)
     return {
         "challenge": auth.challenge(desk.secret, body.party, int(time.time())),
@@ -116,12 +119,9 @@ async def challenge(request: Request) -> dict[str, Any]:
 
 
 @router.post("/v1/auth/token")
-async def token(request: Request) -> dict[str, Any]:
+async def token(body: TokenIn, request: Request) -> dict[str, Any]:
     import base64
 
-    from cbmnet.hub.api.identity import TokenIn, challenge_party
-
-    body = TokenIn.model_validate_json((await request.body())[:8192])
     try:
         sig = base64.b64decode(body.signature, validate=True)
     except ValueError:
@@ -218,31 +218,25 @@ def _readable(desk: PartyDesk, index: int) -> dict[str, Any]:
 
 
 @router.get("/v1/entries/{index}")
-def entry(party: Caller, index: int, request: Request) -> dict[str, Any]:
+def entry(party: Caller, index: EntryIndex, request: Request) -> dict[str, Any]:
     del party
-    return _readable(_desk(request), _index(index))
+    return _readable(_desk(request), index)
 
 
 @router.get("/v1/entries/{index}/proof", response_class=PlainTextResponse)
-def entry_proof(party: Caller, index: int, request: Request) -> str:
+def entry_proof(party: Caller, index: EntryIndex, request: Request) -> str:
     """An inclusion proof from the mirror's own tree, under the latest checkpoint it kept."""
     del party
     desk = _desk(request)
-    _readable(desk, _index(index))
+    _readable(desk, index)
     return format_proof(desk.log.proof_bundle(index))
-
-
-def _index(index: int) -> int:
-    if not 0 <= index < 2**62:
-        raise FormatError(f"entry index {index}: out of range")
-    return index
 
 
 # ---- the hub's last answers -------------------------------------------------------------------
 
 
 def _stamp(desk: PartyDesk, fetched: tuple[int, int] | None = None) -> dict[str, Any]:
-    state = describe(desk.store)
+    state = describe(desk.store, private=True)
     out: dict[str, Any] = {
         "size": state["size"],
         "following": state["following"],
@@ -250,6 +244,7 @@ def _stamp(desk: PartyDesk, fetched: tuple[int, int] | None = None) -> dict[str,
         if state["last_round_ms"]
         else None,
         "last_error": state["last_error"],
+        "set_aside": state["set_aside"],
     }
     if fetched is not None:
         out["answered_by"] = "hub"
@@ -342,22 +337,18 @@ def page_routes(render: Callable[..., Response], from_this_site: Callable[[Reque
     def overview(request: Request) -> Response:
         desk = _desk(request)
         party = _session(desk, request)
-        state = describe(desk.store)
+        state = describe(desk.store, private=True)
         latest = desk.store.mirror_items(-1, 50, not_author=party, newest=True)
         inbox = [json.loads(t) for _i, t in latest]
         agreements = []
         for path in _agreement_paths(desk):
-            try:
-                doc = answer(desk, path)
-            except NotFoundError:
-                continue
-            # The party's own deadlines first, each group by due date. The hub's answer is
-            # shown as it came, whatever its shape: what is not a record is left out.
-            obligations, findings = _records(doc, "obligations"), _records(doc, "findings")
-            open_ = [o for o in obligations if o.get("status") == "pending"]
-            doc["pending"] = sorted(open_, key=lambda o: (o.get("party") != party, str(o.get("due"))))
-            doc["findings"] = findings
-            agreements.append(doc)
+            # What the page shows of the hub's answer, made when it was fetched
+            # (follow.page_summary): a few hundred rows, never the whole answer.
+            got = desk.store.mirror_answer("page:" + path)
+            if got is not None:
+                doc = json.loads(got[2])
+                doc["mirror"] = {"fetched_at": format_time(got[0])}
+                agreements.append(doc)
         return render(
             "mirror.html",
             party=party,
@@ -434,11 +425,6 @@ def _agreement_paths(desk: PartyDesk) -> list[str]:
         f"/v1/obligations?agreement={quote(a, safe='')}"
         for a in party_agreements(desk.store, desk.party)
     ]
-
-
-def _records(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    got = doc.get(key)
-    return [r for r in got if isinstance(r, dict)] if isinstance(got, list) else []
 
 
 __all__ = ["PartyDesk", "answer", "page_routes", "router"]

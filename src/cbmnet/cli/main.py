@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -27,15 +27,9 @@ from cbmnet.cli.verify import add_verify_verbs
 from cbmnet.errors import CbmnetError, FormatError
 from cbmnet.i18n import LANGUAGES, ngettext
 from cbmnet.i18n import gettext as _
-from cbmnet.ledger import dsse
-from cbmnet.ledger.entry import format_time_ms
-from cbmnet.ledger.note import generate_key, new_verifier, parse_signer_key
-from cbmnet.ledger.policy import parse_policy, single_log_policy, verify_checkpoint
-from cbmnet.ledger.tlogproof import format_add_checkpoint, format_proof, verify_entry_proof
-from cbmnet.log.audit import audit_log
-from cbmnet.log.service import TransparencyLog
-from cbmnet.party.witness import Witness
-from cbmnet.store import open_store
+
+if TYPE_CHECKING:
+    from cbmnet.log.service import TransparencyLog
 
 app = typer.Typer(
     help=_("cbmnet: signed, logged confidence-building measures."),
@@ -102,6 +96,8 @@ KeyOpt = Annotated[Path, typer.Option("--key", help=_("File holding a PRIVATE+KE
 
 
 def _skey(path: Path) -> str:
+    from cbmnet.ledger.note import parse_signer_key
+
     text = _read_text(str(path)).strip()
     parse_signer_key(text)
     return text
@@ -109,6 +105,8 @@ def _skey(path: Path) -> str:
 
 def _vkey(value: str) -> str:
     """A verifier key given inline or as a file holding it."""
+    from cbmnet.ledger.note import new_verifier
+
     text = _read_text(value).strip() if os.path.isfile(value) else value.strip()
     new_verifier(text)
     return text
@@ -130,6 +128,8 @@ def keys_generate(
     out: Annotated[Path, typer.Option(help=_("Folder for the key files."))] = Path("."),
 ) -> None:
     """Make an Ed25519 key: NAME.key (private, owner-only), NAME.vkey, NAME.cosigner.vkey."""
+    from cbmnet.ledger.note import generate_key, parse_signer_key
+
     skey, vkey = generate_key(name)
     out.mkdir(parents=True, exist_ok=True)
     base = out / _safe_name(name)
@@ -164,6 +164,8 @@ def envelope_sign(
     payload: Annotated[str, typer.Argument(help=_("Payload file, or - for stdin."))] = "-",
 ) -> None:
     """Sign a payload into a DSSE envelope (JSON on stdout)."""
+    from cbmnet.ledger import dsse
+
     typer.echo(dsse.sign(payload_type, _read_bytes(payload), [_skey(key)]).decode())
 
 
@@ -176,6 +178,9 @@ def envelope_verify(
     envelope: Annotated[str, typer.Argument(help=_("Envelope file, or -."))] = "-",
 ) -> None:
     """Check an envelope's signature; prints its payload type and size."""
+    from cbmnet.ledger import dsse
+    from cbmnet.ledger.note import new_verifier
+
     keys = [new_verifier(_vkey(v)).public_key for v in vkey]
     env = dsse.verify(_read_bytes(envelope), keys)
     n = len(env.payload)
@@ -189,12 +194,18 @@ def envelope_verify(
 
 
 def _open_log(db: str, key: Path | None = None) -> TransparencyLog:
+    from cbmnet.log.service import TransparencyLog
+    from cbmnet.store import open_store
+
     return TransparencyLog(open_store(db), signer_key=_skey(key) if key else None)
 
 
 @log_app.command("init", help=_("Create a log in the store; its origin is the key's name."))
 def log_init(key: KeyOpt, db: DbOpt = DEFAULT_DB) -> None:
     """Create a log in the store; its origin is the key's name."""
+    from cbmnet.log.service import TransparencyLog
+    from cbmnet.store import open_store
+
     log = TransparencyLog.create(open_store(db, create=True), _skey(key))
     typer.echo(_("log %(origin)s in %(store)s") % {"origin": log.origin, "store": log.store.url})
     typer.echo(_("verifier key:") + " " + log.vkey)
@@ -212,6 +223,9 @@ def log_append(
     db: DbOpt = DEFAULT_DB,
 ) -> None:
     """Verify envelopes and log them in one durable commit; prints one JSON receipt each."""
+    from cbmnet.ledger.entry import format_time_ms
+    from cbmnet.ledger.note import new_verifier
+
     keys = [new_verifier(_vkey(a)).public_key for a in author]
     data = [_read_bytes(p) for p in envelopes]
     for path, r in zip(envelopes, _open_log(db).append_batch(data, keys), strict=True):
@@ -244,6 +258,8 @@ def log_proof(
     out: Annotated[Path | None, typer.Option(help=_("Write the .tlog-proof here."))] = None,
 ) -> None:
     """Export entry INDEX as an offline c2sp.org/tlog-proof@v1 bundle."""
+    from cbmnet.ledger.tlogproof import format_proof
+
     text = format_proof(_open_log(db).proof_bundle(index))
     if out is None:
         typer.echo(text, nl=False)
@@ -267,6 +283,11 @@ def log_verify_proof(
     ] = None,
 ) -> None:
     """Verify a proof bundle offline: log signature, witness quorum, inclusion, author."""
+    from cbmnet.ledger import dsse
+    from cbmnet.ledger.note import new_verifier
+    from cbmnet.ledger.policy import parse_policy, single_log_policy
+    from cbmnet.ledger.tlogproof import verify_entry_proof
+
     if policy is not None:
         pol = parse_policy(_read_text(str(policy)))
     elif vkey is not None:
@@ -302,6 +323,8 @@ def log_witness_request(
     db: DbOpt = DEFAULT_DB,
 ) -> None:
     """Print the tlog-witness add-checkpoint body for the latest checkpoint."""
+    from cbmnet.ledger.tlogproof import format_add_checkpoint
+
     typer.echo(format_add_checkpoint(_open_log(db).witness_request(old)), nl=False)
 
 
@@ -368,6 +391,9 @@ def log_audit(
 
     With --hub: from outside, over HTTP; --state makes each run check the last one's tree.
     """
+    from cbmnet.log.audit import audit_log
+    from cbmnet.store import open_store
+
     if hub is not None:
         _audit_hub(hub, vkey, state, party, key, evidence)
         return
@@ -408,6 +434,8 @@ def log_info(
     ] = None,
 ) -> None:
     """Show the log's origin, key, size and latest checkpoint (and if it is agreed)."""
+    from cbmnet.ledger.policy import parse_policy, verify_checkpoint
+
     log = _open_log(db)
     rows = [(_("origin:"), log.origin), (_("verifier key:"), log.vkey), (_("size:"), str(log.size()))]
     typer.echo("\n".join(aligned(rows, gap=1)))
@@ -533,6 +561,9 @@ def witness_hub_rounds(
     ] = None,
 ) -> None:
     """Cosign the hub's latest checkpoint if it extends what this witness cosigned before."""
+    from cbmnet.party.witness import Witness
+    from cbmnet.store import open_store
+
     if ctx.invoked_subcommand is not None:
         if hub is not None:
             raise FormatError("--hub witnesses a hub: give it without a subcommand")
@@ -592,6 +623,9 @@ def witness_cosign(
     ] = "sqlite:///data/witness.db",
 ) -> None:
     """Check an add-checkpoint request against held state and print the cosignature line."""
+    from cbmnet.party.witness import Witness
+    from cbmnet.store import open_store
+
     w = Witness(open_store(state, create=True), _skey(key), [_vkey(v) for v in log])
     typer.echo(w.add_checkpoint(_read_text(request)), nl=False)
 

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench soak clean assets messages
+.PHONY: demo test lint typecheck bench soak clean assets messages bytecode
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP) assets
+demo: $(STAMP) assets bytecode
 	$(BIN)/python -m cbmnet.demo
+
+# Compiled modules, as a regular (non-editable) install gets them: without them every
+# cbmnet process compiles the package again where bytecode is not written back
+# (PYTHONDONTWRITEBYTECODE), 0.03 s of each CLI start. Stale ones are simply not used.
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q src > /dev/null
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -24,7 +30,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck assets
+test: lint typecheck assets bytecode
 	$(BIN)/pytest
 
 # The dashboard's front-end libraries (npm, pinned by package-lock.json), copied into
@@ -46,7 +52,7 @@ $(VENDOR_STAMP): package.json package-lock.json assets/hpke-core.entry.mjs
 	touch $@
 
 # Every benchmark but the soak (make soak: it restarts PostgreSQL).
-bench: $(STAMP) assets
+bench: $(STAMP) assets bytecode
 	@for b in bench/[!_]*.py; do \
 	  [ "$$b" = bench/soak.py ] && continue; \
 	  echo "== $$b"; $(BIN)/python $$b || exit 1; \

@@ -234,6 +234,9 @@ def _geometry_problem(kind: str, c: Any) -> str | None:
     return next((pr for poly in c if (pr := _polygon_problem(poly))), None)
 
 
+_FORMATION_SET = frozenset(FORMATIONS)
+
+
 def _parse_one(doc: Any, source: str, index: int) -> Event:
     if not isinstance(doc, dict):
         raise FormatError(f"{source}, record {index}: an event must be a JSON object")
@@ -255,30 +258,41 @@ def _parse_one(doc: Any, source: str, index: int) -> Event:
         r.enum("category", CATEGORIES)
         if doc.get("alert") is not None and not isinstance(doc["alert"], bool):
             raise r.fail("alert", "must be true or false")
-        r.enum("formation", frozenset(FORMATIONS), required=False)
+        # Optional fields are looked at only where present (a hundred thousand records
+        # would otherwise pay a call for each field they do not have; issue 17).
+        if "formation" in doc:
+            r.enum("formation", _FORMATION_SET, required=False)
         for g in ("location", "launch", "impact"):
-            r.geometry(g)
+            if g in doc:
+                r.geometry(g)
         # The missile's flight path (launch_notification distances): one line, launch to impact.
-        r.geometry("trajectory")
-        if doc.get("trajectory") is not None and doc["trajectory"]["type"] != "LineString":
-            raise r.fail("trajectory", "must be a GeoJSON LineString (the flight path)")
-        r.str_("missile_class", required=False)
-        r.str_("aircraft_role", required=False)
-        r.str_("host", required=False)  # the State whose territory it is on (absent: party)
+        if "trajectory" in doc:
+            r.geometry("trajectory")
+            if doc["trajectory"] is not None and doc["trajectory"]["type"] != "LineString":
+                raise r.fail("trajectory", "must be a GeoJSON LineString (the flight path)")
+        for fld in ("missile_class", "aircraft_role", "host"):  # host: whose territory (absent: party)
+            if fld in doc:
+                r.str_(fld, required=False)
         if ev_time is None:
             ev_time = start
     elif etype == "notification":
         r.str_("form")
-        r.str_("activity", required=False)
-        r.str_list("activities")
-        r.int_("year", minimum=1)
-        r.str_("request", required=False)  # a report or plan names the visit it is about
-        r.int_("team_size", minimum=1)
-        r.geometry("impact")  # a launch notice's planned impact area (launch_notification)
-        start, end = r.time("window_start", required=False), r.time("window_end", required=False)
-        if start is not None and end is not None and end < start:
-            raise r.fail("window_end", "precedes window_start")
-        to = r.str_list("to")
+        for fld in ("activity", "request"):  # request: the visit a report or plan is about
+            if fld in doc:
+                r.str_(fld, required=False)
+        if "activities" in doc:
+            r.str_list("activities")
+        for fld in ("year", "team_size"):
+            if fld in doc:
+                r.int_(fld, minimum=1)
+        if "impact" in doc:
+            r.geometry("impact")  # a launch notice's planned impact area (launch_notification)
+        if "window_start" in doc or "window_end" in doc:
+            start, end = r.time("window_start", required=False), r.time("window_end", required=False)
+            if start is not None and end is not None and end < start:
+                raise r.fail("window_end", "precedes window_start")
+        if "to" in doc:
+            to = r.str_list("to")
     elif etype == "exchange":
         r.str_("form")
         r.str_("period")
@@ -287,20 +301,27 @@ def _parse_one(doc: Any, source: str, index: int) -> Event:
     elif etype == "request":
         r.enum("kind", REQUEST_KINDS)
         to = (r.str_("to") or "",)
-        r.enum("precedence", PRECEDENCES, required=False)
-        r.str_("activity", required=False)
-        r.geometry("area")
-        r.time("eta", required=False)
-        r.time("until", required=False)
-        r.int_("team_size", minimum=1)
+        if "precedence" in doc:
+            r.enum("precedence", PRECEDENCES, required=False)
+        if "activity" in doc:
+            r.str_("activity", required=False)
+        if "area" in doc:
+            r.geometry("area")
+        for fld in ("eta", "until"):
+            if fld in doc:
+                r.time(fld, required=False)
+        if "team_size" in doc:
+            r.int_("team_size", minimum=1)
     elif etype == "response":
         r.str_("request")
         r.enum("decision", DECISIONS)
-        r.str_("reason", required=False)
+        if "reason" in doc:
+            r.str_("reason", required=False)
     else:  # incident
         r.str_("kind")
         r.geometry("location")
-    r.str_list("withdrawn_refs")  # the hub's mark of references whose event was withdrawn
+    if "withdrawn_refs" in doc:  # the hub's mark of references whose event was withdrawn
+        r.str_list("withdrawn_refs")
     assert ev_time is not None
     return Event(eid, etype, party, ev_time, doc, start, end, r.size(), to)
 

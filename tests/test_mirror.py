@@ -684,6 +684,11 @@ def test_the_page_shows_a_junk_answer_of_the_hub_without_failing(tmp_path: Path)
             for route in ("challenge", "token"):
                 r = httpx.post(f"{murl}/v1/auth/{route}", content=body)
                 assert r.status_code == 400 and r.json()["error"] == "bad_input", (route, body)
+        # Sign-in steps are limited per address: a flood is told to slow down.
+        url = f"{murl}/v1/auth/challenge"
+        codes = [httpx.post(url, json={"party": "BEL"}).status_code for _ in range(120)]
+        assert 429 in codes and codes[0] == 200
+        time.sleep(2.5)  # the bucket refills
         # The registry as the hub last showed it no longer lists the key (revoked): refused.
         gone = {"parties": [{"id": "BEL", "agreements": [VD], "signing_keys": ["AAAA"]}]}
         store.put_mirror_answer("/v1/parties", 2, 0, json.dumps(gone))

@@ -37,6 +37,7 @@ from cbmnet.errors import AuthError, FormatError, NotFoundError, StoreError
 from cbmnet.hub import auth
 from cbmnet.hub.api.identity import ChallengeIn, TokenIn, challenge_party
 from cbmnet.hub.deps import COOKIE, After, EntryIndex, NotSignedIn, Page, Text
+from cbmnet.hub.limits import Bucket
 from cbmnet.ledger.encoding import b64
 from cbmnet.ledger.tlogproof import format_proof
 from cbmnet.log.service import TransparencyLog
@@ -45,6 +46,8 @@ from cbmnet.store.sql import Store
 
 TOKEN_SECRET = "mirror_token_secret"  # noqa: S105 - the meta key it is kept under
 TOKEN_TTL_S = 900
+SIGNIN_PER_S = 20.0
+"""Sign-in steps per second per client address (bursts of twice that): 429 beyond."""
 READ_ONLY = "a mirror is read-only: acts are logged by the hub, not by a party's mirror"
 CROSS_SITE = "sign-in and sign-out are accepted only from this site's own pages"
 
@@ -57,6 +60,7 @@ class PartyDesk:
         self.party = party
         self.key = key
         self.log = TransparencyLog(store)
+        self.signins = Bucket(SIGNIN_PER_S)
         secret = store.get_meta(TOKEN_SECRET)
         if secret is None:
             store.set_meta(TOKEN_SECRET, secrets.token_hex(32))
@@ -95,6 +99,13 @@ def _desk(request: Request) -> PartyDesk:
     return desk
 
 
+def _signing_in(request: Request) -> PartyDesk:
+    """The desk, once the client's address has spent one sign-in step (before any work)."""
+    desk = _desk(request)
+    desk.signins.take(request.client.host if request.client else "?")
+    return desk
+
+
 def _caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -111,7 +122,7 @@ router = APIRouter()
 
 @router.post("/v1/auth/challenge")
 def challenge(body: ChallengeIn, request: Request) -> dict[str, Any]:
-    desk = _desk(request)
+    desk = _signing_in(request)
     return {
         "challenge": auth.challenge(desk.secret, body.party, int(time.time())),
         "origin": desk.origin(),
@@ -126,7 +137,7 @@ async def token(body: TokenIn, request: Request) -> dict[str, Any]:
         sig = base64.b64decode(body.signature, validate=True)
     except ValueError:
         raise FormatError("field 'signature': not standard base64") from None
-    desk = _desk(request)
+    desk = _signing_in(request)
     now = int(time.time())
     tok, party, exp = await run_in_threadpool(
         auth.issue_token,
@@ -144,7 +155,7 @@ async def token(body: TokenIn, request: Request) -> dict[str, Any]:
 
 @router.post("/v1/auth/signin-code")
 def signin_code(party: Caller, request: Request) -> dict[str, Any]:
-    desk = _desk(request)
+    desk = _signing_in(request)
     assert desk.key is not None  # a caller was let in with it
     code, exp = auth.signin_code(desk.secret, party, desk.key, int(time.time()))
     return {"code": code, "party": party, "expires": format_time(exp * 1000)}
@@ -378,7 +389,7 @@ def page_routes(render: Callable[..., Response], from_this_site: Callable[[Reque
         except ValueError:
             raise NotSignedIn("the sign-in form has more fields than its code") from None
         code = (form.get("code") or [""])[0][:1024]
-        desk = _desk(request)
+        desk = _signing_in(request)
         now = int(time.time())
         try:
             party, key = auth.redeem_signin(desk.secret, code, now, desk.spend)

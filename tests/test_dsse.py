@@ -182,3 +182,58 @@ def test_what_the_verifier_computes_for_the_writer_is_what_the_writer_would(
         assert env.digest == hashlib.sha256(dsse.pae(payload_type, payload)).digest()
         assert env.digest == fresh.statement_digest()
         assert len(json.loads(env.logged)["signatures"]) == n_keys  # the unverified one dropped
+
+
+def _parse_by_json(raw: bytes) -> dsse.Envelope | str:
+    """The general reading alone (the canonical fast path switched off): the reference."""
+    saved = dsse._CANONICAL
+    dsse._CANONICAL = __import__("re").compile(rb"(?!)")  # matches nothing
+    try:
+        return dsse.parse(raw)
+    except FormatError as e:
+        return str(e)
+    finally:
+        dsse._CANONICAL = saved
+
+
+def _parsed(raw: bytes) -> dsse.Envelope | str:
+    try:
+        return dsse.parse(raw)
+    except FormatError as e:
+        return str(e)
+
+
+_b64text = st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode())
+_field = st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(codec="ascii"), max_size=40),
+    st.sampled_from(["application/vnd.cbmnet.event+json", "", "a\\b", 'q"', "\x00", "\udc80", "é"]),
+)
+
+
+@given(
+    _field, _field, st.one_of(_b64text, st.text(max_size=20)), st.one_of(_b64text, st.text(max_size=20))
+)
+def test_the_canonical_fast_path_reads_what_the_json_reading_reads(
+    ptype: str, keyid: str, payload: str, sig: str
+) -> None:
+    """Every byte string either way: the same envelope, or the same refusal."""
+    for raw in (
+        (
+            f'{{"payload":"{payload}","payloadType":"{ptype}",'
+            f'"signatures":[{{"keyid":"{keyid}","sig":"{sig}"}}]}}'
+        ).encode("utf-8", "surrogatepass"),
+        json.dumps(
+            {"payload": payload, "payloadType": ptype, "signatures": [{"keyid": keyid, "sig": sig}]},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8", "surrogatepass"),
+    ):
+        assert _parsed(raw) == _parse_by_json(raw)
+
+
+def test_what_cbmnet_signs_takes_the_fast_path() -> None:
+    skey, _ = generate_key("party.test/A")
+    raw = dsse.sign("application/vnd.cbmnet.event+json", b'{"a": 1}', [skey])
+    assert dsse._CANONICAL.fullmatch(raw) is not None
+    assert dsse.parse(raw) == _parse_by_json(raw)

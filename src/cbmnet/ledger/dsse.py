@@ -12,6 +12,7 @@ import binascii
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,11 +155,33 @@ def _b64any(value: object, what: str) -> bytes:
         raise FormatError(f"DSSE envelope: {what} is not valid base64") from e
 
 
+_CANONICAL = re.compile(
+    rb'\{"payload":"([A-Za-z0-9+/]*={0,2})","payloadType":"([^"\\\x00-\x1f]{1,256})",'
+    rb'"signatures":\[\{"keyid":"([^"\\\x00-\x1f]{0,256})","sig":"([A-Za-z0-9+/]*={0,2})"\}\]\}'
+)
+"""An envelope in the one form cbmnet writes (``canonical``), with one signature and no
+JSON escape anywhere: the form every act reaches the log's writer in."""
+
+
 def parse(envelope: bytes | str) -> Envelope:
     """Parse an envelope's JSON strictly; no signature is checked."""
     raw = envelope.encode() if isinstance(envelope, str) else envelope
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise FormatError(f"DSSE envelope: larger than {MAX_ENVELOPE_BYTES} bytes")
+    m = _CANONICAL.fullmatch(raw)
+    if m is not None:
+        # The same envelope the JSON reading below makes, without building the JSON
+        # document first: a third of an append's own work besides verifying (issue 17).
+        # No escapes, no control characters: each string is its bytes, read as UTF-8.
+        try:
+            ptype, keyid = m[2].decode(), m[3].decode()
+            payload = binascii.a2b_base64(m[1], strict_mode=True)
+            sig = binascii.a2b_base64(m[4], strict_mode=True)
+        except (UnicodeDecodeError, binascii.Error, ValueError):
+            pass  # the general reading names what is wrong
+        else:
+            _check_type(ptype)
+            return Envelope(ptype, payload, (Signature(keyid, sig),))
     try:
         doc: Any = json.loads(raw)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, bad UTF-8, huge integers

@@ -237,3 +237,28 @@ def test_what_cbmnet_signs_takes_the_fast_path() -> None:
     raw = dsse.sign("application/vnd.cbmnet.event+json", b'{"a": 1}', [skey])
     assert dsse._CANONICAL.fullmatch(raw) is not None
     assert dsse.parse(raw) == _parse_by_json(raw)
+
+
+@given(st.binary(max_size=200), st.sampled_from([0, 1, 2, 3]))
+def test_the_logged_form_is_canonical_whatever_base64_spelling_came_in(
+    payload: bytes, nudge: int
+) -> None:
+    """``verify`` logs the envelope's own bytes only when they are its canonical form: an
+    envelope whose base64 has non-zero trailing bits (the same bytes, spelt otherwise) or
+    another spelling is logged canonical."""
+    skey, _ = generate_key("party.test/A")
+    pub = parse_signer_key(skey).public_key
+    raw = dsse.sign("application/vnd.cbmnet.event+json", payload, [skey])
+    doc = json.loads(raw)
+    sig = doc["signatures"][0]["sig"]  # 64 bytes: "....X==", 4 bits of X unused
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    spelt = sig[:-3] + alphabet[alphabet.index(sig[-3]) + nudge] + "=="
+    doc["signatures"][0]["sig"] = spelt
+    other = json.dumps(doc, separators=(",", ":")).encode()
+    for given_raw in (raw, other):
+        try:
+            env = dsse.verify(given_raw, [pub])
+        except (FormatError, VerificationError):
+            continue
+        assert env.logged == dsse._dump(env.payload_type, env.payload, env.verified_signatures)
+        assert env.logged == raw  # the one canonical form

@@ -163,25 +163,34 @@ _CANONICAL = re.compile(
 JSON escape anywhere: the form every act reaches the log's writer in."""
 
 
+def _parse_canonical(raw: bytes) -> tuple[Envelope, bool] | None:
+    """The envelope ``parse`` reads from ``raw``, if ``raw`` has the one form cbmnet
+    writes, without building its JSON document first (a third of an append's own work
+    besides verifying; issue 17), and whether ``raw`` is byte for byte its ``canonical``
+    form. None: the general reading decides. No escapes and no control characters, so
+    each string is its bytes read as UTF-8."""
+    m = _CANONICAL.fullmatch(raw)
+    if m is None:
+        return None
+    try:
+        ptype, keyid = m[2].decode(), m[3].decode()
+        payload = binascii.a2b_base64(m[1], strict_mode=True)
+        sig = binascii.a2b_base64(m[4], strict_mode=True)
+    except (UnicodeDecodeError, binascii.Error, ValueError):
+        return None  # the general reading names what is wrong
+    _check_type(ptype)
+    exact = base64.b64encode(payload) == m[1] and base64.b64encode(sig) == m[4]
+    return Envelope(ptype, payload, (Signature(keyid, sig),)), exact
+
+
 def parse(envelope: bytes | str) -> Envelope:
     """Parse an envelope's JSON strictly; no signature is checked."""
     raw = envelope.encode() if isinstance(envelope, str) else envelope
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise FormatError(f"DSSE envelope: larger than {MAX_ENVELOPE_BYTES} bytes")
-    m = _CANONICAL.fullmatch(raw)
-    if m is not None:
-        # The same envelope the JSON reading below makes, without building the JSON
-        # document first: a third of an append's own work besides verifying (issue 17).
-        # No escapes, no control characters: each string is its bytes, read as UTF-8.
-        try:
-            ptype, keyid = m[2].decode(), m[3].decode()
-            payload = binascii.a2b_base64(m[1], strict_mode=True)
-            sig = binascii.a2b_base64(m[4], strict_mode=True)
-        except (UnicodeDecodeError, binascii.Error, ValueError):
-            pass  # the general reading names what is wrong
-        else:
-            _check_type(ptype)
-            return Envelope(ptype, payload, (Signature(keyid, sig),))
+    fast = _parse_canonical(raw)
+    if fast is not None:
+        return fast[0]
     try:
         doc: Any = json.loads(raw)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, bad UTF-8, huge integers
@@ -222,9 +231,9 @@ def _public(key: bytes) -> Ed25519PublicKey:
 
 
 def _verified_by(
-    env: Envelope, public_keys: Sequence[bytes]
+    env: Envelope, public_keys: Sequence[bytes], message: bytes | None = None
 ) -> tuple[tuple[bytes, ...], tuple[Signature, ...]]:
-    message = pae(env.payload_type, env.payload)
+    message = message or pae(env.payload_type, env.payload)
     good: list[bytes] = []
     sigs: list[int] = []
     for raw in dict.fromkeys(public_keys) if len(public_keys) > 1 else public_keys:
@@ -255,14 +264,19 @@ def verify_threshold(envelope: bytes | str, public_keys: Sequence[bytes], thresh
     """
     if threshold < 1:
         raise FormatError("DSSE threshold must be at least 1")
-    env = parse(envelope)
-    good, sigs = _verified_by(env, public_keys)
+    raw = envelope.encode() if isinstance(envelope, str) else envelope
+    fast = _parse_canonical(raw) if len(raw) <= MAX_ENVELOPE_BYTES else None
+    env, exact = fast if fast is not None else (parse(raw), False)
+    message = pae(env.payload_type, env.payload)
+    good, sigs = _verified_by(env, public_keys, message)
     if len(good) < threshold:
         if threshold == 1:
             raise VerificationError("DSSE envelope: no signature verifies under the given keys")
         raise VerificationError(f"DSSE envelope: {len(good)} of the required {threshold} keys signed")
+    # Its one signature verified and ``raw`` is its canonical form: that is what is logged.
+    logged = raw if exact and len(sigs) == 1 else _dump(env.payload_type, env.payload, sigs)
     object.__setattr__(env, "verified_keys", good)  # env is ours alone: fill in, not copy
     object.__setattr__(env, "verified_signatures", sigs)
-    object.__setattr__(env, "logged", _dump(env.payload_type, env.payload, sigs))
-    object.__setattr__(env, "digest", hashlib.sha256(pae(env.payload_type, env.payload)).digest())
+    object.__setattr__(env, "logged", logged)
+    object.__setattr__(env, "digest", hashlib.sha256(message).digest())
     return env

@@ -124,6 +124,35 @@ Size = Annotated[int, Query(ge=0, lt=2**62)]
 EntryIndex = Annotated[int, Path(ge=0, lt=2**62)]
 
 
+@dataclass(frozen=True)
+class EntryQuery:
+    """The filters of an entry list (the inbox, the entries), as the caller gave them, the
+    times in milliseconds: the hub matches its entries, a mirror its rows, against them."""
+
+    agreement: str | None
+    form: str | None
+    author: str | None
+    kind: str | None
+    since: int | None
+    until: int | None
+
+
+def entry_query(
+    agreement: Text = None,
+    form: Text = None,
+    author: Text = None,
+    kind: Text = None,
+    since: Text = None,
+    until: Text = None,
+) -> EntryQuery:
+    lo = parse_time(since, "since") if since else None
+    hi = parse_time(until, "until") if until else None
+    return EntryQuery(agreement, form, author, kind, lo, hi)
+
+
+EntryFilters = Annotated[EntryQuery, Depends(entry_query)]
+
+
 def as_of_ms(text: str | None, now: int) -> int:
     """``as_of`` in milliseconds (default: now), refused outside 1970 .. now + the horizon."""
     if not text:

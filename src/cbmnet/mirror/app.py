@@ -62,7 +62,7 @@ def create_mirror_app(
     from cbmnet.hub.limits import RequestLimits
     from cbmnet.hub.web.dashboard import choose_language, static_file
     from cbmnet.hub.web.i18n import LanguageMiddleware
-    from cbmnet.hub.web.render import from_this_site, not_signed_in, render
+    from cbmnet.hub.web.render import not_signed_in
     from cbmnet.mirror.reads import READ_ONLY, PartyDesk, page_routes, router
 
     app = FastAPI(title="cbmnet mirror", docs_url=None, redoc_url=None)
@@ -82,7 +82,7 @@ def create_mirror_app(
     app.add_middleware(LanguageMiddleware)
     app.add_middleware(RequestLimits)
     app.include_router(router)
-    app.include_router(page_routes(render, from_this_site))
+    app.include_router(page_routes())
     app.add_api_route("/dashboard/static/{name:path}", static_file, include_in_schema=False)
     app.add_api_route("/dashboard/lang", choose_language, include_in_schema=False)
 

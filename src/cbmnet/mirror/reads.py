@@ -20,24 +20,34 @@ What it answers, and on whose word:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
-from collections.abc import Callable
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from cbmnet.acts.signin import mirror_origin
-from cbmnet.compliance.timeutil import format_time, parse_time
+from cbmnet.compliance.timeutil import format_time
 from cbmnet.errors import AuthError, FormatError, NotFoundError, StoreError
 from cbmnet.hub import auth
 from cbmnet.hub.api.identity import ChallengeIn, TokenIn, challenge_party
-from cbmnet.hub.deps import COOKIE, After, EntryIndex, NotSignedIn, Page, Text
+from cbmnet.hub.deps import (
+    COOKIE,
+    After,
+    EntryFilters,
+    EntryIndex,
+    EntryQuery,
+    NotSignedIn,
+    Page,
+    Text,
+)
 from cbmnet.hub.limits import Bucket
+from cbmnet.hub.web.render import add_signin_routes, render
 from cbmnet.ledger.encoding import b64
 from cbmnet.ledger.tlogproof import format_proof
 from cbmnet.log.service import TransparencyLog
@@ -49,7 +59,6 @@ TOKEN_TTL_S = 900
 SIGNIN_PER_S = 20.0
 """Sign-in steps per second per client address (bursts of twice that): 429 beyond."""
 READ_ONLY = "a mirror is read-only: acts are logged by the hub, not by a party's mirror"
-CROSS_SITE = "sign-in and sign-out are accepted only from this site's own pages"
 
 
 class PartyDesk:
@@ -92,6 +101,18 @@ class PartyDesk:
 
     def spend(self, nonce: str, until: int) -> bool:
         return self.store.spend_nonce(nonce, until, int(time.time()))
+
+    def open_session(self, code: str) -> tuple[str, str, int]:
+        """(party, session, expiry) for a dashboard sign-in code, spent once."""
+        now = int(time.time())
+        party, key = auth.redeem_signin(self.secret, code, now, self.spend)
+        if key not in self.keys_of(party):
+            raise AuthError(f"this mirror keeps no entries for {party!r}")
+        session, exp = auth.issue_session(self.secret, party, key, now, TOKEN_TTL_S)
+        return party, session, exp
+
+    def revoke(self, nonce: str, exp: int) -> None:
+        self.spend(nonce, exp)
 
 
 def _desk(request: Request) -> PartyDesk:
@@ -165,11 +186,9 @@ def signin_code(party: Caller, request: Request) -> dict[str, Any]:
 
 
 def _items(
-    desk: PartyDesk, party: str, inbox: bool, after: int, limit: int, filters: dict[str, Any]
+    desk: PartyDesk, party: str, inbox: bool, after: int, limit: int, q: EntryQuery
 ) -> dict[str, Any]:
-    match: dict[str, str | int | None] = {k: filters[k] for k in ("agreement", "form", "author", "kind")}
-    for k in ("since", "until"):
-        match[k] = parse_time(filters[k], k) if filters[k] else None
+    match = dataclasses.asdict(q)
     rows = desk.store.mirror_items(after, limit, not_author=party if inbox else None, match=match)
     out = []
     for idx, text in rows:
@@ -181,30 +200,9 @@ def _items(
     return {"items": out, "next": rows[-1][0] if rows else after, "mirror": _stamp(desk)}
 
 
-def _filters(
-    agreement: Text = None,
-    form: Text = None,
-    author: Text = None,
-    kind: Text = None,
-    since: Text = None,
-    until: Text = None,
-) -> dict[str, Any]:
-    return {
-        "agreement": agreement,
-        "form": form,
-        "author": author,
-        "kind": kind,
-        "since": since,
-        "until": until,
-    }
-
-
-Filters = Annotated[dict[str, Any], Depends(_filters)]
-
-
 @router.get("/v1/entries")
 def entries(
-    party: Caller, filters: Filters, request: Request, after: After = -1, limit: Page = 100
+    party: Caller, filters: EntryFilters, request: Request, after: After = -1, limit: Page = 100
 ) -> dict[str, Any]:
     """Every entry the party may read that the mirror holds, its own included."""
     return _items(_desk(request), party, False, after, limit, filters)
@@ -212,7 +210,7 @@ def entries(
 
 @router.get("/v1/inbox")
 def inbox(
-    party: Caller, filters: Filters, request: Request, after: After = -1, limit: Page = 100
+    party: Caller, filters: EntryFilters, request: Request, after: After = -1, limit: Page = 100
 ) -> dict[str, Any]:
     """What others addressed to the party; nothing is marked delivered (the hub's word)."""
     return _items(_desk(request), party, True, after, limit, filters)
@@ -340,7 +338,7 @@ def _session(desk: PartyDesk, request: Request) -> str:
     return party
 
 
-def page_routes(render: Callable[..., Response], from_this_site: Callable[[Request], bool]) -> APIRouter:
+def page_routes() -> APIRouter:
     """The mirror's page and its sign-in, rendered with the dashboard's templates."""
     pages = APIRouter()
 
@@ -370,64 +368,7 @@ def page_routes(render: Callable[..., Response], from_this_site: Callable[[Reque
             now_ms=int(time.time() * 1000),
         )
 
-    @pages.get("/dashboard/login", include_in_schema=False)
-    def login_page(request: Request, code: str | None = None) -> Response:
-        if not code:
-            return render("signin.html", reason=None, party=None, code=None, signing_in=None)
-        try:
-            who = auth.read_signin(_desk(request).secret, code[:1024], int(time.time()))[0]
-        except AuthError as e:
-            raise NotSignedIn(str(e)[:300]) from None
-        return render("signin.html", reason=None, party=None, code=code, signing_in=who)
-
-    @pages.post("/dashboard/login", include_in_schema=False)
-    async def login(request: Request) -> Response:
-        if not from_this_site(request):
-            return render("signin.html", 403, reason=CROSS_SITE, party=None, code=None, signing_in=None)
-        try:
-            form = parse_qs((await request.body())[:4096].decode("latin-1"), max_num_fields=4)
-        except ValueError:
-            raise NotSignedIn("the sign-in form has more fields than its code") from None
-        code = (form.get("code") or [""])[0][:1024]
-        desk = _signing_in(request)
-        now = int(time.time())
-        try:
-            party, key = auth.redeem_signin(desk.secret, code, now, desk.spend)
-        except AuthError as e:
-            raise NotSignedIn(str(e)[:300]) from None
-        if key not in desk.keys_of(party):
-            raise NotSignedIn(f"this mirror keeps no entries for {party!r}")
-        session, exp = auth.issue_session(desk.secret, party, key, now, TOKEN_TTL_S)
-        resp = RedirectResponse("/dashboard", status_code=303)
-        resp.set_cookie(
-            COOKIE,
-            session,
-            max_age=max(1, exp - now),
-            path="/dashboard",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
-
-    @pages.post("/dashboard/logout", include_in_schema=False)
-    def logout(request: Request) -> Response:
-        if not from_this_site(request):
-            return render("signin.html", 403, reason=CROSS_SITE, party=None, code=None, signing_in=None)
-        desk = _desk(request)
-        session = request.cookies.get(COOKIE)
-        if session:
-            try:
-                _p, _k, nonce, exp = auth.read_session(desk.secret, session[:4096], int(time.time()))
-            except AuthError:
-                pass
-            else:
-                desk.spend(nonce, exp)
-        resp = RedirectResponse("/dashboard/login", status_code=303)
-        resp.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
-        return resp
-
+    add_signin_routes(pages, _signing_in)
     return pages
 
 

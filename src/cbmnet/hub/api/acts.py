@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cbmnet.acts.state import Entry
-from cbmnet.compliance.timeutil import format_time, parse_time
-from cbmnet.hub.deps import After, Caller, EntryIndex, HubDep, Page, Text, limited, limits_of
+from cbmnet.compliance.timeutil import format_time
+from cbmnet.hub.deps import After, Caller, EntryFilters, EntryIndex, HubDep, Page, limited, limits_of
 from cbmnet.hub.service import Hub
 from cbmnet.ledger import dsse
 from cbmnet.ledger.encoding import b64
@@ -53,26 +53,17 @@ def item_json(e: Entry, envelope: bytes | None) -> dict[str, Any]:
     return out
 
 
-def entry_filter(
-    agreement: Text = None,
-    form: Text = None,
-    author: Text = None,
-    kind: Text = None,
-    since: Text = None,
-    until: Text = None,
-) -> Callable[[Entry], bool]:
+def entry_filter(q: EntryFilters) -> Callable[[Entry], bool]:
     """The filters of the inbox and entry lists (agreement, form, author, kind, time)."""
-    lo = parse_time(since, "since") if since else None
-    hi = parse_time(until, "until") if until else None
 
     def match(e: Entry) -> bool:
         return (
-            (agreement is None or e.agreement == agreement)
-            and (form is None or e.form == form)
-            and (author is None or e.author == author)
-            and (kind is None or e.kind == kind)
-            and (lo is None or e.ms >= lo)
-            and (hi is None or e.ms < hi)
+            (q.agreement is None or e.agreement == q.agreement)
+            and (q.form is None or e.form == q.form)
+            and (q.author is None or e.author == q.author)
+            and (q.kind is None or e.kind == q.kind)
+            and (q.since is None or e.ms >= q.since)
+            and (q.until is None or e.ms < q.until)
         )
 
     return match

@@ -16,32 +16,30 @@ import csv
 import io
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qs
 
 import icalendar
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from cbmnet.acts.model import SECRETARIAT
 from cbmnet.acts.state import Entry
 from cbmnet.agreements.model import Quota
 from cbmnet.compliance.timeutil import format_time, parse_time
-from cbmnet.errors import AuthError, CbmnetError, ForbiddenError, NotFoundError
+from cbmnet.errors import AuthError, ForbiddenError, NotFoundError
 from cbmnet.hub import auth
-from cbmnet.hub.deps import COOKIE, NotSignedIn, evaluating, hub_from, limits_of, who
+from cbmnet.hub.deps import evaluating, hub_from, limits_of, who
 from cbmnet.hub.service import Hub
 from cbmnet.hub.web import i18n
 from cbmnet.hub.web.charts import Sparkline, sparkline
 from cbmnet.hub.web.i18n import gettext
-from cbmnet.hub.web.render import from_this_site, render, static_path
+from cbmnet.hub.web.render import add_signin_routes, render, static_path
 from cbmnet.hub.web.witness import registry_policy, verdict
 from cbmnet.ledger.tlogproof import format_proof
 
-CROSS_SITE = "sign-in and sign-out are accepted only from this site's own pages"
 PAGE = 100
 MAX_PAGE = 1000
 QUOTA_KINDS = ("inspection", "evaluation", "observation_flight")
@@ -230,50 +228,6 @@ def archive_rows(hub: Hub, party: str, request: Request) -> tuple[list[dict[str,
     return rows, {"filters": filters, "limit": limit, "after": after, "next": nxt}
 
 
-@router.get("/dashboard/login", include_in_schema=False)
-def login_page(request: Request, code: str | None = None) -> Response:
-    """A sign-in link carries a one-time code: this page shows whose it is and a button
-    that posts it (a link alone, opened by another site, signs nobody in)."""
-    if not code:
-        return render("signin.html", reason=None, party=None, code=None, signing_in=None)
-    try:
-        party = auth.read_signin(hub_from(request).token_secret, code[:1024], int(time.time()))[0]
-    except CbmnetError as e:
-        raise NotSignedIn(str(e)[:300]) from None
-    return render("signin.html", reason=None, party=None, code=code, signing_in=party)
-
-
-@router.post("/dashboard/login", include_in_schema=False)
-async def login(request: Request) -> Response:
-    """Use the code once, from this site's own page; it becomes a session in an
-    HttpOnly, SameSite=Strict cookie."""
-    if not from_this_site(request):
-        return render("signin.html", 403, reason=CROSS_SITE, party=None, code=None, signing_in=None)
-    try:
-        form = parse_qs((await request.body())[:4096].decode("latin-1"), max_num_fields=4)
-    except ValueError:
-        raise NotSignedIn("the sign-in form has more fields than its code") from None
-    code = (form.get("code") or [""])[0][:1024]
-    if not code:
-        raise NotSignedIn("the sign-in form carried no code")
-    try:
-        _party, session, exp = await run_in_threadpool(open_session, hub_from(request), code)
-    except CbmnetError as e:
-        raise NotSignedIn(str(e)[:300]) from None
-    resp = RedirectResponse("/dashboard", status_code=303)
-    resp.set_cookie(
-        COOKIE,
-        session,
-        max_age=max(1, exp - int(time.time())),
-        path="/dashboard",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
-
-
 def open_session(hub: Hub, code: str) -> tuple[str, str, int]:
     """(party, session, expiry) for a sign-in code, spent here once on any process."""
     now = int(time.time())
@@ -287,25 +241,24 @@ def open_session(hub: Hub, code: str) -> tuple[str, str, int]:
     return party, session, exp
 
 
-@router.post("/dashboard/logout", include_in_schema=False)
-def logout(request: Request) -> Response:
-    """Sign out: the session is revoked on the hub (a copied cookie stops working too)."""
-    if not from_this_site(request):
-        return render("signin.html", 403, reason=CROSS_SITE, party=None, code=None, signing_in=None)
-    hub = hub_from(request)
-    session = request.cookies.get(COOKIE)
-    if session:
-        try:
-            _party, _key, nonce, exp = auth.read_session(
-                hub.token_secret, session[:4096], int(time.time())
-            )
-        except CbmnetError:
-            pass  # expired or forged: nothing to revoke
-        else:
-            hub.rstore.spend_nonce(nonce, exp, int(time.time()))
-    resp = RedirectResponse("/dashboard/login", status_code=303)
-    resp.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
-    return resp
+@dataclass(frozen=True)
+class _HubSignIn:
+    """The hub as the sign-in pages' desk (``render.add_signin_routes``)."""
+
+    hub: Hub
+
+    @property
+    def secret(self) -> bytes:
+        return self.hub.token_secret
+
+    def open_session(self, code: str) -> tuple[str, str, int]:
+        return open_session(self.hub, code)
+
+    def revoke(self, nonce: str, exp: int) -> None:
+        self.hub.rstore.spend_nonce(nonce, exp, int(time.time()))
+
+
+add_signin_routes(router, lambda request: _HubSignIn(hub_from(request)))
 
 
 @router.get("/dashboard/lang", include_in_schema=False)

@@ -7,13 +7,19 @@ Templates and static files stay in ``hub/templates`` and ``hub/static`` (package
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import parse_qs
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
+from cbmnet.errors import CbmnetError
+from cbmnet.hub import auth
 from cbmnet.hub.deps import COOKIE, NotSignedIn
 from cbmnet.hub.web import i18n
 
@@ -110,3 +116,91 @@ async def not_signed_in(_request: Request, err: Exception) -> Response:
     resp = render("signin.html", 401, reason=reason, party=None)
     resp.delete_cookie(COOKIE, path="/dashboard")
     return resp
+
+
+# ---- sign-in with a one-time code: the hub's dashboard and a party's mirror ------------
+
+CROSS_SITE = "sign-in and sign-out are accepted only from this site's own pages"
+
+
+class SignInDesk(Protocol):
+    """What a site that signs parties in with one-time codes (``cbmnet dashboard login``)
+    gives the sign-in pages: the hub, or a party's national mirror."""
+
+    @property
+    def secret(self) -> bytes: ...
+
+    def open_session(self, code: str) -> tuple[str, str, int]:
+        """(party, session, expiry) for a sign-in code, spent once."""
+        ...
+
+    def revoke(self, nonce: str, exp: int) -> None:
+        """Spend a session's nonce: it is signed out, on every process."""
+        ...
+
+
+def add_signin_routes(router: APIRouter, desk_of: Callable[[Request], SignInDesk]) -> None:
+    """The sign-in page, sign-in and sign-out on ``router``, for the desk of each request."""
+
+    @router.get("/dashboard/login", include_in_schema=False)
+    def login_page(request: Request, code: str | None = None) -> Response:
+        """A sign-in link carries a one-time code: this page shows whose it is and a button
+        that posts it (a link alone, opened by another site, signs nobody in)."""
+        if not code:
+            return render("signin.html", reason=None, party=None, code=None, signing_in=None)
+        try:
+            party = auth.read_signin(desk_of(request).secret, code[:1024], int(time.time()))[0]
+        except CbmnetError as e:
+            raise NotSignedIn(str(e)[:300]) from None
+        return render("signin.html", reason=None, party=None, code=code, signing_in=party)
+
+    @router.post("/dashboard/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        """Use the code once, from this site's own page; it becomes a session in an
+        HttpOnly, SameSite=Strict cookie."""
+        if not from_this_site(request):
+            return render("signin.html", 403, reason=CROSS_SITE, party=None, code=None, signing_in=None)
+        try:
+            form = parse_qs((await request.body())[:4096].decode("latin-1"), max_num_fields=4)
+        except ValueError:
+            raise NotSignedIn("the sign-in form has more fields than its code") from None
+        code = (form.get("code") or [""])[0][:1024]
+        if not code:
+            raise NotSignedIn("the sign-in form carried no code")
+        try:
+            _party, session, exp = await run_in_threadpool(desk_of(request).open_session, code)
+        except CbmnetError as e:
+            raise NotSignedIn(str(e)[:300]) from None
+        resp = RedirectResponse("/dashboard", status_code=303)
+        resp.set_cookie(
+            COOKIE,
+            session,
+            max_age=max(1, exp - int(time.time())),
+            path="/dashboard",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @router.post("/dashboard/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        """Sign out: the session is revoked where it was issued (a copied cookie stops
+        working too)."""
+        if not from_this_site(request):
+            return render("signin.html", 403, reason=CROSS_SITE, party=None, code=None, signing_in=None)
+        desk = desk_of(request)
+        session = request.cookies.get(COOKIE)
+        if session:
+            try:
+                _party, _key, nonce, exp = auth.read_session(
+                    desk.secret, session[:4096], int(time.time())
+                )
+            except CbmnetError:
+                pass  # expired or forged: nothing to revoke
+            else:
+                desk.revoke(nonce, exp)
+        resp = RedirectResponse("/dashboard/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
+        return resp

@@ -401,7 +401,7 @@ class Follower:
         """The reads whose last answer the mirror keeps: the registry, the party's channels,
         and per agreement of the party its obligations and indicators."""
         paths = ["/v1/parties", "/v1/channels"]
-        for a in party_agreements(self.store, self.party):
+        for a in registration(self.store, self.party).agreements:
             q = quote(a, safe="")
             paths += [f"/v1/obligations?agreement={q}", f"/v1/indicators?agreement={q}"]
         return paths
@@ -662,17 +662,34 @@ def pin_party(store: Store, party: str | None) -> None:
         )
 
 
-def party_agreements(store: Store, party: str | None) -> list[str]:
-    """The agreements ``party`` is registered for, as the hub last listed them (at most 64;
-    whatever else the hub put there is ignored)."""
+@dataclass(frozen=True)
+class Registration:
+    """A party's entry in the registry as the hub last listed it (``/v1/parties``)."""
+
+    agreements: tuple[str, ...] = ()
+    """At most ``MAX_AGREEMENTS``; whatever else the hub put there is ignored."""
+    signing_keys: frozenset[str] | None = None
+    """Its active keys (base64), or None where the hub listed none for it."""
+
+
+def registration(store: Store, party: str | None) -> Registration:
+    """``party``'s registration in the hub's last ``/v1/parties`` answer."""
     kept = store.mirror_answer("/v1/parties")
     doc = json.loads(kept[2]) if kept is not None else None
     listed = doc.get("parties") if isinstance(doc, dict) else None
     for p in listed if isinstance(listed, list) else []:
-        if isinstance(p, dict) and p.get("id") == party and isinstance(p.get("agreements"), list):
-            found = {a for a in p["agreements"] if isinstance(a, str) and 0 < len(a) <= 128}
-            return sorted(found)[:MAX_AGREEMENTS]
-    return []
+        if not isinstance(p, dict) or p.get("id") != party:
+            continue
+        got = p.get("agreements")
+        found = (
+            {a for a in got if isinstance(a, str) and 0 < len(a) <= 128}
+            if isinstance(got, list)
+            else set()
+        )
+        keys = p.get("signing_keys")
+        active = frozenset(k for k in keys if isinstance(k, str)) if isinstance(keys, list) else None
+        return Registration(tuple(sorted(found)[:MAX_AGREEMENTS]), active)
+    return Registration()
 
 
 def page_summary(body: dict[str, object], party: str | None) -> dict[str, object]:

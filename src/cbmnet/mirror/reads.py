@@ -51,7 +51,7 @@ from cbmnet.hub.web.render import add_signin_routes, render
 from cbmnet.ledger.encoding import b64
 from cbmnet.ledger.tlogproof import format_proof
 from cbmnet.log.service import TransparencyLog
-from cbmnet.mirror.follow import describe, party_agreements
+from cbmnet.mirror.follow import Registration, describe, registration
 from cbmnet.store.sql import Store
 
 TOKEN_SECRET = "mirror_token_secret"  # noqa: S105 - the meta key it is kept under
@@ -70,6 +70,7 @@ class PartyDesk:
         self.key = key
         self.log = TransparencyLog(store)
         self.signins = Bucket(SIGNIN_PER_S)
+        self._registration: tuple[int | None, Registration] = (None, Registration())
         secret = store.get_meta(TOKEN_SECRET)
         if secret is None:
             store.set_meta(TOKEN_SECRET, secrets.token_hex(32))
@@ -86,12 +87,16 @@ class PartyDesk:
         hub last showed no longer lists it as active (revoked, or rotated away)."""
         if self.key is None or party != self.party:
             return []
-        kept = self.store.mirror_answer("/v1/parties")
-        doc = json.loads(kept[2]) if kept is not None else None
-        for p in doc.get("parties", []) if isinstance(doc, dict) else []:
-            if isinstance(p, dict) and p.get("id") == party and isinstance(p.get("signing_keys"), list):
-                return [self.key] if b64(self.key) in p["signing_keys"] else []
-        return [self.key]
+        keys = self.registration().signing_keys
+        return [self.key] if keys is None or b64(self.key) in keys else []
+
+    def registration(self) -> Registration:
+        """The party's registration as the hub last listed it, read again only when the
+        follower kept a new answer (every request checks its key against it)."""
+        at = self.store.mirror_answer_time("/v1/parties")
+        if at != self._registration[0]:
+            self._registration = (at, registration(self.store, self.party))
+        return self._registration[1]
 
     def caller(self, token: str) -> str:
         party, key, _exp = auth.read_token(self.secret, token[:4096], int(time.time()))
@@ -273,13 +278,6 @@ def answer(desk: PartyDesk, path: str) -> dict[str, Any]:
     return doc
 
 
-def _no_as_of(as_of: str | None) -> None:
-    if as_of:
-        raise FormatError(
-            "as_of: a mirror keeps the hub's latest answer only; ask the hub for another time"
-        )
-
-
 @router.get("/v1/parties")
 def parties(party: Caller, request: Request) -> dict[str, Any]:
     del party
@@ -293,21 +291,17 @@ def channels(party: Caller, request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/obligations")
-def obligations(
-    party: Caller, request: Request, agreement: Annotated[str, Query(max_length=128)], as_of: Text = None
-) -> dict[str, Any]:
-    del party
-    _no_as_of(as_of)
-    return answer(_desk(request), f"/v1/obligations?agreement={quote(agreement, safe='')}")
-
-
 @router.get("/v1/indicators")
-def indicators(
+def per_agreement(
     party: Caller, request: Request, agreement: Annotated[str, Query(max_length=128)], as_of: Text = None
 ) -> dict[str, Any]:
+    """The hub's last obligations or indicators of one agreement (the route's own path)."""
     del party
-    _no_as_of(as_of)
-    return answer(_desk(request), f"/v1/indicators?agreement={quote(agreement, safe='')}")
+    if as_of:
+        raise FormatError(
+            "as_of: a mirror keeps the hub's latest answer only; ask the hub for another time"
+        )
+    return answer(_desk(request), f"{request.url.path}?agreement={quote(agreement, safe='')}")
 
 
 @router.api_route("/v1/acts", methods=["POST", "PUT"])
@@ -373,10 +367,7 @@ def page_routes() -> APIRouter:
 
 
 def _agreement_paths(desk: PartyDesk) -> list[str]:
-    return [
-        f"/v1/obligations?agreement={quote(a, safe='')}"
-        for a in party_agreements(desk.store, desk.party)
-    ]
+    return [f"/v1/obligations?agreement={quote(a, safe='')}" for a in desk.registration().agreements]
 
 
 __all__ = ["PartyDesk", "answer", "page_routes", "router"]

@@ -614,6 +614,11 @@ class Store(ABC):
             (path, fetched_ms, size, body),
         )
 
+    def mirror_answer_time(self, path: str) -> int | None:
+        """When the hub's last answer to ``path`` was fetched (without reading it)."""
+        rows = self._execute("SELECT fetched_ms FROM mirror_answers WHERE path = ?", (path,))
+        return _i(rows[0][0], "answer time") if rows else None
+
     def mirror_answer(self, path: str) -> tuple[int, int, str] | None:
         """(fetched_ms, log size then, body) of the hub's last answer to ``path``."""
         rows = self._execute("SELECT fetched_ms, size, body FROM mirror_answers WHERE path = ?", (path,))
